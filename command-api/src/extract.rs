@@ -1,0 +1,255 @@
+//! Request extraction: strict JSON bodies, the authenticated caller, request metadata and
+//! idempotency keys.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use domain::{Actor, Role};
+use infra::auth::{AuthenticationError, Principal, TokenError, authenticate};
+use infra::envelope::EventMetadata;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpan, RootSpanBuilder};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+const MAX_ID_LEN: usize = 128;
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Parses a JSON body strictly: JSON content type, valid JSON, known fields only.
+pub fn parse_json<T: DeserializeOwned>(request: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+    let json_content = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| v == "application/json" || (v.starts_with("application/") && v.ends_with("+json")));
+    if !json_content {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        let mut detail = format!("the request body is not valid: {error}");
+        detail.truncate(300);
+        ApiError::MalformedBody(detail)
+    })
+}
+
+/// Parses a path segment as an id. A malformed id names nothing, so it is a 404.
+pub fn path_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw).map_err(|_| ApiError::NotFound(format!("no such {what}")))
+}
+
+fn valid_id_header(headers: &HeaderMap, name: &str) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    let ok = !value.is_empty()
+        && value.len() <= MAX_ID_LEN
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| value.to_owned())
+}
+
+/// Root span with the ids every log line should carry.
+pub struct EventraRootSpan;
+
+impl RootSpanBuilder for EventraRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let correlation_id = valid_id_header(request.headers(), CORRELATION_ID_HEADER)
+            .or_else(|| request.extensions().get::<RequestId>().map(ToString::to_string))
+            .unwrap_or_default();
+        tracing_actix_web::root_span!(
+            request,
+            correlation_id = %correlation_id,
+            tenant_id = tracing::field::Empty,
+            user_id = tracing::field::Empty
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// The ids of the request, for event metadata and logs.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub correlation_id: String,
+}
+
+impl RequestMeta {
+    pub fn of(request: &HttpRequest) -> Self {
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        let correlation_id =
+            valid_id_header(request.headers(), CORRELATION_ID_HEADER).unwrap_or_else(|| request_id.clone());
+        RequestMeta {
+            request_id,
+            correlation_id,
+        }
+    }
+
+    pub fn event_metadata(&self, actor_id: Option<Uuid>) -> EventMetadata {
+        EventMetadata {
+            actor_id,
+            correlation_id: Some(self.correlation_id.clone()),
+            causation_id: Some(self.request_id.clone()),
+            request_id: Some(self.request_id.clone()),
+            source: "command-api".to_owned(),
+            data_subject: None,
+        }
+    }
+}
+
+/// An `Idempotency-Key` with the scope it is unique in and a fingerprint of the request.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+}
+
+impl Idempotency {
+    /// Reads the header. Keys are scoped to the caller, or to the route when anonymous; the
+    /// fingerprint covers method, path and body.
+    pub fn of(request: &HttpRequest, caller: Option<Uuid>, body: &[u8]) -> Result<Option<Self>, ApiError> {
+        let Some(value) = request.headers().get(IDEMPOTENCY_KEY_HEADER) else {
+            return Ok(None);
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+                ))
+            })?;
+        let scope = match caller {
+            Some(user_id) => format!("user:{user_id}"),
+            None => format!("anonymous:{} {}", request.method(), request.path()),
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(request.method().as_str().as_bytes());
+        hasher.update(b" ");
+        hasher.update(request.path().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(body);
+        Ok(Some(Idempotency {
+            scope,
+            key: key.to_owned(),
+            request_hash: hasher.finalize().to_vec(),
+        }))
+    }
+}
+
+/// The authenticated caller: a verified access token whose session is open and whose user
+/// is active right now.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Principal);
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        if self.0.platform_admin {
+            Actor::PlatformAdmin {
+                user_id: self.0.user_id,
+            }
+        } else {
+            Actor::User {
+                user_id: self.0.user_id,
+                tenant_id: self.0.tenant_id,
+                role: self.0.role,
+            }
+        }
+    }
+
+    /// The path's tenant, if the caller may see it; otherwise 404 (never another tenant's
+    /// data, nor whether it exists).
+    pub fn tenant_in_path(&self, raw: &str) -> Result<Uuid, ApiError> {
+        let tenant_id = path_id(raw, "tenant")?;
+        if tenant_id == self.0.tenant_id || self.0.platform_admin {
+            Ok(tenant_id)
+        } else {
+            Err(ApiError::NotFound("no such tenant".into()))
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.0.role == Role::Admin || self.0.platform_admin
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(request);
+        let root_span = request.extensions().get::<RootSpan>().cloned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+            let token = token?;
+            let claims = state.tokens.verify_access_token(&token).map_err(|e| match e {
+                TokenError::Expired => ApiError::Unauthenticated("the access token has expired".into()),
+                TokenError::Invalid => ApiError::Unauthenticated("the access token is not valid".into()),
+            })?;
+            let client = state
+                .store
+                .pool()
+                .get()
+                .await
+                .map_err(|e| ApiError::Unavailable(e.into()))?;
+            let principal = authenticate(&client, &claims).await.map_err(|e| match e {
+                AuthenticationError::Rejected => {
+                    ApiError::Unauthenticated("the session has ended or the account is not active".into())
+                }
+                AuthenticationError::Database(e) => ApiError::Unavailable(e.into()),
+            })?;
+            if let Some(span) = root_span {
+                span.record("tenant_id", tracing::field::display(principal.tenant_id));
+                span.record("user_id", tracing::field::display(principal.user_id));
+            }
+            Ok(Caller(principal))
+        })
+    }
+}
+
+fn bearer_token(request: &HttpRequest) -> Result<String, ApiError> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthenticated("an Authorization: Bearer token is required".into()))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("the Authorization header is malformed".into()))?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthenticated("the Authorization header must be 'Bearer <token>'".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() || token.len() > 4096 {
+        return Err(ApiError::Unauthenticated(
+            "the Authorization header must be 'Bearer <token>'".into(),
+        ));
+    }
+    Ok(token.trim().to_owned())
+}
+
+/// Records the tenant on the request's root span (for anonymous commands that name one).
+pub fn record_tenant(request: &HttpRequest, tenant_id: Uuid) {
+    if let Some(span) = request.extensions().get::<RootSpan>() {
+        span.record("tenant_id", tracing::field::display(tenant_id));
+    }
+}

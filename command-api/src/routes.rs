@@ -1,0 +1,634 @@
+//! The command endpoints of the API contract (v1).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use domain::event::LoginFailure;
+use domain::session::{Refresh, RefreshOutcome};
+use domain::tenant::SignUpTenant;
+use domain::user::{LoginOutcome, NewSession, ProfileChanges, SignUpUser};
+use domain::values::{normalise_email, validate_display_name, validate_email, validate_password};
+use domain::{Actor, Context, DomainEvent, Plan, Role, UserStatus};
+use infra::auth::refresh_token_session;
+use infra::crypto::token_hash;
+use infra::store::{AppendedEvent, ExpectedVersion, UnitOfWork};
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::commands::{Answer, execute};
+use crate::error::ApiError;
+use crate::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
+use crate::startup::AppState;
+use crate::state;
+
+/// The reservation kind for a user's email within a tenant.
+const EMAIL: &str = "email";
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/health", web::get().to(health))
+        .service(web::resource("/v1/tenants").route(web::post().to(sign_up_tenant)))
+        .service(web::resource("/v1/tenants/{tenant_id}/users").route(web::post().to(sign_up_user)))
+        .service(web::resource("/v1/tenants/{tenant_id}/sessions").route(web::post().to(log_in)))
+        .service(web::resource("/v1/sessions/refresh").route(web::post().to(refresh_session)))
+        .service(web::resource("/v1/sessions/{session_id}").route(web::delete().to(revoke_session)))
+        .service(web::resource("/v1/me").route(web::patch().to(update_profile)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/users/{user_id}")
+                .route(web::patch().to(manage_user))
+                .route(web::delete().to(erase_user)),
+        );
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+fn last_position(appended: &[AppendedEvent], otherwise: i64) -> i64 {
+    appended.iter().map(|e| e.position).max().unwrap_or(otherwise)
+}
+
+fn context(actor: Actor) -> Context {
+    Context { now: Utc::now(), actor }
+}
+
+async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
+    let hashing = state.hashing.clone();
+    web::block(move || hashing.hash(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::Internal)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    email: String,
+    password: String,
+    display_name: String,
+}
+
+impl NewUserBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        validate_email(self.email.trim())?;
+        validate_password(&self.password, &self.email)?;
+        validate_display_name(self.display_name.trim())?;
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignUpTenantBody {
+    name: String,
+    #[serde(default)]
+    plan: Plan,
+    admin: NewUserBody,
+}
+
+/// `POST /v1/tenants`: a tenant and its first admin.
+async fn sign_up_tenant(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let input: SignUpTenantBody = parse_json(&request, &body)?;
+    domain::values::validate_tenant_name(input.name.trim())?;
+    input.admin.validate()?;
+    let idempotency = Idempotency::of(&request, None, &body)?;
+    let meta = RequestMeta::of(&request);
+    let password_hash = hash_password(&state, input.admin.password.clone()).await?;
+    let tenant_id = Uuid::now_v7();
+    let admin_user_id = Uuid::now_v7();
+    record_tenant(&request, tenant_id);
+    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
+        let tenant = state::tenant(unit, tenant_id).await?;
+        let ctx = context(Actor::Anonymous);
+        let (tenant_events, user_events) = domain::tenant::sign_up_tenant(
+            &tenant.state,
+            SignUpTenant {
+                tenant_id,
+                name: input.name.clone(),
+                plan: input.plan,
+                admin_user_id,
+                admin_email: input.admin.email.clone(),
+                admin_display_name: input.admin.display_name.clone(),
+                admin_password_hash: password_hash.clone(),
+            },
+            &ctx,
+        )?;
+        let email_hash = unit.keys().blind_index(EMAIL, &normalise_email(&input.admin.email));
+        unit.reserve(tenant_id, EMAIL, &email_hash, admin_user_id).await?;
+        let mut events: Vec<DomainEvent> = tenant_events
+            .into_iter()
+            .map(|event| DomainEvent::Tenant { tenant_id, event })
+            .collect();
+        events.extend(DomainEvent::user(admin_user_id, user_events));
+        let appended = unit
+            .append(
+                tenant_id,
+                &[
+                    ExpectedVersion {
+                        aggregate_id: tenant_id,
+                        version: tenant.version,
+                    },
+                    ExpectedVersion {
+                        aggregate_id: admin_user_id,
+                        version: 0,
+                    },
+                ],
+                &events,
+                &meta.event_metadata(Some(admin_user_id)),
+                ctx.now,
+            )
+            .await?;
+        tracing::info!(%tenant_id, %admin_user_id, "tenant signed up");
+        Ok(Answer::created(json!({
+            "tenant_id": tenant_id,
+            "admin_user_id": admin_user_id,
+            "position": last_position(&appended, 0),
+        })))
+    })
+    .await?;
+    answer.into_response()
+}
+
+/// `POST /v1/tenants/{tenant_id}/users`: a user signs up under a tenant.
+async fn sign_up_user(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = path_id(&path, "tenant")?;
+    record_tenant(&request, tenant_id);
+    let input: NewUserBody = parse_json(&request, &body)?;
+    input.validate()?;
+    let idempotency = Idempotency::of(&request, None, &body)?;
+    let meta = RequestMeta::of(&request);
+    let password_hash = hash_password(&state, input.password.clone()).await?;
+    let user_id = Uuid::now_v7();
+    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
+        let tenant = state::tenant(unit, tenant_id).await?;
+        let ctx = context(Actor::Anonymous);
+        let events = domain::user::sign_up(
+            &tenant.state,
+            &domain::User::default(),
+            SignUpUser {
+                user_id,
+                tenant_id,
+                email: input.email.clone(),
+                display_name: input.display_name.clone(),
+                password_hash: password_hash.clone(),
+            },
+            &ctx,
+        )?;
+        let email_hash = unit.keys().blind_index(EMAIL, &normalise_email(&input.email));
+        unit.reserve(tenant_id, EMAIL, &email_hash, user_id).await?;
+        let appended = unit
+            .append(
+                tenant_id,
+                &[ExpectedVersion {
+                    aggregate_id: user_id,
+                    version: 0,
+                }],
+                &DomainEvent::user(user_id, events),
+                &meta.event_metadata(Some(user_id)),
+                ctx.now,
+            )
+            .await?;
+        tracing::info!(%tenant_id, %user_id, "user signed up");
+        Ok(Answer::created(json!({
+            "user_id": user_id,
+            "position": last_position(&appended, 0),
+        })))
+    })
+    .await?;
+    answer.into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogInBody {
+    email: String,
+    password: String,
+}
+
+const INVALID_CREDENTIALS: &str = "the email or password is not correct";
+
+/// `POST /v1/tenants/{tenant_id}/sessions`: log in with email and password.
+async fn log_in(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = path_id(&path, "tenant")?;
+    record_tenant(&request, tenant_id);
+    let input: LogInBody = parse_json(&request, &body)?;
+    if input.email.len() > domain::values::MAX_EMAIL_BYTES || input.password.chars().count() > 1024 {
+        return Err(ApiError::Unauthenticated(INVALID_CREDENTIALS.into()));
+    }
+    let idempotency = Idempotency::of(&request, None, &body)?;
+    let meta = RequestMeta::of(&request);
+
+    // Find the account and check the password before the transaction: hashing is slow and
+    // must not hold a connection or a lock.
+    let email_hash = state.store.keys().blind_index(EMAIL, &normalise_email(&input.email));
+    let (owner, checked) = {
+        let unit = state.store.begin().await?;
+        let owner = unit.reservation_owner(tenant_id, EMAIL, &email_hash).await?;
+        let user = match owner {
+            Some(user_id) => Some(state::user(&unit, user_id).await?.state),
+            None => None,
+        };
+        unit.rollback().await;
+        (owner, user.map(|u| u.password_hash))
+    };
+    let hashing = state.hashing.clone();
+    let password = input.password.clone();
+    let verified_hash = web::block(move || match checked {
+        Some(hash) if hashing.verify(&password, &hash) => Some(hash),
+        Some(_) => None,
+        None => {
+            hashing.verify_dummy(&password);
+            None
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let Some(user_id) = owner else {
+        tracing::info!(%tenant_id, "login for an unknown email");
+        return Err(ApiError::Unauthenticated(INVALID_CREDENTIALS.into()));
+    };
+
+    let session_id = Uuid::now_v7();
+    let refresh = state.tokens.new_refresh_token(session_id).map_err(ApiError::Internal)?;
+    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
+        let user = state::user(unit, user_id).await?;
+        let ctx = context(Actor::Anonymous);
+        let verified = verified_hash.as_deref() == Some(user.state.password_hash.as_str()) && user.state.is_present();
+        let outcome = domain::user::log_in(
+            &user.state,
+            verified,
+            NewSession {
+                session_id,
+                refresh_token_hash: refresh.hash.clone(),
+                expires_at: ctx.now + state.tokens.refresh_ttl,
+            },
+            &ctx,
+        )?;
+        match outcome {
+            LoginOutcome::Succeeded(events) => {
+                let appended = unit
+                    .append(
+                        tenant_id,
+                        &[ExpectedVersion {
+                            aggregate_id: session_id,
+                            version: 0,
+                        }],
+                        &DomainEvent::session(session_id, events),
+                        &meta.event_metadata(Some(user_id)),
+                        ctx.now,
+                    )
+                    .await?;
+                let role = user.state.role.unwrap_or(Role::Member);
+                let access_token = state
+                    .tokens
+                    .issue_access_token(user_id, tenant_id, session_id, role, ctx.now)
+                    .map_err(ApiError::Internal)?;
+                tracing::info!(%tenant_id, %user_id, %session_id, "user logged in");
+                Ok(Answer::created(json!({
+                    "access_token": access_token,
+                    "refresh_token": refresh.token.expose(),
+                    "token_type": "Bearer",
+                    "expires_in": state.tokens.access_ttl.num_seconds(),
+                    "session_id": session_id,
+                    "position": last_position(&appended, 0),
+                })))
+            }
+            LoginOutcome::Failed(events, reason) => {
+                unit.append(
+                    tenant_id,
+                    &[ExpectedVersion {
+                        aggregate_id: user_id,
+                        version: user.version,
+                    }],
+                    &DomainEvent::user(user_id, events),
+                    &meta.event_metadata(Some(user_id)),
+                    ctx.now,
+                )
+                .await?;
+                tracing::info!(%tenant_id, %user_id, ?reason, "login failed");
+                Ok(Answer::Refused(match reason {
+                    LoginFailure::InvalidPassword => ApiError::Unauthenticated(INVALID_CREDENTIALS.into()),
+                    LoginFailure::Deactivated => ApiError::Forbidden("the account is deactivated".into()),
+                }))
+            }
+        }
+    })
+    .await?;
+    answer.into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+const INVALID_REFRESH: &str = "the refresh token is not valid";
+
+/// `POST /v1/sessions/refresh`: rotate the refresh token and get a new access token.
+async fn refresh_session(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let input: RefreshBody = parse_json(&request, &body)?;
+    let session_id = refresh_token_session(&input.refresh_token)
+        .ok_or_else(|| ApiError::Unauthenticated(INVALID_REFRESH.into()))?;
+    let idempotency = Idempotency::of(&request, None, &body)?;
+    let meta = RequestMeta::of(&request);
+    let presented_hash = token_hash(&input.refresh_token);
+    let next = state.tokens.new_refresh_token(session_id).map_err(ApiError::Internal)?;
+    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
+        let session = state::session(unit, session_id).await?;
+        let (Some(user_id), Some(tenant_id)) = (session.state.user_id, session.state.tenant_id) else {
+            return Err(ApiError::Unauthenticated(INVALID_REFRESH.into()));
+        };
+        record_tenant(&request, tenant_id);
+        let user = state::user(unit, user_id).await?;
+        let ctx = context(Actor::Anonymous);
+        let outcome = domain::session::refresh(
+            &session.state,
+            &user.state,
+            Refresh {
+                presented_hash: presented_hash.clone(),
+                new_hash: next.hash.clone(),
+                new_expires_at: ctx.now + state.tokens.refresh_ttl,
+            },
+            &ctx,
+        )?;
+        let expected = [ExpectedVersion {
+            aggregate_id: session_id,
+            version: session.version,
+        }];
+        let metadata = meta.event_metadata(Some(user_id));
+        match outcome {
+            RefreshOutcome::Rotated(events) => {
+                let appended = unit
+                    .append(tenant_id, &expected, &DomainEvent::session(session_id, events), &metadata, ctx.now)
+                    .await?;
+                let role = user.state.role.unwrap_or(Role::Member);
+                let access_token = state
+                    .tokens
+                    .issue_access_token(user_id, tenant_id, session_id, role, ctx.now)
+                    .map_err(ApiError::Internal)?;
+                Ok(Answer::ok(json!({
+                    "access_token": access_token,
+                    "refresh_token": next.token.expose(),
+                    "token_type": "Bearer",
+                    "expires_in": state.tokens.access_ttl.num_seconds(),
+                    "session_id": session_id,
+                    "position": last_position(&appended, session.last_position),
+                })))
+            }
+            RefreshOutcome::Rejected(events) => {
+                if !events.is_empty() {
+                    tracing::warn!(%tenant_id, %user_id, %session_id, "a rotated refresh token was reused; session closed");
+                    unit.append(tenant_id, &expected, &DomainEvent::session(session_id, events), &metadata, ctx.now)
+                        .await?;
+                }
+                Ok(Answer::Refused(ApiError::Unauthenticated(INVALID_REFRESH.into())))
+            }
+        }
+    })
+    .await?;
+    answer.into_response()
+}
+
+/// `DELETE /v1/sessions/{session_id}`: log out, or an admin ends a member's session.
+async fn revoke_session(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session_id = path_id(&path, "session")?;
+    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &[])?;
+    let meta = RequestMeta::of(&request);
+    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
+        let session = state::session(unit, session_id).await?;
+        let ctx = context(caller.actor());
+        let events = domain::session::revoke(&session.state, &ctx)?;
+        let tenant_id = session.state.tenant_id.ok_or(domain::DomainError::SessionNotFound)?;
+        unit.append(
+            tenant_id,
+            &[ExpectedVersion {
+                aggregate_id: session_id,
+                version: session.version,
+            }],
+            &DomainEvent::session(session_id, events),
+            &meta.event_metadata(Some(caller.0.user_id)),
+            ctx.now,
+        )
+        .await?;
+        Ok(Answer::no_content())
+    })
+    .await?;
+    answer.into_response()
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateProfileBody {
+    #[serde(default)]
+    display_name: Option<String>,
+    /// `null` clears the phone number.
+    #[serde(default, deserialize_with = "present")]
+    phone: Option<Option<String>>,
+    #[serde(default)]
+    locale: Option<String>,
+}
+
+/// `PATCH /v1/me`: the caller updates their own profile.
+async fn update_profile(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let input: UpdateProfileBody = parse_json(&request, &body)?;
+    if input.display_name.is_none() && input.phone.is_none() && input.locale.is_none() {
+        return Err(ApiError::Validation(
+            "give at least one of display_name, phone, locale".into(),
+        ));
+    }
+    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
+    let meta = RequestMeta::of(&request);
+    let user_id = caller.0.user_id;
+    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
+        let user = state::user(unit, user_id).await?;
+        let ctx = context(Actor::User {
+            user_id,
+            tenant_id: caller.0.tenant_id,
+            role: caller.0.role,
+        });
+        let events = domain::user::update_profile(
+            &user.state,
+            ProfileChanges {
+                display_name: input.display_name.clone(),
+                phone: input.phone.clone(),
+                locale: input.locale.clone(),
+            },
+            &ctx,
+        )?;
+        let appended = unit
+            .append(
+                caller.0.tenant_id,
+                &[ExpectedVersion {
+                    aggregate_id: user_id,
+                    version: user.version,
+                }],
+                &DomainEvent::user(user_id, events),
+                &meta.event_metadata(Some(user_id)),
+                ctx.now,
+            )
+            .await?;
+        Ok(Answer::ok(json!({
+            "user_id": user_id,
+            "version": user.version + appended.len() as i64,
+            "position": last_position(&appended, user.last_position),
+        })))
+    })
+    .await?;
+    answer.into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManageUserBody {
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    status: Option<UserStatus>,
+}
+
+/// The member `user_id` of `tenant_id` with the tenant's membership view, locked for the
+/// rest of the unit of work.
+async fn load_member(
+    unit: &UnitOfWork,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<(domain::TenantMembers, state::Loaded<domain::User>), ApiError> {
+    unit.lock_tenant_membership(tenant_id).await?;
+    let members = state::members(unit, tenant_id).await?;
+    let user = state::user(unit, user_id).await?;
+    if user.state.tenant_id != Some(tenant_id) || !user.state.is_present() {
+        return Err(ApiError::NotFound("no such user in this tenant".into()));
+    }
+    Ok((members, user))
+}
+
+/// `PATCH /v1/tenants/{tenant_id}/users/{user_id}`: an admin changes a member's role or
+/// status.
+async fn manage_user(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.tenant_in_path(&path.0)?;
+    let user_id = path_id(&path.1, "user")?;
+    let input: ManageUserBody = parse_json(&request, &body)?;
+    if input.role.is_none() && input.status.is_none() {
+        return Err(ApiError::Validation("give at least one of role, status".into()));
+    }
+    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
+    let meta = RequestMeta::of(&request);
+    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
+        let (mut members, user) = load_member(unit, tenant_id, user_id).await?;
+        let mut target = user.state.clone();
+        let ctx = context(caller.actor());
+        let mut events = Vec::new();
+        if let Some(role) = input.role {
+            let decided = domain::user::change_role(&members, &target, role, &ctx)?;
+            for event in &decided {
+                members.apply(user_id, event);
+                target.apply(event);
+            }
+            events.extend(decided);
+        }
+        if let Some(status) = input.status {
+            let decided = match status {
+                UserStatus::Active => domain::user::reactivate(&members, &target, &ctx)?,
+                UserStatus::Deactivated => domain::user::deactivate(&members, &target, &ctx)?,
+            };
+            events.extend(decided);
+        }
+        let appended = unit
+            .append(
+                tenant_id,
+                &[ExpectedVersion {
+                    aggregate_id: user_id,
+                    version: user.version,
+                }],
+                &DomainEvent::user(user_id, events),
+                &meta.event_metadata(Some(caller.0.user_id)),
+                ctx.now,
+            )
+            .await?;
+        Ok(Answer::ok(json!({
+            "user_id": user_id,
+            "version": user.version + appended.len() as i64,
+            "position": last_position(&appended, user.last_position),
+        })))
+    })
+    .await?;
+    answer.into_response()
+}
+
+/// `DELETE /v1/tenants/{tenant_id}/users/{user_id}`: an admin erases a member (GDPR).
+async fn erase_user(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.tenant_in_path(&path.0)?;
+    let user_id = path_id(&path.1, "user")?;
+    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &[])?;
+    let meta = RequestMeta::of(&request);
+    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
+        let (members, user) = load_member(unit, tenant_id, user_id).await?;
+        let ctx = context(caller.actor());
+        let events = domain::user::erase(&members, &user.state, &ctx)?;
+        let appended = unit
+            .append(
+                tenant_id,
+                &[ExpectedVersion {
+                    aggregate_id: user_id,
+                    version: user.version,
+                }],
+                &DomainEvent::user(user_id, events),
+                &meta.event_metadata(Some(caller.0.user_id)),
+                ctx.now,
+            )
+            .await?;
+        unit.erase_subject(tenant_id, user_id).await?;
+        tracing::info!(%tenant_id, %user_id, "user erased; data key destroyed");
+        Ok(Answer::ok(json!({
+            "user_id": user_id,
+            "position": last_position(&appended, user.last_position),
+        })))
+    })
+    .await?;
+    answer.into_response()
+}

@@ -1,0 +1,109 @@
+//! Configuration from environment variables, with defaults that work on a developer
+//! machine. Every variable is listed in the README.
+
+use std::env;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use infra::Secret;
+use infra::auth::PasswordParams;
+use infra::crypto::MasterKey;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `COMMAND_API_ADDR`, default `127.0.0.1:8080`.
+    pub listen_addr: SocketAddr,
+    /// `DATABASE_URL`, default `postgres://root@127.0.0.1:5432/eventra`.
+    pub database_url: String,
+    /// `DATABASE_POOL_SIZE`, default 16.
+    pub database_pool_size: usize,
+    /// `EVENTRA_DATA_DIR`, default `.data`: where generated local keys live.
+    pub data_dir: PathBuf,
+    /// `EVENTRA_MASTER_KEY` (base64 of 32 bytes); generated into the data dir when unset.
+    pub master_key: Option<Secret<String>>,
+    /// `JWT_SECRET` (at least 32 bytes); generated into the data dir when unset.
+    pub jwt_secret: Option<Secret<String>>,
+    /// `ACCESS_TOKEN_TTL_SECONDS`, default 900.
+    pub access_token_ttl_seconds: i64,
+    /// `REFRESH_TOKEN_TTL_SECONDS`, default 30 days.
+    pub refresh_token_ttl_seconds: i64,
+    /// `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`, `ARGON2_PARALLELISM`.
+    pub password_params: PasswordParams,
+    /// `MAX_BODY_BYTES`, default 65536.
+    pub max_body_bytes: usize,
+    /// `COMMAND_RETRIES`: how many times a command is decided again after a version
+    /// conflict before answering 409; default 5.
+    pub command_retries: u32,
+    /// `LOG_FORMAT=json` for JSON lines.
+    pub log_json: bool,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let defaults = PasswordParams::default();
+        Ok(Settings {
+            listen_addr: parse("COMMAND_API_ADDR", "127.0.0.1:8080")?,
+            database_url: var("DATABASE_URL").unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into()),
+            database_pool_size: parse("DATABASE_POOL_SIZE", "16")?,
+            data_dir: PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())),
+            master_key: var("EVENTRA_MASTER_KEY").map(Secret::new),
+            jwt_secret: var("JWT_SECRET").map(Secret::new),
+            access_token_ttl_seconds: parse("ACCESS_TOKEN_TTL_SECONDS", "900")?,
+            refresh_token_ttl_seconds: parse("REFRESH_TOKEN_TTL_SECONDS", "2592000")?,
+            password_params: PasswordParams {
+                memory_kib: parse("ARGON2_MEMORY_KIB", &defaults.memory_kib.to_string())?,
+                iterations: parse("ARGON2_ITERATIONS", &defaults.iterations.to_string())?,
+                parallelism: parse("ARGON2_PARALLELISM", &defaults.parallelism.to_string())?,
+            },
+            max_body_bytes: parse("MAX_BODY_BYTES", "65536")?,
+            command_retries: parse("COMMAND_RETRIES", "5")?,
+            log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
+        })
+    }
+
+    /// The master key: configured, or read from / generated into the data dir.
+    pub fn load_master_key(&self) -> anyhow::Result<MasterKey> {
+        if let Some(encoded) = &self.master_key {
+            return MasterKey::from_base64(encoded.expose()).context("EVENTRA_MASTER_KEY");
+        }
+        let (key, generated) = MasterKey::load_or_generate(&self.data_dir, "master.key")?;
+        tracing::warn!(
+            path = %self.data_dir.join("master.key").display(),
+            generated,
+            "EVENTRA_MASTER_KEY is not set: using a local key file. Losing it makes all personal \
+             data unreadable; set EVENTRA_MASTER_KEY from a secret store in production"
+        );
+        Ok(key)
+    }
+
+    /// The token signing secret: configured, or read from / generated into the data dir.
+    pub fn load_jwt_secret(&self) -> anyhow::Result<Secret<Vec<u8>>> {
+        if let Some(secret) = &self.jwt_secret {
+            if secret.expose().len() < 32 {
+                bail!("JWT_SECRET must be at least 32 bytes long");
+            }
+            return Ok(Secret::new(secret.expose().as_bytes().to_vec()));
+        }
+        let (key, generated) = MasterKey::load_or_generate(&self.data_dir, "jwt.key")?;
+        tracing::warn!(
+            generated,
+            "JWT_SECRET is not set: using a local key file; every API instance must share one secret"
+        );
+        Ok(Secret::new(key.derive("eventra/jwt/v1").to_vec()))
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = var(name).unwrap_or_else(|| default.to_owned());
+    raw.trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{name}={raw:?} is not valid: {e}"))
+}

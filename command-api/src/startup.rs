@@ -1,0 +1,82 @@
+//! Building and running the command API. `main` and the tests both go through
+//! [`Application::build`].
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use chrono::Duration;
+use infra::auth::{PasswordHashing, Tokens};
+use infra::crypto::KeyRing;
+use infra::store::EventStore;
+use tracing_actix_web::TracingLogger;
+
+use crate::error::render_problem;
+use crate::extract::EventraRootSpan;
+use crate::settings::Settings;
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: EventStore,
+    pub hashing: Arc<PasswordHashing>,
+    pub tokens: Arc<Tokens>,
+    pub settings: Arc<Settings>,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Migrates the database, loads the keys and binds the listener (port 0 picks a free
+    /// port, which [`Application::port`] reports).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        infra::migrate::migrate_database(&settings.database_url)
+            .await
+            .context("migrating the database")?;
+        let pool = infra::db::pool(&settings.database_url, settings.database_pool_size)?;
+        let keys = Arc::new(KeyRing::new(settings.load_master_key()?));
+        let tokens = Tokens::new(
+            &settings.load_jwt_secret()?,
+            Duration::seconds(settings.access_token_ttl_seconds),
+            Duration::seconds(settings.refresh_token_ttl_seconds),
+        );
+        let hashing = PasswordHashing::new(settings.password_params)?;
+        let listener = TcpListener::bind(settings.listen_addr)
+            .with_context(|| format!("binding {}", settings.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            store: EventStore::new(pool, keys),
+            hashing: Arc::new(hashing),
+            tokens: Arc::new(tokens),
+            settings: Arc::new(settings.clone()),
+        });
+        let max_body = settings.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(render_problem))
+                .wrap(TracingLogger::<EventraRootSpan>::new())
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .configure(crate::routes::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        tracing::info!(port, "command API listening");
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,278 @@
+//! The events of each aggregate: past-tense facts, named `<area>.<fact>` as in the
+//! published contract. Each enum serialises as `{"type": ..., "data": {...}}`; the event
+//! store splits the two into columns. Every type is at schema version 1; older versions
+//! are upcast on read by the store, so these types only ever see the current shape.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Plan, Role};
+
+/// What every event enum tells the store about itself.
+pub trait EventKind {
+    /// The aggregate type whose stream holds the event (`tenant`, `user`, `session`).
+    const AGGREGATE_TYPE: &'static str;
+    /// The event's type name, such as `user.created`.
+    fn event_type(&self) -> &'static str;
+    /// The schema version this code writes.
+    fn schema_version(&self) -> i32 {
+        1
+    }
+    /// The top-level fields of `data` that hold personal data. The store encrypts them
+    /// with the subject's key, so erasing the key makes them unreadable forever.
+    fn personal_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// Events of the tenant stream (aggregate id = tenant id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum TenantEvent {
+    #[serde(rename = "tenant.created")]
+    Created {
+        tenant_id: Uuid,
+        name: String,
+        plan: Plan,
+        admin_user_id: Uuid,
+    },
+}
+
+impl EventKind for TenantEvent {
+    const AGGREGATE_TYPE: &'static str = "tenant";
+    fn event_type(&self) -> &'static str {
+        match self {
+            TenantEvent::Created { .. } => "tenant.created",
+        }
+    }
+}
+
+/// Why a login attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginFailure {
+    InvalidPassword,
+    Deactivated,
+}
+
+/// Fields a profile update can clear (set to nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClearableField {
+    Phone,
+}
+
+/// Events of a user's stream (aggregate id = user id). Everything about one user and their
+/// membership lives here, so most commands append to a single stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum UserEvent {
+    #[serde(rename = "user.created")]
+    Created {
+        user_id: Uuid,
+        tenant_id: Uuid,
+        email: String,
+        display_name: String,
+        password_hash: String,
+    },
+    #[serde(rename = "tenant.member_joined")]
+    MemberJoined {
+        tenant_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+    },
+    #[serde(rename = "user.login_failed")]
+    LoginFailed { user_id: Uuid, reason: LoginFailure },
+    #[serde(rename = "user.profile_updated")]
+    ProfileUpdated {
+        user_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locale: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cleared: Vec<ClearableField>,
+        updated_by: Uuid,
+    },
+    #[serde(rename = "tenant.member_role_changed")]
+    MemberRoleChanged {
+        tenant_id: Uuid,
+        user_id: Uuid,
+        old_role: Role,
+        new_role: Role,
+        changed_by: Uuid,
+    },
+    #[serde(rename = "user.deactivated")]
+    Deactivated {
+        user_id: Uuid,
+        deactivated_by: Uuid,
+        by_admin: bool,
+    },
+    #[serde(rename = "user.reactivated")]
+    Reactivated { user_id: Uuid, reactivated_by: Uuid },
+    #[serde(rename = "tenant.member_removed")]
+    MemberRemoved {
+        tenant_id: Uuid,
+        user_id: Uuid,
+        removed_by: Uuid,
+    },
+    #[serde(rename = "user.deleted")]
+    Deleted {
+        user_id: Uuid,
+        deleted_by: Uuid,
+        erasure: bool,
+    },
+}
+
+impl EventKind for UserEvent {
+    const AGGREGATE_TYPE: &'static str = "user";
+    fn event_type(&self) -> &'static str {
+        match self {
+            UserEvent::Created { .. } => "user.created",
+            UserEvent::MemberJoined { .. } => "tenant.member_joined",
+            UserEvent::LoginFailed { .. } => "user.login_failed",
+            UserEvent::ProfileUpdated { .. } => "user.profile_updated",
+            UserEvent::MemberRoleChanged { .. } => "tenant.member_role_changed",
+            UserEvent::Deactivated { .. } => "user.deactivated",
+            UserEvent::Reactivated { .. } => "user.reactivated",
+            UserEvent::MemberRemoved { .. } => "tenant.member_removed",
+            UserEvent::Deleted { .. } => "user.deleted",
+        }
+    }
+    fn personal_fields(&self) -> &'static [&'static str] {
+        match self {
+            UserEvent::Created { .. } => &["email", "display_name", "password_hash"],
+            UserEvent::ProfileUpdated { .. } => &["display_name", "phone"],
+            _ => &[],
+        }
+    }
+}
+
+/// Why a session ended before its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    /// The user ended their own session.
+    Logout,
+    /// An administrator ended it.
+    RevokedByAdmin,
+    /// A refresh token that had already been rotated was presented again: the token
+    /// family is considered stolen and the session is closed.
+    RefreshTokenReused,
+}
+
+/// Events of a session's stream (aggregate id = session id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SessionEvent {
+    #[serde(rename = "user.logged_in")]
+    LoggedIn {
+        session_id: Uuid,
+        user_id: Uuid,
+        tenant_id: Uuid,
+        refresh_token_hash: String,
+        expires_at: DateTime<Utc>,
+    },
+    #[serde(rename = "user.session_refreshed")]
+    Refreshed {
+        session_id: Uuid,
+        user_id: Uuid,
+        refresh_token_hash: String,
+        expires_at: DateTime<Utc>,
+    },
+    #[serde(rename = "user.session_revoked")]
+    Revoked {
+        session_id: Uuid,
+        user_id: Uuid,
+        revoked_by: Option<Uuid>,
+        reason: RevocationReason,
+    },
+}
+
+impl EventKind for SessionEvent {
+    const AGGREGATE_TYPE: &'static str = "session";
+    fn event_type(&self) -> &'static str {
+        match self {
+            SessionEvent::LoggedIn { .. } => "user.logged_in",
+            SessionEvent::Refreshed { .. } => "user.session_refreshed",
+            SessionEvent::Revoked { .. } => "user.session_revoked",
+        }
+    }
+}
+
+/// Any event, with the stream it belongs to. This is what a decision hands to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainEvent {
+    Tenant { tenant_id: Uuid, event: TenantEvent },
+    User { user_id: Uuid, event: UserEvent },
+    Session { session_id: Uuid, event: SessionEvent },
+}
+
+impl DomainEvent {
+    pub fn aggregate_type(&self) -> &'static str {
+        match self {
+            DomainEvent::Tenant { .. } => TenantEvent::AGGREGATE_TYPE,
+            DomainEvent::User { .. } => UserEvent::AGGREGATE_TYPE,
+            DomainEvent::Session { .. } => SessionEvent::AGGREGATE_TYPE,
+        }
+    }
+
+    pub fn aggregate_id(&self) -> Uuid {
+        match self {
+            DomainEvent::Tenant { tenant_id, .. } => *tenant_id,
+            DomainEvent::User { user_id, .. } => *user_id,
+            DomainEvent::Session { session_id, .. } => *session_id,
+        }
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            DomainEvent::Tenant { event, .. } => event.event_type(),
+            DomainEvent::User { event, .. } => event.event_type(),
+            DomainEvent::Session { event, .. } => event.event_type(),
+        }
+    }
+
+    pub fn schema_version(&self) -> i32 {
+        match self {
+            DomainEvent::Tenant { event, .. } => event.schema_version(),
+            DomainEvent::User { event, .. } => event.schema_version(),
+            DomainEvent::Session { event, .. } => event.schema_version(),
+        }
+    }
+
+    pub fn personal_fields(&self) -> &'static [&'static str] {
+        match self {
+            DomainEvent::Tenant { event, .. } => event.personal_fields(),
+            DomainEvent::User { event, .. } => event.personal_fields(),
+            DomainEvent::Session { event, .. } => event.personal_fields(),
+        }
+    }
+
+    /// The person whose key protects this event's personal data, if it has any.
+    pub fn data_subject(&self) -> Option<Uuid> {
+        match self {
+            DomainEvent::User { user_id, event } if !event.personal_fields().is_empty() => {
+                Some(*user_id)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn user(user_id: Uuid, events: Vec<UserEvent>) -> Vec<DomainEvent> {
+        events
+            .into_iter()
+            .map(|event| DomainEvent::User { user_id, event })
+            .collect()
+    }
+
+    pub fn session(session_id: Uuid, events: Vec<SessionEvent>) -> Vec<DomainEvent> {
+        events
+            .into_iter()
+            .map(|event| DomainEvent::Session { session_id, event })
+            .collect()
+    }
+}

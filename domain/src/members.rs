@@ -1,0 +1,111 @@
+//! The membership view of a tenant: who belongs to it, with which role and status.
+//!
+//! This is the state behind the rules that span users (only administrators manage members;
+//! the last active administrator stays). It is folded from the membership events of every
+//! user stream of the tenant; the store serialises the commands that decide against it per
+//! tenant, so two concurrent decisions can never both remove "the other" last admin.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use crate::event::UserEvent;
+use crate::{Actor, DomainError, Role, UserStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub role: Role,
+    pub status: UserStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantMembers {
+    pub tenant_id: Option<Uuid>,
+    pub members: BTreeMap<Uuid, Member>,
+}
+
+impl TenantMembers {
+    /// The event types this view is folded from; the store loads only these.
+    pub const EVENT_TYPES: &'static [&'static str] = &[
+        "tenant.member_joined",
+        "tenant.member_role_changed",
+        "user.deactivated",
+        "user.reactivated",
+        "tenant.member_removed",
+    ];
+
+    pub fn new(tenant_id: Uuid) -> Self {
+        TenantMembers {
+            tenant_id: Some(tenant_id),
+            members: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one event of the stream of `user_id`; events outside the view are ignored.
+    pub fn apply(&mut self, user_id: Uuid, event: &UserEvent) {
+        match event {
+            UserEvent::MemberJoined { role, .. } => {
+                self.members.insert(
+                    user_id,
+                    Member {
+                        role: *role,
+                        status: UserStatus::Active,
+                    },
+                );
+            }
+            UserEvent::MemberRoleChanged { new_role, .. } => {
+                if let Some(member) = self.members.get_mut(&user_id) {
+                    member.role = *new_role;
+                }
+            }
+            UserEvent::Deactivated { .. } => {
+                if let Some(member) = self.members.get_mut(&user_id) {
+                    member.status = UserStatus::Deactivated;
+                }
+            }
+            UserEvent::Reactivated { .. } => {
+                if let Some(member) = self.members.get_mut(&user_id) {
+                    member.status = UserStatus::Active;
+                }
+            }
+            UserEvent::MemberRemoved { .. } => {
+                self.members.remove(&user_id);
+            }
+            UserEvent::Created { .. }
+            | UserEvent::LoginFailed { .. }
+            | UserEvent::ProfileUpdated { .. }
+            | UserEvent::Deleted { .. } => {}
+        }
+    }
+
+    pub fn active_admins(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.role == Role::Admin && m.status == UserStatus::Active)
+            .count()
+    }
+
+    pub fn is_active_admin(&self, user_id: Uuid) -> bool {
+        self.members
+            .get(&user_id)
+            .is_some_and(|m| m.role == Role::Admin && m.status == UserStatus::Active)
+    }
+
+    /// Refuses unless the actor administers this tenant (or is a platform admin).
+    pub fn require_admin(&self, actor: &Actor) -> Result<Uuid, DomainError> {
+        match actor {
+            Actor::PlatformAdmin { user_id } => Ok(*user_id),
+            Actor::User { user_id, tenant_id, .. }
+                if Some(*tenant_id) == self.tenant_id && self.is_active_admin(*user_id) =>
+            {
+                Ok(*user_id)
+            }
+            _ => Err(DomainError::NotAllowed),
+        }
+    }
+
+    /// True when removing `user_id` from the active administrators would leave none.
+    pub fn is_last_active_admin(&self, user_id: Uuid) -> bool {
+        self.is_active_admin(user_id) && self.active_admins() == 1
+    }
+}

@@ -1,0 +1,97 @@
+//! The tenant aggregate: an organisation with a name and a plan.
+
+use uuid::Uuid;
+
+use crate::event::{TenantEvent, UserEvent};
+use crate::values::{validate_display_name, validate_email, validate_tenant_name};
+use crate::{Context, DomainError, Plan, Role};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tenant {
+    pub tenant_id: Option<Uuid>,
+    pub name: String,
+    pub plan: Plan,
+    /// The number of events applied: the stream's version.
+    pub version: i64,
+}
+
+/// Tenant signup: the tenant and its first administrator, in one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignUpTenant {
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub plan: Plan,
+    pub admin_user_id: Uuid,
+    pub admin_email: String,
+    pub admin_display_name: String,
+    /// The admin's password, already hashed (hashing is slow and belongs outside decisions).
+    pub admin_password_hash: String,
+}
+
+impl Tenant {
+    pub fn exists(&self) -> bool {
+        self.tenant_id.is_some()
+    }
+
+    pub fn apply(&mut self, event: &TenantEvent) {
+        match event {
+            TenantEvent::Created {
+                tenant_id,
+                name,
+                plan,
+                ..
+            } => {
+                self.tenant_id = Some(*tenant_id);
+                self.name.clone_from(name);
+                self.plan = *plan;
+            }
+        }
+        self.version += 1;
+    }
+
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a TenantEvent>) -> Self {
+        let mut tenant = Tenant::default();
+        for event in events {
+            tenant.apply(event);
+        }
+        tenant
+    }
+}
+
+/// Decides a tenant signup: `tenant.created` on the tenant's stream, then `user.created`
+/// and `tenant.member_joined` (as admin) on the first administrator's stream.
+pub fn sign_up_tenant(
+    tenant: &Tenant,
+    command: SignUpTenant,
+    _context: &Context,
+) -> Result<(Vec<TenantEvent>, Vec<UserEvent>), DomainError> {
+    if tenant.exists() {
+        return Err(DomainError::TenantAlreadyExists);
+    }
+    let name = command.name.trim().to_owned();
+    validate_tenant_name(&name)?;
+    validate_email(&command.admin_email)?;
+    let display_name = command.admin_display_name.trim().to_owned();
+    validate_display_name(&display_name)?;
+    let tenant_events = vec![TenantEvent::Created {
+        tenant_id: command.tenant_id,
+        name,
+        plan: command.plan,
+        admin_user_id: command.admin_user_id,
+    }];
+    let user_events = vec![
+        UserEvent::Created {
+            user_id: command.admin_user_id,
+            tenant_id: command.tenant_id,
+            email: command.admin_email.trim().to_owned(),
+            display_name,
+            password_hash: command.admin_password_hash,
+        },
+        UserEvent::MemberJoined {
+            tenant_id: command.tenant_id,
+            user_id: command.admin_user_id,
+            role: Role::Admin,
+        },
+    ];
+    Ok((tenant_events, user_events))
+}

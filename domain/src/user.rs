@@ -1,0 +1,363 @@
+//! The user aggregate: identity, profile, membership role and status of one person in one
+//! tenant.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::event::{ClearableField, LoginFailure, SessionEvent, UserEvent};
+use crate::members::TenantMembers;
+use crate::tenant::Tenant;
+use crate::values::{validate_display_name, validate_email, validate_locale, validate_phone};
+use crate::{Actor, Context, DomainError, Role, UserStatus};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct User {
+    pub user_id: Option<Uuid>,
+    pub tenant_id: Option<Uuid>,
+    pub email: String,
+    pub display_name: String,
+    pub phone: Option<String>,
+    pub locale: Option<String>,
+    pub password_hash: String,
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+    /// When the user was last deactivated: sessions started before it never come back.
+    pub last_deactivated_at: Option<DateTime<Utc>>,
+    pub erased: bool,
+    pub failed_logins: u32,
+    /// The number of events applied: the stream's version.
+    pub version: i64,
+}
+
+/// User signup under an existing tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignUpUser {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+}
+
+/// A profile update; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileChanges {
+    pub display_name: Option<String>,
+    /// `Some(None)` clears the phone number.
+    pub phone: Option<Option<String>>,
+    pub locale: Option<String>,
+}
+
+/// A new session to open when a login succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub session_id: Uuid,
+    pub refresh_token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a login attempt comes to. A failure is an outcome with its own event, not an error:
+/// it must be recorded even though the caller is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    Succeeded(Vec<SessionEvent>),
+    Failed(Vec<UserEvent>, LoginFailure),
+}
+
+impl User {
+    /// A user that exists and has not been erased.
+    pub fn is_present(&self) -> bool {
+        self.user_id.is_some() && !self.erased
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.is_present() && self.status == Some(UserStatus::Active)
+    }
+
+    pub fn apply(&mut self, event: &UserEvent) {
+        match event {
+            UserEvent::Created {
+                user_id,
+                tenant_id,
+                email,
+                display_name,
+                password_hash,
+            } => {
+                self.user_id = Some(*user_id);
+                self.tenant_id = Some(*tenant_id);
+                self.email.clone_from(email);
+                self.display_name.clone_from(display_name);
+                self.password_hash.clone_from(password_hash);
+                self.status = Some(UserStatus::Active);
+            }
+            UserEvent::MemberJoined { role, .. } => self.role = Some(*role),
+            UserEvent::LoginFailed { .. } => self.failed_logins += 1,
+            UserEvent::ProfileUpdated {
+                display_name,
+                phone,
+                locale,
+                cleared,
+                ..
+            } => {
+                if let Some(name) = display_name {
+                    self.display_name.clone_from(name);
+                }
+                if let Some(phone) = phone {
+                    self.phone = Some(phone.clone());
+                }
+                if let Some(locale) = locale {
+                    self.locale = Some(locale.clone());
+                }
+                for field in cleared {
+                    match field {
+                        ClearableField::Phone => self.phone = None,
+                    }
+                }
+            }
+            UserEvent::MemberRoleChanged { new_role, .. } => self.role = Some(*new_role),
+            UserEvent::Deactivated { .. } => self.status = Some(UserStatus::Deactivated),
+            UserEvent::Reactivated { .. } => self.status = Some(UserStatus::Active),
+            UserEvent::MemberRemoved { .. } => self.role = None,
+            UserEvent::Deleted { .. } => {
+                self.erased = true;
+                self.email.clear();
+                self.display_name.clear();
+                self.phone = None;
+                self.password_hash.clear();
+            }
+        }
+        self.version += 1;
+    }
+
+    /// Like [`User::apply`], also recording when a deactivation happened.
+    pub fn apply_at(&mut self, event: &UserEvent, occurred_at: DateTime<Utc>) {
+        if matches!(event, UserEvent::Deactivated { .. }) {
+            self.last_deactivated_at = Some(occurred_at);
+        }
+        self.apply(event);
+    }
+
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a UserEvent>) -> Self {
+        let mut user = User::default();
+        for event in events {
+            user.apply(event);
+        }
+        user
+    }
+
+    fn require_present(&self) -> Result<Uuid, DomainError> {
+        match self.user_id {
+            Some(user_id) if !self.erased => Ok(user_id),
+            _ => Err(DomainError::UserNotFound),
+        }
+    }
+}
+
+/// User signup: `user.created` and `tenant.member_joined` (as member).
+pub fn sign_up(
+    tenant: &Tenant,
+    user: &User,
+    command: SignUpUser,
+    _context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    if tenant.tenant_id != Some(command.tenant_id) {
+        return Err(DomainError::TenantNotFound);
+    }
+    if user.user_id.is_some() {
+        return Err(DomainError::UserAlreadyExists);
+    }
+    validate_email(&command.email)?;
+    let display_name = command.display_name.trim().to_owned();
+    validate_display_name(&display_name)?;
+    Ok(vec![
+        UserEvent::Created {
+            user_id: command.user_id,
+            tenant_id: command.tenant_id,
+            email: command.email.trim().to_owned(),
+            display_name,
+            password_hash: command.password_hash,
+        },
+        UserEvent::MemberJoined {
+            tenant_id: command.tenant_id,
+            user_id: command.user_id,
+            role: Role::Member,
+        },
+    ])
+}
+
+/// A login attempt whose password was already checked against `user.password_hash`.
+pub fn log_in(
+    user: &User,
+    password_verified: bool,
+    session: NewSession,
+    _context: &Context,
+) -> Result<LoginOutcome, DomainError> {
+    let user_id = user.require_present()?;
+    let tenant_id = user.tenant_id.ok_or(DomainError::UserNotFound)?;
+    let failure = if !password_verified {
+        Some(LoginFailure::InvalidPassword)
+    } else if !user.is_active() {
+        Some(LoginFailure::Deactivated)
+    } else {
+        None
+    };
+    Ok(match failure {
+        Some(reason) => LoginOutcome::Failed(vec![UserEvent::LoginFailed { user_id, reason }], reason),
+        None => LoginOutcome::Succeeded(vec![SessionEvent::LoggedIn {
+            session_id: session.session_id,
+            user_id,
+            tenant_id,
+            refresh_token_hash: session.refresh_token_hash,
+            expires_at: session.expires_at,
+        }]),
+    })
+}
+
+/// The user changes their own profile. Fields given with their current value are not
+/// changes; an update that changes nothing appends nothing.
+pub fn update_profile(
+    user: &User,
+    changes: ProfileChanges,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let user_id = user.require_present()?;
+    let actor = match context.actor {
+        Actor::User { user_id: actor, .. } if actor == user_id => actor,
+        Actor::PlatformAdmin { user_id } => user_id,
+        _ => return Err(DomainError::NotAllowed),
+    };
+    let display_name = match changes.display_name {
+        Some(name) => {
+            let name = name.trim().to_owned();
+            validate_display_name(&name)?;
+            (name != user.display_name).then_some(name)
+        }
+        None => None,
+    };
+    let mut cleared = Vec::new();
+    let phone = match changes.phone {
+        Some(Some(phone)) => {
+            let phone = phone.trim().to_owned();
+            validate_phone(&phone)?;
+            (user.phone.as_deref() != Some(phone.as_str())).then_some(phone)
+        }
+        Some(None) => {
+            if user.phone.is_some() {
+                cleared.push(ClearableField::Phone);
+            }
+            None
+        }
+        None => None,
+    };
+    let locale = match changes.locale {
+        Some(locale) => {
+            validate_locale(&locale)?;
+            (user.locale.as_deref() != Some(locale.as_str())).then_some(locale)
+        }
+        None => None,
+    };
+    if display_name.is_none() && phone.is_none() && locale.is_none() && cleared.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![UserEvent::ProfileUpdated {
+        user_id,
+        display_name,
+        phone,
+        locale,
+        cleared,
+        updated_by: actor,
+    }])
+}
+
+/// A tenant admin changes a member's role. Demoting the last active admin is refused.
+pub fn change_role(
+    members: &TenantMembers,
+    user: &User,
+    new_role: Role,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let actor = members.require_admin(&context.actor)?;
+    let user_id = user.require_present()?;
+    let tenant_id = user.tenant_id.ok_or(DomainError::UserNotFound)?;
+    let old_role = user.role.ok_or(DomainError::UserNotFound)?;
+    if old_role == new_role {
+        return Ok(Vec::new());
+    }
+    if old_role == Role::Admin && members.is_last_active_admin(user_id) {
+        return Err(DomainError::LastActiveAdmin);
+    }
+    Ok(vec![UserEvent::MemberRoleChanged {
+        tenant_id,
+        user_id,
+        old_role,
+        new_role,
+        changed_by: actor,
+    }])
+}
+
+/// A tenant admin deactivates a member: they can no longer log in and their sessions end.
+/// Deactivating a deactivated member changes nothing.
+pub fn deactivate(
+    members: &TenantMembers,
+    user: &User,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let actor = members.require_admin(&context.actor)?;
+    let user_id = user.require_present()?;
+    if user.status == Some(UserStatus::Deactivated) {
+        return Ok(Vec::new());
+    }
+    if members.is_last_active_admin(user_id) {
+        return Err(DomainError::LastActiveAdmin);
+    }
+    Ok(vec![UserEvent::Deactivated {
+        user_id,
+        deactivated_by: actor,
+        by_admin: actor != user_id,
+    }])
+}
+
+/// A tenant admin reactivates a deactivated member. Sessions ended by the deactivation stay
+/// ended: the user logs in again.
+pub fn reactivate(
+    members: &TenantMembers,
+    user: &User,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let actor = members.require_admin(&context.actor)?;
+    let user_id = user.require_present()?;
+    if user.status == Some(UserStatus::Active) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![UserEvent::Reactivated {
+        user_id,
+        reactivated_by: actor,
+    }])
+}
+
+/// A tenant admin erases a member (GDPR): `tenant.member_removed` then `user.deleted`. The
+/// store destroys the user's data key in the same transaction.
+pub fn erase(
+    members: &TenantMembers,
+    user: &User,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let actor = members.require_admin(&context.actor)?;
+    let user_id = user.require_present()?;
+    let tenant_id = user.tenant_id.ok_or(DomainError::UserNotFound)?;
+    if members.is_last_active_admin(user_id) {
+        return Err(DomainError::LastActiveAdmin);
+    }
+    Ok(vec![
+        UserEvent::MemberRemoved {
+            tenant_id,
+            user_id,
+            removed_by: actor,
+        },
+        UserEvent::Deleted {
+            user_id,
+            deleted_by: actor,
+            erasure: true,
+        },
+    ])
+}

@@ -1,0 +1,225 @@
+//! Authentication: password hashing, access and refresh tokens, and the per-request check
+//! both APIs make against the authentication state.
+
+use anyhow::Context as _;
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use chrono::{DateTime, Duration, Utc};
+use domain::Role;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use crate::Secret;
+use crate::crypto::{random_token, token_hash};
+
+/// Argon2id parameters. The defaults are OWASP's recommendation (19 MiB, 2 passes, 1 lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordParams {
+    fn default() -> Self {
+        PasswordParams {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Hashes and verifies passwords with Argon2id. Both are CPU-bound and slow by design:
+/// call them from a blocking thread, not from the async executor.
+#[derive(Clone)]
+pub struct PasswordHashing {
+    argon2: Argon2<'static>,
+    /// A real hash of a random password, verified against when the account does not exist
+    /// so that an unknown email costs the same time as a wrong password.
+    dummy_hash: String,
+}
+
+impl PasswordHashing {
+    pub fn new(params: PasswordParams) -> anyhow::Result<Self> {
+        let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
+            .map_err(|e| anyhow::anyhow!("invalid Argon2 parameters: {e}"))?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let dummy = random_token::<16>().context("generating the dummy password")?;
+        let dummy_hash = argon2
+            .hash_password(dummy.as_bytes())
+            .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e}"))?
+            .to_string();
+        Ok(PasswordHashing { argon2, dummy_hash })
+    }
+
+    pub fn hash(&self, password: &str) -> anyhow::Result<String> {
+        Ok(self
+            .argon2
+            .hash_password(password.as_bytes())
+            .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?
+            .to_string())
+    }
+
+    /// True when `password` matches `hash`. A malformed hash never matches.
+    pub fn verify(&self, password: &str, hash: &str) -> bool {
+        self.argon2.verify_password(password.as_bytes(), hash).is_ok()
+    }
+
+    /// Spends the time of one verification, for accounts that do not exist.
+    pub fn verify_dummy(&self, password: &str) {
+        let _ = self.argon2.verify_password(password.as_bytes(), self.dummy_hash.as_str());
+    }
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The user.
+    pub sub: Uuid,
+    /// The tenant.
+    pub tid: Uuid,
+    /// The session the token belongs to.
+    pub sid: Uuid,
+    /// The role when issued; informative only, the authentication state decides.
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+const ISSUER: &str = "eventra";
+const AUDIENCE: &str = "eventra-api";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token is not valid")]
+    Invalid,
+}
+
+/// Signs and verifies access tokens (HS256 with a shared secret) and makes refresh tokens.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+/// A refresh token as given to the client, and the hash stored in its place.
+pub struct IssuedRefreshToken {
+    pub token: Secret<String>,
+    pub hash: String,
+}
+
+impl Tokens {
+    pub fn new(secret: &Secret<Vec<u8>>, access_ttl: Duration, refresh_ttl: Duration) -> Self {
+        Tokens {
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: DecodingKey::from_secret(secret.expose()),
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    pub fn issue_access_token(
+        &self,
+        user_id: Uuid,
+        tenant_id: Uuid,
+        session_id: Uuid,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<String> {
+        let claims = AccessClaims {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            sub: user_id,
+            tid: tenant_id,
+            sid: session_id,
+            role,
+            iat: now.timestamp(),
+            exp: (now + self.access_ttl).timestamp(),
+        };
+        encode(&Header::default(), &claims, &self.encoding).context("signing an access token")
+    }
+
+    pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        decode::<AccessClaims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+
+    /// A new refresh token for a session: `<session id>.<256 random bits>`.
+    pub fn new_refresh_token(&self, session_id: Uuid) -> anyhow::Result<IssuedRefreshToken> {
+        let token = format!("{}.{}", session_id.simple(), random_token::<32>()?);
+        let hash = token_hash(&token);
+        Ok(IssuedRefreshToken {
+            token: Secret::new(token),
+            hash,
+        })
+    }
+}
+
+/// The session id a refresh token names, if it is well-formed.
+pub fn refresh_token_session(token: &str) -> Option<Uuid> {
+    let (session, secret) = token.split_once('.')?;
+    if secret.len() != 43 || !secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return None;
+    }
+    Uuid::try_parse(session).ok()
+}
+
+/// An authenticated caller, as the authentication state sees them now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub session_id: Uuid,
+    pub role: Role,
+    pub platform_admin: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum AuthenticationError {
+    #[error("the session has ended or the account is not active")]
+    Rejected,
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+}
+
+/// Checks verified claims against the authentication state: the session must be open and
+/// the user active. One indexed query per request, so a revocation or deactivation is
+/// effective on the next request after it commits.
+pub async fn authenticate(client: &Client, claims: &AccessClaims) -> Result<Principal, AuthenticationError> {
+    let row = client
+        .query_opt(
+            "SELECT p.role, p.platform_admin
+               FROM auth_sessions s JOIN auth_principals p ON p.user_id = s.user_id
+              WHERE s.session_id = $1 AND s.user_id = $2 AND s.tenant_id = $3
+                AND s.revoked_at IS NULL AND s.expires_at > now() AND p.status = 'active'",
+            &[&claims.sid, &claims.sub, &claims.tid],
+        )
+        .await?
+        .ok_or(AuthenticationError::Rejected)?;
+    let role: String = row.get(0);
+    Ok(Principal {
+        user_id: claims.sub,
+        tenant_id: claims.tid,
+        session_id: claims.sid,
+        role: if role == "admin" { Role::Admin } else { Role::Member },
+        platform_admin: row.get(1),
+    })
+}

@@ -1,0 +1,281 @@
+//! Personal-data encryption (crypto-shredding) and keyed hashes.
+//!
+//! Every data subject (a user) has an AES-256-GCM data key. Personal fields inside event
+//! payloads are encrypted with it; the key itself is stored wrapped (encrypted) by the
+//! master key. Destroying a subject's data key makes every copy of their personal data in
+//! the immutable event log unreadable. See docs/adr/0003-crypto-shredding.md.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use anyhow::Context as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::migrate::hex;
+
+const KEY_BYTES: usize = 32;
+const NONCE_BYTES: usize = 12;
+/// Prefix of an encrypted field value: scheme and version, then base64(nonce ‖ ciphertext).
+pub const ENCRYPTED_PREFIX: &str = "pii:v1:";
+/// What an erased field reads as once its key is gone.
+pub const ERASED: &str = "[erased]";
+
+#[derive(Debug, Error)]
+pub enum CryptoError {
+    #[error("the random number generator failed")]
+    Random,
+    #[error("the ciphertext is malformed or was not made with this key")]
+    Decrypt,
+    #[error("encryption failed")]
+    Encrypt,
+}
+
+/// Fills a fresh array from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|_| CryptoError::Random)?;
+    Ok(bytes)
+}
+
+/// The key that wraps every data key. It never prints itself.
+#[derive(Clone)]
+pub struct MasterKey {
+    id: String,
+    key: [u8; KEY_BYTES],
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey({})", self.id)
+    }
+}
+
+impl MasterKey {
+    /// Parses a key given as base64 of 32 bytes.
+    pub fn from_base64(encoded: &str) -> anyhow::Result<Self> {
+        let bytes = STANDARD
+            .decode(encoded.trim())
+            .or_else(|_| URL_SAFE_NO_PAD.decode(encoded.trim()))
+            .context("the master key is not valid base64")?;
+        let key: [u8; KEY_BYTES] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the master key must be 32 bytes (44 base64 characters)"))?;
+        Ok(Self::from_bytes(key))
+    }
+
+    pub fn from_bytes(key: [u8; KEY_BYTES]) -> Self {
+        // The id names the key (for rotation) without revealing it.
+        let id = hex(&Sha256::digest([b"eventra-master-key-id:".as_slice(), &key].concat())[..8]);
+        MasterKey { id, key }
+    }
+
+    pub fn generate() -> Result<Self, CryptoError> {
+        Ok(Self::from_bytes(random_bytes()?))
+    }
+
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.key)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Reads the key file under `data_dir`, creating it (mode 0600) when absent.
+    /// Returns the key and whether it was generated now.
+    pub fn load_or_generate(data_dir: &Path, file_name: &str) -> anyhow::Result<(Self, bool)> {
+        let path = data_dir.join(file_name);
+        if path.exists() {
+            let encoded = fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            return Ok((Self::from_base64(&encoded)?, false));
+        }
+        fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let key = Self::generate()?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        match options.open(&path) {
+            Ok(mut file) => {
+                file.write_all(key.to_base64().as_bytes())?;
+                Ok((key, true))
+            }
+            // Another process created it first: use theirs.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                let encoded = fs::read_to_string(&path)?;
+                Ok((Self::from_base64(&encoded)?, false))
+            }
+            Err(error) => Err(error).with_context(|| format!("creating {}", path.display())),
+        }
+    }
+
+    /// A sub-key for one purpose, so one secret never serves two algorithms.
+    pub fn derive(&self, purpose: &str) -> [u8; KEY_BYTES] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// One data subject's key.
+pub struct DataKey([u8; KEY_BYTES]);
+
+impl DataKey {
+    pub fn generate() -> Result<Self, CryptoError> {
+        Ok(DataKey(random_bytes()?))
+    }
+
+    /// Encrypts `plaintext`, binding it to `context` (the event and field it belongs to) so a
+    /// ciphertext cannot be moved elsewhere unnoticed.
+    pub fn encrypt(&self, context: &[u8], plaintext: &[u8]) -> Result<String, CryptoError> {
+        let sealed = seal(&self.0, context, plaintext)?;
+        Ok(format!("{ENCRYPTED_PREFIX}{}", STANDARD.encode(sealed)))
+    }
+
+    pub fn decrypt(&self, context: &[u8], value: &str) -> Result<Vec<u8>, CryptoError> {
+        let encoded = value.strip_prefix(ENCRYPTED_PREFIX).ok_or(CryptoError::Decrypt)?;
+        let sealed = STANDARD.decode(encoded).map_err(|_| CryptoError::Decrypt)?;
+        open(&self.0, context, &sealed)
+    }
+}
+
+/// Wraps and unwraps data keys, and computes blind indexes of unique values.
+#[derive(Debug, Clone)]
+pub struct KeyRing {
+    master: MasterKey,
+    blind_index_key: [u8; KEY_BYTES],
+}
+
+impl KeyRing {
+    pub fn new(master: MasterKey) -> Self {
+        let blind_index_key = master.derive("eventra/blind-index/v1");
+        KeyRing {
+            master,
+            blind_index_key,
+        }
+    }
+
+    pub fn master_key_id(&self) -> &str {
+        self.master.id()
+    }
+
+    pub fn wrap(&self, subject: Uuid, key: &DataKey) -> Result<Vec<u8>, CryptoError> {
+        seal(&self.master.key, subject.as_bytes(), &key.0)
+    }
+
+    pub fn unwrap(&self, subject: Uuid, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        let bytes = open(&self.master.key, subject.as_bytes(), wrapped)?;
+        let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| CryptoError::Decrypt)?;
+        Ok(DataKey(key))
+    }
+
+    /// A keyed hash of a unique value (such as a normalised email), so uniqueness can be
+    /// enforced and looked up without storing the value in clear.
+    pub fn blind_index(&self, kind: &str, normalised_value: &str) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.blind_index_key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(kind.as_bytes());
+        mac.update(&[0]);
+        mac.update(normalised_value.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+fn seal(key: &[u8; KEY_BYTES], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| CryptoError::Encrypt)?;
+    let nonce_bytes: [u8; NONCE_BYTES] = random_bytes()?;
+    let nonce = Nonce::from(nonce_bytes);
+    let ciphertext = cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad: context,
+            },
+        )
+        .map_err(|_| CryptoError::Encrypt)?;
+    let mut sealed = Vec::with_capacity(NONCE_BYTES + ciphertext.len());
+    sealed.extend_from_slice(&nonce_bytes);
+    sealed.extend_from_slice(&ciphertext);
+    Ok(sealed)
+}
+
+fn open(key: &[u8; KEY_BYTES], context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if sealed.len() < NONCE_BYTES {
+        return Err(CryptoError::Decrypt);
+    }
+    let (nonce_bytes, ciphertext) = sealed.split_at(NONCE_BYTES);
+    let nonce_array: [u8; NONCE_BYTES] = nonce_bytes.try_into().map_err(|_| CryptoError::Decrypt)?;
+    let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| CryptoError::Decrypt)?;
+    cipher
+        .decrypt(
+            &Nonce::from(nonce_array),
+            Payload {
+                msg: ciphertext,
+                aad: context,
+            },
+        )
+        .map_err(|_| CryptoError::Decrypt)
+}
+
+/// The SHA-256 of a high-entropy token, hex-encoded (refresh tokens are stored only so).
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// A URL-safe random token of `N` bytes of entropy.
+pub fn random_token<const N: usize>() -> Result<String, CryptoError> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<N>()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_encrypted_with_a_data_key_decrypts_only_with_the_same_key_and_context() {
+        let key = DataKey::generate().expect("rng");
+        let other = DataKey::generate().expect("rng");
+        let sealed = key.encrypt(b"event-1/email", b"ada@example.com").expect("encrypt");
+        assert!(sealed.starts_with(ENCRYPTED_PREFIX));
+        assert!(!sealed.contains("ada"));
+        assert_eq!(key.decrypt(b"event-1/email", &sealed).expect("decrypt"), b"ada@example.com");
+        assert!(key.decrypt(b"event-2/email", &sealed).is_err());
+        assert!(other.decrypt(b"event-1/email", &sealed).is_err());
+    }
+
+    #[test]
+    fn a_wrapped_data_key_unwraps_only_for_its_subject() {
+        let ring = KeyRing::new(MasterKey::generate().expect("rng"));
+        let subject = Uuid::new_v4();
+        let key = DataKey::generate().expect("rng");
+        let wrapped = ring.wrap(subject, &key).expect("wrap");
+        let unwrapped = ring.unwrap(subject, &wrapped).expect("unwrap");
+        assert_eq!(unwrapped.0, key.0);
+        assert!(ring.unwrap(Uuid::new_v4(), &wrapped).is_err());
+    }
+
+    #[test]
+    fn blind_indexes_are_stable_per_master_key_and_differ_between_keys() {
+        let master = MasterKey::generate().expect("rng");
+        let ring = KeyRing::new(master.clone());
+        let again = KeyRing::new(MasterKey::from_base64(&master.to_base64()).expect("parse"));
+        let other = KeyRing::new(MasterKey::generate().expect("rng"));
+        assert_eq!(ring.blind_index("email", "a@b.co"), again.blind_index("email", "a@b.co"));
+        assert_ne!(ring.blind_index("email", "a@b.co"), other.blind_index("email", "a@b.co"));
+        assert_ne!(ring.blind_index("email", "a@b.co"), ring.blind_index("phone", "a@b.co"));
+    }
+}

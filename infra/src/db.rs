@@ -1,0 +1,61 @@
+//! The Postgres connection pool.
+
+use std::str::FromStr;
+
+use anyhow::Context as _;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+/// Builds a pool for `database_url` (a `postgres://` URL or a key=value string).
+pub fn pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
+    let mut config =
+        tokio_postgres::Config::from_str(database_url).context("DATABASE_URL is not a valid Postgres URL")?;
+    if config.get_application_name().is_none() {
+        config.application_name("eventra");
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .context("building the Postgres pool")
+}
+
+/// Creates the database named in `database_url` if it does not exist, by connecting to the
+/// `postgres` maintenance database of the same server.
+pub async fn create_database_if_missing(database_url: &str) -> anyhow::Result<()> {
+    let config =
+        tokio_postgres::Config::from_str(database_url).context("DATABASE_URL is not a valid Postgres URL")?;
+    let name = config
+        .get_dbname()
+        .context("DATABASE_URL names no database")?
+        .to_owned();
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    let (client, connection) = maintenance
+        .connect(NoTls)
+        .await
+        .context("connecting to the postgres maintenance database")?;
+    let connection = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        if let Err(error) = client.batch_execute(&statement).await {
+            // Another process may have created it in the meantime.
+            if error.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
+                return Err(error).context("creating the database");
+            }
+        }
+    }
+    drop(client);
+    let _ = connection.await;
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The stored event and its published envelope.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Who and what caused an event; stored in the `metadata` column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// The user who acted (the envelope's `userId`); none for anonymous signups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The service that recorded the event.
+    pub source: String,
+    /// Whose data key encrypts this event's personal fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_subject: Option<Uuid>,
+}
+
+/// An event as stored: `data` already upcast and decrypted (or marked erased).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub tenant_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: Uuid,
+    pub sequence: i64,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub data: Value,
+    pub metadata: EventMetadata,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("event {event_id} ({event_type}) does not decode: {reason}")]
+pub struct DecodeError {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub reason: String,
+}
+
+impl RecordedEvent {
+    /// The envelope consumers see: the fields of the published contract.
+    pub fn envelope(&self) -> Value {
+        json!({
+            "id": self.event_id,
+            "type": self.event_type,
+            "timestamp": self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            "version": self.schema_version,
+            "source": self.metadata.source,
+            "tenantId": self.tenant_id,
+            "userId": self.metadata.actor_id,
+            "aggregateType": self.aggregate_type,
+            "aggregateId": self.aggregate_id,
+            "sequence": self.sequence,
+            "position": self.position,
+            "correlationId": self.metadata.correlation_id,
+            "causationId": self.metadata.causation_id,
+            "data": self.data,
+        })
+    }
+
+    /// The typed domain event.
+    pub fn to_domain(&self) -> Result<DomainEvent, DecodeError> {
+        let tagged = json!({"type": self.event_type, "data": self.data});
+        let error = |e: serde_json::Error| DecodeError {
+            event_id: self.event_id,
+            event_type: self.event_type.clone(),
+            reason: e.to_string(),
+        };
+        Ok(match self.aggregate_type.as_str() {
+            "tenant" => DomainEvent::Tenant {
+                tenant_id: self.aggregate_id,
+                event: serde_json::from_value::<TenantEvent>(tagged).map_err(error)?,
+            },
+            "user" => DomainEvent::User {
+                user_id: self.aggregate_id,
+                event: serde_json::from_value::<UserEvent>(tagged).map_err(error)?,
+            },
+            "session" => DomainEvent::Session {
+                session_id: self.aggregate_id,
+                event: serde_json::from_value::<SessionEvent>(tagged).map_err(error)?,
+            },
+            other => {
+                return Err(DecodeError {
+                    event_id: self.event_id,
+                    event_type: self.event_type.clone(),
+                    reason: format!("unknown aggregate type {other}"),
+                });
+            }
+        })
+    }
+}

@@ -1,0 +1,16 @@
+//! Adapters shared by Eventra's binaries: the database pool and migrations, the event
+//! store with personal-data encryption, and authentication (passwords, tokens, and the
+//! authentication state both APIs check on every request).
+
+pub mod auth;
+pub mod auth_state;
+pub mod crypto;
+pub mod db;
+pub mod envelope;
+pub mod migrate;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+pub mod upcast;
+
+pub use secret::Secret;

@@ -1,0 +1,117 @@
+//! Versioned SQL migrations from `schema/`, embedded in the binaries.
+//!
+//! Safe to run twice (applied versions are skipped) and concurrently (a session-level
+//! advisory lock lets one runner at a time in). A migration whose file changed after it
+//! was applied is refused: history is not rewritten.
+
+use anyhow::{Context as _, bail};
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "event_store",
+        sql: include_str!("../../schema/0001_event_store.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "write_side_support",
+        sql: include_str!("../../schema/0002_write_side_support.sql"),
+    },
+];
+
+/// An arbitrary constant identifying the migration lock among advisory locks.
+const MIGRATION_LOCK_KEY: i64 = 0x4556_454e_5452_4131;
+
+/// Applies every pending migration; returns the versions applied now.
+pub async fn run(client: &mut Client) -> anyhow::Result<Vec<i32>> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .context("taking the migration lock")?;
+    let result = apply_pending(client).await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .context("releasing the migration lock")?;
+    result
+}
+
+async fn apply_pending(client: &mut Client) -> anyhow::Result<Vec<i32>> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version     integer PRIMARY KEY,
+                name        text NOT NULL,
+                checksum    text NOT NULL,
+                applied_at  timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await
+        .context("creating schema_migrations")?;
+    let mut applied_now = Vec::new();
+    for migration in MIGRATIONS {
+        let checksum = hex(&Sha256::digest(migration.sql.as_bytes()));
+        let existing = client
+            .query_opt(
+                "SELECT checksum FROM schema_migrations WHERE version = $1",
+                &[&migration.version],
+            )
+            .await?;
+        if let Some(row) = existing {
+            let recorded: String = row.get(0);
+            if recorded != checksum {
+                bail!(
+                    "migration {} ({}) was changed after it was applied; add a new migration instead",
+                    migration.version,
+                    migration.name
+                );
+            }
+            continue;
+        }
+        let transaction = client.transaction().await?;
+        transaction
+            .batch_execute(migration.sql)
+            .await
+            .with_context(|| format!("applying migration {} ({})", migration.version, migration.name))?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                &[&migration.version, &migration.name, &checksum],
+            )
+            .await?;
+        transaction.commit().await?;
+        tracing::info!(version = migration.version, name = migration.name, "migration applied");
+        applied_now.push(migration.version);
+    }
+    Ok(applied_now)
+}
+
+/// Connects to `database_url` (creating the database if needed) and migrates it.
+pub async fn migrate_database(database_url: &str) -> anyhow::Result<Vec<i32>> {
+    crate::db::create_database_if_missing(database_url).await?;
+    let (mut client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .context("connecting to the database to migrate it")?;
+    let connection = tokio::spawn(connection);
+    let applied = run(&mut client).await;
+    drop(client);
+    let _ = connection.await;
+    applied
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}

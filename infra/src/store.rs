@@ -1,0 +1,581 @@
+//! The Postgres event store.
+//!
+//! A command runs in one [`UnitOfWork`]: one database transaction in which it claims its
+//! idempotency key, loads state, reserves unique values, appends events with an expected
+//! version per stream, updates the authentication state, and commits — all or nothing.
+//! Personal data is encrypted on the way in and decrypted on the way out, here and only here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Object, Pool};
+use domain::DomainEvent;
+use serde_json::Value;
+use thiserror::Error;
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::crypto::{CryptoError, DataKey, ENCRYPTED_PREFIX, ERASED, KeyRing};
+use crate::envelope::{EventMetadata, RecordedEvent};
+use crate::upcast::{UpcastError, upcast};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Another writer appended to the stream since it was loaded: decide again.
+    #[error("the stream {aggregate_type} {aggregate_id} changed concurrently")]
+    Conflict {
+        aggregate_type: String,
+        aggregate_id: Uuid,
+    },
+    /// A unique value (such as an email within a tenant) is already reserved.
+    #[error("the {kind} is already taken")]
+    Duplicate { kind: String },
+    /// The subject's data key was destroyed; nothing personal can be written for them.
+    #[error("the data subject has been erased")]
+    SubjectErased,
+    #[error("a stored event is unreadable: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Upcast(#[from] UpcastError),
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+impl StoreError {
+    /// A failure of the database itself (as opposed to a rule or a conflict): a client may
+    /// retry later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Pool(_))
+            || matches!(self, StoreError::Database(e) if e.is_closed() || e.as_db_error().is_none())
+    }
+}
+
+/// The expected version of one stream: the number of events the decision saw in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectedVersion {
+    pub aggregate_id: Uuid,
+    pub version: i64,
+}
+
+/// What an append gave each event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedEvent {
+    pub event_id: Uuid,
+    pub aggregate_id: Uuid,
+    pub sequence: i64,
+    pub position: i64,
+}
+
+/// The outcome of claiming an idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdempotencyClaim {
+    /// First use: run the command.
+    Fresh,
+    /// Already answered: return this answer and do nothing.
+    Replay { status: u16, body: Value },
+    /// The key was used before with a different request.
+    Mismatch,
+}
+
+#[derive(Clone)]
+pub struct EventStore {
+    pool: Pool,
+    keys: Arc<KeyRing>,
+}
+
+impl EventStore {
+    pub fn new(pool: Pool, keys: Arc<KeyRing>) -> Self {
+        EventStore { pool, keys }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Starts a unit of work (a transaction).
+    pub async fn begin(&self) -> Result<UnitOfWork, StoreError> {
+        let client = self.pool.get().await?;
+        client.batch_execute("BEGIN").await?;
+        Ok(UnitOfWork {
+            client: Some(client),
+            keys: Arc::clone(&self.keys),
+        })
+    }
+
+    /// Loads one stream outside any command (for reads).
+    pub async fn load_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: Uuid,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.pool.get().await?;
+        load_stream(&client, &self.keys, aggregate_type, aggregate_id).await
+    }
+
+    /// Every event of the store in position order from `after`, decrypted (for tools).
+    pub async fn load_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2"),
+                &[&after, &limit],
+            )
+            .await?;
+        decode_rows(&client, &self.keys, rows).await
+    }
+}
+
+/// One command's transaction. Dropped without [`UnitOfWork::commit`], its connection is
+/// closed rather than returned to the pool, so the server rolls everything back.
+pub struct UnitOfWork {
+    client: Option<Object>,
+    keys: Arc<KeyRing>,
+}
+
+impl Drop for UnitOfWork {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // Unfinished transaction: detach the connection from the pool and drop it.
+            drop(Object::take(client));
+        }
+    }
+}
+
+impl UnitOfWork {
+    fn client(&self) -> &Object {
+        match &self.client {
+            Some(client) => client,
+            None => unreachable!("a unit of work is used only until commit or rollback"),
+        }
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        if let Some(client) = self.client.take() {
+            if let Err(error) = client.batch_execute("COMMIT").await {
+                drop(Object::take(client));
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(mut self) {
+        if let Some(client) = self.client.take() {
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                drop(Object::take(client));
+            }
+        }
+    }
+
+    /// Serialises, per tenant, the commands that decide against the tenant's membership
+    /// (role and status changes, erasure), until this transaction ends.
+    #[tracing::instrument(skip(self))]
+    pub async fn lock_tenant_membership(&self, tenant_id: Uuid) -> Result<(), StoreError> {
+        self.client()
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('eventra.membership.' || $1::text, 0))",
+                &[&tenant_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Claims an idempotency key. A concurrent claim of the same key waits for this
+    /// transaction and then sees its answer.
+    #[tracing::instrument(skip(self, request_hash))]
+    pub async fn claim_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &[u8],
+    ) -> Result<IdempotencyClaim, StoreError> {
+        let inserted = self
+            .client()
+            .execute(
+                "INSERT INTO idempotency_keys (scope, idempotency_key, request_hash)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&scope, &key, &request_hash],
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(IdempotencyClaim::Fresh);
+        }
+        let row = self
+            .client()
+            .query_one(
+                "SELECT request_hash, response_status, response_body FROM idempotency_keys
+                 WHERE scope = $1 AND idempotency_key = $2",
+                &[&scope, &key],
+            )
+            .await?;
+        let stored_hash: Vec<u8> = row.get(0);
+        if stored_hash != request_hash {
+            return Ok(IdempotencyClaim::Mismatch);
+        }
+        let status: Option<i16> = row.get(1);
+        let body: Option<Value> = row.get(2);
+        Ok(IdempotencyClaim::Replay {
+            status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
+            body: body.unwrap_or(Value::Null),
+        })
+    }
+
+    /// Records the answer to replay for the claimed key.
+    pub async fn complete_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        body: &Value,
+    ) -> Result<(), StoreError> {
+        let status = i16::try_from(status).unwrap_or(200);
+        self.client()
+            .execute(
+                "UPDATE idempotency_keys SET response_status = $3, response_body = $4
+                 WHERE scope = $1 AND idempotency_key = $2",
+                &[&scope, &key, &status, body],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Releases a claimed key (the command was refused; a retry runs it afresh).
+    pub async fn forget_idempotency(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+        self.client()
+            .execute(
+                "DELETE FROM idempotency_keys WHERE scope = $1 AND idempotency_key = $2",
+                &[&scope, &key],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn load_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: Uuid,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        load_stream(self.client(), &self.keys, aggregate_type, aggregate_id).await
+    }
+
+    /// The membership events of every user of a tenant, in order.
+    #[tracing::instrument(skip(self))]
+    pub async fn load_membership_events(&self, tenant_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
+        let types: Vec<&str> = domain::TenantMembers::EVENT_TYPES.to_vec();
+        let rows = self
+            .client()
+            .query(
+                &format!(
+                    "{SELECT_EVENTS} WHERE tenant_id = $1 AND aggregate_type = 'user' AND type = ANY($2)
+                     ORDER BY position"
+                ),
+                &[&tenant_id, &types],
+            )
+            .await?;
+        decode_rows(self.client(), &self.keys, rows).await
+    }
+
+    /// Reserves a unique value for `owner` within a tenant.
+    #[tracing::instrument(skip(self, value_hash))]
+    pub async fn reserve(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        value_hash: &[u8],
+        owner_id: Uuid,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client()
+            .execute(
+                "INSERT INTO unique_reservations (tenant_id, kind, value_hash, owner_id) VALUES ($1, $2, $3, $4)",
+                &[&tenant_id, &kind, &value_hash, &owner_id],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::Duplicate {
+                kind: kind.to_owned(),
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Who holds a unique value, if anyone.
+    pub async fn reservation_owner(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        value_hash: &[u8],
+    ) -> Result<Option<Uuid>, StoreError> {
+        let row = self
+            .client()
+            .query_opt(
+                "SELECT owner_id FROM unique_reservations WHERE tenant_id = $1 AND kind = $2 AND value_hash = $3",
+                &[&tenant_id, &kind, &value_hash],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Appends events to their streams. Each stream's events take the sequences after its
+    /// expected version; a stream that moved on in the meantime makes this a
+    /// [`StoreError::Conflict`] and nothing is written. The authentication state is updated
+    /// in the same transaction.
+    #[tracing::instrument(skip(self, events, metadata), fields(events = events.len()))]
+    pub async fn append(
+        &self,
+        tenant_id: Uuid,
+        expected: &[ExpectedVersion],
+        events: &[DomainEvent],
+        metadata: &EventMetadata,
+        occurred_at: DateTime<Utc>,
+    ) -> Result<Vec<AppendedEvent>, StoreError> {
+        let mut versions: HashMap<Uuid, i64> =
+            expected.iter().map(|e| (e.aggregate_id, e.version)).collect();
+        let mut appended = Vec::with_capacity(events.len());
+        let statement = self
+            .client()
+            .prepare_cached(
+                "INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, sequence, type,
+                                     version, data, metadata, occurred_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 RETURNING position",
+            )
+            .await?;
+        for event in events {
+            let event_id = Uuid::now_v7();
+            let aggregate_id = event.aggregate_id();
+            let version = versions.entry(aggregate_id).or_insert(0);
+            *version += 1;
+            let sequence = *version;
+            let mut data = event_data(event)?;
+            let mut event_metadata = metadata.clone();
+            if let Some(subject) = event.data_subject() {
+                let key = self.data_key(tenant_id, subject).await?;
+                encrypt_fields(&key, event_id, event.personal_fields(), &mut data)?;
+                event_metadata.data_subject = Some(subject);
+            }
+            let metadata_json = serde_json::to_value(&event_metadata)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let params: [&(dyn ToSql + Sync); 10] = [
+                &event_id,
+                &tenant_id,
+                &event.aggregate_type(),
+                &aggregate_id,
+                &sequence,
+                &event.event_type(),
+                &event.schema_version(),
+                &data,
+                &metadata_json,
+                &occurred_at,
+            ];
+            let row = match self.client().query_one(&statement, &params).await {
+                Ok(row) => row,
+                Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    return Err(StoreError::Conflict {
+                        aggregate_type: event.aggregate_type().to_owned(),
+                        aggregate_id,
+                    });
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let position: i64 = row.get(0);
+            crate::auth_state::apply(self.client(), tenant_id, position, event, occurred_at).await?;
+            appended.push(AppendedEvent {
+                event_id,
+                aggregate_id,
+                sequence,
+                position,
+            });
+        }
+        Ok(appended)
+    }
+
+    /// Crypto-shredding: destroys the subject's data key and releases their reserved unique
+    /// values, so nothing personal about them can be read or matched again.
+    #[tracing::instrument(skip(self))]
+    pub async fn erase_subject(&self, tenant_id: Uuid, subject_id: Uuid) -> Result<(), StoreError> {
+        let client = self.client();
+        client
+            .execute("DELETE FROM data_keys WHERE subject_id = $1", &[&subject_id])
+            .await?;
+        client
+            .execute(
+                "INSERT INTO erased_subjects (subject_id, tenant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&subject_id, &tenant_id],
+            )
+            .await?;
+        client
+            .execute("DELETE FROM unique_reservations WHERE owner_id = $1", &[&subject_id])
+            .await?;
+        Ok(())
+    }
+
+    /// The subject's data key, created on first use.
+    async fn data_key(&self, tenant_id: Uuid, subject_id: Uuid) -> Result<DataKey, StoreError> {
+        if let Some(key) = fetch_data_key(self.client(), &self.keys, subject_id).await? {
+            return Ok(key);
+        }
+        let erased = self
+            .client()
+            .query_opt("SELECT 1 FROM erased_subjects WHERE subject_id = $1", &[&subject_id])
+            .await?;
+        if erased.is_some() {
+            return Err(StoreError::SubjectErased);
+        }
+        let key = DataKey::generate()?;
+        let wrapped = self.keys.wrap(subject_id, &key)?;
+        self.client()
+            .execute(
+                "INSERT INTO data_keys (subject_id, tenant_id, master_key_id, wrapped_key)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING",
+                &[&subject_id, &tenant_id, &self.keys.master_key_id(), &wrapped],
+            )
+            .await?;
+        // Another transaction may have won the insert; read back whichever key is stored.
+        fetch_data_key(self.client(), &self.keys, subject_id)
+            .await?
+            .ok_or(StoreError::SubjectErased)
+    }
+}
+
+const SELECT_EVENTS: &str = "SELECT position, event_id, tenant_id, aggregate_type, aggregate_id, sequence, type,
+        version, data, metadata, occurred_at FROM events";
+
+async fn load_stream(
+    client: &Client,
+    keys: &KeyRing,
+    aggregate_type: &str,
+    aggregate_id: Uuid,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = client
+        .query(
+            &format!("{SELECT_EVENTS} WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"),
+            &[&aggregate_type, &aggregate_id],
+        )
+        .await?;
+    decode_rows(client, keys, rows).await
+}
+
+async fn fetch_data_key(client: &Client, keys: &KeyRing, subject_id: Uuid) -> Result<Option<DataKey>, StoreError> {
+    let row = client
+        .query_opt("SELECT wrapped_key FROM data_keys WHERE subject_id = $1", &[&subject_id])
+        .await?;
+    match row {
+        Some(row) => {
+            let wrapped: Vec<u8> = row.get(0);
+            Ok(Some(keys.unwrap(subject_id, &wrapped)?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Decodes rows into recorded events: upcast, then personal fields decrypted with their
+/// subject's key, or replaced by a marker when the key was destroyed.
+async fn decode_rows(
+    client: &Client,
+    keys: &KeyRing,
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut subject_keys: HashMap<Uuid, Option<DataKey>> = HashMap::new();
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        let event_id: Uuid = row.get(1);
+        let event_type: String = row.get(6);
+        let stored_version: i32 = row.get(7);
+        let metadata: EventMetadata = serde_json::from_value(row.get(9))
+            .map_err(|e| StoreError::Corrupt(format!("metadata of event {event_id}: {e}")))?;
+        let (schema_version, mut data) = upcast(&event_type, stored_version, row.get(8))?;
+        if let Some(subject) = metadata.data_subject {
+            if !subject_keys.contains_key(&subject) {
+                let key = fetch_data_key(client, keys, subject).await?;
+                subject_keys.insert(subject, key);
+            }
+            let key = subject_keys.get(&subject).and_then(Option::as_ref);
+            decrypt_fields(key, event_id, &mut data)?;
+        }
+        events.push(RecordedEvent {
+            position: row.get(0),
+            event_id,
+            tenant_id: row.get(2),
+            aggregate_type: row.get(3),
+            aggregate_id: row.get(4),
+            sequence: row.get(5),
+            event_type,
+            schema_version,
+            data,
+            metadata,
+            occurred_at: row.get(10),
+        });
+    }
+    Ok(events)
+}
+
+fn event_data(event: &DomainEvent) -> Result<Value, StoreError> {
+    let tagged = match event {
+        DomainEvent::Tenant { event, .. } => serde_json::to_value(event),
+        DomainEvent::User { event, .. } => serde_json::to_value(event),
+        DomainEvent::Session { event, .. } => serde_json::to_value(event),
+    }
+    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    match tagged {
+        Value::Object(mut object) => Ok(object.remove("data").unwrap_or(Value::Object(Default::default()))),
+        _ => Err(StoreError::Corrupt("an event did not serialise to an object".into())),
+    }
+}
+
+fn field_context(event_id: Uuid, field: &str) -> Vec<u8> {
+    [event_id.as_bytes().as_slice(), b"/", field.as_bytes()].concat()
+}
+
+fn encrypt_fields(key: &DataKey, event_id: Uuid, fields: &[&str], data: &mut Value) -> Result<(), StoreError> {
+    let Value::Object(object) = data else {
+        return Ok(());
+    };
+    for field in fields {
+        if let Some(value) = object.get_mut(*field) {
+            if value.is_null() {
+                continue;
+            }
+            let plaintext = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            *value = Value::String(key.encrypt(&field_context(event_id, field), &plaintext)?);
+        }
+    }
+    Ok(())
+}
+
+fn decrypt_fields(key: Option<&DataKey>, event_id: Uuid, data: &mut Value) -> Result<(), StoreError> {
+    let Value::Object(object) = data else {
+        return Ok(());
+    };
+    for (field, value) in object.iter_mut() {
+        let Value::String(text) = value else { continue };
+        if !text.starts_with(ENCRYPTED_PREFIX) {
+            continue;
+        }
+        *value = match key {
+            Some(key) => {
+                let plaintext = key.decrypt(&field_context(event_id, field), text)?;
+                serde_json::from_slice(&plaintext)
+                    .map_err(|e| StoreError::Corrupt(format!("field {field} of event {event_id}: {e}")))?
+            }
+            None => Value::String(ERASED.to_owned()),
+        };
+    }
+    Ok(())
+}
