@@ -70,7 +70,8 @@ pub fn sign_up_tenant(
     }
     let name = command.name.trim().to_owned();
     validate_tenant_name(&name)?;
-    validate_email(&command.admin_email)?;
+    let admin_email = command.admin_email.trim().to_owned();
+    validate_email(&admin_email)?;
     let display_name = command.admin_display_name.trim().to_owned();
     validate_display_name(&display_name)?;
     let tenant_events = vec![TenantEvent::Created {
@@ -83,7 +84,7 @@ pub fn sign_up_tenant(
         UserEvent::Created {
             user_id: command.admin_user_id,
             tenant_id: command.tenant_id,
-            email: command.admin_email.trim().to_owned(),
+            email: admin_email,
             display_name,
             password_hash: command.admin_password_hash,
         },

@@ -166,14 +166,15 @@ pub fn sign_up(
     if user.user_id.is_some() {
         return Err(DomainError::UserAlreadyExists);
     }
-    validate_email(&command.email)?;
+    let email = command.email.trim().to_owned();
+    validate_email(&email)?;
     let display_name = command.display_name.trim().to_owned();
     validate_display_name(&display_name)?;
     Ok(vec![
         UserEvent::Created {
             user_id: command.user_id,
             tenant_id: command.tenant_id,
-            email: command.email.trim().to_owned(),
+            email,
             display_name,
             password_hash: command.password_hash,
         },

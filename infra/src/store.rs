@@ -52,8 +52,19 @@ impl StoreError {
     /// A failure of the database itself (as opposed to a rule or a conflict): a client may
     /// retry later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Pool(_))
-            || matches!(self, StoreError::Database(e) if e.is_closed() || e.as_db_error().is_none())
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Database(error) => {
+                error.is_closed()
+                    || std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+                    || error.code().is_some_and(|code| {
+                        let class = &code.code()[..2];
+                        // Connection exceptions, resources, operator intervention.
+                        matches!(class, "08" | "53" | "57")
+                    })
+            }
+            _ => false,
+        }
     }
 }
 
@@ -188,8 +199,8 @@ impl UnitOfWork {
     pub async fn lock_tenant_membership(&self, tenant_id: Uuid) -> Result<(), StoreError> {
         self.client()
             .execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended('eventra.membership.' || $1::text, 0))",
-                &[&tenant_id],
+                "SELECT pg_advisory_xact_lock(hashtextextended('eventra.membership.' || $1, 0))",
+                &[&tenant_id.to_string()],
             )
             .await?;
         Ok(())

@@ -1,1 +1,11 @@
+//! Integration tests against the real PostgreSQL: one fresh database per test.
 
+mod admin;
+mod concurrency;
+mod erasure;
+mod hostile_input;
+mod idempotency;
+mod isolation;
+mod schema;
+mod sessions;
+mod signup;

@@ -1,0 +1,176 @@
+use std::time::{Duration, Instant};
+
+use integration_tests::{PASSWORD, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn an_admin_changes_a_members_role_and_the_new_role_takes_effect() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Roles").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Promoted").await;
+    let path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id);
+
+    let before = app.patch(&path, Some(&user.token), json!({"role": "admin"})).await;
+    assert_eq!(before.status, StatusCode::FORBIDDEN, "a member cannot promote themself");
+    assert!(before.is_problem());
+
+    let promoted = app.patch(&path, Some(&tenant.admin_token), json!({"role": "admin"})).await;
+    assert_eq!(promoted.status, StatusCode::OK, "{:?}", promoted.body);
+    assert_eq!(promoted.body["version"], 3);
+    let data: serde_json::Value = app
+        .db
+        .query_one(
+            "SELECT data FROM events WHERE aggregate_id = $1 AND type = 'tenant.member_role_changed'",
+            &[&user.user_id],
+        )
+        .await
+        .expect("event")
+        .get(0);
+    assert_eq!(data["old_role"], "member");
+    assert_eq!(data["new_role"], "admin");
+    assert_eq!(data["changed_by"], tenant.admin_id.to_string());
+
+    // The promoted user may now manage the original admin, with the token they already had.
+    let admin_path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, tenant.admin_id);
+    let demoted = app.patch(&admin_path, Some(&user.token), json!({"role": "member"})).await;
+    assert_eq!(demoted.status, StatusCode::OK, "{:?}", demoted.body);
+
+    let unchanged = app.patch(&path, Some(&user.token), json!({"role": "admin"})).await;
+    assert_eq!(unchanged.status, StatusCode::OK);
+    assert_eq!(unchanged.body["version"], 3, "setting the current role appends nothing");
+
+    let invalid = app.patch(&path, Some(&user.token), json!({"role": "owner"})).await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    let empty = app.patch(&path, Some(&user.token), json!({})).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_last_active_admin_cannot_be_demoted_deactivated_or_erased() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("LastAdmin").await;
+    let path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, tenant.admin_id);
+    let before = app.event_count().await;
+    for body in [json!({"role": "member"}), json!({"status": "deactivated"})] {
+        let answer = app.patch(&path, Some(&tenant.admin_token), body.clone()).await;
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{body}");
+        assert!(answer.str("detail").contains("last active administrator"));
+    }
+    let erase = app.delete(&path, Some(&tenant.admin_token)).await;
+    assert_eq!(erase.status, StatusCode::CONFLICT);
+    assert_eq!(app.event_count().await, before);
+
+    // With a second active admin, the first may step down.
+    let second = app.sign_up_user(tenant.tenant_id, "Second").await;
+    let promote = app
+        .patch(
+            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, second.user_id),
+            Some(&tenant.admin_token),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(promote.status, StatusCode::OK);
+    let step_down = app.patch(&path, Some(&tenant.admin_token), json!({"role": "member"})).await;
+    assert_eq!(step_down.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn two_admins_deactivating_each_other_at_once_leave_one_active_admin() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Race").await;
+    let second = app.sign_up_user(tenant.tenant_id, "Second Admin").await;
+    let promote = app
+        .patch(
+            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, second.user_id),
+            Some(&tenant.admin_token),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(promote.status, StatusCode::OK);
+    let first_path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, tenant.admin_id);
+    let second_path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, second.user_id);
+    let body = json!({"status": "deactivated"});
+    let (a, b) = tokio::join!(
+        app.patch(&second_path, Some(&tenant.admin_token), body.clone()),
+        app.patch(&first_path, Some(&second.token), body.clone()),
+    );
+    let statuses = [a.status, b.status];
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+    assert!(
+        statuses.iter().any(|s| [StatusCode::CONFLICT, StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN].contains(s)),
+        "exactly one wins: {statuses:?} {:?} {:?}",
+        a.body,
+        b.body
+    );
+    let active_admins: i64 = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM auth_principals WHERE tenant_id = $1 AND role = 'admin' AND status = 'active'",
+            &[&tenant.tenant_id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(active_admins, 1);
+}
+
+#[tokio::test]
+async fn a_deactivated_user_is_locked_out_within_a_second_and_reactivation_needs_a_new_login() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Deactivate").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Suspended").await;
+    let path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id);
+
+    let deactivated = app.patch(&path, Some(&tenant.admin_token), json!({"status": "deactivated"})).await;
+    assert_eq!(deactivated.status, StatusCode::OK, "{:?}", deactivated.body);
+    let started = Instant::now();
+    let with_old_token = app.patch("/v1/me", Some(&user.token), json!({"locale": "en"})).await;
+    assert_eq!(with_old_token.status, StatusCode::UNAUTHORIZED);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let login = app.log_in(tenant.tenant_id, &user.email, PASSWORD).await;
+    assert_eq!(login.status, StatusCode::FORBIDDEN);
+    assert!(login.str("detail").contains("deactivated"));
+    let refresh = app.post("/v1/sessions/refresh", None, json!({"refresh_token": user.refresh_token})).await;
+    assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
+
+    let again = app.patch(&path, Some(&tenant.admin_token), json!({"status": "deactivated"})).await;
+    assert_eq!(again.status, StatusCode::OK);
+    // Version 4 is the failed login in between; deactivating again appends nothing.
+    assert_eq!(again.body["version"], 4);
+
+    let reactivated = app.patch(&path, Some(&tenant.admin_token), json!({"status": "active"})).await;
+    assert_eq!(reactivated.status, StatusCode::OK);
+    let old_token = app.patch("/v1/me", Some(&user.token), json!({"locale": "en"})).await;
+    assert_eq!(old_token.status, StatusCode::UNAUTHORIZED, "sessions ended by deactivation stay ended");
+    let old_refresh = app.post("/v1/sessions/refresh", None, json!({"refresh_token": user.refresh_token})).await;
+    assert_eq!(old_refresh.status, StatusCode::UNAUTHORIZED);
+    let login = app.log_in(tenant.tenant_id, &user.email, PASSWORD).await;
+    assert_eq!(login.status, StatusCode::CREATED);
+    assert_eq!(
+        app.stream_types(user.user_id).await,
+        [
+            "user.created",
+            "tenant.member_joined",
+            "user.deactivated",
+            "user.login_failed",
+            "user.reactivated"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_member_cannot_manage_other_members() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Members").await;
+    let alice = app.sign_up_user(tenant.tenant_id, "Alice").await;
+    let bob = app.sign_up_user(tenant.tenant_id, "Bob").await;
+    let before = app.event_count().await;
+    let path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, bob.user_id);
+    for body in [json!({"status": "deactivated"}), json!({"role": "admin"})] {
+        let answer = app.patch(&path, Some(&alice.token), body).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(app.delete(&path, Some(&alice.token)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.event_count().await, before);
+}

@@ -1,0 +1,120 @@
+use std::sync::Arc;
+
+use integration_tests::{PASSWORD, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::task::JoinSet;
+
+#[tokio::test]
+async fn a_retried_request_with_the_same_key_returns_the_first_answer_and_appends_nothing() {
+    let app = TestApp::spawn().await;
+    let body = json!({"name": "Retry", "admin": {"email": "retry@example.com", "password": PASSWORD, "display_name": "R"}});
+    let send = || {
+        app.send(
+            app.http
+                .post(format!("{}/v1/tenants", app.address))
+                .header("Idempotency-Key", "signup-7f3a")
+                .json(&body),
+        )
+    };
+    let first = send().await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let count = app.event_count().await;
+    let second = send().await;
+    assert_eq!(second.status, StatusCode::CREATED);
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.headers.get("idempotent-replayed").map(|v| v.to_str().unwrap_or("")), Some("true"));
+    assert_eq!(app.event_count().await, count);
+
+    let different = app
+        .send(
+            app.http
+                .post(format!("{}/v1/tenants", app.address))
+                .header("Idempotency-Key", "signup-7f3a")
+                .json(&json!({"name": "Other", "admin": {"email": "other@example.com", "password": PASSWORD, "display_name": "O"}})),
+        )
+        .await;
+    assert_eq!(different.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(different.is_problem());
+    assert_eq!(app.event_count().await, count);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_append_once() {
+    let app = Arc::new(TestApp::spawn().await);
+    let tenant = app.sign_up_tenant("Parallel").await;
+    let before = app.event_count().await;
+    let mut tasks = JoinSet::new();
+    for _ in 0..6 {
+        let app = Arc::clone(&app);
+        let token = tenant.admin_token.clone();
+        tasks.spawn(async move {
+            app.send(
+                app.http
+                    .patch(format!("{}/v1/me", app.address))
+                    .bearer_auth(token)
+                    .header("Idempotency-Key", "same-update")
+                    .json(&json!({"locale": "pt-BR"})),
+            )
+            .await
+        });
+    }
+    let mut bodies = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        let answer = answer.expect("task");
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        bodies.push(answer.body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+    assert_eq!(app.event_count().await, before + 1);
+}
+
+#[tokio::test]
+async fn keys_are_scoped_to_the_caller_and_refusals_are_not_remembered() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Scoped").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Scoped User").await;
+    let patch = |token: &str, body: serde_json::Value| {
+        app.send(
+            app.http
+                .patch(format!("{}/v1/me", app.address))
+                .bearer_auth(token)
+                .header("Idempotency-Key", "k1")
+                .json(&body),
+        )
+    };
+    let admin = patch(&tenant.admin_token, json!({"locale": "en"})).await;
+    let member = patch(&user.token, json!({"locale": "en"})).await;
+    assert_eq!(admin.id("user_id"), tenant.admin_id);
+    assert_eq!(member.id("user_id"), user.user_id, "another caller's key is their own");
+
+    let bad_key = app
+        .send(
+            app.http
+                .patch(format!("{}/v1/me", app.address))
+                .bearer_auth(&user.token)
+                .header("Idempotency-Key", "x".repeat(300))
+                .json(&json!({"locale": "en"})),
+        )
+        .await;
+    assert_eq!(bad_key.status, StatusCode::BAD_REQUEST);
+
+    let refused = app
+        .send(
+            app.http
+                .post(format!("{}/v1/tenants/{}/sessions", app.address, tenant.tenant_id))
+                .header("Idempotency-Key", "login-1")
+                .json(&json!({"email": user.email, "password": "wrong password here"})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let corrected = app
+        .send(
+            app.http
+                .post(format!("{}/v1/tenants/{}/sessions", app.address, tenant.tenant_id))
+                .header("Idempotency-Key", "login-1")
+                .json(&json!({"email": user.email, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(corrected.status, StatusCode::CREATED, "a refused attempt does not pin the key");
+}
