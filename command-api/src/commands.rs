@@ -49,7 +49,11 @@ impl Answer {
 
     pub fn into_response(self) -> Result<HttpResponse, ApiError> {
         match self {
-            Answer::Success { status, body, replayed } => {
+            Answer::Success {
+                status,
+                body,
+                replayed,
+            } => {
                 let mut response = HttpResponse::build(status);
                 if replayed {
                     response.insert_header(("Idempotent-Replayed", "true"));
@@ -83,7 +87,11 @@ where
         let unit = store.begin().await?;
         if let Some(idempotency) = idempotency {
             match unit
-                .claim_idempotency(&idempotency.scope, &idempotency.key, &idempotency.request_hash)
+                .claim_idempotency(
+                    &idempotency.scope,
+                    &idempotency.key,
+                    &idempotency.request_hash,
+                )
                 .await?
             {
                 IdempotencyClaim::Fresh => {}
@@ -107,11 +115,17 @@ where
                     match &answer {
                         Answer::Success { status, body, .. } => {
                             let body = body.clone().unwrap_or(Value::Null);
-                            unit.complete_idempotency(&idempotency.scope, &idempotency.key, status.as_u16(), &body)
-                                .await?;
+                            unit.complete_idempotency(
+                                &idempotency.scope,
+                                &idempotency.key,
+                                status.as_u16(),
+                                &body,
+                            )
+                            .await?;
                         }
                         Answer::Refused(_) => {
-                            unit.forget_idempotency(&idempotency.scope, &idempotency.key).await?;
+                            unit.forget_idempotency(&idempotency.scope, &idempotency.key)
+                                .await?;
                         }
                     }
                 }

@@ -81,7 +81,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) | ApiError::EmailTaken | ApiError::ConcurrentModification => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::EmailTaken | ApiError::ConcurrentModification => {
+                StatusCode::CONFLICT
+            }
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,9 +94,17 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         match self {
             ApiError::Internal(error) | ApiError::Unavailable(error) => {
-                tracing::error!(error = format!("{error:#}"), status = status.as_u16(), "request failed");
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    status = status.as_u16(),
+                    "request failed"
+                );
             }
-            _ => tracing::info!(problem = self.slug(), status = status.as_u16(), "request refused"),
+            _ => tracing::info!(
+                problem = self.slug(),
+                status = status.as_u16(),
+                "request refused"
+            ),
         }
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_CONTENT_TYPE);
@@ -113,12 +123,12 @@ impl From<DomainError> for ApiError {
         let detail = error.to_string();
         match error {
             DomainError::Invalid(_) => ApiError::Validation(detail),
-            DomainError::TenantNotFound | DomainError::UserNotFound | DomainError::SessionNotFound => {
-                ApiError::NotFound(detail)
-            }
-            DomainError::TenantAlreadyExists | DomainError::UserAlreadyExists | DomainError::LastActiveAdmin => {
-                ApiError::Conflict(detail)
-            }
+            DomainError::TenantNotFound
+            | DomainError::UserNotFound
+            | DomainError::SessionNotFound => ApiError::NotFound(detail),
+            DomainError::TenantAlreadyExists
+            | DomainError::UserAlreadyExists
+            | DomainError::LastActiveAdmin => ApiError::Conflict(detail),
             DomainError::NotAllowed => ApiError::Forbidden(detail),
             DomainError::SessionEnded => ApiError::Unauthenticated(detail),
         }
@@ -147,23 +157,31 @@ pub fn render_problem<B: MessageBody + 'static>(
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()));
     if is_problem {
-        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
     }
     let status = response.status();
     let (slug, detail) = match status {
         StatusCode::NOT_FOUND => ("not-found", "no such resource"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "this method is not allowed on this resource"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            "this method is not allowed on this resource",
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", "the request body is too large"),
         StatusCode::BAD_REQUEST => ("bad-request", "the request is malformed"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "unsupported content type"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported-media-type", "unsupported content type")
+        }
         s if s.is_server_error() => ("internal-error", "an unexpected error occurred"),
         _ => ("error", "the request failed"),
     };
     let body = problem(status, slug, detail).to_string();
     let (request, mut response) = response.into_parts();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+    );
     let response = response.set_body(body).map_into_boxed_body();
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(request, response).map_into_right_body(),

@@ -33,7 +33,9 @@ pub fn parse_json<T: DeserializeOwned>(request: &HttpRequest, body: &[u8]) -> Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
-        .is_some_and(|v| v == "application/json" || (v.starts_with("application/") && v.ends_with("+json")));
+        .is_some_and(|v| {
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        });
     if !json_content {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -53,7 +55,9 @@ fn valid_id_header(headers: &HeaderMap, name: &str) -> Option<String> {
     let value = headers.get(name)?.to_str().ok()?.trim();
     let ok = !value.is_empty()
         && value.len() <= MAX_ID_LEN
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     ok.then(|| value.to_owned())
 }
 
@@ -63,7 +67,12 @@ pub struct EventraRootSpan;
 impl RootSpanBuilder for EventraRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let correlation_id = valid_id_header(request.headers(), CORRELATION_ID_HEADER)
-            .or_else(|| request.extensions().get::<RequestId>().map(ToString::to_string))
+            .or_else(|| {
+                request
+                    .extensions()
+                    .get::<RequestId>()
+                    .map(ToString::to_string)
+            })
             .unwrap_or_default();
         tracing_actix_web::root_span!(
             request,
@@ -73,7 +82,10 @@ impl RootSpanBuilder for EventraRootSpan {
         )
     }
 
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
         DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }
@@ -92,8 +104,8 @@ impl RequestMeta {
             .get::<RequestId>()
             .map(ToString::to_string)
             .unwrap_or_else(|| Uuid::new_v4().to_string());
-        let correlation_id =
-            valid_id_header(request.headers(), CORRELATION_ID_HEADER).unwrap_or_else(|| request_id.clone());
+        let correlation_id = valid_id_header(request.headers(), CORRELATION_ID_HEADER)
+            .unwrap_or_else(|| request_id.clone());
         RequestMeta {
             request_id,
             correlation_id,
@@ -123,7 +135,11 @@ pub struct Idempotency {
 impl Idempotency {
     /// Reads the header. Keys are scoped to the caller, or to the route when anonymous; the
     /// fingerprint covers method, path and body.
-    pub fn of(request: &HttpRequest, caller: Option<Uuid>, body: &[u8]) -> Result<Option<Self>, ApiError> {
+    pub fn of(
+        request: &HttpRequest,
+        caller: Option<Uuid>,
+        body: &[u8],
+    ) -> Result<Option<Self>, ApiError> {
         let Some(value) = request.headers().get(IDEMPOTENCY_KEY_HEADER) else {
             return Ok(None);
         };
@@ -200,12 +216,20 @@ impl FromRequest for Caller {
         let token = bearer_token(request);
         let root_span = request.extensions().get::<RootSpan>().cloned();
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+            let state = state
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
             let token = token?;
-            let claims = state.tokens.verify_access_token(&token).map_err(|e| match e {
-                TokenError::Expired => ApiError::Unauthenticated("the access token has expired".into()),
-                TokenError::Invalid => ApiError::Unauthenticated("the access token is not valid".into()),
-            })?;
+            let claims = state
+                .tokens
+                .verify_access_token(&token)
+                .map_err(|e| match e {
+                    TokenError::Expired => {
+                        ApiError::Unauthenticated("the access token has expired".into())
+                    }
+                    TokenError::Invalid => {
+                        ApiError::Unauthenticated("the access token is not valid".into())
+                    }
+                })?;
             let client = state
                 .store
                 .pool()
@@ -213,9 +237,9 @@ impl FromRequest for Caller {
                 .await
                 .map_err(|e| ApiError::Unavailable(e.into()))?;
             let principal = authenticate(&client, &claims).await.map_err(|e| match e {
-                AuthenticationError::Rejected => {
-                    ApiError::Unauthenticated("the session has ended or the account is not active".into())
-                }
+                AuthenticationError::Rejected => ApiError::Unauthenticated(
+                    "the session has ended or the account is not active".into(),
+                ),
                 AuthenticationError::Database(e) => ApiError::Unavailable(e.into()),
             })?;
             if let Some(span) = root_span {
@@ -231,14 +255,15 @@ fn bearer_token(request: &HttpRequest) -> Result<String, ApiError> {
     let value = request
         .headers()
         .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthenticated("an Authorization: Bearer token is required".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("an Authorization: Bearer token is required".into())
+        })?;
     let value = value
         .to_str()
         .map_err(|_| ApiError::Unauthenticated("the Authorization header is malformed".into()))?;
-    let (scheme, token) = value
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| ApiError::Unauthenticated("the Authorization header must be 'Bearer <token>'".into()))?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(|| {
+        ApiError::Unauthenticated("the Authorization header must be 'Bearer <token>'".into())
+    })?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() || token.len() > 4096 {
         return Err(ApiError::Unauthenticated(
             "the Authorization header must be 'Bearer <token>'".into(),

@@ -45,11 +45,18 @@ async fn health() -> HttpResponse {
 }
 
 fn last_position(appended: &[AppendedEvent], otherwise: i64) -> i64 {
-    appended.iter().map(|e| e.position).max().unwrap_or(otherwise)
+    appended
+        .iter()
+        .map(|e| e.position)
+        .max()
+        .unwrap_or(otherwise)
 }
 
 fn context(actor: Actor) -> Context {
-    Context { now: Utc::now(), actor }
+    Context {
+        now: Utc::now(),
+        actor,
+    }
 }
 
 async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
@@ -101,54 +108,62 @@ async fn sign_up_tenant(
     let tenant_id = Uuid::now_v7();
     let admin_user_id = Uuid::now_v7();
     record_tenant(&request, tenant_id);
-    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
-        let tenant = state::tenant(unit, tenant_id).await?;
-        let ctx = context(Actor::Anonymous);
-        let (tenant_events, user_events) = domain::tenant::sign_up_tenant(
-            &tenant.state,
-            SignUpTenant {
-                tenant_id,
-                name: input.name.clone(),
-                plan: input.plan,
-                admin_user_id,
-                admin_email: input.admin.email.clone(),
-                admin_display_name: input.admin.display_name.clone(),
-                admin_password_hash: password_hash.clone(),
-            },
-            &ctx,
-        )?;
-        let email_hash = unit.keys().blind_index(EMAIL, &normalise_email(&input.admin.email));
-        unit.reserve(tenant_id, EMAIL, &email_hash, admin_user_id).await?;
-        let mut events: Vec<DomainEvent> = tenant_events
-            .into_iter()
-            .map(|event| DomainEvent::Tenant { tenant_id, event })
-            .collect();
-        events.extend(DomainEvent::user(admin_user_id, user_events));
-        let appended = unit
-            .append(
-                tenant_id,
-                &[
-                    ExpectedVersion {
-                        aggregate_id: tenant_id,
-                        version: tenant.version,
-                    },
-                    ExpectedVersion {
-                        aggregate_id: admin_user_id,
-                        version: 0,
-                    },
-                ],
-                &events,
-                &meta.event_metadata(Some(admin_user_id)),
-                ctx.now,
-            )
-            .await?;
-        tracing::info!(%tenant_id, %admin_user_id, "tenant signed up");
-        Ok(Answer::created(json!({
-            "tenant_id": tenant_id,
-            "admin_user_id": admin_user_id,
-            "position": last_position(&appended, 0),
-        })))
-    })
+    let answer = execute(
+        &state.store,
+        idempotency.as_ref(),
+        state.settings.command_retries,
+        async |unit| {
+            let tenant = state::tenant(unit, tenant_id).await?;
+            let ctx = context(Actor::Anonymous);
+            let (tenant_events, user_events) = domain::tenant::sign_up_tenant(
+                &tenant.state,
+                SignUpTenant {
+                    tenant_id,
+                    name: input.name.clone(),
+                    plan: input.plan,
+                    admin_user_id,
+                    admin_email: input.admin.email.clone(),
+                    admin_display_name: input.admin.display_name.clone(),
+                    admin_password_hash: password_hash.clone(),
+                },
+                &ctx,
+            )?;
+            let email_hash = unit
+                .keys()
+                .blind_index(EMAIL, &normalise_email(&input.admin.email));
+            unit.reserve(tenant_id, EMAIL, &email_hash, admin_user_id)
+                .await?;
+            let mut events: Vec<DomainEvent> = tenant_events
+                .into_iter()
+                .map(|event| DomainEvent::Tenant { tenant_id, event })
+                .collect();
+            events.extend(DomainEvent::user(admin_user_id, user_events));
+            let appended = unit
+                .append(
+                    tenant_id,
+                    &[
+                        ExpectedVersion {
+                            aggregate_id: tenant_id,
+                            version: tenant.version,
+                        },
+                        ExpectedVersion {
+                            aggregate_id: admin_user_id,
+                            version: 0,
+                        },
+                    ],
+                    &events,
+                    &meta.event_metadata(Some(admin_user_id)),
+                    ctx.now,
+                )
+                .await?;
+            tracing::info!(%tenant_id, %admin_user_id, "tenant signed up");
+            Ok(Answer::created(json!({
+                "tenant_id": tenant_id,
+                "admin_user_id": admin_user_id,
+                "position": last_position(&appended, 0),
+            })))
+        },
+    )
     .await?;
     answer.into_response()
 }
@@ -168,41 +183,48 @@ async fn sign_up_user(
     let meta = RequestMeta::of(&request);
     let password_hash = hash_password(&state, input.password.clone()).await?;
     let user_id = Uuid::now_v7();
-    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
-        let tenant = state::tenant(unit, tenant_id).await?;
-        let ctx = context(Actor::Anonymous);
-        let events = domain::user::sign_up(
-            &tenant.state,
-            &domain::User::default(),
-            SignUpUser {
-                user_id,
-                tenant_id,
-                email: input.email.clone(),
-                display_name: input.display_name.clone(),
-                password_hash: password_hash.clone(),
-            },
-            &ctx,
-        )?;
-        let email_hash = unit.keys().blind_index(EMAIL, &normalise_email(&input.email));
-        unit.reserve(tenant_id, EMAIL, &email_hash, user_id).await?;
-        let appended = unit
-            .append(
-                tenant_id,
-                &[ExpectedVersion {
-                    aggregate_id: user_id,
-                    version: 0,
-                }],
-                &DomainEvent::user(user_id, events),
-                &meta.event_metadata(Some(user_id)),
-                ctx.now,
-            )
-            .await?;
-        tracing::info!(%tenant_id, %user_id, "user signed up");
-        Ok(Answer::created(json!({
-            "user_id": user_id,
-            "position": last_position(&appended, 0),
-        })))
-    })
+    let answer = execute(
+        &state.store,
+        idempotency.as_ref(),
+        state.settings.command_retries,
+        async |unit| {
+            let tenant = state::tenant(unit, tenant_id).await?;
+            let ctx = context(Actor::Anonymous);
+            let events = domain::user::sign_up(
+                &tenant.state,
+                &domain::User::default(),
+                SignUpUser {
+                    user_id,
+                    tenant_id,
+                    email: input.email.clone(),
+                    display_name: input.display_name.clone(),
+                    password_hash: password_hash.clone(),
+                },
+                &ctx,
+            )?;
+            let email_hash = unit
+                .keys()
+                .blind_index(EMAIL, &normalise_email(&input.email));
+            unit.reserve(tenant_id, EMAIL, &email_hash, user_id).await?;
+            let appended = unit
+                .append(
+                    tenant_id,
+                    &[ExpectedVersion {
+                        aggregate_id: user_id,
+                        version: 0,
+                    }],
+                    &DomainEvent::user(user_id, events),
+                    &meta.event_metadata(Some(user_id)),
+                    ctx.now,
+                )
+                .await?;
+            tracing::info!(%tenant_id, %user_id, "user signed up");
+            Ok(Answer::created(json!({
+                "user_id": user_id,
+                "position": last_position(&appended, 0),
+            })))
+        },
+    )
     .await?;
     answer.into_response()
 }
@@ -226,7 +248,8 @@ async fn log_in(
     let tenant_id = path_id(&path, "tenant")?;
     record_tenant(&request, tenant_id);
     let input: LogInBody = parse_json(&request, &body)?;
-    if input.email.len() > domain::values::MAX_EMAIL_BYTES || input.password.chars().count() > 1024 {
+    if input.email.len() > domain::values::MAX_EMAIL_BYTES || input.password.chars().count() > 1024
+    {
         return Err(ApiError::Unauthenticated(INVALID_CREDENTIALS.into()));
     }
     let idempotency = Idempotency::of(&request, None, &body)?;
@@ -234,10 +257,15 @@ async fn log_in(
 
     // Find the account and check the password before the transaction: hashing is slow and
     // must not hold a connection or a lock.
-    let email_hash = state.store.keys().blind_index(EMAIL, &normalise_email(&input.email));
+    let email_hash = state
+        .store
+        .keys()
+        .blind_index(EMAIL, &normalise_email(&input.email));
     let (owner, checked) = {
         let unit = state.store.begin().await?;
-        let owner = unit.reservation_owner(tenant_id, EMAIL, &email_hash).await?;
+        let owner = unit
+            .reservation_owner(tenant_id, EMAIL, &email_hash)
+            .await?;
         let user = match owner {
             Some(user_id) => Some(state::user(&unit, user_id).await?.state),
             None => None,
@@ -263,70 +291,83 @@ async fn log_in(
     };
 
     let session_id = Uuid::now_v7();
-    let refresh = state.tokens.new_refresh_token(session_id).map_err(ApiError::Internal)?;
-    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
-        let user = state::user(unit, user_id).await?;
-        let ctx = context(Actor::Anonymous);
-        let verified = verified_hash.as_deref() == Some(user.state.password_hash.as_str()) && user.state.is_present();
-        let outcome = domain::user::log_in(
-            &user.state,
-            verified,
-            NewSession {
-                session_id,
-                refresh_token_hash: refresh.hash.clone(),
-                expires_at: ctx.now + state.tokens.refresh_ttl,
-            },
-            &ctx,
-        )?;
-        match outcome {
-            LoginOutcome::Succeeded(events) => {
-                let appended = unit
-                    .append(
+    let refresh = state
+        .tokens
+        .new_refresh_token(session_id)
+        .map_err(ApiError::Internal)?;
+    let answer = execute(
+        &state.store,
+        idempotency.as_ref(),
+        state.settings.command_retries,
+        async |unit| {
+            let user = state::user(unit, user_id).await?;
+            let ctx = context(Actor::Anonymous);
+            let verified = verified_hash.as_deref() == Some(user.state.password_hash.as_str())
+                && user.state.is_present();
+            let outcome = domain::user::log_in(
+                &user.state,
+                verified,
+                NewSession {
+                    session_id,
+                    refresh_token_hash: refresh.hash.clone(),
+                    expires_at: ctx.now + state.tokens.refresh_ttl,
+                },
+                &ctx,
+            )?;
+            match outcome {
+                LoginOutcome::Succeeded(events) => {
+                    let appended = unit
+                        .append(
+                            tenant_id,
+                            &[ExpectedVersion {
+                                aggregate_id: session_id,
+                                version: 0,
+                            }],
+                            &DomainEvent::session(session_id, events),
+                            &meta.event_metadata(Some(user_id)),
+                            ctx.now,
+                        )
+                        .await?;
+                    let role = user.state.role.unwrap_or(Role::Member);
+                    let access_token = state
+                        .tokens
+                        .issue_access_token(user_id, tenant_id, session_id, role, ctx.now)
+                        .map_err(ApiError::Internal)?;
+                    tracing::info!(%tenant_id, %user_id, %session_id, "user logged in");
+                    Ok(Answer::created(json!({
+                        "access_token": access_token,
+                        "refresh_token": refresh.token.expose(),
+                        "token_type": "Bearer",
+                        "expires_in": state.tokens.access_ttl.num_seconds(),
+                        "session_id": session_id,
+                        "position": last_position(&appended, 0),
+                    })))
+                }
+                LoginOutcome::Failed(events, reason) => {
+                    unit.append(
                         tenant_id,
                         &[ExpectedVersion {
-                            aggregate_id: session_id,
-                            version: 0,
+                            aggregate_id: user_id,
+                            version: user.version,
                         }],
-                        &DomainEvent::session(session_id, events),
+                        &DomainEvent::user(user_id, events),
                         &meta.event_metadata(Some(user_id)),
                         ctx.now,
                     )
                     .await?;
-                let role = user.state.role.unwrap_or(Role::Member);
-                let access_token = state
-                    .tokens
-                    .issue_access_token(user_id, tenant_id, session_id, role, ctx.now)
-                    .map_err(ApiError::Internal)?;
-                tracing::info!(%tenant_id, %user_id, %session_id, "user logged in");
-                Ok(Answer::created(json!({
-                    "access_token": access_token,
-                    "refresh_token": refresh.token.expose(),
-                    "token_type": "Bearer",
-                    "expires_in": state.tokens.access_ttl.num_seconds(),
-                    "session_id": session_id,
-                    "position": last_position(&appended, 0),
-                })))
+                    tracing::info!(%tenant_id, %user_id, ?reason, "login failed");
+                    Ok(Answer::Refused(match reason {
+                        LoginFailure::InvalidPassword => {
+                            ApiError::Unauthenticated(INVALID_CREDENTIALS.into())
+                        }
+                        LoginFailure::Deactivated => {
+                            ApiError::Forbidden("the account is deactivated".into())
+                        }
+                    }))
+                }
             }
-            LoginOutcome::Failed(events, reason) => {
-                unit.append(
-                    tenant_id,
-                    &[ExpectedVersion {
-                        aggregate_id: user_id,
-                        version: user.version,
-                    }],
-                    &DomainEvent::user(user_id, events),
-                    &meta.event_metadata(Some(user_id)),
-                    ctx.now,
-                )
-                .await?;
-                tracing::info!(%tenant_id, %user_id, ?reason, "login failed");
-                Ok(Answer::Refused(match reason {
-                    LoginFailure::InvalidPassword => ApiError::Unauthenticated(INVALID_CREDENTIALS.into()),
-                    LoginFailure::Deactivated => ApiError::Forbidden("the account is deactivated".into()),
-                }))
-            }
-        }
-    })
+        },
+    )
     .await?;
     answer.into_response()
 }
@@ -351,7 +392,10 @@ async fn refresh_session(
     let idempotency = Idempotency::of(&request, None, &body)?;
     let meta = RequestMeta::of(&request);
     let presented_hash = token_hash(&input.refresh_token);
-    let next = state.tokens.new_refresh_token(session_id).map_err(ApiError::Internal)?;
+    let next = state
+        .tokens
+        .new_refresh_token(session_id)
+        .map_err(ApiError::Internal)?;
     let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
         let session = state::session(unit, session_id).await?;
         let (Some(user_id), Some(tenant_id)) = (session.state.user_id, session.state.tenant_id) else {
@@ -418,24 +462,32 @@ async fn revoke_session(
     let session_id = path_id(&path, "session")?;
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &[])?;
     let meta = RequestMeta::of(&request);
-    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
-        let session = state::session(unit, session_id).await?;
-        let ctx = context(caller.actor());
-        let events = domain::session::revoke(&session.state, &ctx)?;
-        let tenant_id = session.state.tenant_id.ok_or(domain::DomainError::SessionNotFound)?;
-        unit.append(
-            tenant_id,
-            &[ExpectedVersion {
-                aggregate_id: session_id,
-                version: session.version,
-            }],
-            &DomainEvent::session(session_id, events),
-            &meta.event_metadata(Some(caller.0.user_id)),
-            ctx.now,
-        )
-        .await?;
-        Ok(Answer::no_content())
-    })
+    let answer = execute(
+        &state.store,
+        idempotency.as_ref(),
+        state.settings.command_retries,
+        async |unit| {
+            let session = state::session(unit, session_id).await?;
+            let ctx = context(caller.actor());
+            let events = domain::session::revoke(&session.state, &ctx)?;
+            let tenant_id = session
+                .state
+                .tenant_id
+                .ok_or(domain::DomainError::SessionNotFound)?;
+            unit.append(
+                tenant_id,
+                &[ExpectedVersion {
+                    aggregate_id: session_id,
+                    version: session.version,
+                }],
+                &DomainEvent::session(session_id, events),
+                &meta.event_metadata(Some(caller.0.user_id)),
+                ctx.now,
+            )
+            .await?;
+            Ok(Answer::no_content())
+        },
+    )
     .await?;
     answer.into_response()
 }
@@ -473,40 +525,45 @@ async fn update_profile(
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
     let meta = RequestMeta::of(&request);
     let user_id = caller.0.user_id;
-    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
-        let user = state::user(unit, user_id).await?;
-        let ctx = context(Actor::User {
-            user_id,
-            tenant_id: caller.0.tenant_id,
-            role: caller.0.role,
-        });
-        let events = domain::user::update_profile(
-            &user.state,
-            ProfileChanges {
-                display_name: input.display_name.clone(),
-                phone: input.phone.clone(),
-                locale: input.locale.clone(),
-            },
-            &ctx,
-        )?;
-        let appended = unit
-            .append(
-                caller.0.tenant_id,
-                &[ExpectedVersion {
-                    aggregate_id: user_id,
-                    version: user.version,
-                }],
-                &DomainEvent::user(user_id, events),
-                &meta.event_metadata(Some(user_id)),
-                ctx.now,
-            )
-            .await?;
-        Ok(Answer::ok(json!({
-            "user_id": user_id,
-            "version": user.version + appended.len() as i64,
-            "position": last_position(&appended, user.last_position),
-        })))
-    })
+    let answer = execute(
+        &state.store,
+        idempotency.as_ref(),
+        state.settings.command_retries,
+        async |unit| {
+            let user = state::user(unit, user_id).await?;
+            let ctx = context(Actor::User {
+                user_id,
+                tenant_id: caller.0.tenant_id,
+                role: caller.0.role,
+            });
+            let events = domain::user::update_profile(
+                &user.state,
+                ProfileChanges {
+                    display_name: input.display_name.clone(),
+                    phone: input.phone.clone(),
+                    locale: input.locale.clone(),
+                },
+                &ctx,
+            )?;
+            let appended = unit
+                .append(
+                    caller.0.tenant_id,
+                    &[ExpectedVersion {
+                        aggregate_id: user_id,
+                        version: user.version,
+                    }],
+                    &DomainEvent::user(user_id, events),
+                    &meta.event_metadata(Some(user_id)),
+                    ctx.now,
+                )
+                .await?;
+            Ok(Answer::ok(json!({
+                "user_id": user_id,
+                "version": user.version + appended.len() as i64,
+                "position": last_position(&appended, user.last_position),
+            })))
+        },
+    )
     .await?;
     answer.into_response()
 }
@@ -549,48 +606,55 @@ async fn manage_user(
     let user_id = path_id(&path.1, "user")?;
     let input: ManageUserBody = parse_json(&request, &body)?;
     if input.role.is_none() && input.status.is_none() {
-        return Err(ApiError::Validation("give at least one of role, status".into()));
+        return Err(ApiError::Validation(
+            "give at least one of role, status".into(),
+        ));
     }
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
     let meta = RequestMeta::of(&request);
-    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
-        let (mut members, user) = load_member(unit, tenant_id, user_id).await?;
-        let mut target = user.state.clone();
-        let ctx = context(caller.actor());
-        let mut events = Vec::new();
-        if let Some(role) = input.role {
-            let decided = domain::user::change_role(&members, &target, role, &ctx)?;
-            for event in &decided {
-                members.apply(user_id, event);
-                target.apply(event);
+    let answer = execute(
+        &state.store,
+        idempotency.as_ref(),
+        state.settings.command_retries,
+        async |unit| {
+            let (mut members, user) = load_member(unit, tenant_id, user_id).await?;
+            let mut target = user.state.clone();
+            let ctx = context(caller.actor());
+            let mut events = Vec::new();
+            if let Some(role) = input.role {
+                let decided = domain::user::change_role(&members, &target, role, &ctx)?;
+                for event in &decided {
+                    members.apply(user_id, event);
+                    target.apply(event);
+                }
+                events.extend(decided);
             }
-            events.extend(decided);
-        }
-        if let Some(status) = input.status {
-            let decided = match status {
-                UserStatus::Active => domain::user::reactivate(&members, &target, &ctx)?,
-                UserStatus::Deactivated => domain::user::deactivate(&members, &target, &ctx)?,
-            };
-            events.extend(decided);
-        }
-        let appended = unit
-            .append(
-                tenant_id,
-                &[ExpectedVersion {
-                    aggregate_id: user_id,
-                    version: user.version,
-                }],
-                &DomainEvent::user(user_id, events),
-                &meta.event_metadata(Some(caller.0.user_id)),
-                ctx.now,
-            )
-            .await?;
-        Ok(Answer::ok(json!({
-            "user_id": user_id,
-            "version": user.version + appended.len() as i64,
-            "position": last_position(&appended, user.last_position),
-        })))
-    })
+            if let Some(status) = input.status {
+                let decided = match status {
+                    UserStatus::Active => domain::user::reactivate(&members, &target, &ctx)?,
+                    UserStatus::Deactivated => domain::user::deactivate(&members, &target, &ctx)?,
+                };
+                events.extend(decided);
+            }
+            let appended = unit
+                .append(
+                    tenant_id,
+                    &[ExpectedVersion {
+                        aggregate_id: user_id,
+                        version: user.version,
+                    }],
+                    &DomainEvent::user(user_id, events),
+                    &meta.event_metadata(Some(caller.0.user_id)),
+                    ctx.now,
+                )
+                .await?;
+            Ok(Answer::ok(json!({
+                "user_id": user_id,
+                "version": user.version + appended.len() as i64,
+                "position": last_position(&appended, user.last_position),
+            })))
+        },
+    )
     .await?;
     answer.into_response()
 }
@@ -606,29 +670,34 @@ async fn erase_user(
     let user_id = path_id(&path.1, "user")?;
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &[])?;
     let meta = RequestMeta::of(&request);
-    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
-        let (members, user) = load_member(unit, tenant_id, user_id).await?;
-        let ctx = context(caller.actor());
-        let events = domain::user::erase(&members, &user.state, &ctx)?;
-        let appended = unit
-            .append(
-                tenant_id,
-                &[ExpectedVersion {
-                    aggregate_id: user_id,
-                    version: user.version,
-                }],
-                &DomainEvent::user(user_id, events),
-                &meta.event_metadata(Some(caller.0.user_id)),
-                ctx.now,
-            )
-            .await?;
-        unit.erase_subject(tenant_id, user_id).await?;
-        tracing::info!(%tenant_id, %user_id, "user erased; data key destroyed");
-        Ok(Answer::ok(json!({
-            "user_id": user_id,
-            "position": last_position(&appended, user.last_position),
-        })))
-    })
+    let answer = execute(
+        &state.store,
+        idempotency.as_ref(),
+        state.settings.command_retries,
+        async |unit| {
+            let (members, user) = load_member(unit, tenant_id, user_id).await?;
+            let ctx = context(caller.actor());
+            let events = domain::user::erase(&members, &user.state, &ctx)?;
+            let appended = unit
+                .append(
+                    tenant_id,
+                    &[ExpectedVersion {
+                        aggregate_id: user_id,
+                        version: user.version,
+                    }],
+                    &DomainEvent::user(user_id, events),
+                    &meta.event_metadata(Some(caller.0.user_id)),
+                    ctx.now,
+                )
+                .await?;
+            unit.erase_subject(tenant_id, user_id).await?;
+            tracing::info!(%tenant_id, %user_id, "user erased; data key destroyed");
+            Ok(Answer::ok(json!({
+                "user_id": user_id,
+                "position": last_position(&appended, user.last_position),
+            })))
+        },
+    )
     .await?;
     answer.into_response()
 }

@@ -44,7 +44,8 @@ impl Settings {
         let defaults = PasswordParams::default();
         Ok(Settings {
             listen_addr: parse("COMMAND_API_ADDR", "127.0.0.1:8080")?,
-            database_url: var("DATABASE_URL").unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into()),
+            database_url: var("DATABASE_URL")
+                .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into()),
             database_pool_size: parse("DATABASE_POOL_SIZE", "16")?,
             data_dir: PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())),
             master_key: var("EVENTRA_MASTER_KEY").map(Secret::new),

@@ -206,9 +206,18 @@ impl EventKind for SessionEvent {
 /// Any event, with the stream it belongs to. This is what a decision hands to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {
-    Tenant { tenant_id: Uuid, event: TenantEvent },
-    User { user_id: Uuid, event: UserEvent },
-    Session { session_id: Uuid, event: SessionEvent },
+    Tenant {
+        tenant_id: Uuid,
+        event: TenantEvent,
+    },
+    User {
+        user_id: Uuid,
+        event: UserEvent,
+    },
+    Session {
+        session_id: Uuid,
+        event: SessionEvent,
+    },
 }
 
 impl DomainEvent {

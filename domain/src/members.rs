@@ -95,9 +95,9 @@ impl TenantMembers {
     pub fn require_admin(&self, actor: &Actor) -> Result<Uuid, DomainError> {
         match actor {
             Actor::PlatformAdmin { user_id } => Ok(*user_id),
-            Actor::User { user_id, tenant_id, .. }
-                if Some(*tenant_id) == self.tenant_id && self.is_active_admin(*user_id) =>
-            {
+            Actor::User {
+                user_id, tenant_id, ..
+            } if Some(*tenant_id) == self.tenant_id && self.is_active_admin(*user_id) => {
                 Ok(*user_id)
             }
             _ => Err(DomainError::NotAllowed),

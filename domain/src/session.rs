@@ -60,7 +60,8 @@ impl Session {
                 expires_at,
                 ..
             } => {
-                let previous = std::mem::replace(&mut self.refresh_token_hash, refresh_token_hash.clone());
+                let previous =
+                    std::mem::replace(&mut self.refresh_token_hash, refresh_token_hash.clone());
                 self.previous_token_hashes.push(previous);
                 self.expires_at = Some(*expires_at);
             }
@@ -89,7 +90,10 @@ pub fn refresh(
     if !session.is_open(context.now) {
         return Ok(RefreshOutcome::Rejected(Vec::new()));
     }
-    if session.previous_token_hashes.contains(&command.presented_hash) {
+    if session
+        .previous_token_hashes
+        .contains(&command.presented_hash)
+    {
         return Ok(RefreshOutcome::Rejected(vec![SessionEvent::Revoked {
             session_id,
             user_id,

@@ -203,7 +203,9 @@ pub fn log_in(
         None
     };
     Ok(match failure {
-        Some(reason) => LoginOutcome::Failed(vec![UserEvent::LoginFailed { user_id, reason }], reason),
+        Some(reason) => {
+            LoginOutcome::Failed(vec![UserEvent::LoginFailed { user_id, reason }], reason)
+        }
         None => LoginOutcome::Succeeded(vec![SessionEvent::LoggedIn {
             session_id: session.session_id,
             user_id,

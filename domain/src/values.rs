@@ -68,7 +68,8 @@ pub fn normalise_email(email: &str) -> String {
 /// Accepts an address of the form `local@domain.tld` with no spaces or control characters.
 /// Deliberately conservative: deliverability is proven by email, not by a regex.
 pub fn validate_email(email: &str) -> Result<(), DomainError> {
-    let invalid = || DomainError::Invalid("email must be a valid address such as name@example.com".into());
+    let invalid =
+        || DomainError::Invalid("email must be a valid address such as name@example.com".into());
     if email.is_empty() || email.len() > MAX_EMAIL_BYTES {
         return Err(invalid());
     }
@@ -107,7 +108,7 @@ pub fn validate_password(password: &str, email: &str) -> Result<(), DomainError>
             "password must have at most {MAX_PASSWORD_CHARS} characters"
         )));
     }
-    if password.chars().all(|c| Some(c) == password.chars().next()) {
+    if password.chars().all(|c| password.starts_with(c)) {
         return Err(DomainError::Invalid(
             "password must not repeat a single character".into(),
         ));
@@ -163,7 +164,9 @@ pub fn validate_locale(value: &str) -> Result<(), DomainError> {
         && value.len() <= MAX_LOCALE_BYTES
         && value.split('-').enumerate().all(|(index, part)| {
             let alpha_first = index > 0 || part.chars().all(|c| c.is_ascii_alphabetic());
-            alpha_first && (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
+            alpha_first
+                && (1..=8).contains(&part.len())
+                && part.chars().all(|c| c.is_ascii_alphanumeric())
         });
     if well_formed {
         Ok(())

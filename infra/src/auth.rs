@@ -44,8 +44,13 @@ pub struct PasswordHashing {
 
 impl PasswordHashing {
     pub fn new(params: PasswordParams) -> anyhow::Result<Self> {
-        let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
-            .map_err(|e| anyhow::anyhow!("invalid Argon2 parameters: {e}"))?;
+        let params = Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("invalid Argon2 parameters: {e}"))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy = random_token::<16>().context("generating the dummy password")?;
         let dummy_hash = argon2
@@ -65,12 +70,16 @@ impl PasswordHashing {
 
     /// True when `password` matches `hash`. A malformed hash never matches.
     pub fn verify(&self, password: &str, hash: &str) -> bool {
-        self.argon2.verify_password(password.as_bytes(), hash).is_ok()
+        self.argon2
+            .verify_password(password.as_bytes(), hash)
+            .is_ok()
     }
 
     /// Spends the time of one verification, for accounts that do not exist.
     pub fn verify_dummy(&self, password: &str) {
-        let _ = self.argon2.verify_password(password.as_bytes(), self.dummy_hash.as_str());
+        let _ = self
+            .argon2
+            .verify_password(password.as_bytes(), self.dummy_hash.as_str());
     }
 }
 
@@ -176,7 +185,11 @@ impl Tokens {
 /// The session id a refresh token names, if it is well-formed.
 pub fn refresh_token_session(token: &str) -> Option<Uuid> {
     let (session, secret) = token.split_once('.')?;
-    if secret.len() != 43 || !secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if secret.len() != 43
+        || !secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return None;
     }
     Uuid::try_parse(session).ok()
@@ -203,7 +216,10 @@ pub enum AuthenticationError {
 /// Checks verified claims against the authentication state: the session must be open and
 /// the user active. One indexed query per request, so a revocation or deactivation is
 /// effective on the next request after it commits.
-pub async fn authenticate(client: &Client, claims: &AccessClaims) -> Result<Principal, AuthenticationError> {
+pub async fn authenticate(
+    client: &Client,
+    claims: &AccessClaims,
+) -> Result<Principal, AuthenticationError> {
     let row = client
         .query_opt(
             "SELECT p.role, p.platform_admin
@@ -219,7 +235,11 @@ pub async fn authenticate(client: &Client, claims: &AccessClaims) -> Result<Prin
         user_id: claims.sub,
         tenant_id: claims.tid,
         session_id: claims.sid,
-        role: if role == "admin" { Role::Admin } else { Role::Member },
+        role: if role == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        },
         platform_admin: row.get(1),
     })
 }

@@ -50,7 +50,9 @@ pub async fn apply(
                     .await?;
                 end_sessions_of(client, *user_id, position, occurred_at).await?;
             }
-            UserEvent::Created { .. } | UserEvent::LoginFailed { .. } | UserEvent::ProfileUpdated { .. } => {}
+            UserEvent::Created { .. }
+            | UserEvent::LoginFailed { .. }
+            | UserEvent::ProfileUpdated { .. } => {}
         },
         DomainEvent::Session { session_id, event } => match event {
             SessionEvent::LoggedIn {
@@ -114,7 +116,9 @@ async fn update_principal(
     let statement = format!(
         "UPDATE auth_principals SET {column} = $2, last_position = $3 WHERE user_id = $1 AND last_position < $3"
     );
-    client.execute(&statement, &[&user_id, &value, &position]).await?;
+    client
+        .execute(&statement, &[&user_id, &value, &position])
+        .await?;
     Ok(())
 }
 

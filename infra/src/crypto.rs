@@ -65,9 +65,9 @@ impl MasterKey {
             .decode(encoded.trim())
             .or_else(|_| URL_SAFE_NO_PAD.decode(encoded.trim()))
             .context("the master key is not valid base64")?;
-        let key: [u8; KEY_BYTES] = bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("the master key must be 32 bytes (44 base64 characters)"))?;
+        let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| {
+            anyhow::anyhow!("the master key must be 32 bytes (44 base64 characters)")
+        })?;
         Ok(Self::from_bytes(key))
     }
 
@@ -94,8 +94,8 @@ impl MasterKey {
     pub fn load_or_generate(data_dir: &Path, file_name: &str) -> anyhow::Result<(Self, bool)> {
         let path = data_dir.join(file_name);
         if path.exists() {
-            let encoded = fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let encoded =
+                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             return Ok((Self::from_base64(&encoded)?, false));
         }
         fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -146,7 +146,9 @@ impl DataKey {
     }
 
     pub fn decrypt(&self, context: &[u8], value: &str) -> Result<Vec<u8>, CryptoError> {
-        let encoded = value.strip_prefix(ENCRYPTED_PREFIX).ok_or(CryptoError::Decrypt)?;
+        let encoded = value
+            .strip_prefix(ENCRYPTED_PREFIX)
+            .ok_or(CryptoError::Decrypt)?;
         let sealed = STANDARD.decode(encoded).map_err(|_| CryptoError::Decrypt)?;
         open(&self.0, context, &sealed)
     }
@@ -218,7 +220,8 @@ fn open(key: &[u8; KEY_BYTES], context: &[u8], sealed: &[u8]) -> Result<Vec<u8>,
         return Err(CryptoError::Decrypt);
     }
     let (nonce_bytes, ciphertext) = sealed.split_at(NONCE_BYTES);
-    let nonce_array: [u8; NONCE_BYTES] = nonce_bytes.try_into().map_err(|_| CryptoError::Decrypt)?;
+    let nonce_array: [u8; NONCE_BYTES] =
+        nonce_bytes.try_into().map_err(|_| CryptoError::Decrypt)?;
     let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| CryptoError::Decrypt)?;
     cipher
         .decrypt(
@@ -249,10 +252,15 @@ mod tests {
     fn a_field_encrypted_with_a_data_key_decrypts_only_with_the_same_key_and_context() {
         let key = DataKey::generate().expect("rng");
         let other = DataKey::generate().expect("rng");
-        let sealed = key.encrypt(b"event-1/email", b"ada@example.com").expect("encrypt");
+        let sealed = key
+            .encrypt(b"event-1/email", b"ada@example.com")
+            .expect("encrypt");
         assert!(sealed.starts_with(ENCRYPTED_PREFIX));
         assert!(!sealed.contains("ada"));
-        assert_eq!(key.decrypt(b"event-1/email", &sealed).expect("decrypt"), b"ada@example.com");
+        assert_eq!(
+            key.decrypt(b"event-1/email", &sealed).expect("decrypt"),
+            b"ada@example.com"
+        );
         assert!(key.decrypt(b"event-2/email", &sealed).is_err());
         assert!(other.decrypt(b"event-1/email", &sealed).is_err());
     }
@@ -274,8 +282,17 @@ mod tests {
         let ring = KeyRing::new(master.clone());
         let again = KeyRing::new(MasterKey::from_base64(&master.to_base64()).expect("parse"));
         let other = KeyRing::new(MasterKey::generate().expect("rng"));
-        assert_eq!(ring.blind_index("email", "a@b.co"), again.blind_index("email", "a@b.co"));
-        assert_ne!(ring.blind_index("email", "a@b.co"), other.blind_index("email", "a@b.co"));
-        assert_ne!(ring.blind_index("email", "a@b.co"), ring.blind_index("phone", "a@b.co"));
+        assert_eq!(
+            ring.blind_index("email", "a@b.co"),
+            again.blind_index("email", "a@b.co")
+        );
+        assert_ne!(
+            ring.blind_index("email", "a@b.co"),
+            other.blind_index("email", "a@b.co")
+        );
+        assert_ne!(
+            ring.blind_index("email", "a@b.co"),
+            ring.blind_index("phone", "a@b.co")
+        );
     }
 }

@@ -8,8 +8,8 @@ use tokio_postgres::NoTls;
 
 /// Builds a pool for `database_url` (a `postgres://` URL or a key=value string).
 pub fn pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
-    let mut config =
-        tokio_postgres::Config::from_str(database_url).context("DATABASE_URL is not a valid Postgres URL")?;
+    let mut config = tokio_postgres::Config::from_str(database_url)
+        .context("DATABASE_URL is not a valid Postgres URL")?;
     if config.get_application_name().is_none() {
         config.application_name("eventra");
     }
@@ -29,8 +29,8 @@ pub fn pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
 /// Creates the database named in `database_url` if it does not exist, by connecting to the
 /// `postgres` maintenance database of the same server.
 pub async fn create_database_if_missing(database_url: &str) -> anyhow::Result<()> {
-    let config =
-        tokio_postgres::Config::from_str(database_url).context("DATABASE_URL is not a valid Postgres URL")?;
+    let config = tokio_postgres::Config::from_str(database_url)
+        .context("DATABASE_URL is not a valid Postgres URL")?;
     let name = config
         .get_dbname()
         .context("DATABASE_URL names no database")?

@@ -81,7 +81,12 @@ async fn apply_pending(client: &mut Client) -> anyhow::Result<Vec<i32>> {
         transaction
             .batch_execute(migration.sql)
             .await
-            .with_context(|| format!("applying migration {} ({})", migration.version, migration.name))?;
+            .with_context(|| {
+                format!(
+                    "applying migration {} ({})",
+                    migration.version, migration.name
+                )
+            })?;
         transaction
             .execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
@@ -89,7 +94,11 @@ async fn apply_pending(client: &mut Client) -> anyhow::Result<Vec<i32>> {
             )
             .await?;
         transaction.commit().await?;
-        tracing::info!(version = migration.version, name = migration.name, "migration applied");
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "migration applied"
+        );
         applied_now.push(migration.version);
     }
     Ok(applied_now)
@@ -110,8 +119,10 @@ pub async fn migrate_database(database_url: &str) -> anyhow::Result<Vec<i32>> {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }

@@ -56,7 +56,8 @@ impl StoreError {
             StoreError::Pool(_) => true,
             StoreError::Database(error) => {
                 error.is_closed()
-                    || std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+                    || std::error::Error::source(error)
+                        .is_some_and(|source| source.is::<std::io::Error>())
                     || error.code().is_some_and(|code| {
                         let class = &code.code()[..2];
                         // Connection exceptions, resources, operator intervention.
@@ -176,20 +177,20 @@ impl UnitOfWork {
     }
 
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        if let Some(client) = self.client.take() {
-            if let Err(error) = client.batch_execute("COMMIT").await {
-                drop(Object::take(client));
-                return Err(error.into());
-            }
+        if let Some(client) = self.client.take()
+            && let Err(error) = client.batch_execute("COMMIT").await
+        {
+            drop(Object::take(client));
+            return Err(error.into());
         }
         Ok(())
     }
 
     pub async fn rollback(mut self) {
-        if let Some(client) = self.client.take() {
-            if client.batch_execute("ROLLBACK").await.is_err() {
-                drop(Object::take(client));
-            }
+        if let Some(client) = self.client.take()
+            && client.batch_execute("ROLLBACK").await.is_err()
+        {
+            drop(Object::take(client));
         }
     }
 
@@ -286,7 +287,10 @@ impl UnitOfWork {
 
     /// The membership events of every user of a tenant, in order.
     #[tracing::instrument(skip(self))]
-    pub async fn load_membership_events(&self, tenant_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
+    pub async fn load_membership_events(
+        &self,
+        tenant_id: Uuid,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let types: Vec<&str> = domain::TenantMembers::EVENT_TYPES.to_vec();
         let rows = self
             .client()
@@ -319,9 +323,11 @@ impl UnitOfWork {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::Duplicate {
-                kind: kind.to_owned(),
-            }),
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::Duplicate {
+                    kind: kind.to_owned(),
+                })
+            }
             Err(error) => Err(error.into()),
         }
     }
@@ -356,8 +362,10 @@ impl UnitOfWork {
         metadata: &EventMetadata,
         occurred_at: DateTime<Utc>,
     ) -> Result<Vec<AppendedEvent>, StoreError> {
-        let mut versions: HashMap<Uuid, i64> =
-            expected.iter().map(|e| (e.aggregate_id, e.version)).collect();
+        let mut versions: HashMap<Uuid, i64> = expected
+            .iter()
+            .map(|e| (e.aggregate_id, e.version))
+            .collect();
         let mut appended = Vec::with_capacity(events.len());
         let statement = self
             .client()
@@ -406,7 +414,8 @@ impl UnitOfWork {
                 Err(error) => return Err(error.into()),
             };
             let position: i64 = row.get(0);
-            crate::auth_state::apply(self.client(), tenant_id, position, event, occurred_at).await?;
+            crate::auth_state::apply(self.client(), tenant_id, position, event, occurred_at)
+                .await?;
             appended.push(AppendedEvent {
                 event_id,
                 aggregate_id,
@@ -423,7 +432,10 @@ impl UnitOfWork {
     pub async fn erase_subject(&self, tenant_id: Uuid, subject_id: Uuid) -> Result<(), StoreError> {
         let client = self.client();
         client
-            .execute("DELETE FROM data_keys WHERE subject_id = $1", &[&subject_id])
+            .execute(
+                "DELETE FROM data_keys WHERE subject_id = $1",
+                &[&subject_id],
+            )
             .await?;
         client
             .execute(
@@ -432,7 +444,10 @@ impl UnitOfWork {
             )
             .await?;
         client
-            .execute("DELETE FROM unique_reservations WHERE owner_id = $1", &[&subject_id])
+            .execute(
+                "DELETE FROM unique_reservations WHERE owner_id = $1",
+                &[&subject_id],
+            )
             .await?;
         Ok(())
     }
@@ -444,7 +459,10 @@ impl UnitOfWork {
         }
         let erased = self
             .client()
-            .query_opt("SELECT 1 FROM erased_subjects WHERE subject_id = $1", &[&subject_id])
+            .query_opt(
+                "SELECT 1 FROM erased_subjects WHERE subject_id = $1",
+                &[&subject_id],
+            )
             .await?;
         if erased.is_some() {
             return Err(StoreError::SubjectErased);
@@ -455,7 +473,12 @@ impl UnitOfWork {
             .execute(
                 "INSERT INTO data_keys (subject_id, tenant_id, master_key_id, wrapped_key)
                  VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING",
-                &[&subject_id, &tenant_id, &self.keys.master_key_id(), &wrapped],
+                &[
+                    &subject_id,
+                    &tenant_id,
+                    &self.keys.master_key_id(),
+                    &wrapped,
+                ],
             )
             .await?;
         // Another transaction may have won the insert; read back whichever key is stored.
@@ -465,7 +488,8 @@ impl UnitOfWork {
     }
 }
 
-const SELECT_EVENTS: &str = "SELECT position, event_id, tenant_id, aggregate_type, aggregate_id, sequence, type,
+const SELECT_EVENTS: &str =
+    "SELECT position, event_id, tenant_id, aggregate_type, aggregate_id, sequence, type,
         version, data, metadata, occurred_at FROM events";
 
 async fn load_stream(
@@ -476,16 +500,25 @@ async fn load_stream(
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let rows = client
         .query(
-            &format!("{SELECT_EVENTS} WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"),
+            &format!(
+                "{SELECT_EVENTS} WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+            ),
             &[&aggregate_type, &aggregate_id],
         )
         .await?;
     decode_rows(client, keys, rows).await
 }
 
-async fn fetch_data_key(client: &Client, keys: &KeyRing, subject_id: Uuid) -> Result<Option<DataKey>, StoreError> {
+async fn fetch_data_key(
+    client: &Client,
+    keys: &KeyRing,
+    subject_id: Uuid,
+) -> Result<Option<DataKey>, StoreError> {
     let row = client
-        .query_opt("SELECT wrapped_key FROM data_keys WHERE subject_id = $1", &[&subject_id])
+        .query_opt(
+            "SELECT wrapped_key FROM data_keys WHERE subject_id = $1",
+            &[&subject_id],
+        )
         .await?;
     match row {
         Some(row) => {
@@ -513,9 +546,8 @@ async fn decode_rows(
             .map_err(|e| StoreError::Corrupt(format!("metadata of event {event_id}: {e}")))?;
         let (schema_version, mut data) = upcast(&event_type, stored_version, row.get(8))?;
         if let Some(subject) = metadata.data_subject {
-            if !subject_keys.contains_key(&subject) {
-                let key = fetch_data_key(client, keys, subject).await?;
-                subject_keys.insert(subject, key);
+            if let std::collections::hash_map::Entry::Vacant(entry) = subject_keys.entry(subject) {
+                entry.insert(fetch_data_key(client, keys, subject).await?);
             }
             let key = subject_keys.get(&subject).and_then(Option::as_ref);
             decrypt_fields(key, event_id, &mut data)?;
@@ -545,8 +577,12 @@ fn event_data(event: &DomainEvent) -> Result<Value, StoreError> {
     }
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     match tagged {
-        Value::Object(mut object) => Ok(object.remove("data").unwrap_or(Value::Object(Default::default()))),
-        _ => Err(StoreError::Corrupt("an event did not serialise to an object".into())),
+        Value::Object(mut object) => Ok(object
+            .remove("data")
+            .unwrap_or(Value::Object(Default::default()))),
+        _ => Err(StoreError::Corrupt(
+            "an event did not serialise to an object".into(),
+        )),
     }
 }
 
@@ -554,7 +590,12 @@ fn field_context(event_id: Uuid, field: &str) -> Vec<u8> {
     [event_id.as_bytes().as_slice(), b"/", field.as_bytes()].concat()
 }
 
-fn encrypt_fields(key: &DataKey, event_id: Uuid, fields: &[&str], data: &mut Value) -> Result<(), StoreError> {
+fn encrypt_fields(
+    key: &DataKey,
+    event_id: Uuid,
+    fields: &[&str],
+    data: &mut Value,
+) -> Result<(), StoreError> {
     let Value::Object(object) = data else {
         return Ok(());
     };
@@ -563,14 +604,19 @@ fn encrypt_fields(key: &DataKey, event_id: Uuid, fields: &[&str], data: &mut Val
             if value.is_null() {
                 continue;
             }
-            let plaintext = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let plaintext =
+                serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             *value = Value::String(key.encrypt(&field_context(event_id, field), &plaintext)?);
         }
     }
     Ok(())
 }
 
-fn decrypt_fields(key: Option<&DataKey>, event_id: Uuid, data: &mut Value) -> Result<(), StoreError> {
+fn decrypt_fields(
+    key: Option<&DataKey>,
+    event_id: Uuid,
+    data: &mut Value,
+) -> Result<(), StoreError> {
     let Value::Object(object) = data else {
         return Ok(());
     };
@@ -582,8 +628,9 @@ fn decrypt_fields(key: Option<&DataKey>, event_id: Uuid, data: &mut Value) -> Re
         *value = match key {
             Some(key) => {
                 let plaintext = key.decrypt(&field_context(event_id, field), text)?;
-                serde_json::from_slice(&plaintext)
-                    .map_err(|e| StoreError::Corrupt(format!("field {field} of event {event_id}: {e}")))?
+                serde_json::from_slice(&plaintext).map_err(|e| {
+                    StoreError::Corrupt(format!("field {field} of event {event_id}: {e}"))
+                })?
             }
             None => Value::String(ERASED.to_owned()),
         };

@@ -12,7 +12,12 @@ pub fn init(log_format_json: bool) {
         .with_writer(std::io::stdout);
     // A second initialisation (tests) keeps the first subscriber.
     let _ = if log_format_json {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     } else {
         builder.try_init()
     };

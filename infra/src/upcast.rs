@@ -9,7 +9,9 @@ use thiserror::Error;
 pub enum UpcastError {
     #[error("unknown event type {0}")]
     UnknownType(String),
-    #[error("{event_type} version {version} is newer than this build understands (current {current})")]
+    #[error(
+        "{event_type} version {version} is newer than this build understands (current {current})"
+    )]
     FutureVersion {
         event_type: String,
         version: i32,
@@ -39,8 +41,8 @@ pub fn current_version(event_type: &str) -> Option<i32> {
 
 /// Brings `data` of `event_type` at `version` to the current version, step by step.
 pub fn upcast(event_type: &str, version: i32, data: Value) -> Result<(i32, Value), UpcastError> {
-    let current =
-        current_version(event_type).ok_or_else(|| UpcastError::UnknownType(event_type.to_owned()))?;
+    let current = current_version(event_type)
+        .ok_or_else(|| UpcastError::UnknownType(event_type.to_owned()))?;
     if version > current {
         return Err(UpcastError::FutureVersion {
             event_type: event_type.to_owned(),

@@ -11,11 +11,19 @@ async fn an_admin_changes_a_members_role_and_the_new_role_takes_effect() {
     let user = app.sign_up_user(tenant.tenant_id, "Promoted").await;
     let path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id);
 
-    let before = app.patch(&path, Some(&user.token), json!({"role": "admin"})).await;
-    assert_eq!(before.status, StatusCode::FORBIDDEN, "a member cannot promote themself");
+    let before = app
+        .patch(&path, Some(&user.token), json!({"role": "admin"}))
+        .await;
+    assert_eq!(
+        before.status,
+        StatusCode::FORBIDDEN,
+        "a member cannot promote themself"
+    );
     assert!(before.is_problem());
 
-    let promoted = app.patch(&path, Some(&tenant.admin_token), json!({"role": "admin"})).await;
+    let promoted = app
+        .patch(&path, Some(&tenant.admin_token), json!({"role": "admin"}))
+        .await;
     assert_eq!(promoted.status, StatusCode::OK, "{:?}", promoted.body);
     assert_eq!(promoted.body["version"], 3);
     let data: serde_json::Value = app
@@ -33,14 +41,23 @@ async fn an_admin_changes_a_members_role_and_the_new_role_takes_effect() {
 
     // The promoted user may now manage the original admin, with the token they already had.
     let admin_path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, tenant.admin_id);
-    let demoted = app.patch(&admin_path, Some(&user.token), json!({"role": "member"})).await;
+    let demoted = app
+        .patch(&admin_path, Some(&user.token), json!({"role": "member"}))
+        .await;
     assert_eq!(demoted.status, StatusCode::OK, "{:?}", demoted.body);
 
-    let unchanged = app.patch(&path, Some(&user.token), json!({"role": "admin"})).await;
+    let unchanged = app
+        .patch(&path, Some(&user.token), json!({"role": "admin"}))
+        .await;
     assert_eq!(unchanged.status, StatusCode::OK);
-    assert_eq!(unchanged.body["version"], 3, "setting the current role appends nothing");
+    assert_eq!(
+        unchanged.body["version"], 3,
+        "setting the current role appends nothing"
+    );
 
-    let invalid = app.patch(&path, Some(&user.token), json!({"role": "owner"})).await;
+    let invalid = app
+        .patch(&path, Some(&user.token), json!({"role": "owner"}))
+        .await;
     assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
     let empty = app.patch(&path, Some(&user.token), json!({})).await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
@@ -53,7 +70,9 @@ async fn the_last_active_admin_cannot_be_demoted_deactivated_or_erased() {
     let path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, tenant.admin_id);
     let before = app.event_count().await;
     for body in [json!({"role": "member"}), json!({"status": "deactivated"})] {
-        let answer = app.patch(&path, Some(&tenant.admin_token), body.clone()).await;
+        let answer = app
+            .patch(&path, Some(&tenant.admin_token), body.clone())
+            .await;
         assert_eq!(answer.status, StatusCode::CONFLICT, "{body}");
         assert!(answer.str("detail").contains("last active administrator"));
     }
@@ -71,7 +90,9 @@ async fn the_last_active_admin_cannot_be_demoted_deactivated_or_erased() {
         )
         .await;
     assert_eq!(promote.status, StatusCode::OK);
-    let step_down = app.patch(&path, Some(&tenant.admin_token), json!({"role": "member"})).await;
+    let step_down = app
+        .patch(&path, Some(&tenant.admin_token), json!({"role": "member"}))
+        .await;
     assert_eq!(step_down.status, StatusCode::OK);
 }
 
@@ -98,7 +119,12 @@ async fn two_admins_deactivating_each_other_at_once_leave_one_active_admin() {
     let statuses = [a.status, b.status];
     assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
     assert!(
-        statuses.iter().any(|s| [StatusCode::CONFLICT, StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN].contains(s)),
+        statuses.iter().any(|s| [
+            StatusCode::CONFLICT,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN
+        ]
+        .contains(s)),
         "exactly one wins: {statuses:?} {:?} {:?}",
         a.body,
         b.body
@@ -122,28 +148,66 @@ async fn a_deactivated_user_is_locked_out_within_a_second_and_reactivation_needs
     let user = app.sign_up_user(tenant.tenant_id, "Suspended").await;
     let path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id);
 
-    let deactivated = app.patch(&path, Some(&tenant.admin_token), json!({"status": "deactivated"})).await;
+    let deactivated = app
+        .patch(
+            &path,
+            Some(&tenant.admin_token),
+            json!({"status": "deactivated"}),
+        )
+        .await;
     assert_eq!(deactivated.status, StatusCode::OK, "{:?}", deactivated.body);
     let started = Instant::now();
-    let with_old_token = app.patch("/v1/me", Some(&user.token), json!({"locale": "en"})).await;
+    let with_old_token = app
+        .patch("/v1/me", Some(&user.token), json!({"locale": "en"}))
+        .await;
     assert_eq!(with_old_token.status, StatusCode::UNAUTHORIZED);
     assert!(started.elapsed() < Duration::from_secs(1));
     let login = app.log_in(tenant.tenant_id, &user.email, PASSWORD).await;
     assert_eq!(login.status, StatusCode::FORBIDDEN);
     assert!(login.str("detail").contains("deactivated"));
-    let refresh = app.post("/v1/sessions/refresh", None, json!({"refresh_token": user.refresh_token})).await;
+    let refresh = app
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": user.refresh_token}),
+        )
+        .await;
     assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
 
-    let again = app.patch(&path, Some(&tenant.admin_token), json!({"status": "deactivated"})).await;
+    let again = app
+        .patch(
+            &path,
+            Some(&tenant.admin_token),
+            json!({"status": "deactivated"}),
+        )
+        .await;
     assert_eq!(again.status, StatusCode::OK);
     // Version 4 is the failed login in between; deactivating again appends nothing.
     assert_eq!(again.body["version"], 4);
 
-    let reactivated = app.patch(&path, Some(&tenant.admin_token), json!({"status": "active"})).await;
+    let reactivated = app
+        .patch(
+            &path,
+            Some(&tenant.admin_token),
+            json!({"status": "active"}),
+        )
+        .await;
     assert_eq!(reactivated.status, StatusCode::OK);
-    let old_token = app.patch("/v1/me", Some(&user.token), json!({"locale": "en"})).await;
-    assert_eq!(old_token.status, StatusCode::UNAUTHORIZED, "sessions ended by deactivation stay ended");
-    let old_refresh = app.post("/v1/sessions/refresh", None, json!({"refresh_token": user.refresh_token})).await;
+    let old_token = app
+        .patch("/v1/me", Some(&user.token), json!({"locale": "en"}))
+        .await;
+    assert_eq!(
+        old_token.status,
+        StatusCode::UNAUTHORIZED,
+        "sessions ended by deactivation stay ended"
+    );
+    let old_refresh = app
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": user.refresh_token}),
+        )
+        .await;
     assert_eq!(old_refresh.status, StatusCode::UNAUTHORIZED);
     let login = app.log_in(tenant.tenant_id, &user.email, PASSWORD).await;
     assert_eq!(login.status, StatusCode::CREATED);
@@ -171,6 +235,9 @@ async fn a_member_cannot_manage_other_members() {
         let answer = app.patch(&path, Some(&alice.token), body).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN);
     }
-    assert_eq!(app.delete(&path, Some(&alice.token)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.delete(&path, Some(&alice.token)).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(app.event_count().await, before);
 }

@@ -15,7 +15,8 @@ fn store_of(app: &TestApp) -> EventStore {
     EventStore::new(
         infra::db::pool(&app.database_url, 8).expect("pool"),
         Arc::new(KeyRing::new(
-            MasterKey::from_base64(app.settings.master_key.as_ref().expect("key").expose()).expect("key"),
+            MasterKey::from_base64(app.settings.master_key.as_ref().expect("key").expose())
+                .expect("key"),
         )),
     )
 }
@@ -45,9 +46,15 @@ async fn two_appends_at_the_same_expected_version_commit_exactly_one() {
             let result = unit
                 .append(
                     tenant.tenant_id,
-                    &[ExpectedVersion { aggregate_id: user_id, version }],
+                    &[ExpectedVersion {
+                        aggregate_id: user_id,
+                        version,
+                    }],
                     &[event],
-                    &EventMetadata { source: "test".into(), ..Default::default() },
+                    &EventMetadata {
+                        source: "test".into(),
+                        ..Default::default()
+                    },
                     Utc::now(),
                 )
                 .await;
@@ -62,9 +69,15 @@ async fn two_appends_at_the_same_expected_version_commit_exactly_one() {
     };
     let (a, b) = tokio::join!(append("en"), append("fr"));
     let results = [a, b];
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
     assert!(
-        results.iter().any(|r| matches!(r, Err(StoreError::Conflict { .. }))),
+        results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Conflict { .. }))),
         "the loser gets a conflict, never a lost update: {results:?}"
     );
     assert_eq!(app.stream_types(user_id).await.len(), 3);
@@ -80,8 +93,12 @@ async fn concurrent_profile_updates_are_re_decided_and_none_is_lost() {
         let app = Arc::clone(&app);
         let token = user.token.clone();
         tasks.spawn(async move {
-            app.patch("/v1/me", Some(&token), json!({"display_name": format!("Name {index}")}))
-                .await
+            app.patch(
+                "/v1/me",
+                Some(&token),
+                json!({"display_name": format!("Name {index}")}),
+            )
+            .await
         });
     }
     let mut versions = Vec::new();
@@ -98,9 +115,17 @@ async fn concurrent_profile_updates_are_re_decided_and_none_is_lost() {
     }
     versions.sort_unstable();
     let appended = app.stream_types(user.user_id).await.len() as i64 - 2;
-    assert_eq!(versions.len() as i64, appended, "every success is exactly one event");
+    assert_eq!(
+        versions.len() as i64,
+        appended,
+        "every success is exactly one event"
+    );
     versions.dedup();
-    assert_eq!(versions.len() as i64, appended, "no two successes share a version");
+    assert_eq!(
+        versions.len() as i64,
+        appended,
+        "no two successes share a version"
+    );
 }
 
 #[tokio::test]
@@ -110,7 +135,11 @@ async fn twenty_concurrent_signups_with_one_email_in_different_cases_create_one_
     let mut tasks = JoinSet::new();
     for index in 0..20 {
         let app = Arc::clone(&app);
-        let email = if index % 2 == 0 { "Same.Person@Example.com" } else { "same.person@example.COM" };
+        let email = if index % 2 == 0 {
+            "Same.Person@Example.com"
+        } else {
+            "same.person@example.COM"
+        };
         tasks.spawn(async move {
             app.post(
                 &format!("/v1/tenants/{}/users", tenant.tenant_id),
@@ -159,7 +188,10 @@ async fn positions_and_transaction_ids_are_recorded_for_the_ordered_relay() {
     let positions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     let mut sorted = positions.clone();
     sorted.sort_unstable();
-    assert_eq!(positions, sorted, "without concurrency, commit order and position order agree");
+    assert_eq!(
+        positions, sorted,
+        "without concurrency, commit order and position order agree"
+    );
     let below_horizon: i64 = app
         .db
         .query_one(
@@ -169,6 +201,10 @@ async fn positions_and_transaction_ids_are_recorded_for_the_ordered_relay() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(below_horizon, positions.len() as i64, "committed events are below the visibility horizon");
+    assert_eq!(
+        below_horizon,
+        positions.len() as i64,
+        "committed events are below the visibility horizon"
+    );
     let _ = Uuid::nil();
 }

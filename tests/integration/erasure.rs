@@ -19,7 +19,11 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
     let login = app.log_in(tenant.tenant_id, email, PASSWORD).await;
     let token = login.str("access_token");
     let update = app
-        .patch("/v1/me", Some(&token), json!({"display_name": "Zelda Renamed", "phone": "+4915199988877"}))
+        .patch(
+            "/v1/me",
+            Some(&token),
+            json!({"display_name": "Zelda Renamed", "phone": "+4915199988877"}),
+        )
         .await;
     assert_eq!(update.status, StatusCode::OK);
 
@@ -30,7 +34,10 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
     }
 
     let erased = app
-        .delete(&format!("/v1/tenants/{}/users/{user_id}", tenant.tenant_id), Some(&tenant.admin_token))
+        .delete(
+            &format!("/v1/tenants/{}/users/{user_id}", tenant.tenant_id),
+            Some(&tenant.admin_token),
+        )
         .await;
     assert_eq!(erased.status, StatusCode::OK, "{:?}", erased.body);
     assert!(erased.body["position"].as_i64().is_some());
@@ -47,7 +54,10 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
 
     let keys: i64 = app
         .db
-        .query_one("SELECT count(*) FROM data_keys WHERE subject_id = $1", &[&user_id])
+        .query_one(
+            "SELECT count(*) FROM data_keys WHERE subject_id = $1",
+            &[&user_id],
+        )
         .await
         .expect("count")
         .get(0);
@@ -55,21 +65,38 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
     let store = infra::store::EventStore::new(
         infra::db::pool(&app.database_url, 2).expect("pool"),
         std::sync::Arc::new(infra::crypto::KeyRing::new(
-            infra::crypto::MasterKey::from_base64(app.settings.master_key.as_ref().expect("key").expose())
-                .expect("key"),
+            infra::crypto::MasterKey::from_base64(
+                app.settings.master_key.as_ref().expect("key").expose(),
+            )
+            .expect("key"),
         )),
     );
-    let events = store.load_stream("user", user_id).await.expect("events still load");
-    let text = serde_json::to_string(&events.iter().map(|e| e.envelope()).collect::<Vec<_>>()).expect("json");
+    let events = store
+        .load_stream("user", user_id)
+        .await
+        .expect("events still load");
+    let text = serde_json::to_string(&events.iter().map(|e| e.envelope()).collect::<Vec<_>>())
+        .expect("json");
     for secret in ["Zelda", "zelda", "Forgettable", "4915199988877", "argon2"] {
         assert!(!text.contains(secret), "{secret} is readable after erasure");
     }
     assert!(text.contains("[erased]"));
 
-    assert_eq!(app.log_in(tenant.tenant_id, email, PASSWORD).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.patch("/v1/me", Some(&token), json!({"locale": "en"})).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.log_in(tenant.tenant_id, email, PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.patch("/v1/me", Some(&token), json!({"locale": "en"}))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
     let again = app
-        .delete(&format!("/v1/tenants/{}/users/{user_id}", tenant.tenant_id), Some(&tenant.admin_token))
+        .delete(
+            &format!("/v1/tenants/{}/users/{user_id}", tenant.tenant_id),
+            Some(&tenant.admin_token),
+        )
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 

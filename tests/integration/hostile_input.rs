@@ -63,7 +63,12 @@ async fn malformed_oversized_and_wrongly_typed_requests_get_problems_and_append_
     for (request, expected) in cases {
         let answer = app.send(request).await;
         assert_eq!(answer.status, expected, "{:?}", answer.body);
-        assert!(answer.is_problem(), "not a problem document: {:?} {:?}", answer.headers, answer.body);
+        assert!(
+            answer.is_problem(),
+            "not a problem document: {:?} {:?}",
+            answer.headers,
+            answer.body
+        );
     }
     assert_eq!(app.event_count().await, before);
 }
@@ -71,7 +76,9 @@ async fn malformed_oversized_and_wrongly_typed_requests_get_problems_and_append_
 #[tokio::test]
 async fn health_answers_without_authentication() {
     let app = TestApp::spawn().await;
-    let answer = app.request(reqwest::Method::GET, "/health", None, None).await;
+    let answer = app
+        .request(reqwest::Method::GET, "/health", None, None)
+        .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body["status"], "ok");
 }

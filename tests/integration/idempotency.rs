@@ -23,7 +23,13 @@ async fn a_retried_request_with_the_same_key_returns_the_first_answer_and_append
     let second = send().await;
     assert_eq!(second.status, StatusCode::CREATED);
     assert_eq!(second.body, first.body);
-    assert_eq!(second.headers.get("idempotent-replayed").map(|v| v.to_str().unwrap_or("")), Some("true"));
+    assert_eq!(
+        second
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap_or("")),
+        Some("true")
+    );
     assert_eq!(app.event_count().await, count);
 
     let different = app
@@ -86,7 +92,11 @@ async fn keys_are_scoped_to_the_caller_and_refusals_are_not_remembered() {
     let admin = patch(&tenant.admin_token, json!({"locale": "en"})).await;
     let member = patch(&user.token, json!({"locale": "en"})).await;
     assert_eq!(admin.id("user_id"), tenant.admin_id);
-    assert_eq!(member.id("user_id"), user.user_id, "another caller's key is their own");
+    assert_eq!(
+        member.id("user_id"),
+        user.user_id,
+        "another caller's key is their own"
+    );
 
     let bad_key = app
         .send(
@@ -102,7 +112,10 @@ async fn keys_are_scoped_to_the_caller_and_refusals_are_not_remembered() {
     let refused = app
         .send(
             app.http
-                .post(format!("{}/v1/tenants/{}/sessions", app.address, tenant.tenant_id))
+                .post(format!(
+                    "{}/v1/tenants/{}/sessions",
+                    app.address, tenant.tenant_id
+                ))
                 .header("Idempotency-Key", "login-1")
                 .json(&json!({"email": user.email, "password": "wrong password here"})),
         )
@@ -111,10 +124,17 @@ async fn keys_are_scoped_to_the_caller_and_refusals_are_not_remembered() {
     let corrected = app
         .send(
             app.http
-                .post(format!("{}/v1/tenants/{}/sessions", app.address, tenant.tenant_id))
+                .post(format!(
+                    "{}/v1/tenants/{}/sessions",
+                    app.address, tenant.tenant_id
+                ))
                 .header("Idempotency-Key", "login-1")
                 .json(&json!({"email": user.email, "password": PASSWORD})),
         )
         .await;
-    assert_eq!(corrected.status, StatusCode::CREATED, "a refused attempt does not pin the key");
+    assert_eq!(
+        corrected.status,
+        StatusCode::CREATED,
+        "a refused attempt does not pin the key"
+    );
 }

@@ -5,8 +5,14 @@ async fn migrations_are_safe_to_run_twice_and_concurrently() {
     let database_url = fresh_database().await;
     let runs = futures_join(&database_url).await;
     let applied: Vec<i32> = runs.into_iter().flatten().collect();
-    assert_eq!(applied, [1, 2], "each migration is applied by exactly one runner");
-    let again = infra::migrate::migrate_database(&database_url).await.expect("migrate again");
+    assert_eq!(
+        applied,
+        [1, 2],
+        "each migration is applied by exactly one runner"
+    );
+    let again = infra::migrate::migrate_database(&database_url)
+        .await
+        .expect("migrate again");
     assert!(again.is_empty());
     let db = connect(&database_url).await;
     let count: i64 = db
@@ -21,7 +27,11 @@ async fn futures_join(database_url: &str) -> Vec<Vec<i32>> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..4 {
         let url = database_url.to_owned();
-        tasks.spawn(async move { infra::migrate::migrate_database(&url).await.expect("migrate") });
+        tasks.spawn(async move {
+            infra::migrate::migrate_database(&url)
+                .await
+                .expect("migrate")
+        });
     }
     let mut results = Vec::new();
     while let Some(result) = tasks.join_next().await {
@@ -40,7 +50,10 @@ async fn events_cannot_be_updated_or_deleted() {
         "TRUNCATE events",
     ] {
         let error = app.db.batch_execute(statement).await.expect_err(statement);
-        assert!(error.to_string().contains("immutable") || format!("{error:?}").contains("immutable"), "{error:?}");
+        assert!(
+            error.to_string().contains("immutable") || format!("{error:?}").contains("immutable"),
+            "{error:?}"
+        );
     }
     assert!(app.event_count().await > 0);
 }

@@ -12,7 +12,9 @@ use serde_json::json;
 async fn login_issues_a_short_lived_access_token_and_a_refresh_token_bound_to_a_session() {
     let app = TestApp::spawn().await;
     let tenant = app.sign_up_tenant("Login").await;
-    let login = app.log_in(tenant.tenant_id, &tenant.admin_email, PASSWORD).await;
+    let login = app
+        .log_in(tenant.tenant_id, &tenant.admin_email, PASSWORD)
+        .await;
     assert_eq!(login.status, StatusCode::CREATED);
     assert_eq!(login.str("token_type"), "Bearer");
     assert_eq!(login.body["expires_in"], 900);
@@ -21,19 +23,31 @@ async fn login_issues_a_short_lived_access_token_and_a_refresh_token_bound_to_a_
     assert_eq!(app.stream_types(session_id).await, ["user.logged_in"]);
     let stored: Vec<u8> = app
         .db
-        .query_one("SELECT refresh_token_hash FROM auth_sessions WHERE session_id = $1", &[&session_id])
+        .query_one(
+            "SELECT refresh_token_hash FROM auth_sessions WHERE session_id = $1",
+            &[&session_id],
+        )
         .await
         .expect("session row")
         .get(0);
     let refresh = login.str("refresh_token");
-    assert!(!String::from_utf8_lossy(&stored).contains(&refresh), "refresh tokens are stored hashed");
+    assert!(
+        !String::from_utf8_lossy(&stored).contains(&refresh),
+        "refresh tokens are stored hashed"
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_refused_and_recorded_as_a_failed_login() {
     let app = TestApp::spawn().await;
     let tenant = app.sign_up_tenant("Failed").await;
-    let answer = app.log_in(tenant.tenant_id, &tenant.admin_email, "not the password at all").await;
+    let answer = app
+        .log_in(
+            tenant.tenant_id,
+            &tenant.admin_email,
+            "not the password at all",
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert!(answer.is_problem());
     assert_eq!(
@@ -42,9 +56,14 @@ async fn a_wrong_password_is_refused_and_recorded_as_a_failed_login() {
     );
 
     let before = app.event_count().await;
-    let unknown = app.log_in(tenant.tenant_id, "nobody@example.com", PASSWORD).await;
+    let unknown = app
+        .log_in(tenant.tenant_id, "nobody@example.com", PASSWORD)
+        .await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(unknown.body["detail"], answer.body["detail"], "unknown emails are not revealed");
+    assert_eq!(
+        unknown.body["detail"], answer.body["detail"],
+        "unknown emails are not revealed"
+    );
     assert_eq!(app.event_count().await, before);
 }
 
@@ -55,28 +74,57 @@ async fn refresh_rotates_the_token_and_a_reused_token_closes_the_session() {
     let user = app.sign_up_user(tenant.tenant_id, "Rotating User").await;
 
     let first = app
-        .post("/v1/sessions/refresh", None, json!({"refresh_token": user.refresh_token}))
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": user.refresh_token}),
+        )
         .await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     assert_eq!(first.id("session_id"), user.session_id);
     let rotated = first.str("refresh_token");
     assert_ne!(rotated, user.refresh_token);
     let fresh_token = first.str("access_token");
-    assert_eq!(app.patch("/v1/me", Some(&fresh_token), json!({"locale": "de-CH"})).await.status, StatusCode::OK);
+    assert_eq!(
+        app.patch("/v1/me", Some(&fresh_token), json!({"locale": "de-CH"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     // The old token again: someone else has it. The whole session ends.
     let replay = app
-        .post("/v1/sessions/refresh", None, json!({"refresh_token": user.refresh_token}))
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": user.refresh_token}),
+        )
         .await;
     assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         app.stream_types(user.session_id).await,
-        ["user.logged_in", "user.session_refreshed", "user.session_revoked"]
+        [
+            "user.logged_in",
+            "user.session_refreshed",
+            "user.session_revoked"
+        ]
     );
-    let after = app.post("/v1/sessions/refresh", None, json!({"refresh_token": rotated})).await;
-    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "the rotated token died with its session");
+    let after = app
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": rotated}),
+        )
+        .await;
     assert_eq!(
-        app.patch("/v1/me", Some(&fresh_token), json!({"locale": "fr"})).await.status,
+        after.status,
+        StatusCode::UNAUTHORIZED,
+        "the rotated token died with its session"
+    );
+    assert_eq!(
+        app.patch("/v1/me", Some(&fresh_token), json!({"locale": "fr"}))
+            .await
+            .status,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -84,8 +132,19 @@ async fn refresh_rotates_the_token_and_a_reused_token_closes_the_session() {
 #[tokio::test]
 async fn malformed_refresh_tokens_are_refused() {
     let app = TestApp::spawn().await;
-    for token in ["", "x", "not.a.token", "00000000000000000000000000000000.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
-        let answer = app.post("/v1/sessions/refresh", None, json!({"refresh_token": token})).await;
+    for token in [
+        "",
+        "x",
+        "not.a.token",
+        "00000000000000000000000000000000.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ] {
+        let answer = app
+            .post(
+                "/v1/sessions/refresh",
+                None,
+                json!({"refresh_token": token}),
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token}");
         assert!(answer.is_problem());
     }
@@ -97,13 +156,26 @@ async fn logging_out_ends_the_session_on_the_next_request() {
     let app = TestApp::spawn().await;
     let tenant = app.sign_up_tenant("Logout").await;
     let user = app.sign_up_user(tenant.tenant_id, "Leaving User").await;
-    let answer = app.delete(&format!("/v1/sessions/{}", user.session_id), Some(&user.token)).await;
+    let answer = app
+        .delete(
+            &format!("/v1/sessions/{}", user.session_id),
+            Some(&user.token),
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
     let started = Instant::now();
-    let after = app.patch("/v1/me", Some(&user.token), json!({"locale": "en"})).await;
+    let after = app
+        .patch("/v1/me", Some(&user.token), json!({"locale": "en"}))
+        .await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     assert!(started.elapsed() < Duration::from_secs(1));
-    let refresh = app.post("/v1/sessions/refresh", None, json!({"refresh_token": user.refresh_token})).await;
+    let refresh = app
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": user.refresh_token}),
+        )
+        .await;
     assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -114,12 +186,20 @@ async fn an_admin_may_end_a_members_session_but_a_member_may_not_end_anothers() 
     let alice = app.sign_up_user(tenant.tenant_id, "Alice").await;
     let bob = app.sign_up_user(tenant.tenant_id, "Bob").await;
 
-    let by_member = app.delete(&format!("/v1/sessions/{}", alice.session_id), Some(&bob.token)).await;
+    let by_member = app
+        .delete(
+            &format!("/v1/sessions/{}", alice.session_id),
+            Some(&bob.token),
+        )
+        .await;
     assert_eq!(by_member.status, StatusCode::NOT_FOUND);
     assert!(by_member.is_problem());
 
     let by_admin = app
-        .delete(&format!("/v1/sessions/{}", alice.session_id), Some(&tenant.admin_token))
+        .delete(
+            &format!("/v1/sessions/{}", alice.session_id),
+            Some(&tenant.admin_token),
+        )
         .await;
     assert_eq!(by_admin.status, StatusCode::NO_CONTENT);
     let reason: String = app
@@ -133,11 +213,16 @@ async fn an_admin_may_end_a_members_session_but_a_member_may_not_end_anothers() 
         .get(0);
     assert_eq!(reason, "revoked_by_admin");
     assert_eq!(
-        app.patch("/v1/me", Some(&alice.token), json!({"locale": "en"})).await.status,
+        app.patch("/v1/me", Some(&alice.token), json!({"locale": "en"}))
+            .await
+            .status,
         StatusCode::UNAUTHORIZED
     );
     let unknown = app
-        .delete(&format!("/v1/sessions/{}", uuid::Uuid::new_v4()), Some(&tenant.admin_token))
+        .delete(
+            &format!("/v1/sessions/{}", uuid::Uuid::new_v4()),
+            Some(&tenant.admin_token),
+        )
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
@@ -152,20 +237,53 @@ async fn missing_malformed_forged_and_expired_tokens_are_refused() {
         chrono::Duration::minutes(5),
         chrono::Duration::minutes(5),
     )
-    .issue_access_token(tenant.admin_id, tenant.tenant_id, uuid::Uuid::new_v4(), Role::Admin, Utc::now())
+    .issue_access_token(
+        tenant.admin_id,
+        tenant.tenant_id,
+        uuid::Uuid::new_v4(),
+        Role::Admin,
+        Utc::now(),
+    )
     .expect("token");
     let secret = Secret::new(
-        app.settings.jwt_secret.as_ref().expect("secret").expose().as_bytes().to_vec(),
+        app.settings
+            .jwt_secret
+            .as_ref()
+            .expect("secret")
+            .expose()
+            .as_bytes()
+            .to_vec(),
     );
-    let expired = Tokens::new(&secret, chrono::Duration::seconds(-60), chrono::Duration::minutes(5))
-        .issue_access_token(tenant.admin_id, tenant.tenant_id, uuid::Uuid::new_v4(), Role::Admin, Utc::now())
-        .expect("token");
+    let expired = Tokens::new(
+        &secret,
+        chrono::Duration::seconds(-60),
+        chrono::Duration::minutes(5),
+    )
+    .issue_access_token(
+        tenant.admin_id,
+        tenant.tenant_id,
+        uuid::Uuid::new_v4(),
+        Role::Admin,
+        Utc::now(),
+    )
+    .expect("token");
     let before = app.event_count().await;
-    for token in [None, Some("garbage"), Some(forged.as_str()), Some(expired.as_str())] {
+    for token in [
+        None,
+        Some("garbage"),
+        Some(forged.as_str()),
+        Some(expired.as_str()),
+    ] {
         let answer = app.patch("/v1/me", token, body.clone()).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token:?}");
         assert!(answer.is_problem());
-        assert_eq!(answer.headers.get("www-authenticate").map(|v| v.to_str().unwrap_or("")), Some("Bearer"));
+        assert_eq!(
+            answer
+                .headers
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap_or("")),
+            Some("Bearer")
+        );
     }
     let wrong_scheme = app
         .send(
@@ -196,12 +314,20 @@ async fn a_user_updates_their_profile_and_an_unchanged_update_appends_nothing() 
     assert_eq!(update.body["version"], 3);
     let position = update.body["position"].as_i64().expect("position");
 
-    let same = app.patch("/v1/me", Some(&user.token), json!({"display_name": "Renamed"})).await;
+    let same = app
+        .patch(
+            "/v1/me",
+            Some(&user.token),
+            json!({"display_name": "Renamed"}),
+        )
+        .await;
     assert_eq!(same.status, StatusCode::OK);
     assert_eq!(same.body["version"], 3);
     assert_eq!(same.body["position"].as_i64(), Some(position));
 
-    let cleared = app.patch("/v1/me", Some(&user.token), json!({"phone": null})).await;
+    let cleared = app
+        .patch("/v1/me", Some(&user.token), json!({"phone": null}))
+        .await;
     assert_eq!(cleared.body["version"], 4);
     let data: serde_json::Value = app
         .db

@@ -18,7 +18,10 @@ async fn tenant_signup_creates_the_tenant_and_its_admin_in_one_step() {
     let position = answer.body["position"].as_i64().expect("a position");
 
     assert_eq!(app.stream_types(tenant_id).await, ["tenant.created"]);
-    assert_eq!(app.stream_types(admin_id).await, ["user.created", "tenant.member_joined"]);
+    assert_eq!(
+        app.stream_types(admin_id).await,
+        ["user.created", "tenant.member_joined"]
+    );
     let row = app
         .db
         .query_one(
@@ -28,12 +31,24 @@ async fn tenant_signup_creates_the_tenant_and_its_admin_in_one_step() {
         )
         .await
         .expect("query");
-    assert_eq!(row.get::<_, i64>(0), position, "the answer carries the last position");
-    assert_eq!(row.get::<_, i64>(1), 1, "all three events were appended in one transaction");
+    assert_eq!(
+        row.get::<_, i64>(0),
+        position,
+        "the answer carries the last position"
+    );
+    assert_eq!(
+        row.get::<_, i64>(1),
+        1,
+        "all three events were appended in one transaction"
+    );
     assert!(row.get::<_, bool>(2), "the new admin is the actor");
 
     let login = app.log_in(tenant_id, "ada@example.com", PASSWORD).await;
-    assert_eq!(login.status, StatusCode::CREATED, "the admin logs in with any case of the email");
+    assert_eq!(
+        login.status,
+        StatusCode::CREATED,
+        "the admin logs in with any case of the email"
+    );
 }
 
 #[tokio::test]
@@ -43,22 +58,44 @@ async fn every_event_carries_the_envelope_of_the_contract() {
     let store = infra::store::EventStore::new(
         infra::db::pool(&app.database_url, 2).expect("pool"),
         std::sync::Arc::new(infra::crypto::KeyRing::new(
-            infra::crypto::MasterKey::from_base64(app.settings.master_key.as_ref().expect("key").expose())
-                .expect("key"),
+            infra::crypto::MasterKey::from_base64(
+                app.settings.master_key.as_ref().expect("key").expose(),
+            )
+            .expect("key"),
         )),
     );
-    let events = store.load_stream("user", tenant.admin_id).await.expect("load");
+    let events = store
+        .load_stream("user", tenant.admin_id)
+        .await
+        .expect("load");
     let envelope = events[0].envelope();
     for field in [
-        "id", "type", "timestamp", "version", "source", "tenantId", "userId", "data", "aggregateId", "sequence",
-        "position", "correlationId", "causationId",
+        "id",
+        "type",
+        "timestamp",
+        "version",
+        "source",
+        "tenantId",
+        "userId",
+        "data",
+        "aggregateId",
+        "sequence",
+        "position",
+        "correlationId",
+        "causationId",
     ] {
-        assert!(!envelope[field].is_null(), "{field} is missing from {envelope}");
+        assert!(
+            !envelope[field].is_null(),
+            "{field} is missing from {envelope}"
+        );
     }
     assert_eq!(envelope["type"], "user.created");
     assert_eq!(envelope["tenantId"], tenant.tenant_id.to_string());
     assert_eq!(envelope["source"], "command-api");
-    assert_eq!(envelope["data"]["email"], tenant.admin_email, "personal data is decrypted on load");
+    assert_eq!(
+        envelope["data"]["email"], tenant.admin_email,
+        "personal data is decrypted on load"
+    );
 }
 
 #[tokio::test]
@@ -75,10 +112,16 @@ async fn a_user_signs_up_under_an_existing_tenant_as_a_member() {
     assert_eq!(answer.status, StatusCode::CREATED);
     let user_id = answer.id("user_id");
     assert!(answer.body["position"].as_i64().is_some());
-    assert_eq!(app.stream_types(user_id).await, ["user.created", "tenant.member_joined"]);
+    assert_eq!(
+        app.stream_types(user_id).await,
+        ["user.created", "tenant.member_joined"]
+    );
     let role: String = app
         .db
-        .query_one("SELECT data->>'role' FROM events WHERE aggregate_id = $1 AND sequence = 2", &[&user_id])
+        .query_one(
+            "SELECT data->>'role' FROM events WHERE aggregate_id = $1 AND sequence = 2",
+            &[&user_id],
+        )
         .await
         .expect("query")
         .get(0);
@@ -91,12 +134,20 @@ async fn signing_up_twice_with_the_same_email_in_another_case_is_refused() {
     let tenant = app.sign_up_tenant("Unique").await;
     let path = format!("/v1/tenants/{}/users", tenant.tenant_id);
     let first = app
-        .post(&path, None, json!({"email": "Lin@Example.com", "password": PASSWORD, "display_name": "Lin"}))
+        .post(
+            &path,
+            None,
+            json!({"email": "Lin@Example.com", "password": PASSWORD, "display_name": "Lin"}),
+        )
         .await;
     assert_eq!(first.status, StatusCode::CREATED);
     let before = app.event_count().await;
     let second = app
-        .post(&path, None, json!({"email": " lin@EXAMPLE.com ", "password": PASSWORD, "display_name": "Lin 2"}))
+        .post(
+            &path,
+            None,
+            json!({"email": " lin@EXAMPLE.com ", "password": PASSWORD, "display_name": "Lin 2"}),
+        )
         .await;
     assert_eq!(second.status, StatusCode::CONFLICT);
     assert!(second.is_problem());
@@ -137,19 +188,44 @@ async fn signup_input_is_validated_with_a_clear_problem() {
     let path = format!("/v1/tenants/{}/users", tenant.tenant_id);
     let before = app.event_count().await;
     let cases = [
-        (json!({"email": "not-an-email", "password": PASSWORD, "display_name": "X"}), "email"),
-        (json!({"email": "a@b", "password": PASSWORD, "display_name": "X"}), "email"),
-        (json!({"email": "short@example.com", "password": "short", "display_name": "X"}), "password"),
-        (json!({"email": "same@example.com", "password": "same@example.com", "display_name": "X"}), "password"),
-        (json!({"email": "blank@example.com", "password": PASSWORD, "display_name": "   "}), "display_name"),
-        (json!({"email": "long@example.com", "password": PASSWORD, "display_name": "x".repeat(101)}), "display_name"),
-        (json!({"email": "ctl@example.com", "password": PASSWORD, "display_name": "a\u{0007}b"}), "display_name"),
+        (
+            json!({"email": "not-an-email", "password": PASSWORD, "display_name": "X"}),
+            "email",
+        ),
+        (
+            json!({"email": "a@b", "password": PASSWORD, "display_name": "X"}),
+            "email",
+        ),
+        (
+            json!({"email": "short@example.com", "password": "short", "display_name": "X"}),
+            "password",
+        ),
+        (
+            json!({"email": "same@example.com", "password": "same@example.com", "display_name": "X"}),
+            "password",
+        ),
+        (
+            json!({"email": "blank@example.com", "password": PASSWORD, "display_name": "   "}),
+            "display_name",
+        ),
+        (
+            json!({"email": "long@example.com", "password": PASSWORD, "display_name": "x".repeat(101)}),
+            "display_name",
+        ),
+        (
+            json!({"email": "ctl@example.com", "password": PASSWORD, "display_name": "a\u{0007}b"}),
+            "display_name",
+        ),
     ];
     for (body, field) in cases {
         let answer = app.post(&path, None, body.clone()).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
         assert!(answer.is_problem(), "{body}");
-        assert!(answer.str("detail").contains(field), "{body} → {}", answer.body);
+        assert!(
+            answer.str("detail").contains(field),
+            "{body} → {}",
+            answer.body
+        );
     }
     let tenant_cases = [
         json!({"name": "", "admin": {"email": "x@example.com", "password": PASSWORD, "display_name": "X"}}),

@@ -14,7 +14,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The Postgres server the tests use (`TEST_DATABASE_URL`, default the local server).
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into())
 }
 
 pub struct TestApp {
@@ -39,14 +40,16 @@ impl Answer {
     }
 
     pub fn id(&self, field: &str) -> Uuid {
-        Uuid::from_str(&self.str(field)).unwrap_or_else(|_| panic!("{field} is not an id in {:?}", self.body))
+        Uuid::from_str(&self.str(field))
+            .unwrap_or_else(|_| panic!("{field} is not an id in {:?}", self.body))
     }
 
     pub fn is_problem(&self) -> bool {
-        self.headers
-            .get("content-type")
-            .is_some_and(|v| v.to_str().unwrap_or_default().starts_with("application/problem+json"))
-            && self.body["status"].as_u64() == Some(u64::from(self.status.as_u16()))
+        self.headers.get("content-type").is_some_and(|v| {
+            v.to_str()
+                .unwrap_or_default()
+                .starts_with("application/problem+json")
+        }) && self.body["status"].as_u64() == Some(u64::from(self.status.as_u16()))
             && self.body["title"].is_string()
             && self.body["type"].is_string()
             && self.body["detail"].is_string()
@@ -79,7 +82,11 @@ pub fn test_settings(database_url: &str) -> Settings {
         database_pool_size: 10,
         data_dir: std::env::temp_dir().join(format!("eventra-test-{}", Uuid::new_v4().simple())),
         master_key: Some(Secret::new(MasterKey::generate().expect("rng").to_base64())),
-        jwt_secret: Some(Secret::new(format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()))),
+        jwt_secret: Some(Secret::new(format!(
+            "{}{}",
+            Uuid::new_v4().simple(),
+            Uuid::new_v4().simple()
+        ))),
         access_token_ttl_seconds: 900,
         refresh_token_ttl_seconds: 3600,
         password_params: PasswordParams::default(),
@@ -94,7 +101,10 @@ pub async fn fresh_database() -> String {
     let server = server_url();
     let mut config = tokio_postgres::Config::from_str(&server).expect("TEST_DATABASE_URL");
     let name = format!("eventra_test_{}", Uuid::new_v4().simple());
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("connect to Postgres");
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to Postgres");
     tokio::spawn(connection);
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -124,7 +134,9 @@ impl TestApp {
         let database_url = fresh_database().await;
         let mut settings = test_settings(&database_url);
         customise(&mut settings);
-        let app = Application::build(settings.clone()).await.expect("build the command API");
+        let app = Application::build(settings.clone())
+            .await
+            .expect("build the command API");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let db = connect(&database_url).await;
@@ -138,8 +150,16 @@ impl TestApp {
     }
 
     /// Sends a request; `body` is sent as JSON when given.
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
-        let mut request = self.http.request(method, format!("{}{}", self.address, path));
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.address, path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -155,7 +175,11 @@ impl TestApp {
         let headers = response.headers().clone();
         let text = response.text().await.expect("a body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Answer {
@@ -171,7 +195,11 @@ impl TestApp {
     }
 
     pub async fn sign_up_tenant(&self, name: &str) -> TenantFixture {
-        let admin_email = format!("admin-{}@{}.example.com", Uuid::new_v4().simple(), name.to_lowercase());
+        let admin_email = format!(
+            "admin-{}@{}.example.com",
+            Uuid::new_v4().simple(),
+            name.to_lowercase()
+        );
         let answer = self
             .post(
                 "/v1/tenants",
@@ -202,7 +230,11 @@ impl TestApp {
 
     /// Signs a user up under the tenant and logs them in.
     pub async fn sign_up_user(&self, tenant_id: Uuid, display_name: &str) -> UserFixture {
-        let email = format!("{}-{}@example.com", display_name.to_lowercase().replace(' ', "."), Uuid::new_v4().simple());
+        let email = format!(
+            "{}-{}@example.com",
+            display_name.to_lowercase().replace(' ', "."),
+            Uuid::new_v4().simple()
+        );
         let answer = self
             .post(
                 &format!("/v1/tenants/{tenant_id}/users"),
@@ -233,7 +265,10 @@ impl TestApp {
     /// The event types of one stream, in order.
     pub async fn stream_types(&self, aggregate_id: Uuid) -> Vec<String> {
         self.db
-            .query("SELECT type FROM events WHERE aggregate_id = $1 ORDER BY sequence", &[&aggregate_id])
+            .query(
+                "SELECT type FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+                &[&aggregate_id],
+            )
             .await
             .expect("read a stream")
             .iter()
