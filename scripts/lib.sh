@@ -1,0 +1,89 @@
+# Shared set-up for scripts/start and scripts/test: installs and starts what is missing.
+# Sourced, not run. Everything here is idempotent.
+
+EVENTRA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+EVENTRA_DATA_DIR="${EVENTRA_DATA_DIR:-$EVENTRA_ROOT/.data}"
+export EVENTRA_DATA_DIR
+PG_HOST=127.0.0.1
+PG_PORT=5432
+NATS_PORT=4222
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1
+  fi
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    log "apt-get update"
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  log "installing $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_for_port() {
+  local host=$1 port=$2 what=$3
+  for _ in $(seq 1 60); do
+    port_open "$host" "$port" && return 0
+    sleep 0.5
+  done
+  echo "$what did not come up on $host:$port" >&2
+  return 1
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null; then
+    echo "cargo is missing: install Rust (https://rustup.rs) and run this again" >&2
+    exit 1
+  fi
+}
+
+ensure_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    apt_install postgresql postgresql-client
+  fi
+  if ! port_open "$PG_HOST" "$PG_PORT"; then
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    log "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    wait_for_port "$PG_HOST" "$PG_PORT" PostgreSQL
+  fi
+  # The services connect over TCP as `root` without a password (local development only).
+  if ! psql "postgres://root@$PG_HOST:$PG_PORT/postgres" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+    log "creating the PostgreSQL role root with local trust authentication"
+    as_root su postgres -c "psql -qc \"DO \\\$\\\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'root') THEN CREATE ROLE root SUPERUSER LOGIN; END IF; END \\\$\\\$;\"" >/dev/null
+    local hba
+    hba=$(as_root su postgres -c "psql -Atqc 'SHOW hba_file'")
+    if ! as_root grep -q '^host all root 127.0.0.1/32 trust' "$hba"; then
+      as_root sed -i '1i host all root 127.0.0.1/32 trust\nhost all root ::1/128 trust' "$hba"
+      as_root su postgres -c "psql -qc 'SELECT pg_reload_conf()'" >/dev/null
+    fi
+    psql "postgres://root@$PG_HOST:$PG_PORT/postgres" -Atqc 'SELECT 1' >/dev/null
+  fi
+}
+
+ensure_nats() {
+  if ! command -v nats-server >/dev/null; then
+    apt_install nats-server
+  fi
+  if ! port_open 127.0.0.1 "$NATS_PORT"; then
+    mkdir -p "$EVENTRA_DATA_DIR/nats"
+    log "starting nats-server with JetStream (data in $EVENTRA_DATA_DIR/nats)"
+    nohup nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$EVENTRA_DATA_DIR/nats" \
+      >"$EVENTRA_DATA_DIR/nats-server.log" 2>&1 &
+    wait_for_port 127.0.0.1 "$NATS_PORT" nats-server
+  fi
+}
+
+# One compiled target directory shared by every checkout on this machine, so a fresh clone
+# (CI) reuses what an earlier build compiled.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/eventra/target}"
