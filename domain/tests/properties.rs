@@ -1,0 +1,180 @@
+//! Properties that hold for any sequence of commands.
+
+use chrono::{TimeZone, Utc};
+use domain::event::UserEvent;
+use domain::user::ProfileChanges;
+use domain::{Actor, Context, Role, TenantMembers, User, UserStatus};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+const TENANT: Uuid = Uuid::from_u128(0x7e);
+const PEOPLE: usize = 4;
+
+#[derive(Debug, Clone)]
+enum Command {
+    ChangeRole {
+        actor: usize,
+        target: usize,
+        admin: bool,
+    },
+    SetStatus {
+        actor: usize,
+        target: usize,
+        active: bool,
+    },
+    Erase {
+        actor: usize,
+        target: usize,
+    },
+    UpdateProfile {
+        actor: usize,
+        name: String,
+    },
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    let person = 0..PEOPLE;
+    prop_oneof![
+        (person.clone(), 0..PEOPLE, any::<bool>()).prop_map(|(actor, target, admin)| {
+            Command::ChangeRole {
+                actor,
+                target,
+                admin,
+            }
+        }),
+        (person.clone(), 0..PEOPLE, any::<bool>()).prop_map(|(actor, target, active)| {
+            Command::SetStatus {
+                actor,
+                target,
+                active,
+            }
+        }),
+        (person.clone(), 0..PEOPLE).prop_map(|(actor, target)| Command::Erase { actor, target }),
+        (person, "[A-Za-z ]{1,20}")
+            .prop_map(|(actor, name)| Command::UpdateProfile { actor, name }),
+    ]
+}
+
+fn id(index: usize) -> Uuid {
+    Uuid::from_u128(index as u128 + 1)
+}
+
+/// A tenant whose first person is its admin and the others members.
+fn start() -> (Vec<User>, TenantMembers, Vec<(usize, UserEvent)>) {
+    let mut users = vec![User::default(); PEOPLE];
+    let mut members = TenantMembers::new(TENANT);
+    let mut history = Vec::new();
+    for (index, user) in users.iter_mut().enumerate() {
+        let events = [
+            UserEvent::Created {
+                user_id: id(index),
+                tenant_id: TENANT,
+                email: format!("p{index}@example.com"),
+                display_name: format!("P{index}"),
+                password_hash: "hash".into(),
+            },
+            UserEvent::MemberJoined {
+                tenant_id: TENANT,
+                user_id: id(index),
+                role: if index == 0 {
+                    Role::Admin
+                } else {
+                    Role::Member
+                },
+            },
+        ];
+        for event in events {
+            user.apply(&event);
+            members.apply(id(index), &event);
+            history.push((index, event));
+        }
+    }
+    (users, members, history)
+}
+
+fn context(users: &[User], actor: usize) -> Context {
+    Context {
+        now: Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("time"),
+        actor: Actor::User {
+            user_id: id(actor),
+            tenant_id: TENANT,
+            role: users[actor].role.unwrap_or(Role::Member),
+        },
+    }
+}
+
+proptest! {
+    #[test]
+    fn folding_the_emitted_events_gives_the_state_the_decisions_saw_and_an_admin_always_remains(
+        commands in proptest::collection::vec(command(), 0..40)
+    ) {
+        let (mut users, mut members, mut history) = start();
+        for command in commands {
+            let (target, decided) = match command {
+                Command::ChangeRole { actor, target, admin } => {
+                    let role = if admin { Role::Admin } else { Role::Member };
+                    (target, domain::user::change_role(&members, &users[target], role, &context(&users, actor)))
+                }
+                Command::SetStatus { actor, target, active } => {
+                    let ctx = context(&users, actor);
+                    let decided = if active {
+                        domain::user::reactivate(&members, &users[target], &ctx)
+                    } else {
+                        domain::user::deactivate(&members, &users[target], &ctx)
+                    };
+                    (target, decided)
+                }
+                Command::Erase { actor, target } => {
+                    (target, domain::user::erase(&members, &users[target], &context(&users, actor)))
+                }
+                Command::UpdateProfile { actor, name } => {
+                    let changes = ProfileChanges { display_name: Some(name), ..Default::default() };
+                    (actor, domain::user::update_profile(&users[actor], changes, &context(&users, actor)))
+                }
+            };
+            if let Ok(events) = decided {
+                prop_assert!(events.is_empty() || users[target].is_present(), "an erased user never changes again");
+                for event in events {
+                    users[target].apply(&event);
+                    members.apply(id(target), &event);
+                    history.push((target, event));
+                }
+            }
+            prop_assert!(members.active_admins() >= 1, "the tenant lost its last active admin");
+        }
+
+        // Replaying the whole history from nothing gives the same state.
+        let mut replayed_users = vec![User::default(); PEOPLE];
+        let mut replayed_members = TenantMembers::new(TENANT);
+        for (index, event) in &history {
+            replayed_users[*index].apply(event);
+            replayed_members.apply(id(*index), event);
+        }
+        prop_assert_eq!(&replayed_users, &users);
+        prop_assert_eq!(&replayed_members, &members);
+
+        // The membership view agrees with each user's own state.
+        for (index, user) in users.iter().enumerate() {
+            match members.members.get(&id(index)) {
+                Some(member) => {
+                    prop_assert!(user.is_present());
+                    prop_assert_eq!(Some(member.role), user.role);
+                    prop_assert_eq!(Some(member.status), user.status);
+                }
+                None => prop_assert!(user.erased),
+            }
+        }
+        let _ = UserStatus::Active;
+    }
+
+    #[test]
+    fn email_validation_never_panics_and_accepts_only_what_it_can_normalise(input in "\\PC{0,300}") {
+        if domain::values::validate_email(&input).is_ok() {
+            prop_assert!(input.contains('@'));
+            prop_assert!(input.len() <= domain::values::MAX_EMAIL_BYTES);
+        }
+    }
+}

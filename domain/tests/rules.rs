@@ -1,0 +1,625 @@
+//! The domain's rules as given/when/then scenarios: given these past events, when this
+//! command is decided, then these events (or this refusal).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use domain::event::{
+    ClearableField, LoginFailure, RevocationReason, SessionEvent, TenantEvent, UserEvent,
+};
+use domain::session::{Refresh, RefreshOutcome};
+use domain::tenant::SignUpTenant;
+use domain::user::{LoginOutcome, NewSession, ProfileChanges, SignUpUser};
+use domain::{Actor, Context, DomainError, Plan, Role, Session, Tenant, TenantMembers, User};
+use uuid::Uuid;
+
+const TENANT: Uuid = Uuid::from_u128(0x7e);
+const ADMIN: Uuid = Uuid::from_u128(0xad);
+const MEMBER: Uuid = Uuid::from_u128(0x3e);
+const SESSION: Uuid = Uuid::from_u128(0x5e);
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 22, 10, 0, 0)
+        .single()
+        .expect("a valid time")
+}
+
+fn as_admin() -> Context {
+    Context {
+        now: now(),
+        actor: Actor::User {
+            user_id: ADMIN,
+            tenant_id: TENANT,
+            role: Role::Admin,
+        },
+    }
+}
+
+fn as_member() -> Context {
+    Context {
+        now: now(),
+        actor: Actor::User {
+            user_id: MEMBER,
+            tenant_id: TENANT,
+            role: Role::Member,
+        },
+    }
+}
+
+fn anonymous() -> Context {
+    Context {
+        now: now(),
+        actor: Actor::Anonymous,
+    }
+}
+
+fn created(user_id: Uuid) -> UserEvent {
+    UserEvent::Created {
+        user_id,
+        tenant_id: TENANT,
+        email: format!("{user_id}@example.com"),
+        display_name: "Someone".into(),
+        password_hash: "$argon2id$hash".into(),
+    }
+}
+
+fn joined(user_id: Uuid, role: Role) -> UserEvent {
+    UserEvent::MemberJoined {
+        tenant_id: TENANT,
+        user_id,
+        role,
+    }
+}
+
+/// The past: events of several user streams, folded into users and the membership view.
+struct Given {
+    users: Vec<(Uuid, User)>,
+    members: TenantMembers,
+}
+
+fn given(history: &[(Uuid, UserEvent)]) -> Given {
+    let mut members = TenantMembers::new(TENANT);
+    let mut users: Vec<(Uuid, User)> = Vec::new();
+    for (user_id, event) in history {
+        members.apply(*user_id, event);
+        match users.iter_mut().find(|(id, _)| id == user_id) {
+            Some((_, user)) => user.apply_at(event, now() - Duration::hours(1)),
+            None => {
+                let mut user = User::default();
+                user.apply_at(event, now() - Duration::hours(1));
+                users.push((*user_id, user));
+            }
+        }
+    }
+    Given { users, members }
+}
+
+fn a_tenant_with_an_admin_and_a_member() -> Given {
+    given(&[
+        (ADMIN, created(ADMIN)),
+        (ADMIN, joined(ADMIN, Role::Admin)),
+        (MEMBER, created(MEMBER)),
+        (MEMBER, joined(MEMBER, Role::Member)),
+    ])
+}
+
+impl Given {
+    fn user(&self, user_id: Uuid) -> User {
+        self.users
+            .iter()
+            .find(|(id, _)| *id == user_id)
+            .map(|(_, user)| user.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[test]
+fn tenant_signup_creates_the_tenant_its_admin_and_the_admins_membership() {
+    let (tenant_events, user_events) = domain::tenant::sign_up_tenant(
+        &Tenant::default(),
+        SignUpTenant {
+            tenant_id: TENANT,
+            name: "  Acme  ".into(),
+            plan: Plan::Premium,
+            admin_user_id: ADMIN,
+            admin_email: "ada@example.com".into(),
+            admin_display_name: "Ada".into(),
+            admin_password_hash: "hash".into(),
+        },
+        &anonymous(),
+    )
+    .expect("accepted");
+    assert_eq!(
+        tenant_events,
+        [TenantEvent::Created {
+            tenant_id: TENANT,
+            name: "Acme".into(),
+            plan: Plan::Premium,
+            admin_user_id: ADMIN
+        }]
+    );
+    assert_eq!(user_events[1], joined(ADMIN, Role::Admin));
+}
+
+#[test]
+fn a_tenant_cannot_be_created_twice() {
+    let existing = Tenant::from_events(&[TenantEvent::Created {
+        tenant_id: TENANT,
+        name: "Acme".into(),
+        plan: Plan::Standard,
+        admin_user_id: ADMIN,
+    }]);
+    let result = domain::tenant::sign_up_tenant(
+        &existing,
+        SignUpTenant {
+            tenant_id: TENANT,
+            name: "Acme".into(),
+            plan: Plan::Standard,
+            admin_user_id: MEMBER,
+            admin_email: "x@example.com".into(),
+            admin_display_name: "X".into(),
+            admin_password_hash: "hash".into(),
+        },
+        &anonymous(),
+    );
+    assert_eq!(result, Err(DomainError::TenantAlreadyExists));
+}
+
+#[test]
+fn a_user_signs_up_as_a_member_of_an_existing_tenant_only() {
+    let command = SignUpUser {
+        user_id: MEMBER,
+        tenant_id: TENANT,
+        email: " Grace@Example.com ".into(),
+        display_name: "Grace".into(),
+        password_hash: "hash".into(),
+    };
+    assert_eq!(
+        domain::user::sign_up(
+            &Tenant::default(),
+            &User::default(),
+            command.clone(),
+            &anonymous()
+        ),
+        Err(DomainError::TenantNotFound)
+    );
+    let tenant = Tenant::from_events(&[TenantEvent::Created {
+        tenant_id: TENANT,
+        name: "Acme".into(),
+        plan: Plan::Standard,
+        admin_user_id: ADMIN,
+    }]);
+    let events =
+        domain::user::sign_up(&tenant, &User::default(), command, &anonymous()).expect("accepted");
+    assert!(matches!(&events[0], UserEvent::Created { email, .. } if email == "Grace@Example.com"));
+    assert_eq!(events[1], joined(MEMBER, Role::Member));
+}
+
+#[test]
+fn only_tenant_admins_manage_members() {
+    let given = a_tenant_with_an_admin_and_a_member();
+    let admin = given.user(ADMIN);
+    assert_eq!(
+        domain::user::change_role(&given.members, &admin, Role::Member, &as_member()),
+        Err(DomainError::NotAllowed)
+    );
+    assert_eq!(
+        domain::user::deactivate(&given.members, &admin, &as_member()),
+        Err(DomainError::NotAllowed)
+    );
+    assert_eq!(
+        domain::user::erase(&given.members, &admin, &as_member()),
+        Err(DomainError::NotAllowed)
+    );
+    let outsider = Context {
+        now: now(),
+        actor: Actor::User {
+            user_id: Uuid::from_u128(1),
+            tenant_id: Uuid::from_u128(2),
+            role: Role::Admin,
+        },
+    };
+    assert_eq!(
+        domain::user::deactivate(&given.members, &given.user(MEMBER), &outsider),
+        Err(DomainError::NotAllowed),
+        "an admin of another tenant is nobody here"
+    );
+}
+
+#[test]
+fn an_admin_promotes_a_member() {
+    let given = a_tenant_with_an_admin_and_a_member();
+    let events = domain::user::change_role(
+        &given.members,
+        &given.user(MEMBER),
+        Role::Admin,
+        &as_admin(),
+    );
+    assert_eq!(
+        events,
+        Ok(vec![UserEvent::MemberRoleChanged {
+            tenant_id: TENANT,
+            user_id: MEMBER,
+            old_role: Role::Member,
+            new_role: Role::Admin,
+            changed_by: ADMIN,
+        }])
+    );
+}
+
+#[test]
+fn the_last_active_admin_cannot_be_demoted_deactivated_or_erased() {
+    let given = a_tenant_with_an_admin_and_a_member();
+    let admin = given.user(ADMIN);
+    assert_eq!(
+        domain::user::change_role(&given.members, &admin, Role::Member, &as_admin()),
+        Err(DomainError::LastActiveAdmin)
+    );
+    assert_eq!(
+        domain::user::deactivate(&given.members, &admin, &as_admin()),
+        Err(DomainError::LastActiveAdmin)
+    );
+    assert_eq!(
+        domain::user::erase(&given.members, &admin, &as_admin()),
+        Err(DomainError::LastActiveAdmin)
+    );
+}
+
+#[test]
+fn a_deactivated_admin_does_not_count_as_an_active_admin() {
+    let given = given(&[
+        (ADMIN, created(ADMIN)),
+        (ADMIN, joined(ADMIN, Role::Admin)),
+        (MEMBER, created(MEMBER)),
+        (MEMBER, joined(MEMBER, Role::Admin)),
+        (
+            MEMBER,
+            UserEvent::Deactivated {
+                user_id: MEMBER,
+                deactivated_by: ADMIN,
+                by_admin: true,
+            },
+        ),
+    ]);
+    assert_eq!(
+        domain::user::change_role(
+            &given.members,
+            &given.user(ADMIN),
+            Role::Member,
+            &as_admin()
+        ),
+        Err(DomainError::LastActiveAdmin)
+    );
+}
+
+#[test]
+fn deactivation_is_recorded_once_and_reactivation_restores_the_member() {
+    let given = a_tenant_with_an_admin_and_a_member();
+    let member = given.user(MEMBER);
+    let events = domain::user::deactivate(&given.members, &member, &as_admin()).expect("accepted");
+    assert_eq!(
+        events,
+        [UserEvent::Deactivated {
+            user_id: MEMBER,
+            deactivated_by: ADMIN,
+            by_admin: true
+        }]
+    );
+    let mut deactivated = member.clone();
+    deactivated.apply(&events[0]);
+    assert_eq!(
+        domain::user::deactivate(&given.members, &deactivated, &as_admin()),
+        Ok(vec![])
+    );
+    assert_eq!(
+        domain::user::reactivate(&given.members, &deactivated, &as_admin()),
+        Ok(vec![UserEvent::Reactivated {
+            user_id: MEMBER,
+            reactivated_by: ADMIN
+        }])
+    );
+}
+
+#[test]
+fn a_deactivated_user_cannot_log_in_even_with_the_right_password() {
+    let given = given(&[
+        (MEMBER, created(MEMBER)),
+        (MEMBER, joined(MEMBER, Role::Member)),
+        (
+            MEMBER,
+            UserEvent::Deactivated {
+                user_id: MEMBER,
+                deactivated_by: ADMIN,
+                by_admin: true,
+            },
+        ),
+    ]);
+    let outcome = domain::user::log_in(&given.user(MEMBER), true, new_session(), &anonymous())
+        .expect("decided");
+    assert_eq!(
+        outcome,
+        LoginOutcome::Failed(
+            vec![UserEvent::LoginFailed {
+                user_id: MEMBER,
+                reason: LoginFailure::Deactivated
+            }],
+            LoginFailure::Deactivated
+        )
+    );
+}
+
+fn new_session() -> NewSession {
+    NewSession {
+        session_id: SESSION,
+        refresh_token_hash: "h1".into(),
+        expires_at: now() + Duration::days(30),
+    }
+}
+
+#[test]
+fn a_right_password_opens_a_session_and_a_wrong_one_is_recorded() {
+    let given = a_tenant_with_an_admin_and_a_member();
+    let member = given.user(MEMBER);
+    assert!(matches!(
+        domain::user::log_in(&member, true, new_session(), &anonymous()),
+        Ok(LoginOutcome::Succeeded(events)) if matches!(events[..], [SessionEvent::LoggedIn { session_id: SESSION, .. }])
+    ));
+    assert!(matches!(
+        domain::user::log_in(&member, false, new_session(), &anonymous()),
+        Ok(LoginOutcome::Failed(_, LoginFailure::InvalidPassword))
+    ));
+}
+
+#[test]
+fn an_erased_user_is_gone() {
+    let given = given(&[
+        (MEMBER, created(MEMBER)),
+        (MEMBER, joined(MEMBER, Role::Member)),
+        (
+            MEMBER,
+            UserEvent::MemberRemoved {
+                tenant_id: TENANT,
+                user_id: MEMBER,
+                removed_by: ADMIN,
+            },
+        ),
+        (
+            MEMBER,
+            UserEvent::Deleted {
+                user_id: MEMBER,
+                deleted_by: ADMIN,
+                erasure: true,
+            },
+        ),
+    ]);
+    let erased = given.user(MEMBER);
+    assert!(
+        erased.email.is_empty()
+            && erased.display_name.is_empty()
+            && erased.password_hash.is_empty()
+    );
+    assert_eq!(
+        domain::user::log_in(&erased, true, new_session(), &anonymous()),
+        Err(DomainError::UserNotFound)
+    );
+    assert_eq!(
+        domain::user::update_profile(&erased, ProfileChanges::default(), &as_member()),
+        Err(DomainError::UserNotFound)
+    );
+    assert_eq!(
+        domain::user::erase(&given.members, &erased, &as_admin()),
+        Err(DomainError::NotAllowed)
+    );
+}
+
+#[test]
+fn erasure_removes_the_membership_then_deletes_the_user() {
+    let given = a_tenant_with_an_admin_and_a_member();
+    assert_eq!(
+        domain::user::erase(&given.members, &given.user(MEMBER), &as_admin()),
+        Ok(vec![
+            UserEvent::MemberRemoved {
+                tenant_id: TENANT,
+                user_id: MEMBER,
+                removed_by: ADMIN
+            },
+            UserEvent::Deleted {
+                user_id: MEMBER,
+                deleted_by: ADMIN,
+                erasure: true
+            },
+        ])
+    );
+}
+
+#[test]
+fn a_profile_update_records_only_what_changed() {
+    let given = a_tenant_with_an_admin_and_a_member();
+    let member = given.user(MEMBER);
+    let events = domain::user::update_profile(
+        &member,
+        ProfileChanges {
+            display_name: Some("Someone".into()),
+            phone: Some(Some("+4915112345678".into())),
+            locale: None,
+        },
+        &as_member(),
+    )
+    .expect("accepted");
+    assert_eq!(
+        events,
+        [UserEvent::ProfileUpdated {
+            user_id: MEMBER,
+            display_name: None,
+            phone: Some("+4915112345678".into()),
+            locale: None,
+            cleared: vec![],
+            updated_by: MEMBER,
+        }]
+    );
+    let mut updated = member;
+    updated.apply(&events[0]);
+    let clear = domain::user::update_profile(
+        &updated,
+        ProfileChanges {
+            phone: Some(None),
+            ..Default::default()
+        },
+        &as_member(),
+    )
+    .expect("accepted");
+    assert!(
+        matches!(&clear[..], [UserEvent::ProfileUpdated { cleared, .. }] if cleared == &[ClearableField::Phone])
+    );
+    assert_eq!(
+        domain::user::update_profile(
+            &updated,
+            ProfileChanges {
+                display_name: Some("x".repeat(101)),
+                ..Default::default()
+            },
+            &as_member()
+        )
+        .map_err(|e| matches!(e, DomainError::Invalid(_))),
+        Err(true)
+    );
+    assert_eq!(
+        domain::user::update_profile(
+            &updated,
+            ProfileChanges {
+                locale: Some("en".into()),
+                ..Default::default()
+            },
+            &as_admin()
+        ),
+        Err(DomainError::NotAllowed),
+        "nobody else edits a user's own profile through this command"
+    );
+}
+
+fn open_session() -> Session {
+    let mut session = Session::default();
+    session.apply(
+        &SessionEvent::LoggedIn {
+            session_id: SESSION,
+            user_id: MEMBER,
+            tenant_id: TENANT,
+            refresh_token_hash: "h1".into(),
+            expires_at: now() + Duration::days(30),
+        },
+        now() - Duration::minutes(5),
+    );
+    session
+}
+
+fn refresh_with(hash: &str) -> Refresh {
+    Refresh {
+        presented_hash: hash.into(),
+        new_hash: "h2".into(),
+        new_expires_at: now() + Duration::days(30),
+    }
+}
+
+#[test]
+fn refreshing_rotates_the_token_and_replaying_an_old_token_revokes_the_session() {
+    let member = a_tenant_with_an_admin_and_a_member().user(MEMBER);
+    let session = open_session();
+    let rotated = domain::session::refresh(&session, &member, refresh_with("h1"), &anonymous())
+        .expect("decided");
+    let RefreshOutcome::Rotated(events) = rotated else {
+        panic!("expected a rotation")
+    };
+    let mut after = session.clone();
+    after.apply(&events[0], now());
+    assert_eq!(
+        domain::session::refresh(&after, &member, refresh_with("h1"), &anonymous()),
+        Ok(RefreshOutcome::Rejected(vec![SessionEvent::Revoked {
+            session_id: SESSION,
+            user_id: MEMBER,
+            revoked_by: None,
+            reason: RevocationReason::RefreshTokenReused,
+        }]))
+    );
+    assert_eq!(
+        domain::session::refresh(&after, &member, refresh_with("unknown"), &anonymous()),
+        Ok(RefreshOutcome::Rejected(vec![]))
+    );
+}
+
+#[test]
+fn a_session_started_before_a_deactivation_never_refreshes_again() {
+    let mut member = a_tenant_with_an_admin_and_a_member().user(MEMBER);
+    member.apply_at(
+        &UserEvent::Deactivated {
+            user_id: MEMBER,
+            deactivated_by: ADMIN,
+            by_admin: true,
+        },
+        now(),
+    );
+    member.apply_at(
+        &UserEvent::Reactivated {
+            user_id: MEMBER,
+            reactivated_by: ADMIN,
+        },
+        now(),
+    );
+    assert_eq!(
+        domain::session::refresh(&open_session(), &member, refresh_with("h1"), &anonymous()),
+        Ok(RefreshOutcome::Rejected(vec![]))
+    );
+}
+
+#[test]
+fn an_expired_session_does_not_refresh() {
+    let member = a_tenant_with_an_admin_and_a_member().user(MEMBER);
+    let later = Context {
+        now: now() + Duration::days(31),
+        actor: Actor::Anonymous,
+    };
+    assert_eq!(
+        domain::session::refresh(&open_session(), &member, refresh_with("h1"), &later),
+        Ok(RefreshOutcome::Rejected(vec![]))
+    );
+}
+
+#[test]
+fn a_session_is_revoked_by_its_owner_or_an_admin_of_its_tenant_only() {
+    let session = open_session();
+    assert!(matches!(
+        domain::session::revoke(&session, &as_member()).as_deref(),
+        Ok([SessionEvent::Revoked {
+            reason: RevocationReason::Logout,
+            ..
+        }])
+    ));
+    assert!(matches!(
+        domain::session::revoke(&session, &as_admin()).as_deref(),
+        Ok([SessionEvent::Revoked {
+            reason: RevocationReason::RevokedByAdmin,
+            ..
+        }])
+    ));
+    let stranger = Context {
+        now: now(),
+        actor: Actor::User {
+            user_id: Uuid::from_u128(9),
+            tenant_id: TENANT,
+            role: Role::Member,
+        },
+    };
+    assert_eq!(
+        domain::session::revoke(&session, &stranger),
+        Err(DomainError::SessionNotFound)
+    );
+    let other_admin = Context {
+        now: now(),
+        actor: Actor::User {
+            user_id: Uuid::from_u128(9),
+            tenant_id: Uuid::from_u128(8),
+            role: Role::Admin,
+        },
+    };
+    assert_eq!(
+        domain::session::revoke(&session, &other_admin),
+        Err(DomainError::SessionNotFound)
+    );
+}
