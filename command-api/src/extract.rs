@@ -6,7 +6,8 @@ use std::pin::Pin;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use domain::{Actor, Role};
 use infra::auth::{AuthenticationError, Principal, TokenError, authenticate};
@@ -270,6 +271,32 @@ fn bearer_token(request: &HttpRequest) -> Result<String, ApiError> {
         ));
     }
     Ok(token.trim().to_owned())
+}
+
+/// Answers with the request's ids (`X-Request-Id`, `X-Correlation-Id`) so a client can
+/// quote them when reporting a problem.
+pub async fn echo_request_ids(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(ToString::to_string);
+    let correlation_id =
+        valid_id_header(request.headers(), CORRELATION_ID_HEADER).or_else(|| request_id.clone());
+    let mut response = next.call(request).await?;
+    for (name, value) in [
+        ("x-request-id", request_id),
+        (CORRELATION_ID_HEADER, correlation_id),
+    ] {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(name), value);
+        }
+    }
+    Ok(response)
 }
 
 /// Records the tenant on the request's root span (for anonymous commands that name one).

@@ -27,6 +27,7 @@ const EMAIL: &str = "email";
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
         .service(web::resource("/v1/tenants").route(web::post().to(sign_up_tenant)))
         .service(web::resource("/v1/tenants/{tenant_id}/users").route(web::post().to(sign_up_user)))
         .service(web::resource("/v1/tenants/{tenant_id}/sessions").route(web::post().to(log_in)))
@@ -42,6 +43,38 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Readiness: each dependency with its status and latency; 503 when one is down.
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let check = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let client = state.store.pool().get().await.map_err(|e| e.to_string())?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(())
+    })
+    .await
+    .unwrap_or_else(|_| Err("timed out after 2s".into()));
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (status, postgres) = match check {
+        Ok(()) => ("ready", json!({"status": "up", "latency_ms": latency_ms})),
+        Err(error) => {
+            tracing::warn!(%error, "PostgreSQL is not reachable");
+            (
+                "unavailable",
+                json!({"status": "down", "latency_ms": latency_ms, "error": error}),
+            )
+        }
+    };
+    let body = json!({"status": status, "checks": {"postgres": postgres}});
+    if status == "ready" {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 fn last_position(appended: &[AppendedEvent], otherwise: i64) -> i64 {

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use chrono::Duration;
@@ -15,7 +15,7 @@ use infra::store::EventStore;
 use tracing_actix_web::TracingLogger;
 
 use crate::error::render_problem;
-use crate::extract::EventraRootSpan;
+use crate::extract::{EventraRootSpan, echo_request_ids};
 use crate::settings::Settings;
 
 /// What every handler shares.
@@ -59,6 +59,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(ErrorHandlers::new().default_handler(render_problem))
+                .wrap(from_fn(echo_request_ids))
                 .wrap(TracingLogger::<EventraRootSpan>::new())
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))

@@ -3,6 +3,7 @@
 mod admin;
 mod concurrency;
 mod erasure;
+mod faults;
 mod hostile_input;
 mod idempotency;
 mod isolation;

@@ -1,0 +1,284 @@
+//! Fault injection: the API process killed under load, database connections cut mid-command.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use integration_tests::{PASSWORD, TestApp, connect, fresh_database};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+/// The `command-api` binary next to this test binary (`scripts/test` builds it first).
+fn command_api_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("EVENTRA_COMMAND_API_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile dir");
+    let binary = profile_dir.join("command-api");
+    assert!(
+        binary.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`; scripts/test does)",
+        binary.display()
+    );
+    binary
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Process {
+    child: Child,
+    address: String,
+}
+
+async fn start_process(
+    database_url: &str,
+    master_key: &str,
+    jwt_secret: &str,
+    data_dir: &std::path::Path,
+) -> Process {
+    let port = free_port();
+    let mut child = Command::new(command_api_binary())
+        .env("DATABASE_URL", database_url)
+        .env("COMMAND_API_ADDR", format!("127.0.0.1:{port}"))
+        .env("EVENTRA_MASTER_KEY", master_key)
+        .env("JWT_SECRET", jwt_secret)
+        .env("EVENTRA_DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start command-api");
+    let address = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(format!("{address}/health")).send().await.is_ok() {
+            return Process { child, address };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("command-api did not come up on {address}");
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn killing_the_api_under_load_loses_no_acknowledged_command_and_leaves_no_half_command() {
+    let database_url = fresh_database().await;
+    let master_key = infra::crypto::MasterKey::generate()
+        .expect("rng")
+        .to_base64();
+    let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let data_dir = std::env::temp_dir().join(format!("eventra-kill-{}", Uuid::new_v4().simple()));
+    let mut process = start_process(&database_url, &master_key, &jwt_secret, &data_dir).await;
+    let http = reqwest::Client::new();
+    let tenant = http
+        .post(format!("{}/v1/tenants", process.address))
+        .json(&json!({"name": "Crash", "admin": {"email": "admin@crash.example", "password": PASSWORD, "display_name": "Admin"}}))
+        .send()
+        .await
+        .expect("signup")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    let tenant_id = tenant["tenant_id"].as_str().expect("tenant id").to_owned();
+
+    // Signups stream in from 16 clients until the process dies.
+    let address = Arc::new(process.address.clone());
+    let mut clients = JoinSet::new();
+    for client in 0..16 {
+        let address = Arc::clone(&address);
+        let tenant_id = tenant_id.clone();
+        let http = http.clone();
+        clients.spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0.. {
+                let answer = http
+                    .post(format!("{address}/v1/tenants/{tenant_id}/users"))
+                    .json(&json!({"email": format!("c{client}-{n}@crash.example"), "password": PASSWORD, "display_name": "Load"}))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(response) if response.status() == StatusCode::CREATED => {
+                        if let Ok(body) = response.json::<serde_json::Value>().await {
+                            acknowledged.push(body["user_id"].as_str().unwrap_or_default().to_owned());
+                        }
+                    }
+                    Ok(response) => assert!(
+                        !response.status().is_server_error() || response.status() == StatusCode::SERVICE_UNAVAILABLE,
+                        "unexpected {}",
+                        response.status()
+                    ),
+                    Err(_) => break, // the process is gone
+                }
+            }
+            acknowledged
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    process.child.kill().expect("SIGKILL");
+    let _ = process.child.wait();
+    let mut acknowledged = HashSet::new();
+    while let Some(result) = clients.join_next().await {
+        acknowledged.extend(result.expect("client"));
+    }
+    assert!(!acknowledged.is_empty(), "the load ran before the kill");
+
+    let db = connect(&database_url).await;
+    let created: HashSet<String> = db
+        .query(
+            "SELECT aggregate_id::text FROM events WHERE type = 'user.created'",
+            &[],
+        )
+        .await
+        .expect("query")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for user_id in &acknowledged {
+        assert!(
+            created.contains(user_id),
+            "acknowledged signup {user_id} was lost"
+        );
+    }
+    let half_done: i64 = db
+        .query_one(
+            "SELECT count(*) FROM events c WHERE c.type = 'user.created' AND NOT EXISTS
+               (SELECT 1 FROM events j WHERE j.aggregate_id = c.aggregate_id AND j.type = 'tenant.member_joined')",
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(half_done, 0, "a command was partly applied");
+    let orphan_reservations: i64 = db
+        .query_one(
+            "SELECT count(*) FROM unique_reservations r WHERE NOT EXISTS
+               (SELECT 1 FROM events e WHERE e.aggregate_id = r.owner_id)",
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(orphan_reservations, 0);
+
+    // After a restart everything works, and an acknowledged user can log in.
+    let restarted = start_process(&database_url, &master_key, &jwt_secret, &data_dir).await;
+    let login = http
+        .post(format!(
+            "{}/v1/tenants/{tenant_id}/sessions",
+            restarted.address
+        ))
+        .json(&json!({"email": "c0-0@crash.example", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), StatusCode::CREATED);
+    drop(restarted);
+}
+
+#[tokio::test]
+async fn cutting_database_connections_mid_load_never_answers_500_and_loses_no_acknowledged_update()
+{
+    let app = Arc::new(TestApp::spawn().await);
+    let tenant = app.sign_up_tenant("Cut").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Cut User").await;
+    let mut clients = JoinSet::new();
+    for client in 0..8 {
+        let app = Arc::clone(&app);
+        let token = user.token.clone();
+        clients.spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0..25 {
+                let answer = app
+                    .patch(
+                        "/v1/me",
+                        Some(&token),
+                        json!({"display_name": format!("Client {client} update {n}")}),
+                    )
+                    .await;
+                assert!(
+                    [
+                        StatusCode::OK,
+                        StatusCode::CONFLICT,
+                        StatusCode::SERVICE_UNAVAILABLE
+                    ]
+                    .contains(&answer.status),
+                    "unexpected {} {:?}",
+                    answer.status,
+                    answer.body
+                );
+                if answer.status == StatusCode::OK {
+                    acknowledged.push(answer.body["version"].as_i64().expect("version"));
+                }
+            }
+            acknowledged
+        });
+    }
+    let killer = {
+        let database_url = app.database_url.clone();
+        tokio::spawn(async move {
+            let db = connect(&database_url).await;
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                let _ = db
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                          WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                        &[],
+                    )
+                    .await;
+            }
+        })
+    };
+    let mut versions = Vec::new();
+    while let Some(result) = clients.join_next().await {
+        versions.extend(result.expect("client"));
+    }
+    killer.await.expect("killer");
+    let db = connect(&app.database_url).await;
+    let stored: HashSet<i64> = db
+        .query(
+            "SELECT sequence FROM events WHERE aggregate_id = $1",
+            &[&user.user_id],
+        )
+        .await
+        .expect("query")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for version in &versions {
+        assert!(
+            stored.contains(version),
+            "acknowledged version {version} is not stored"
+        );
+    }
+    let after = app
+        .patch("/v1/me", Some(&user.token), json!({"locale": "en"}))
+        .await;
+    assert_eq!(
+        after.status,
+        StatusCode::OK,
+        "the API recovers by itself: {:?}",
+        after.body
+    );
+}
