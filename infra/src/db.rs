@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use anyhow::Context as _;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 /// Builds a pool for `database_url` (a `postgres://` URL or a key=value string).
@@ -58,4 +58,63 @@ pub async fn create_database_if_missing(database_url: &str) -> anyhow::Result<()
     drop(client);
     let _ = connection.await;
     Ok(())
+}
+
+/// A transaction on a pooled connection that can be held across `await`s and passed
+/// around. Dropped without [`PgTransaction::commit`] (an error, a cancelled task), its
+/// connection is closed rather than returned to the pool, so the server rolls it back.
+pub struct PgTransaction {
+    client: Option<Object>,
+}
+
+impl PgTransaction {
+    pub async fn begin(pool: &Pool) -> Result<Self, BeginError> {
+        let client = pool.get().await?;
+        client.batch_execute("BEGIN").await?;
+        Ok(PgTransaction {
+            client: Some(client),
+        })
+    }
+
+    /// The connection, inside the transaction.
+    pub fn client(&self) -> &Object {
+        match &self.client {
+            Some(client) => client,
+            None => unreachable!("a transaction is used only until commit or rollback"),
+        }
+    }
+
+    pub async fn commit(mut self) -> Result<(), tokio_postgres::Error> {
+        if let Some(client) = self.client.take()
+            && let Err(error) = client.batch_execute("COMMIT").await
+        {
+            drop(Object::take(client));
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(mut self) {
+        if let Some(client) = self.client.take()
+            && client.batch_execute("ROLLBACK").await.is_err()
+        {
+            drop(Object::take(client));
+        }
+    }
+}
+
+impl Drop for PgTransaction {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BeginError {
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
 }

@@ -29,6 +29,9 @@ pub struct EventMetadata {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEvent {
     pub position: i64,
+    /// The id of the transaction that appended the event: with `position`, the order in
+    /// which events are published (`(transaction_id, position)`, see ADR 2).
+    pub transaction_id: i64,
     pub event_id: Uuid,
     pub tenant_id: Uuid,
     pub aggregate_type: String,
@@ -66,7 +69,61 @@ impl RecordedEvent {
             "position": self.position,
             "correlationId": self.metadata.correlation_id,
             "causationId": self.metadata.causation_id,
+            "requestId": self.metadata.request_id,
+            "dataSubject": self.metadata.data_subject,
             "data": self.data,
+        })
+    }
+
+    /// The (transaction id, position) pair that orders publication.
+    pub fn order(&self) -> (i64, i64) {
+        (self.transaction_id, self.position)
+    }
+
+    /// Reads an envelope back (as published by the relay). `transaction_id` travels in a
+    /// message header, not in the envelope.
+    pub fn from_envelope(envelope: &Value, transaction_id: i64) -> Result<Self, String> {
+        let text = |field: &str| envelope[field].as_str().map(str::to_owned);
+        let id = |field: &str| {
+            text(field)
+                .and_then(|t| Uuid::try_parse(&t).ok())
+                .ok_or_else(|| format!("envelope field {field} is missing or not an id"))
+        };
+        let optional_id = |field: &str| text(field).and_then(|t| Uuid::try_parse(&t).ok());
+        let number = |field: &str| {
+            envelope[field]
+                .as_i64()
+                .ok_or_else(|| format!("envelope field {field} is missing or not a number"))
+        };
+        let occurred_at = text("timestamp")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or("envelope field timestamp is missing or not a time")?;
+        let version = i32::try_from(number("version")?).map_err(|e| e.to_string())?;
+        if !envelope["data"].is_object() {
+            return Err("envelope field data is not an object".into());
+        }
+        Ok(RecordedEvent {
+            position: number("position")?,
+            transaction_id,
+            event_id: id("id")?,
+            tenant_id: id("tenantId")?,
+            aggregate_type: text("aggregateType")
+                .ok_or("envelope field aggregateType is missing")?,
+            aggregate_id: id("aggregateId")?,
+            sequence: number("sequence")?,
+            event_type: text("type").ok_or("envelope field type is missing")?,
+            schema_version: version,
+            data: envelope["data"].clone(),
+            metadata: EventMetadata {
+                actor_id: optional_id("userId"),
+                correlation_id: text("correlationId"),
+                causation_id: text("causationId"),
+                request_id: text("requestId"),
+                source: text("source").unwrap_or_default(),
+                data_subject: optional_id("dataSubject"),
+            },
+            occurred_at,
         })
     }
 

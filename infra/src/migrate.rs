@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "write_side_support",
         sql: include_str!("../../schema/0002_write_side_support.sql"),
     },
+    Migration {
+        version: 3,
+        name: "relay_and_projections",
+        sql: include_str!("../../schema/0003_relay_and_projections.sql"),
+    },
 ];
 
 /// An arbitrary constant identifying the migration lock among advisory locks.

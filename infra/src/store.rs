@@ -19,6 +19,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::crypto::{CryptoError, DataKey, ENCRYPTED_PREFIX, ERASED, KeyRing};
+use crate::db::{BeginError, PgTransaction};
 use crate::envelope::{EventMetadata, RecordedEvent};
 use crate::upcast::{UpcastError, upcast};
 
@@ -117,10 +118,14 @@ impl EventStore {
 
     /// Starts a unit of work (a transaction).
     pub async fn begin(&self) -> Result<UnitOfWork, StoreError> {
-        let client = self.pool.get().await?;
-        client.batch_execute("BEGIN").await?;
+        let transaction = PgTransaction::begin(&self.pool)
+            .await
+            .map_err(|e| match e {
+                BeginError::Pool(e) => StoreError::Pool(e),
+                BeginError::Database(e) => StoreError::Database(e),
+            })?;
         Ok(UnitOfWork {
-            client: Some(client),
+            transaction,
             keys: Arc::clone(&self.keys),
         })
     }
@@ -148,50 +153,28 @@ impl EventStore {
     }
 }
 
-/// One command's transaction. Dropped without [`UnitOfWork::commit`], its connection is
-/// closed rather than returned to the pool, so the server rolls everything back.
+/// One command's transaction. Dropped without [`UnitOfWork::commit`], everything it did is
+/// rolled back.
 pub struct UnitOfWork {
-    client: Option<Object>,
+    transaction: PgTransaction,
     keys: Arc<KeyRing>,
-}
-
-impl Drop for UnitOfWork {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            // Unfinished transaction: detach the connection from the pool and drop it.
-            drop(Object::take(client));
-        }
-    }
 }
 
 impl UnitOfWork {
     fn client(&self) -> &Object {
-        match &self.client {
-            Some(client) => client,
-            None => unreachable!("a unit of work is used only until commit or rollback"),
-        }
+        self.transaction.client()
     }
 
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }
 
-    pub async fn commit(mut self) -> Result<(), StoreError> {
-        if let Some(client) = self.client.take()
-            && let Err(error) = client.batch_execute("COMMIT").await
-        {
-            drop(Object::take(client));
-            return Err(error.into());
-        }
-        Ok(())
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.transaction.commit().await?)
     }
 
-    pub async fn rollback(mut self) {
-        if let Some(client) = self.client.take()
-            && client.batch_execute("ROLLBACK").await.is_err()
-        {
-            drop(Object::take(client));
-        }
+    pub async fn rollback(self) {
+        self.transaction.rollback().await;
     }
 
     /// Serialises, per tenant, the commands that decide against the tenant's membership
@@ -490,7 +473,71 @@ impl UnitOfWork {
 
 const SELECT_EVENTS: &str =
     "SELECT position, event_id, tenant_id, aggregate_type, aggregate_id, sequence, type,
-        version, data, metadata, occurred_at FROM events";
+        version, data, metadata, occurred_at, transaction_id::text::bigint FROM events";
+
+/// What to read from the store in publication order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadRange {
+    /// Only events after this `(transaction_id, position)` pair.
+    pub after: (i64, i64),
+    /// Only events up to and including this pair; otherwise up to the visibility horizon.
+    pub up_to: Option<(i64, i64)>,
+    /// Only this tenant's events.
+    pub tenant_id: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// Reads committed events in publication order, `(transaction_id, position)`, only from
+/// transactions below the visibility horizon, so an event that commits late is never
+/// skipped (ADR 2). With `decrypt`, personal fields are opened; without, they stay as
+/// stored (what the relay publishes).
+pub async fn read_in_order(
+    client: &Client,
+    keys: &KeyRing,
+    range: ReadRange,
+    decrypt: bool,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let (up_to_transaction, up_to_position) = range.up_to.unwrap_or((i64::MAX, i64::MAX));
+    let rows = client
+        .query(
+            &format!(
+                "{SELECT_EVENTS}
+                  WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
+                    AND (transaction_id, position) <= ($3::bigint::text::xid8, $4)
+                    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                    AND ($5::uuid IS NULL OR tenant_id = $5)
+                  ORDER BY transaction_id, position
+                  LIMIT $6"
+            ),
+            &[
+                &range.after.0,
+                &range.after.1,
+                &up_to_transaction,
+                &up_to_position,
+                &range.tenant_id,
+                &range.limit,
+            ],
+        )
+        .await?;
+    if decrypt {
+        decode_rows(client, keys, rows).await
+    } else {
+        rows.into_iter().map(|row| decode_row(row, None)).collect()
+    }
+}
+
+/// Opens the personal fields of an event read without decryption (from a message).
+pub async fn decrypt_personal_data(
+    client: &Client,
+    keys: &KeyRing,
+    event: &mut RecordedEvent,
+) -> Result<(), StoreError> {
+    if let Some(subject) = event.metadata.data_subject {
+        let key = fetch_data_key(client, keys, subject).await?;
+        decrypt_fields(key.as_ref(), event.event_id, &mut event.data)?;
+    }
+    Ok(())
+}
 
 async fn load_stream(
     client: &Client,
@@ -539,34 +586,53 @@ async fn decode_rows(
     let mut subject_keys: HashMap<Uuid, Option<DataKey>> = HashMap::new();
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
-        let event_id: Uuid = row.get(1);
-        let event_type: String = row.get(6);
-        let stored_version: i32 = row.get(7);
         let metadata: EventMetadata = serde_json::from_value(row.get(9))
-            .map_err(|e| StoreError::Corrupt(format!("metadata of event {event_id}: {e}")))?;
-        let (schema_version, mut data) = upcast(&event_type, stored_version, row.get(8))?;
-        if let Some(subject) = metadata.data_subject {
-            if let std::collections::hash_map::Entry::Vacant(entry) = subject_keys.entry(subject) {
-                entry.insert(fetch_data_key(client, keys, subject).await?);
+            .map_err(|e| StoreError::Corrupt(format!("metadata: {e}")))?;
+        let key = match metadata.data_subject {
+            Some(subject) => {
+                if let std::collections::hash_map::Entry::Vacant(entry) =
+                    subject_keys.entry(subject)
+                {
+                    entry.insert(fetch_data_key(client, keys, subject).await?);
+                }
+                Some(subject_keys.get(&subject).and_then(Option::as_ref))
             }
-            let key = subject_keys.get(&subject).and_then(Option::as_ref);
-            decrypt_fields(key, event_id, &mut data)?;
-        }
-        events.push(RecordedEvent {
-            position: row.get(0),
-            event_id,
-            tenant_id: row.get(2),
-            aggregate_type: row.get(3),
-            aggregate_id: row.get(4),
-            sequence: row.get(5),
-            event_type,
-            schema_version,
-            data,
-            metadata,
-            occurred_at: row.get(10),
-        });
+            None => None,
+        };
+        events.push(decode_row(row, key)?);
     }
     Ok(events)
+}
+
+/// Decodes one row: upcast, then, when `key` is given (`Some(None)`: the subject's key is
+/// gone), personal fields decrypted or marked erased.
+fn decode_row(
+    row: tokio_postgres::Row,
+    key: Option<Option<&DataKey>>,
+) -> Result<RecordedEvent, StoreError> {
+    let event_id: Uuid = row.get(1);
+    let event_type: String = row.get(6);
+    let stored_version: i32 = row.get(7);
+    let metadata: EventMetadata = serde_json::from_value(row.get(9))
+        .map_err(|e| StoreError::Corrupt(format!("metadata of event {event_id}: {e}")))?;
+    let (schema_version, mut data) = upcast(&event_type, stored_version, row.get(8))?;
+    if let Some(key) = key {
+        decrypt_fields(key, event_id, &mut data)?;
+    }
+    Ok(RecordedEvent {
+        position: row.get(0),
+        transaction_id: row.get(11),
+        event_id,
+        tenant_id: row.get(2),
+        aggregate_type: row.get(3),
+        aggregate_id: row.get(4),
+        sequence: row.get(5),
+        event_type,
+        schema_version,
+        data,
+        metadata,
+        occurred_at: row.get(10),
+    })
 }
 
 fn event_data(event: &DomainEvent) -> Result<Value, StoreError> {

@@ -1,0 +1,54 @@
+//! `projector run`: the relay and every projection, until shut down.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use infra::crypto::KeyRing;
+use tokio::sync::watch;
+
+use crate::projections::Projection;
+use crate::relay::Relay;
+use crate::runtime::Runner;
+use crate::settings::Settings;
+
+/// Runs the relay and the given projections until `shutdown` turns true, then lets each
+/// finish the batch in hand.
+pub async fn run(
+    settings: Settings,
+    projections: Vec<Projection>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    infra::migrate::migrate_database(&settings.database_url)
+        .await
+        .context("migrating the database")?;
+    let pool = infra::db::pool(&settings.database_url, settings.database_pool_size)?;
+    let keys = Arc::new(KeyRing::new(settings.load_master_key()?));
+    let js = crate::stream::connect(&settings.nats_url).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    let relay = Relay {
+        database_url: settings.database_url.clone(),
+        keys: Arc::clone(&keys),
+        js: js.clone(),
+        stream: settings.stream.clone(),
+        poll_interval: settings.relay_poll_interval,
+    };
+    let relay_shutdown = shutdown.clone();
+    tasks.spawn(async move { relay.run(relay_shutdown).await });
+    for projection in projections {
+        let runner = Runner {
+            projection,
+            pool: pool.clone(),
+            keys: Arc::clone(&keys),
+            js: js.clone(),
+            stream: settings.stream.clone(),
+            batch_size: settings.batch_size,
+        };
+        let runner_shutdown = shutdown.clone();
+        tasks.spawn(async move { runner.run(runner_shutdown).await });
+    }
+    tracing::info!("projector running");
+    while let Some(result) = tasks.join_next().await {
+        result.context("a projector task failed")?;
+    }
+    Ok(())
+}

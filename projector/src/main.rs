@@ -1,0 +1,184 @@
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use infra::crypto::KeyRing;
+use projector::dead_letters::{self, RetryOutcome};
+use projector::projections::Projection;
+use projector::settings::Settings;
+use uuid::Uuid;
+
+/// Eventra's projector: relays events to JetStream, keeps the read models, and lets
+/// operators inspect and rebuild them.
+#[derive(Parser)]
+#[command(name = "projector", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay and the projections until Ctrl-C or SIGTERM.
+    Run {
+        /// Only these projections (default: all).
+        #[arg(long, value_delimiter = ',')]
+        projections: Vec<Projection>,
+    },
+    /// Each projection's position, lag and dead letters, and the relay's.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a projection from the event store beside the live one, then switch.
+    Replay {
+        projection: Projection,
+        /// Only this tenant's rows.
+        #[arg(long)]
+        tenant: Option<Uuid>,
+    },
+    /// Inspect, retry or discard messages a projection could not apply.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    List {
+        #[arg(long)]
+        projection: Option<Projection>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Re-drive one: rebuild the projection's rows of its tenant from the event store.
+    Retry {
+        id: i64,
+    },
+    Discard {
+        id: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::from_env()?;
+    infra::telemetry::init(settings.log_json);
+    match cli.command {
+        Command::Run { projections } => {
+            let projections = if projections.is_empty() {
+                Projection::ALL.to_vec()
+            } else {
+                projections
+            };
+            let (stop, shutdown) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down");
+                let _ = stop.send(true);
+            });
+            projector::app::run(settings, projections, shutdown).await?;
+        }
+        Command::Status { json } => {
+            let pool = infra::db::pool(&settings.database_url, 2)?;
+            let client = pool.get().await.context("connecting to Postgres")?;
+            let status = projector::status::status(&client).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!(
+                    "event store head position {} ({} events)",
+                    status.head_position, status.events
+                );
+                println!(
+                    "{:<12} {:>10} {:>10} {:>10} {:>12} {:>8}",
+                    "name", "position", "lag", "lag (s)", "dead letters", "applied"
+                );
+                for entry in std::iter::once(&status.relay).chain(status.projections.iter()) {
+                    println!(
+                        "{:<12} {:>10} {:>10} {:>10.3} {:>12} {:>8}",
+                        entry.name,
+                        entry.position,
+                        entry.lag_events,
+                        entry.lag_seconds,
+                        entry.dead_letters,
+                        entry.events_applied
+                    );
+                }
+                println!("(email jobs are never replayed: they would send email twice)");
+            }
+        }
+        Command::Replay { projection, tenant } => {
+            let pool = infra::db::pool(&settings.database_url, 4)?;
+            let keys = KeyRing::new(settings.load_master_key()?);
+            let report = projector::replay::replay(&pool, &keys, projection, tenant, true).await?;
+            let seconds = report.elapsed.as_secs_f64();
+            println!(
+                "replayed {} ({}) : {} events in {:.2}s ({:.0} events/s), now at position {}",
+                report.projection.name(),
+                report
+                    .tenant_id
+                    .map_or("all tenants".to_owned(), |t| format!("tenant {t}")),
+                report.events,
+                seconds,
+                report.events as f64 / seconds.max(f64::EPSILON),
+                report.checkpoint.1
+            );
+        }
+        Command::DeadLetters { command } => {
+            let pool = infra::db::pool(&settings.database_url, 4)?;
+            match command {
+                DeadLetterCommand::List { projection, limit } => {
+                    for letter in dead_letters::list(&pool, projection, limit).await? {
+                        println!("{}", serde_json::to_string(&letter)?);
+                    }
+                }
+                DeadLetterCommand::Retry { id } => {
+                    let keys = Arc::new(KeyRing::new(settings.load_master_key()?));
+                    match dead_letters::retry(&pool, &keys, id).await? {
+                        RetryOutcome::Resolved => println!("dead letter {id} applied and removed"),
+                        RetryOutcome::StillFailing => {
+                            println!("dead letter {id} failed again; see the new dead letter");
+                            std::process::exit(1);
+                        }
+                    }
+                }
+                DeadLetterCommand::Discard { id } => {
+                    dead_letters::discard(&pool, id).await?;
+                    println!("dead letter {id} discarded");
+                }
+            }
+        }
+        Command::Migrate => {
+            let applied = infra::migrate::migrate_database(&settings.database_url).await?;
+            println!("migrated; applied {applied:?}");
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,612 @@
+//! The read models: one projection per model, each a pure function of the events applied
+//! in order. Handlers write to `<table><suffix>`, so a replay can build the same tables
+//! beside the live ones (`_staging`) with the same code.
+
+use deadpool_postgres::Object;
+use domain::event::{ClearableField, LoginFailure, RevocationReason};
+use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
+use infra::envelope::RecordedEvent;
+use serde_json::{Value, json};
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+/// Why an event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event itself cannot be applied (undecodable, inconsistent): dead-letter it.
+    #[error("{0}")]
+    Poison(String),
+    /// The database failed: try again later, the event is fine.
+    #[error("database error: {0}")]
+    Transient(#[from] tokio_postgres::Error),
+}
+
+impl HandlerError {
+    /// Database errors about the data itself (SQLSTATE classes 22 and 23) will fail the same
+    /// way every time: they are poison, not transient.
+    pub fn classify(error: tokio_postgres::Error) -> Self {
+        match error.code().map(|c| &c.code()[..2]) {
+            Some("22" | "23") => HandlerError::Poison(error.to_string()),
+            _ => HandlerError::Transient(error),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Projection {
+    Tenants,
+    Users,
+    Memberships,
+    Sessions,
+    Activity,
+    Audit,
+}
+
+impl Projection {
+    pub const ALL: [Projection; 6] = [
+        Projection::Tenants,
+        Projection::Users,
+        Projection::Memberships,
+        Projection::Sessions,
+        Projection::Activity,
+        Projection::Audit,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Projection::Tenants => "tenants",
+            Projection::Users => "users",
+            Projection::Memberships => "memberships",
+            Projection::Sessions => "sessions",
+            Projection::Activity => "activity",
+            Projection::Audit => "audit",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The tables the projection owns (each has a `tenant_id` column).
+    pub fn tables(&self) -> &'static [&'static str] {
+        match self {
+            Projection::Tenants => &["rm_tenants"],
+            Projection::Users => &["rm_users"],
+            Projection::Memberships => &["rm_memberships"],
+            Projection::Sessions => &["rm_sessions"],
+            Projection::Activity => &["rm_activity"],
+            Projection::Audit => &["rm_audit"],
+        }
+    }
+
+    /// Applies one event (with personal data already decrypted) to the projection's tables.
+    pub async fn apply(
+        &self,
+        client: &Object,
+        event: &RecordedEvent,
+        suffix: &str,
+    ) -> Result<(), HandlerError> {
+        let domain = event
+            .to_domain()
+            .map_err(|e| HandlerError::Poison(e.to_string()))?;
+        let writer = Writer { client, suffix };
+        match self {
+            Projection::Tenants => tenants(&writer, event, &domain).await,
+            Projection::Users => users(&writer, event, &domain).await,
+            Projection::Memberships => memberships(&writer, event, &domain).await,
+            Projection::Sessions => sessions(&writer, event, &domain).await,
+            Projection::Activity => activity(&writer, event, &domain).await,
+            Projection::Audit => audit(&writer, event, &domain).await,
+        }
+    }
+}
+
+struct Writer<'a> {
+    client: &'a Object,
+    suffix: &'a str,
+}
+
+impl Writer<'_> {
+    /// Runs `sql` with `{t}` replaced by the target table's name (live or staging).
+    async fn run(
+        &self,
+        sql: &str,
+        table: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, HandlerError> {
+        let sql = sql.replace("{t}", &format!("{table}{}", self.suffix));
+        let statement = self
+            .client
+            .prepare_cached(&sql)
+            .await
+            .map_err(HandlerError::classify)?;
+        self.client
+            .execute(&statement, params)
+            .await
+            .map_err(HandlerError::classify)
+    }
+}
+
+async fn tenants(
+    writer: &Writer<'_>,
+    event: &RecordedEvent,
+    domain: &DomainEvent,
+) -> Result<(), HandlerError> {
+    if let DomainEvent::Tenant {
+        event:
+            TenantEvent::Created {
+                tenant_id,
+                name,
+                plan,
+                admin_user_id,
+            },
+        ..
+    } = domain
+    {
+        writer
+            .run(
+                "INSERT INTO {t} (tenant_id, name, plan, admin_user_id, created_at, last_position)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO NOTHING",
+                "rm_tenants",
+                &[
+                    tenant_id,
+                    name,
+                    &plan.as_str(),
+                    admin_user_id,
+                    &event.occurred_at,
+                    &event.position,
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn users(
+    writer: &Writer<'_>,
+    event: &RecordedEvent,
+    domain: &DomainEvent,
+) -> Result<(), HandlerError> {
+    let DomainEvent::User {
+        user_id,
+        event: user_event,
+    } = domain
+    else {
+        return Ok(());
+    };
+    let table = "rm_users";
+    let (at, version, position) = (&event.occurred_at, &event.sequence, &event.position);
+    match user_event {
+        UserEvent::Created {
+            tenant_id,
+            email,
+            display_name,
+            ..
+        } => {
+            writer
+                .run(
+                    "INSERT INTO {t} (user_id, tenant_id, email, display_name, status, created_at, updated_at,
+                                      version, last_position)
+                     VALUES ($1, $2, $3, $4, 'active', $5, $5, $6, $7) ON CONFLICT (user_id) DO NOTHING",
+                    table,
+                    &[user_id, tenant_id, email, display_name, at, version, position],
+                )
+                .await?;
+        }
+        UserEvent::MemberJoined { role, .. }
+        | UserEvent::MemberRoleChanged { new_role: role, .. } => {
+            writer
+                .run(
+                    "UPDATE {t} SET role = $2, updated_at = $3, version = $4, last_position = $5 WHERE user_id = $1",
+                    table,
+                    &[user_id, &role.as_str(), at, version, position],
+                )
+                .await?;
+        }
+        UserEvent::ProfileUpdated {
+            display_name,
+            phone,
+            locale,
+            cleared,
+            ..
+        } => {
+            let clear_phone = cleared.contains(&ClearableField::Phone);
+            writer
+                .run(
+                    "UPDATE {t} SET display_name = coalesce($2, display_name),
+                                    phone = CASE WHEN $3 THEN NULL ELSE coalesce($4, phone) END,
+                                    locale = coalesce($5, locale),
+                                    updated_at = $6, version = $7, last_position = $8
+                      WHERE user_id = $1",
+                    table,
+                    &[
+                        user_id,
+                        display_name,
+                        &clear_phone,
+                        phone,
+                        locale,
+                        at,
+                        version,
+                        position,
+                    ],
+                )
+                .await?;
+        }
+        UserEvent::Deactivated { .. } | UserEvent::Reactivated { .. } => {
+            let status = if matches!(user_event, UserEvent::Deactivated { .. }) {
+                "deactivated"
+            } else {
+                "active"
+            };
+            writer
+                .run(
+                    "UPDATE {t} SET status = $2, updated_at = $3, version = $4, last_position = $5 WHERE user_id = $1",
+                    table,
+                    &[user_id, &status, at, version, position],
+                )
+                .await?;
+        }
+        UserEvent::Deleted { .. } => {
+            // Erasure: nothing of the person stays in the read model.
+            writer
+                .run("DELETE FROM {t} WHERE user_id = $1", table, &[user_id])
+                .await?;
+        }
+        UserEvent::LoginFailed { .. } | UserEvent::MemberRemoved { .. } => {
+            writer
+                .run(
+                    "UPDATE {t} SET version = $2, last_position = $3 WHERE user_id = $1",
+                    table,
+                    &[user_id, version, position],
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn memberships(
+    writer: &Writer<'_>,
+    event: &RecordedEvent,
+    domain: &DomainEvent,
+) -> Result<(), HandlerError> {
+    let DomainEvent::User {
+        user_id,
+        event: user_event,
+    } = domain
+    else {
+        return Ok(());
+    };
+    let table = "rm_memberships";
+    let (tenant_id, at, position) = (&event.tenant_id, &event.occurred_at, &event.position);
+    match user_event {
+        UserEvent::MemberJoined { role, .. } => {
+            writer
+                .run(
+                    "INSERT INTO {t} (tenant_id, user_id, role, status, joined_at, updated_at, last_position)
+                     VALUES ($1, $2, $3, 'active', $4, $4, $5) ON CONFLICT (tenant_id, user_id) DO NOTHING",
+                    table,
+                    &[tenant_id, user_id, &role.as_str(), at, position],
+                )
+                .await?;
+        }
+        UserEvent::MemberRoleChanged { new_role, .. } => {
+            writer
+                .run(
+                    "UPDATE {t} SET role = $3, updated_at = $4, last_position = $5 WHERE tenant_id = $1 AND user_id = $2",
+                    table,
+                    &[tenant_id, user_id, &new_role.as_str(), at, position],
+                )
+                .await?;
+        }
+        UserEvent::Deactivated { .. } | UserEvent::Reactivated { .. } => {
+            let status = if matches!(user_event, UserEvent::Deactivated { .. }) {
+                "deactivated"
+            } else {
+                "active"
+            };
+            writer
+                .run(
+                    "UPDATE {t} SET status = $3, updated_at = $4, last_position = $5 WHERE tenant_id = $1 AND user_id = $2",
+                    table,
+                    &[tenant_id, user_id, &status, at, position],
+                )
+                .await?;
+        }
+        UserEvent::MemberRemoved { .. } | UserEvent::Deleted { .. } => {
+            writer
+                .run(
+                    "DELETE FROM {t} WHERE tenant_id = $1 AND user_id = $2",
+                    table,
+                    &[tenant_id, user_id],
+                )
+                .await?;
+        }
+        UserEvent::Created { .. }
+        | UserEvent::LoginFailed { .. }
+        | UserEvent::ProfileUpdated { .. } => {}
+    }
+    Ok(())
+}
+
+async fn sessions(
+    writer: &Writer<'_>,
+    event: &RecordedEvent,
+    domain: &DomainEvent,
+) -> Result<(), HandlerError> {
+    let table = "rm_sessions";
+    let (at, position) = (&event.occurred_at, &event.position);
+    match domain {
+        DomainEvent::Session {
+            session_id,
+            event: session_event,
+        } => match session_event {
+            SessionEvent::LoggedIn {
+                user_id,
+                tenant_id,
+                expires_at,
+                ..
+            } => {
+                writer
+                    .run(
+                        "INSERT INTO {t} (session_id, tenant_id, user_id, created_at, expires_at, last_position)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id) DO NOTHING",
+                        table,
+                        &[session_id, tenant_id, user_id, at, expires_at, position],
+                    )
+                    .await?;
+            }
+            SessionEvent::Refreshed { expires_at, .. } => {
+                writer
+                    .run(
+                        "UPDATE {t} SET expires_at = $2, last_refreshed_at = $3, last_position = $4 WHERE session_id = $1",
+                        table,
+                        &[session_id, expires_at, at, position],
+                    )
+                    .await?;
+            }
+            SessionEvent::Revoked { reason, .. } => {
+                writer
+                    .run(
+                        "UPDATE {t} SET revoked_at = coalesce(revoked_at, $2), revoke_reason = coalesce(revoke_reason, $3),
+                                        last_position = $4 WHERE session_id = $1",
+                        table,
+                        &[session_id, at, &revocation_reason(*reason), position],
+                    )
+                    .await?;
+            }
+        },
+        DomainEvent::User {
+            user_id,
+            event: UserEvent::Deactivated { .. },
+        } => {
+            writer
+                .run(
+                    "UPDATE {t} SET revoked_at = $2, revoke_reason = 'user_deactivated', last_position = $3
+                      WHERE user_id = $1 AND revoked_at IS NULL",
+                    table,
+                    &[user_id, at, position],
+                )
+                .await?;
+        }
+        DomainEvent::User {
+            user_id,
+            event: UserEvent::Deleted { .. },
+        } => {
+            writer
+                .run("DELETE FROM {t} WHERE user_id = $1", table, &[user_id])
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn revocation_reason(reason: RevocationReason) -> &'static str {
+    match reason {
+        RevocationReason::Logout => "logout",
+        RevocationReason::RevokedByAdmin => "revoked_by_admin",
+        RevocationReason::RefreshTokenReused => "refresh_token_reused",
+    }
+}
+
+/// The activity of a user (seed US-10): what they did or what was done to their account.
+fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, Value)> {
+    match domain {
+        DomainEvent::User { user_id, event } => match event {
+            UserEvent::Created { .. } => Some((*user_id, "signed_up", json!({}))),
+            UserEvent::LoginFailed { reason, .. } => Some((
+                *user_id,
+                "login_failed",
+                json!({"reason": match reason { LoginFailure::InvalidPassword => "invalid_password", LoginFailure::Deactivated => "deactivated" }}),
+            )),
+            UserEvent::ProfileUpdated {
+                display_name,
+                phone,
+                locale,
+                cleared,
+                ..
+            } => {
+                let mut fields: Vec<&str> = Vec::new();
+                if display_name.is_some() {
+                    fields.push("display_name");
+                }
+                if phone.is_some() || cleared.contains(&ClearableField::Phone) {
+                    fields.push("phone");
+                }
+                if locale.is_some() {
+                    fields.push("locale");
+                }
+                Some((*user_id, "profile_updated", json!({"fields": fields})))
+            }
+            UserEvent::MemberRoleChanged {
+                old_role, new_role, ..
+            } => Some((
+                *user_id,
+                "role_changed",
+                json!({"old_role": old_role.as_str(), "new_role": new_role.as_str()}),
+            )),
+            UserEvent::Deactivated { .. } => Some((*user_id, "deactivated", json!({}))),
+            UserEvent::Reactivated { .. } => Some((*user_id, "reactivated", json!({}))),
+            UserEvent::Deleted { .. } => Some((*user_id, "erased", json!({}))),
+            UserEvent::MemberJoined { .. } | UserEvent::MemberRemoved { .. } => None,
+        },
+        DomainEvent::Session { session_id, event } => match event {
+            SessionEvent::LoggedIn { user_id, .. } => {
+                Some((*user_id, "logged_in", json!({"session_id": session_id})))
+            }
+            SessionEvent::Revoked {
+                user_id, reason, ..
+            } => Some((
+                *user_id,
+                "session_revoked",
+                json!({"session_id": session_id, "reason": revocation_reason(*reason)}),
+            )),
+            SessionEvent::Refreshed { .. } => None,
+        },
+        DomainEvent::Tenant { .. } => None,
+    }
+}
+
+async fn activity(
+    writer: &Writer<'_>,
+    event: &RecordedEvent,
+    domain: &DomainEvent,
+) -> Result<(), HandlerError> {
+    if let Some((user_id, action, details)) = activity_of(domain) {
+        writer
+            .run(
+                "INSERT INTO {t} (event_id, tenant_id, position, user_id, actor_id, action, details, occurred_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
+                "rm_activity",
+                &[
+                    &event.event_id,
+                    &event.tenant_id,
+                    &event.position,
+                    &user_id,
+                    &event.metadata.actor_id,
+                    &action,
+                    &details,
+                    &event.occurred_at,
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// A one-line description of an event that never contains personal data.
+pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
+    match domain {
+        DomainEvent::Tenant {
+            tenant_id,
+            event:
+                TenantEvent::Created {
+                    plan,
+                    admin_user_id,
+                    ..
+                },
+        } => (
+            Some(*admin_user_id),
+            format!("tenant {tenant_id} created on the {} plan", plan.as_str()),
+        ),
+        DomainEvent::User { user_id, event } => {
+            let text = match event {
+                UserEvent::Created { .. } => "user signed up".to_owned(),
+                UserEvent::MemberJoined { role, .. } => {
+                    format!("user joined the tenant as {}", role.as_str())
+                }
+                UserEvent::LoginFailed { reason, .. } => format!(
+                    "login failed ({})",
+                    match reason {
+                        LoginFailure::InvalidPassword => "invalid password",
+                        LoginFailure::Deactivated => "account deactivated",
+                    }
+                ),
+                UserEvent::ProfileUpdated { .. } => match activity_of(domain) {
+                    Some((_, _, details)) => format!("profile updated: {}", fields_list(&details)),
+                    None => "profile updated".to_owned(),
+                },
+                UserEvent::MemberRoleChanged {
+                    old_role, new_role, ..
+                } => {
+                    format!(
+                        "role changed from {} to {}",
+                        old_role.as_str(),
+                        new_role.as_str()
+                    )
+                }
+                UserEvent::Deactivated { by_admin, .. } => {
+                    if *by_admin {
+                        "user deactivated by an administrator".to_owned()
+                    } else {
+                        "user deactivated".to_owned()
+                    }
+                }
+                UserEvent::Reactivated { .. } => "user reactivated".to_owned(),
+                UserEvent::MemberRemoved { .. } => "user removed from the tenant".to_owned(),
+                UserEvent::Deleted { .. } => "user erased; personal data destroyed".to_owned(),
+            };
+            (Some(*user_id), text)
+        }
+        DomainEvent::Session { session_id, event } => match event {
+            SessionEvent::LoggedIn { user_id, .. } => {
+                (Some(*user_id), format!("logged in (session {session_id})"))
+            }
+            SessionEvent::Refreshed { user_id, .. } => {
+                (Some(*user_id), format!("session {session_id} refreshed"))
+            }
+            SessionEvent::Revoked {
+                user_id, reason, ..
+            } => (
+                Some(*user_id),
+                format!(
+                    "session {session_id} revoked ({})",
+                    revocation_reason(*reason).replace('_', " ")
+                ),
+            ),
+        },
+    }
+}
+
+fn fields_list(details: &Value) -> String {
+    details["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+async fn audit(
+    writer: &Writer<'_>,
+    event: &RecordedEvent,
+    domain: &DomainEvent,
+) -> Result<(), HandlerError> {
+    let (subject_id, summary) = summary(domain);
+    writer
+        .run(
+            "INSERT INTO {t} (event_id, tenant_id, position, event_type, aggregate_type, aggregate_id, actor_id,
+                              subject_id, summary, occurred_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING",
+            "rm_audit",
+            &[
+                &event.event_id,
+                &event.tenant_id,
+                &event.position,
+                &event.event_type,
+                &event.aggregate_type,
+                &event.aggregate_id,
+                &event.metadata.actor_id,
+                &subject_id,
+                &summary,
+                &event.occurred_at,
+            ],
+        )
+        .await?;
+    Ok(())
+}

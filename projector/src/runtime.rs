@@ -1,0 +1,402 @@
+//! The projection runtime: one durable pull consumer per projection, messages applied in
+//! order in batches, each batch in one transaction together with the projection's
+//! checkpoint, acknowledged only after commit.
+//!
+//! Exactly-once effect: a message at or below the checkpoint is a duplicate and changes
+//! nothing. No skipping: each message names the event published before it; if the
+//! projection has not reached that one (a message lost, given up on after `max_deliver`,
+//! or a stream that was purged), the missing events are read from the event store first.
+//! Poison: an event that cannot be applied is dead-lettered with its error and the
+//! projection moves on; a database failure is retried with backoff and never skips.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, Message};
+use deadpool_postgres::{Object, Pool};
+use futures_util::StreamExt as _;
+use infra::crypto::KeyRing;
+use infra::db::PgTransaction;
+use infra::envelope::RecordedEvent;
+use infra::store::{ReadRange, StoreError, decrypt_personal_data, read_in_order};
+use tokio::sync::watch;
+
+use crate::projections::{HandlerError, Projection};
+use crate::settings::StreamSettings;
+use crate::stream::{PREVIOUS_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_pair};
+
+/// A projection's progress: the last `(transaction_id, position)` applied.
+pub type Pair = (i64, i64);
+
+pub struct Runner {
+    pub projection: Projection,
+    pub pool: Pool,
+    pub keys: Arc<KeyRing>,
+    pub js: jetstream::Context,
+    pub stream: StreamSettings,
+    pub batch_size: usize,
+}
+
+/// A message as received: the event it carries, or why it could not be read.
+struct Incoming {
+    message: Message,
+    event: Result<(RecordedEvent, Pair), String>,
+}
+
+impl Runner {
+    /// Consumes until `shutdown` turns true; the batch in hand is finished first.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.projection.name();
+        let mut failures = 0u32;
+        while !*shutdown.borrow() {
+            let consumer = match ensure_consumer(&self.js, &self.stream, name).await {
+                Ok(consumer) => consumer,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(
+                        projection = name,
+                        error = format!("{error:#}"),
+                        "no consumer yet; retrying"
+                    );
+                    pause(failures, &mut shutdown).await;
+                    continue;
+                }
+            };
+            failures = 0;
+            while !*shutdown.borrow() {
+                let batch = consumer
+                    .fetch()
+                    .max_messages(self.batch_size)
+                    .expires(Duration::from_millis(500))
+                    .messages()
+                    .await;
+                let mut messages = match batch {
+                    Ok(messages) => messages,
+                    Err(error) => {
+                        tracing::warn!(projection = name, %error, "fetching failed; recreating the consumer");
+                        break;
+                    }
+                };
+                let mut incoming = Vec::new();
+                let mut broken = false;
+                while let Some(message) = messages.next().await {
+                    match message {
+                        Ok(message) => incoming.push(parse(message)),
+                        Err(error) => {
+                            tracing::warn!(projection = name, %error, "receiving failed");
+                            broken = true;
+                            break;
+                        }
+                    }
+                }
+                if !incoming.is_empty() {
+                    self.handle_batch(incoming, &mut shutdown).await;
+                }
+                if broken {
+                    break;
+                }
+            }
+        }
+        tracing::info!(projection = name, "projection stopped");
+    }
+
+    /// Applies a batch, retrying database failures with backoff, then acknowledges it.
+    async fn handle_batch(&self, batch: Vec<Incoming>, shutdown: &mut watch::Receiver<bool>) {
+        let name = self.projection.name();
+        let redelivered = batch
+            .iter()
+            .filter(|i| i.message.info().is_ok_and(|info| info.delivered > 1))
+            .count();
+        if redelivered > 0 {
+            metrics::counter!("eventra_projection_redeliveries_total", "projection" => name)
+                .increment(redelivered as u64);
+        }
+        let mut attempt = 0u32;
+        loop {
+            match apply_batch(self.projection, &self.pool, &self.keys, &batch).await {
+                Ok(checkpoint) => {
+                    metrics::gauge!("eventra_projection_position", "projection" => name)
+                        .set(checkpoint.1 as f64);
+                    for incoming in &batch {
+                        if let Err(error) = incoming.message.ack().await {
+                            // Redelivered later and recognised as a duplicate.
+                            tracing::warn!(projection = name, %error, "acknowledgement failed");
+                        }
+                    }
+                    return;
+                }
+                Err(error) => {
+                    attempt += 1;
+                    tracing::warn!(projection = name, attempt, %error, "applying a batch failed; retrying");
+                    for incoming in &batch {
+                        let _ = incoming.message.ack_with(AckKind::Progress).await;
+                    }
+                    if pause(attempt, shutdown).await {
+                        return; // Not acknowledged: redelivered to whoever runs next.
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps an exponential backoff (capped at 5 s); true when shutting down.
+async fn pause(attempt: u32, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let delay = Duration::from_millis((100u64 << attempt.min(6)).min(5_000));
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => *shutdown.borrow(),
+        _ = shutdown.changed() => true,
+    }
+}
+
+fn parse(message: Message) -> Incoming {
+    let event = (|| {
+        let headers = message
+            .headers
+            .as_ref()
+            .ok_or("the message has no headers")?;
+        let transaction_id: i64 = headers
+            .get(TRANSACTION_ID_HEADER)
+            .and_then(|v| v.as_str().parse().ok())
+            .ok_or("the message has no valid transaction id header")?;
+        let previous = headers
+            .get(PREVIOUS_HEADER)
+            .and_then(|v| parse_pair(v.as_str()))
+            .ok_or("the message has no valid previous-event header")?;
+        let envelope: serde_json::Value = serde_json::from_slice(&message.payload)
+            .map_err(|e| format!("the payload is not JSON: {e}"))?;
+        let event = RecordedEvent::from_envelope(&envelope, transaction_id)?;
+        Ok::<_, String>((event, previous))
+    })();
+    Incoming { message, event }
+}
+
+/// The checkpoint of a projection, locked for the rest of the transaction (this also
+/// serialises a live batch with a replay's switch-over).
+pub async fn lock_checkpoint(
+    client: &Object,
+    projection: Projection,
+) -> Result<Pair, tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO projection_checkpoints (projection) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&projection.name()],
+        )
+        .await?;
+    let row = client
+        .query_one(
+            "SELECT last_transaction_id, last_position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
+            &[&projection.name()],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+async fn save_checkpoint(
+    client: &Object,
+    projection: Projection,
+    checkpoint: Pair,
+    applied: i64,
+    last_event_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE projection_checkpoints SET last_transaction_id = $2, last_position = $3,
+                    events_applied = events_applied + $4, last_event_at = coalesce($5, last_event_at),
+                    updated_at = now()
+              WHERE projection = $1",
+            &[&projection.name(), &checkpoint.0, &checkpoint.1, &applied, &last_event_at],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A failure of the infrastructure (never of an event): retried, never skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Begin(#[from] infra::db::BeginError),
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies a batch in one transaction; returns the new checkpoint.
+async fn apply_batch(
+    projection: Projection,
+    pool: &Pool,
+    keys: &KeyRing,
+    batch: &[Incoming],
+) -> Result<Pair, BatchError> {
+    let transaction = PgTransaction::begin(pool).await?;
+    let client = transaction.client();
+    let mut checkpoint = lock_checkpoint(client, projection).await?;
+    let mut applied = 0i64;
+    let mut last_event_at = None;
+    for incoming in batch {
+        let deliveries = incoming
+            .message
+            .info()
+            .map(|info| info.delivered)
+            .unwrap_or(1);
+        let (event, previous) = match &incoming.event {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                dead_letter_message(client, projection, &incoming.message, reason, deliveries)
+                    .await?;
+                continue;
+            }
+        };
+        if event.order() <= checkpoint {
+            continue; // Already applied: a redelivery or a re-publish.
+        }
+        if *previous > checkpoint {
+            // Something between the checkpoint and this event never arrived: take it from
+            // the event store, which is the truth.
+            let mut after = checkpoint;
+            loop {
+                let missing = read_in_order(
+                    client,
+                    keys,
+                    ReadRange {
+                        after,
+                        up_to: Some(*previous),
+                        tenant_id: None,
+                        limit: 1000,
+                    },
+                    true,
+                )
+                .await?;
+                let Some(last) = missing.last() else { break };
+                after = last.order();
+                tracing::warn!(
+                    projection = projection.name(),
+                    count = missing.len(),
+                    "filling a gap from the event store"
+                );
+                for event in &missing {
+                    apply_one(client, projection, event, "", 1).await?;
+                    applied += 1;
+                }
+            }
+        }
+        let mut event = event.clone();
+        match decrypt_personal_data(client, keys, &mut event).await {
+            Ok(()) => apply_one(client, projection, &event, "", deliveries).await?,
+            Err(error @ (StoreError::Database(_) | StoreError::Pool(_))) => {
+                return Err(error.into());
+            }
+            Err(error) => {
+                dead_letter_event(client, projection, &event, &error.to_string(), deliveries)
+                    .await?
+            }
+        }
+        checkpoint = event.order();
+        last_event_at = Some(event.occurred_at);
+        applied += 1;
+    }
+    save_checkpoint(client, projection, checkpoint, applied, last_event_at).await?;
+    transaction.commit().await?;
+    metrics::counter!("eventra_projection_events_applied_total", "projection" => projection.name())
+        .increment(applied as u64);
+    Ok(checkpoint)
+}
+
+/// Applies one event inside a savepoint; a poison event is dead-lettered instead.
+pub async fn apply_one(
+    client: &Object,
+    projection: Projection,
+    event: &RecordedEvent,
+    suffix: &str,
+    deliveries: i64,
+) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute("SAVEPOINT apply_event").await?;
+    match projection.apply(client, event, suffix).await {
+        Ok(()) => {
+            client
+                .batch_execute("RELEASE SAVEPOINT apply_event")
+                .await?;
+            Ok(())
+        }
+        Err(HandlerError::Poison(reason)) => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT apply_event")
+                .await?;
+            dead_letter_event(client, projection, event, &reason, deliveries).await
+        }
+        Err(HandlerError::Transient(error)) => Err(error),
+    }
+}
+
+/// Records an event the projection could not apply; the projection moves past it.
+pub async fn dead_letter_event(
+    client: &Object,
+    projection: Projection,
+    event: &RecordedEvent,
+    reason: &str,
+    deliveries: i64,
+) -> Result<(), tokio_postgres::Error> {
+    {
+        {
+            tracing::error!(
+                projection = projection.name(),
+                event_id = %event.event_id,
+                tenant_id = %event.tenant_id,
+                error = %reason,
+                "event dead-lettered"
+            );
+            metrics::counter!("eventra_projection_dead_letters_total", "projection" => projection.name()).increment(1);
+            client
+                .execute(
+                    "INSERT INTO dead_letters (projection, event_id, tenant_id, position, subject, payload, error, deliveries)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[
+                        &projection.name(),
+                        &event.event_id,
+                        &event.tenant_id,
+                        &event.position,
+                        &event.event_type,
+                        &event.envelope().to_string(),
+                        &reason,
+                        &deliveries,
+                    ],
+                )
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn dead_letter_message(
+    client: &Object,
+    projection: Projection,
+    message: &Message,
+    reason: &str,
+    deliveries: i64,
+) -> Result<(), tokio_postgres::Error> {
+    tracing::error!(projection = projection.name(), subject = %message.subject, error = %reason, "malformed message dead-lettered");
+    metrics::counter!("eventra_projection_dead_letters_total", "projection" => projection.name())
+        .increment(1);
+    let payload = String::from_utf8_lossy(&message.payload).into_owned();
+    let event_id = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .and_then(|v| uuid::Uuid::try_parse(v.as_str()).ok());
+    client
+        .execute(
+            "INSERT INTO dead_letters (projection, event_id, subject, payload, error, deliveries)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &projection.name(),
+                &event_id,
+                &message.subject.as_str(),
+                &payload,
+                &reason,
+                &deliveries,
+            ],
+        )
+        .await?;
+    Ok(())
+}
