@@ -63,6 +63,32 @@ impl Runner {
                 }
             };
             failures = 0;
+            tracing::debug!(projection = name, "consumer ready");
+            // Whatever the stream holds or lost, start from the event store: after a crash
+            // the messages this projection had in hand wait out their ack deadline, and a
+            // recreated stream starts empty.
+            loop {
+                match self.catch_up().await {
+                    Ok(applied) => {
+                        if applied > 0 {
+                            tracing::info!(
+                                projection = name,
+                                applied,
+                                "caught up from the event store"
+                            );
+                        }
+                        break;
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(projection = name, %error, "catching up failed; retrying");
+                        if pause(failures, &mut shutdown).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            failures = 0;
             while !*shutdown.borrow() {
                 let batch = consumer
                     .fetch()
@@ -77,27 +103,78 @@ impl Runner {
                         break;
                     }
                 };
-                let mut incoming = Vec::new();
-                let mut broken = false;
-                while let Some(message) = messages.next().await {
-                    match message {
-                        Ok(message) => incoming.push(parse(message)),
-                        Err(error) => {
-                            tracing::warn!(projection = name, %error, "receiving failed");
-                            broken = true;
-                            break;
-                        }
+                tracing::trace!(projection = name, "fetched");
+                // The server ends a pull after its expiry; if that answer is lost (the
+                // consumer vanished mid-request), stop waiting and recreate the consumer.
+                let (incoming, broken) = match tokio::time::timeout(
+                    FETCH_DEADLINE,
+                    receive(&mut messages, name),
+                )
+                .await
+                {
+                    Ok(received) => received,
+                    Err(_) => {
+                        tracing::warn!(
+                            projection = name,
+                            "a fetch was never answered; recreating the consumer"
+                        );
+                        break;
                     }
-                }
-                if !incoming.is_empty() {
-                    self.handle_batch(incoming, &mut shutdown).await;
-                }
+                };
                 if broken {
                     break;
+                }
+                if incoming.is_empty() {
+                    // Idle: make sure the consumer (and its stream) still exist; a deleted
+                    // stream answers no fetch and raises no error.
+                    if let Err(error) = consumer.get_info().await {
+                        tracing::warn!(projection = name, %error, "the consumer is gone; recreating it");
+                        break;
+                    }
+                } else {
+                    self.handle_batch(incoming, &mut shutdown).await;
                 }
             }
         }
         tracing::info!(projection = name, "projection stopped");
+    }
+
+    /// Applies every committed event after the checkpoint straight from the event store.
+    pub async fn catch_up(&self) -> Result<u64, BatchError> {
+        let mut total = 0;
+        loop {
+            let transaction = PgTransaction::begin(&self.pool).await?;
+            let client = transaction.client();
+            let checkpoint = lock_checkpoint(client, self.projection).await?;
+            let events = read_in_order(
+                client,
+                &self.keys,
+                ReadRange {
+                    after: checkpoint,
+                    limit: 500,
+                    ..Default::default()
+                },
+                true,
+            )
+            .await?;
+            let Some(last) = events.last() else {
+                transaction.rollback().await;
+                return Ok(total);
+            };
+            for event in &events {
+                apply_one(client, self.projection, event, "", 1).await?;
+            }
+            save_checkpoint(
+                client,
+                self.projection,
+                last.order(),
+                events.len() as i64,
+                Some(last.occurred_at),
+            )
+            .await?;
+            transaction.commit().await?;
+            total += events.len() as u64;
+        }
     }
 
     /// Applies a batch, retrying database failures with backoff, then acknowledges it.
@@ -138,6 +215,27 @@ impl Runner {
             }
         }
     }
+}
+
+/// How long one fetch may take before the consumer is considered lost.
+const FETCH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Collects one fetch's messages; the flag says the fetch ended in an error.
+async fn receive(
+    messages: &mut async_nats::jetstream::consumer::pull::Batch,
+    projection: &str,
+) -> (Vec<Incoming>, bool) {
+    let mut incoming = Vec::new();
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(message) => incoming.push(parse(message)),
+            Err(error) => {
+                tracing::warn!(projection, %error, "receiving failed");
+                return (incoming, true);
+            }
+        }
+    }
+    (incoming, false)
 }
 
 /// Sleeps an exponential backoff (capped at 5 s); true when shutting down.

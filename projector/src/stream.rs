@@ -44,13 +44,17 @@ pub async fn ensure_stream(
 }
 
 /// The durable pull consumer of a projection: explicit acknowledgement, bounded redelivery
-/// with exponential backoff.
+/// with exponential backoff. Only the relay creates the stream (one creator, no races when
+/// it is recreated); until it exists this fails and the caller retries.
 pub async fn ensure_consumer(
     js: &jetstream::Context,
     settings: &StreamSettings,
     projection: &str,
 ) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
-    let stream = ensure_stream(js, settings).await?;
+    let stream = js
+        .get_stream(&settings.name)
+        .await
+        .with_context(|| format!("the stream {} does not exist yet", settings.name))?;
     let name = settings.consumer_name(projection);
     let max_deliver = settings.max_deliver.max(2);
     // JetStream needs fewer backoff steps than deliveries.

@@ -7,6 +7,7 @@ mod faults;
 mod hostile_input;
 mod idempotency;
 mod isolation;
+mod projector;
 mod schema;
 mod sessions;
 mod signup;

@@ -288,3 +288,249 @@ impl TestApp {
             .join("\n")
     }
 }
+
+/// The asynchronous side of one test: its own JetStream stream and subject prefix over the
+/// test's database.
+pub struct Pipeline {
+    pub app: TestApp,
+    pub settings: projector::settings::Settings,
+    pub js: async_nats::jetstream::Context,
+    pub keys: std::sync::Arc<infra::crypto::KeyRing>,
+    pub pool: deadpool_postgres::Pool,
+}
+
+impl Pipeline {
+    pub async fn start() -> Pipeline {
+        infra::telemetry::init(false);
+        let app = TestApp::spawn().await;
+        let unique = Uuid::new_v4().simple().to_string();
+        let master_key = app
+            .settings
+            .master_key
+            .as_ref()
+            .expect("test key")
+            .expose()
+            .clone();
+        let settings = projector::settings::Settings {
+            database_url: app.database_url.clone(),
+            database_pool_size: 4,
+            nats_url: std::env::var("TEST_NATS_URL")
+                .unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
+            stream: projector::settings::StreamSettings {
+                name: format!("TEST_{unique}"),
+                subject_prefix: format!("t{unique}"),
+                replicas: 1,
+                max_deliver: 5,
+            },
+            data_dir: app.settings.data_dir.clone(),
+            master_key: Some(master_key.clone()),
+            batch_size: 64,
+            relay_poll_interval: std::time::Duration::from_millis(200),
+            log_json: false,
+        };
+        let js = projector::stream::connect(&settings.nats_url)
+            .await
+            .expect("NATS");
+        let keys = std::sync::Arc::new(infra::crypto::KeyRing::new(
+            MasterKey::from_base64(&master_key).expect("key"),
+        ));
+        let pool = infra::db::pool(&app.database_url, 4).expect("pool");
+        Pipeline {
+            app,
+            settings,
+            js,
+            keys,
+            pool,
+        }
+    }
+
+    pub fn relay(&self) -> projector::relay::Relay {
+        projector::relay::Relay {
+            database_url: self.settings.database_url.clone(),
+            keys: std::sync::Arc::clone(&self.keys),
+            js: self.js.clone(),
+            stream: self.settings.stream.clone(),
+            poll_interval: self.settings.relay_poll_interval,
+        }
+    }
+
+    /// Publishes everything committed so far; returns how many events were published.
+    pub async fn relay_all(&self) -> usize {
+        let relay = self.relay();
+        let mut total = 0;
+        loop {
+            let published = relay.publish_available(&self.app.db).await.expect("relay");
+            if published == 0 {
+                return total;
+            }
+            total += published;
+        }
+    }
+
+    /// Publishes until `expected` events went out (other databases' open transactions can
+    /// hold the visibility horizon back for a moment).
+    pub async fn relay_until(&self, expected: usize) -> usize {
+        let mut total = 0;
+        for _ in 0..100 {
+            total += self.relay_all().await;
+            if total >= expected {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        total
+    }
+
+    /// Waits until the stream holds `expected` messages.
+    pub async fn wait_for_stream(&self, expected: u64) -> u64 {
+        let mut messages = 0;
+        for _ in 0..200 {
+            messages = self.stream_messages().await;
+            if messages >= expected {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        messages
+    }
+
+    /// Runs the whole projector (relay and all projections) in the background.
+    pub fn spawn_projector(&self) -> RunningProjector {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let settings = self.settings.clone();
+        let handle = tokio::spawn(async move {
+            projector::app::run(
+                settings,
+                projector::projections::Projection::ALL.to_vec(),
+                shutdown,
+            )
+            .await
+            .expect("projector");
+        });
+        RunningProjector { stop, handle }
+    }
+
+    /// Waits until every projection has applied every committed event.
+    pub async fn wait_for_projections(&self) {
+        let head: i64 = self
+            .app
+            .db
+            .query_one("SELECT count(*) FROM events", &[])
+            .await
+            .expect("count")
+            .get(0);
+        for _ in 0..400 {
+            let client = self.pool.get().await.expect("connection");
+            let status = projector::status::status(&client).await.expect("status");
+            if status
+                .projections
+                .iter()
+                .all(|p| p.lag_events == 0 && p.position > 0)
+                && status.events == head
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let client = self.pool.get().await.expect("connection");
+        let mut consumers = Vec::new();
+        if let Ok(stream) = self.js.get_stream(&self.settings.stream.name).await {
+            for projection in projector::projections::Projection::ALL {
+                let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> = stream
+                    .get_consumer(&self.settings.stream.consumer_name(projection.name()))
+                    .await;
+                if let Ok(consumer) = consumer {
+                    consumers.push(format!(
+                        "{:?}",
+                        consumer.get_info().await.map(|i| (
+                            i.num_pending,
+                            i.num_ack_pending,
+                            i.delivered,
+                            i.ack_floor,
+                            i.created
+                        ))
+                    ));
+                }
+            }
+        }
+        panic!(
+            "projections did not catch up: {:?}\nstream messages: {}\nconsumers: {consumers:#?}",
+            projector::status::status(&client).await,
+            self.stream_messages().await
+        );
+    }
+
+    /// Messages in the stream (0 while it does not exist).
+    pub async fn stream_messages(&self) -> u64 {
+        match self.js.get_stream(&self.settings.stream.name).await {
+            Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Applied-event counters of every projection.
+    pub async fn applied(&self) -> Vec<(String, i64)> {
+        self.app
+            .db
+            .query(
+                "SELECT projection, events_applied FROM projection_checkpoints ORDER BY projection",
+                &[],
+            )
+            .await
+            .expect("checkpoints")
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    }
+
+    /// Every read model as text, for comparing two builds.
+    pub async fn read_models_text(&self) -> String {
+        let mut text = String::new();
+        for table in [
+            "rm_tenants",
+            "rm_users",
+            "rm_memberships",
+            "rm_sessions",
+            "rm_activity",
+            "rm_audit",
+        ] {
+            let rows = self
+                .app
+                .db
+                .query(
+                    &format!("SELECT t::text FROM {table} t ORDER BY t::text"),
+                    &[],
+                )
+                .await
+                .expect("dump");
+            for row in rows {
+                text.push_str(&row.get::<_, String>(0));
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    pub async fn finish(self) {
+        let _ = self.js.delete_stream(&self.settings.stream.name).await;
+    }
+}
+
+pub struct RunningProjector {
+    stop: tokio::sync::watch::Sender<bool>,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+impl RunningProjector {
+    /// Graceful stop: the batch in hand is finished.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+
+    /// A crash: the task is dropped wherever it is.
+    pub async fn kill(self) {
+        self.handle.abort();
+        let _ = self.handle.await;
+    }
+}

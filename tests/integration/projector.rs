@@ -1,0 +1,542 @@
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use chrono::Utc;
+use domain::{DomainEvent, UserEvent};
+use infra::envelope::EventMetadata;
+use infra::store::{EventStore, ExpectedVersion};
+use integration_tests::Pipeline;
+use projector::projections::Projection;
+use serde_json::json;
+
+async fn some_activity(pipeline: &Pipeline, users: usize) -> integration_tests::TenantFixture {
+    let tenant = pipeline.app.sign_up_tenant("Projected").await;
+    for index in 0..users {
+        let user = pipeline
+            .app
+            .sign_up_user(tenant.tenant_id, &format!("User {index}"))
+            .await;
+        let update = pipeline
+            .app
+            .patch(
+                "/v1/me",
+                Some(&user.token),
+                json!({"display_name": format!("Renamed {index}")}),
+            )
+            .await;
+        assert_eq!(update.status, reqwest::StatusCode::OK);
+    }
+    tenant
+}
+
+async fn event_count(pipeline: &Pipeline) -> i64 {
+    pipeline.app.event_count().await
+}
+
+/// The event types in the stream, in stream order.
+async fn published_types(pipeline: &Pipeline) -> Vec<String> {
+    let stream = pipeline
+        .js
+        .get_stream(&pipeline.settings.stream.name)
+        .await
+        .expect("stream");
+    let count = pipeline.stream_messages().await;
+    let mut types = Vec::new();
+    for sequence in 1..=count {
+        let message = stream.get_raw_message(sequence).await.expect("message");
+        let envelope: serde_json::Value = serde_json::from_slice(&message.payload).expect("json");
+        types.push(envelope["type"].as_str().unwrap_or_default().to_owned());
+    }
+    types
+}
+
+#[tokio::test]
+async fn an_event_that_commits_late_is_published_and_before_those_that_committed_after_it() {
+    let pipeline = Pipeline::start().await;
+    let tenant = pipeline.app.sign_up_tenant("Race").await;
+    pipeline.relay_all().await;
+    let before = pipeline.stream_messages().await;
+
+    // A transaction appends first and stays open …
+    let store = EventStore::new(pipeline.pool.clone(), pipeline.keys.clone());
+    let held = store.begin().await.expect("begin");
+    held.append(
+        tenant.tenant_id,
+        &[ExpectedVersion {
+            aggregate_id: tenant.admin_id,
+            version: 2,
+        }],
+        &[DomainEvent::User {
+            user_id: tenant.admin_id,
+            event: UserEvent::ProfileUpdated {
+                user_id: tenant.admin_id,
+                display_name: None,
+                phone: None,
+                locale: Some("fi".into()),
+                cleared: vec![],
+                updated_by: tenant.admin_id,
+            },
+        }],
+        &EventMetadata {
+            source: "test".into(),
+            ..Default::default()
+        },
+        Utc::now(),
+    )
+    .await
+    .expect("append");
+    // … while later transactions commit.
+    for index in 0..3 {
+        let _ = pipeline
+            .app
+            .sign_up_user(tenant.tenant_id, &format!("Later {index}"))
+            .await;
+    }
+    assert_eq!(
+        pipeline.relay_all().await,
+        0,
+        "nothing after the open transaction is published yet"
+    );
+    assert_eq!(pipeline.stream_messages().await, before);
+
+    held.commit().await.expect("commit");
+    assert_eq!(pipeline.relay_until(1 + 3 * 3).await, 1 + 3 * 3);
+    let types = published_types(&pipeline).await;
+    let after: Vec<&str> = types[before as usize..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        after[0], "user.profile_updated",
+        "the held event comes first: {after:?}"
+    );
+    assert_eq!(after.len(), 10);
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn every_committed_event_reaches_every_read_model_exactly_once() {
+    let pipeline = Pipeline::start().await;
+    let running = pipeline.spawn_projector();
+    let tenant = some_activity(&pipeline, 3).await;
+    pipeline.wait_for_projections().await;
+    let events = event_count(&pipeline).await;
+    for (projection, applied) in pipeline.applied().await {
+        assert_eq!(applied, events, "{projection} applied each event once");
+    }
+    let db = &pipeline.app.db;
+    let users: Vec<(String, String)> = db
+        .query(
+            "SELECT display_name, role FROM rm_users WHERE tenant_id = $1 ORDER BY display_name",
+            &[&tenant.tenant_id],
+        )
+        .await
+        .expect("users")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(users.len(), 4);
+    assert!(
+        users
+            .iter()
+            .any(|(name, role)| name == "Renamed 0" && role == "member")
+    );
+    assert!(
+        users
+            .iter()
+            .any(|(name, role)| name == "Projected Admin" && role == "admin")
+    );
+    let audit: i64 = db
+        .query_one("SELECT count(*) FROM rm_audit", &[])
+        .await
+        .expect("audit")
+        .get(0);
+    assert_eq!(audit, events);
+    let actions: Vec<String> = db
+        .query(
+            "SELECT DISTINCT action FROM rm_activity ORDER BY action",
+            &[],
+        )
+        .await
+        .expect("activity")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(actions, ["logged_in", "profile_updated", "signed_up"]);
+    running.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_changes_nothing() {
+    let pipeline = Pipeline::start().await;
+    let _ = some_activity(&pipeline, 1).await;
+    pipeline.relay_all().await;
+    let running = pipeline.spawn_projector();
+    pipeline.wait_for_projections().await;
+    let applied = pipeline.applied().await;
+    let models = pipeline.read_models_text().await;
+
+    // The same event again under another message id, which JetStream cannot de-duplicate.
+    let stream = pipeline
+        .js
+        .get_stream(&pipeline.settings.stream.name)
+        .await
+        .expect("stream");
+    for sequence in [1, 2, 3] {
+        let original = stream.get_raw_message(sequence).await.expect("message");
+        let mut headers = HeaderMap::new();
+        for (name, values) in original.headers.iter() {
+            if AsRef::<str>::as_ref(name) != "Nats-Msg-Id" {
+                for value in values {
+                    headers.append(name.clone(), value.clone());
+                }
+            }
+        }
+        headers.insert("Nats-Msg-Id", uuid::Uuid::new_v4().to_string().as_str());
+        pipeline
+            .js
+            .publish_with_headers(
+                original.subject.to_string(),
+                headers,
+                original.payload.clone(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let stream_total = pipeline.stream_messages().await;
+    // Wait until every projection consumed the duplicates.
+    for _ in 0..200 {
+        let mut pending = 0;
+        for projection in Projection::ALL {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
+                .get_consumer(&pipeline.settings.stream.consumer_name(projection.name()))
+                .await
+                .expect("consumer");
+            let info = consumer.info().await.expect("info");
+            pending += info.num_pending + info.num_ack_pending as u64;
+            assert!(info.delivered.stream_sequence <= stream_total);
+        }
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pipeline.applied().await, applied);
+    assert_eq!(pipeline.read_models_text().await, models);
+    running.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_poison_message_and_a_poison_event_are_dead_lettered_and_later_events_still_projected() {
+    let pipeline = Pipeline::start().await;
+    let tenant = pipeline.app.sign_up_tenant("Poison").await;
+    let running = pipeline.spawn_projector();
+    pipeline.wait_for_projections().await;
+
+    // A message that is not an event at all.
+    pipeline
+        .js
+        .publish(
+            pipeline
+                .settings
+                .stream
+                .subject_for(tenant.tenant_id, "user.created"),
+            "{definitely not an envelope".into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    // An event in the store whose data does not decode (as an older, buggy writer might
+    // have left it).
+    pipeline
+        .app
+        .db
+        .execute(
+            "INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, sequence, type, version, data, metadata, occurred_at)
+             VALUES ($1, $2, 'user', $3, 1, 'user.created', 1, '{\"unexpected\": true}', '{\"source\": \"test\"}', now())",
+            &[&uuid::Uuid::new_v4(), &tenant.tenant_id, &uuid::Uuid::new_v4()],
+        )
+        .await
+        .expect("insert a poison event");
+    let later = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "After The Poison")
+        .await;
+    pipeline.wait_for_projections().await;
+
+    let name: String = pipeline
+        .app
+        .db
+        .query_one(
+            "SELECT display_name FROM rm_users WHERE user_id = $1",
+            &[&later.user_id],
+        )
+        .await
+        .expect("the later user is projected")
+        .get(0);
+    assert_eq!(name, "After The Poison");
+    let letters = projector::dead_letters::list(&pipeline.pool, Some(Projection::Users), 100)
+        .await
+        .expect("list");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert!(
+        letters
+            .iter()
+            .any(|l| l.event_id.is_none() && l.error.contains("no headers")),
+        "{letters:?}"
+    );
+    let poison_event = letters
+        .iter()
+        .find(|l| l.event_id.is_some())
+        .expect("the poison event");
+    assert!(
+        poison_event.error.contains("does not decode"),
+        "{}",
+        poison_event.error
+    );
+
+    // Retrying the poison event fails again (it is still malformed); discarding removes it.
+    let outcome = projector::dead_letters::retry(&pipeline.pool, &pipeline.keys, poison_event.id)
+        .await
+        .expect("retry");
+    assert_eq!(outcome, projector::dead_letters::RetryOutcome::StillFailing);
+    for letter in projector::dead_letters::list(&pipeline.pool, Some(Projection::Users), 100)
+        .await
+        .expect("list")
+    {
+        projector::dead_letters::discard(&pipeline.pool, letter.id)
+            .await
+            .expect("discard");
+    }
+    assert!(
+        projector::dead_letters::list(&pipeline.pool, Some(Projection::Users), 100)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    running.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_projector_killed_mid_stream_resumes_and_applies_every_event_exactly_once() {
+    let pipeline = Pipeline::start().await;
+    let _ = some_activity(&pipeline, 12).await;
+    pipeline.relay_all().await;
+    let events = event_count(&pipeline).await;
+    for _ in 0..3 {
+        let running = pipeline.spawn_projector();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        running.kill().await;
+    }
+    let running = pipeline.spawn_projector();
+    pipeline.wait_for_projections().await;
+    for (projection, applied) in pipeline.applied().await {
+        assert_eq!(
+            applied, events,
+            "{projection} applied each event exactly once"
+        );
+    }
+    running.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_relay_killed_between_publishing_and_its_checkpoint_causes_no_duplicate() {
+    let pipeline = Pipeline::start().await;
+    let _ = some_activity(&pipeline, 2).await;
+    let events = event_count(&pipeline).await;
+    let relay = pipeline.relay();
+    let published = relay
+        .publish_without_checkpoint(&pipeline.app.db)
+        .await
+        .expect("publish");
+    assert!(published.is_some());
+    // The "restarted" relay starts again from the old checkpoint and publishes again.
+    assert_eq!(pipeline.relay_until(events as usize).await as i64, events);
+    assert_eq!(
+        pipeline.stream_messages().await as i64,
+        events,
+        "JetStream de-duplicated by event id"
+    );
+    let running = pipeline.spawn_projector();
+    pipeline.wait_for_projections().await;
+    for (projection, applied) in pipeline.applied().await {
+        assert_eq!(applied, events, "{projection}");
+    }
+    running.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_deleted_stream_is_recreated_and_every_projection_converges() {
+    let pipeline = Pipeline::start().await;
+    let tenant = some_activity(&pipeline, 2).await;
+    let running = pipeline.spawn_projector();
+    pipeline.wait_for_projections().await;
+    pipeline
+        .js
+        .delete_stream(&pipeline.settings.stream.name)
+        .await
+        .expect("delete the stream");
+    let after = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "After The Loss")
+        .await;
+    pipeline.wait_for_projections().await;
+    let events = event_count(&pipeline).await;
+    let found: i64 = pipeline
+        .app
+        .db
+        .query_one(
+            "SELECT count(*) FROM rm_users WHERE user_id = $1",
+            &[&after.user_id],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(found, 1);
+    for (projection, applied) in pipeline.applied().await {
+        assert_eq!(
+            applied, events,
+            "{projection} applied each event once despite the re-publish"
+        );
+    }
+    assert_eq!(
+        pipeline.wait_for_stream(events as u64).await as i64,
+        events,
+        "everything was published again"
+    );
+    running.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_replay_rebuilds_a_model_identical_to_the_live_one() {
+    let pipeline = Pipeline::start().await;
+    let tenant = some_activity(&pipeline, 4).await;
+    let user = pipeline.app.sign_up_user(tenant.tenant_id, "Leaving").await;
+    let erased = pipeline
+        .app
+        .delete(
+            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id),
+            Some(&tenant.admin_token),
+        )
+        .await;
+    assert_eq!(erased.status, reqwest::StatusCode::OK);
+    let running = pipeline.spawn_projector();
+    pipeline.wait_for_projections().await;
+    running.stop().await;
+    let live = pipeline.read_models_text().await;
+    assert!(
+        !live.contains("Leaving"),
+        "the erased user is purged from every read model"
+    );
+    for projection in Projection::ALL {
+        projector::replay::replay(&pipeline.pool, &pipeline.keys, projection, None, false)
+            .await
+            .expect("replay");
+    }
+    assert_eq!(pipeline.read_models_text().await, live);
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_tenant_replay_touches_only_that_tenants_rows() {
+    let pipeline = Pipeline::start().await;
+    let first = some_activity(&pipeline, 2).await;
+    let second = some_activity(&pipeline, 2).await;
+    let running = pipeline.spawn_projector();
+    pipeline.wait_for_projections().await;
+    running.stop().await;
+    let db = &pipeline.app.db;
+    db.execute("UPDATE rm_users SET display_name = 'tampered'", &[])
+        .await
+        .expect("tamper");
+    projector::replay::replay(
+        &pipeline.pool,
+        &pipeline.keys,
+        Projection::Users,
+        Some(first.tenant_id),
+        false,
+    )
+    .await
+    .expect("replay");
+    let tampered = |tenant_id: uuid::Uuid| async move {
+        db.query_one(
+            "SELECT count(*) FILTER (WHERE display_name = 'tampered'), count(*) FROM rm_users WHERE tenant_id = $1",
+            &[&tenant_id],
+        )
+        .await
+        .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)))
+        .expect("count")
+    };
+    assert_eq!(
+        tampered(first.tenant_id).await,
+        (0, 3),
+        "the replayed tenant is rebuilt"
+    );
+    assert_eq!(
+        tampered(second.tenant_id).await,
+        (3, 3),
+        "the other tenant is untouched"
+    );
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn one_relay_leads_and_another_takes_over_when_it_dies() {
+    let pipeline = Pipeline::start().await;
+    let tenant = pipeline.app.sign_up_tenant("Leaders").await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let first = pipeline.relay();
+    let first_shutdown = shutdown.clone();
+    let first_task = tokio::spawn(async move { first.run(first_shutdown).await });
+    let wait_published = |expected: i64| {
+        let pipeline = &pipeline;
+        async move {
+            for _ in 0..200 {
+                if pipeline.stream_messages().await as i64 >= expected {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("not published");
+        }
+    };
+    wait_published(event_count(&pipeline).await).await;
+    let second = pipeline.relay();
+    let second_task = tokio::spawn(async move { second.run(shutdown).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let leaders: i64 = pipeline
+        .app
+        .db
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database =
+               (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .expect("locks")
+        .get(0);
+    assert_eq!(leaders, 1, "exactly one relay holds the leadership");
+    first_task.abort();
+    let _ = first_task.await;
+    let _ = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "Published By The Second")
+        .await;
+    wait_published(event_count(&pipeline).await).await;
+    assert_eq!(
+        pipeline.stream_messages().await as i64,
+        event_count(&pipeline).await
+    );
+    let _ = stop.send(true);
+    let _ = second_task.await;
+    pipeline.finish().await;
+}
