@@ -85,6 +85,44 @@ fn last_position(appended: &[AppendedEvent], otherwise: i64) -> i64 {
         .unwrap_or(otherwise)
 }
 
+/// Appends `events` to the stream of `user_id`, expected at the version it was loaded at.
+async fn append_to_user(
+    unit: &UnitOfWork,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    user: &state::Loaded<domain::User>,
+    events: Vec<domain::UserEvent>,
+    metadata: &infra::envelope::EventMetadata,
+    at: chrono::DateTime<Utc>,
+) -> Result<Vec<AppendedEvent>, ApiError> {
+    Ok(unit
+        .append(
+            tenant_id,
+            &[ExpectedVersion {
+                aggregate_id: user_id,
+                version: user.version,
+            }],
+            &DomainEvent::user(user_id, events),
+            metadata,
+            at,
+        )
+        .await?)
+}
+
+/// `{user_id, version, position}` after appending to a user's stream (what was appended,
+/// or where the stream stood when nothing was).
+fn user_version_answer(
+    user_id: Uuid,
+    user: &state::Loaded<domain::User>,
+    appended: &[AppendedEvent],
+) -> Answer {
+    Answer::ok(json!({
+        "user_id": user_id,
+        "version": user.version + appended.len() as i64,
+        "position": last_position(appended, user.last_position),
+    }))
+}
+
 fn context(actor: Actor) -> Context {
     Context {
         now: Utc::now(),
@@ -578,23 +616,17 @@ async fn update_profile(
                 },
                 &ctx,
             )?;
-            let appended = unit
-                .append(
-                    caller.0.tenant_id,
-                    &[ExpectedVersion {
-                        aggregate_id: user_id,
-                        version: user.version,
-                    }],
-                    &DomainEvent::user(user_id, events),
-                    &meta.event_metadata(Some(user_id)),
-                    ctx.now,
-                )
-                .await?;
-            Ok(Answer::ok(json!({
-                "user_id": user_id,
-                "version": user.version + appended.len() as i64,
-                "position": last_position(&appended, user.last_position),
-            })))
+            let appended = append_to_user(
+                unit,
+                caller.0.tenant_id,
+                user_id,
+                &user,
+                events,
+                &meta.event_metadata(Some(user_id)),
+                ctx.now,
+            )
+            .await?;
+            Ok(user_version_answer(user_id, &user, &appended))
         },
     )
     .await?;
@@ -669,23 +701,17 @@ async fn manage_user(
                 };
                 events.extend(decided);
             }
-            let appended = unit
-                .append(
-                    tenant_id,
-                    &[ExpectedVersion {
-                        aggregate_id: user_id,
-                        version: user.version,
-                    }],
-                    &DomainEvent::user(user_id, events),
-                    &meta.event_metadata(Some(caller.0.user_id)),
-                    ctx.now,
-                )
-                .await?;
-            Ok(Answer::ok(json!({
-                "user_id": user_id,
-                "version": user.version + appended.len() as i64,
-                "position": last_position(&appended, user.last_position),
-            })))
+            let appended = append_to_user(
+                unit,
+                tenant_id,
+                user_id,
+                &user,
+                events,
+                &meta.event_metadata(Some(caller.0.user_id)),
+                ctx.now,
+            )
+            .await?;
+            Ok(user_version_answer(user_id, &user, &appended))
         },
     )
     .await?;
@@ -711,18 +737,16 @@ async fn erase_user(
             let (members, user) = load_member(unit, tenant_id, user_id).await?;
             let ctx = context(caller.actor());
             let events = domain::user::erase(&members, &user.state, &ctx)?;
-            let appended = unit
-                .append(
-                    tenant_id,
-                    &[ExpectedVersion {
-                        aggregate_id: user_id,
-                        version: user.version,
-                    }],
-                    &DomainEvent::user(user_id, events),
-                    &meta.event_metadata(Some(caller.0.user_id)),
-                    ctx.now,
-                )
-                .await?;
+            let appended = append_to_user(
+                unit,
+                tenant_id,
+                user_id,
+                &user,
+                events,
+                &meta.event_metadata(Some(caller.0.user_id)),
+                ctx.now,
+            )
+            .await?;
             unit.erase_subject(tenant_id, user_id).await?;
             tracing::info!(%tenant_id, %user_id, "user erased; data key destroyed");
             Ok(Answer::ok(json!({

@@ -1,13 +1,13 @@
 //! Configuration from environment variables, with defaults that work on a developer
 //! machine. Every variable is listed in the README.
 
-use std::env;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use infra::Secret;
 use infra::auth::PasswordParams;
+use infra::config::{parse, var};
 use infra::crypto::MasterKey;
 
 #[derive(Debug, Clone)]
@@ -93,18 +93,4 @@ impl Settings {
         );
         Ok(Secret::new(key.derive("eventra/jwt/v1").to_vec()))
     }
-}
-
-fn var(name: &str) -> Option<String> {
-    env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn parse<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    let raw = var(name).unwrap_or_else(|| default.to_owned());
-    raw.trim()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{name}={raw:?} is not valid: {e}"))
 }

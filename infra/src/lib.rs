@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod auth_state;
+pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod envelope;

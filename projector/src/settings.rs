@@ -1,10 +1,10 @@
 //! Configuration of the projector from environment variables (listed in the README).
 
-use std::env;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use infra::config::{parse, var};
 use infra::crypto::MasterKey;
 
 #[derive(Debug, Clone)]
@@ -87,18 +87,4 @@ impl Settings {
             None => Ok(MasterKey::load_or_generate(&self.data_dir, "master.key")?.0),
         }
     }
-}
-
-fn var(name: &str) -> Option<String> {
-    env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn parse<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    let raw = var(name).unwrap_or_else(|| default.to_owned());
-    raw.trim()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{name}={raw:?} is not valid: {e}"))
 }
