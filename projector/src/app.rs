@@ -12,12 +12,15 @@ use crate::runtime::Runner;
 use crate::settings::Settings;
 
 /// Runs the relay and the given projections until `shutdown` turns true, then lets each
-/// finish the batch in hand.
+/// finish the batch in hand. With a `listener`, it also serves `/health`, `/ready` and
+/// `/metrics` on it.
 pub async fn run(
     settings: Settings,
     projections: Vec<Projection>,
     shutdown: watch::Receiver<bool>,
+    listener: Option<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
+    let _ = crate::http::prometheus();
     infra::migrate::migrate_database(&settings.database_url)
         .await
         .context("migrating the database")?;
@@ -25,6 +28,17 @@ pub async fn run(
     let keys = Arc::new(KeyRing::new(settings.load_master_key()?));
     let js = crate::stream::connect(&settings.nats_url).await?;
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(listener) = listener {
+        let server = crate::http::serve(listener, pool.clone(), js.client())?;
+        let handle = server.handle();
+        let mut server_shutdown = shutdown.clone();
+        tokio::spawn(server);
+        tasks.spawn(async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+            handle.stop(true).await;
+        });
+    }
+    tasks.spawn(crate::http::report_lag(pool.clone(), shutdown.clone()));
     let relay = Relay {
         database_url: settings.database_url.clone(),
         keys: Arc::clone(&keys),

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod dead_letters;
+pub mod http;
 pub mod projections;
 pub mod relay;
 pub mod replay;

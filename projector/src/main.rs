@@ -82,7 +82,9 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!("shutting down");
                 let _ = stop.send(true);
             });
-            projector::app::run(settings, projections, shutdown).await?;
+            let listener = std::net::TcpListener::bind(settings.http_addr)
+                .with_context(|| format!("binding PROJECTOR_ADDR {}", settings.http_addr))?;
+            projector::app::run(settings, projections, shutdown, Some(listener)).await?;
         }
         Command::Status { json } => {
             let pool = infra::db::pool(&settings.database_url, 2)?;

@@ -24,6 +24,8 @@ pub struct Settings {
     /// `RELAY_POLL_INTERVAL_MS`, default 1000: how often the relay looks for events when
     /// no notification woke it.
     pub relay_poll_interval: Duration,
+    /// `PROJECTOR_ADDR`, default `127.0.0.1:8082`: `/health`, `/ready`, `/metrics`.
+    pub http_addr: std::net::SocketAddr,
     /// `LOG_FORMAT=json`.
     pub log_json: bool,
 }
@@ -77,6 +79,7 @@ impl Settings {
             master_key: var("EVENTRA_MASTER_KEY"),
             batch_size: parse("PROJECTOR_BATCH_SIZE", "256")?,
             relay_poll_interval: Duration::from_millis(parse("RELAY_POLL_INTERVAL_MS", "1000")?),
+            http_addr: parse("PROJECTOR_ADDR", "127.0.0.1:8082")?,
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
         })
     }

@@ -164,6 +164,33 @@ async fn every_committed_event_reaches_every_read_model_exactly_once() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(actions, ["logged_in", "profile_updated", "signed_up"]);
+
+    // The projector reports on its own port.
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("{}/ready", running.address))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+    let ready: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(ready["checks"]["postgres"]["status"], "up");
+    assert_eq!(ready["checks"]["nats"]["status"], "up");
+    let metrics = http
+        .get(format!("{}/metrics", running.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "eventra_relay_events_published_total",
+        "eventra_projection_events_applied_total{projection=\"users\"}",
+        "eventra_projection_position{projection=\"audit\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} is missing from\n{metrics}");
+    }
     running.stop().await;
     pipeline.finish().await;
 }

@@ -326,6 +326,7 @@ impl Pipeline {
             master_key: Some(master_key.clone()),
             batch_size: 64,
             relay_poll_interval: std::time::Duration::from_millis(200),
+            http_addr: "127.0.0.1:0".parse().expect("address"),
             log_json: false,
         };
         let js = projector::stream::connect(&settings.nats_url)
@@ -398,16 +399,23 @@ impl Pipeline {
     pub fn spawn_projector(&self) -> RunningProjector {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let settings = self.settings.clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let address = format!("http://{}", listener.local_addr().expect("address"));
         let handle = tokio::spawn(async move {
             projector::app::run(
                 settings,
                 projector::projections::Projection::ALL.to_vec(),
                 shutdown,
+                Some(listener),
             )
             .await
             .expect("projector");
         });
-        RunningProjector { stop, handle }
+        RunningProjector {
+            stop,
+            handle,
+            address,
+        }
     }
 
     /// Waits until every projection has applied every committed event.
@@ -519,6 +527,8 @@ impl Pipeline {
 pub struct RunningProjector {
     stop: tokio::sync::watch::Sender<bool>,
     pub handle: tokio::task::JoinHandle<()>,
+    /// The projector's HTTP port (`/health`, `/ready`, `/metrics`).
+    pub address: String,
 }
 
 impl RunningProjector {
