@@ -5,8 +5,8 @@ use actix_web::http::StatusCode;
 use infra::store::{EventStore, IdempotencyClaim, UnitOfWork};
 use serde_json::Value;
 
-use crate::error::ApiError;
-use crate::extract::Idempotency;
+use api_common::error::ApiError;
+use api_common::extract::Idempotency;
 
 /// What a command answers.
 #[derive(Debug)]

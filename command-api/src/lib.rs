@@ -2,8 +2,6 @@
 //! event store in one transaction each.
 
 pub mod commands;
-pub mod error;
-pub mod extract;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -16,10 +16,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::commands::{Answer, execute};
-use crate::error::ApiError;
-use crate::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
 use crate::startup::AppState;
 use crate::state;
+use api_common::error::ApiError;
+use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
 
 /// The reservation kind for a user's email within a tenant.
 const EMAIL: &str = "email";

@@ -14,9 +14,10 @@ use infra::crypto::KeyRing;
 use infra::store::EventStore;
 use tracing_actix_web::TracingLogger;
 
-use crate::error::render_problem;
-use crate::extract::{EventraRootSpan, echo_request_ids};
 use crate::settings::Settings;
+use api_common::Authenticator;
+use api_common::error::render_problem;
+use api_common::extract::{EventraRootSpan, echo_request_ids};
 
 /// What every handler shares.
 pub struct AppState {
@@ -49,10 +50,15 @@ impl Application {
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("binding {}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
+        let tokens = Arc::new(tokens);
+        let authenticator = web::Data::new(Authenticator {
+            pool: pool.clone(),
+            tokens: Arc::clone(&tokens),
+        });
         let state = web::Data::new(AppState {
             store: EventStore::new(pool, keys),
             hashing: Arc::new(hashing),
-            tokens: Arc::new(tokens),
+            tokens,
             settings: Arc::new(settings.clone()),
         });
         let max_body = settings.max_body_bytes;
@@ -62,6 +68,7 @@ impl Application {
                 .wrap(from_fn(echo_request_ids))
                 .wrap(TracingLogger::<EventraRootSpan>::new())
                 .app_data(state.clone())
+                .app_data(authenticator.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(crate::routes::configure)
         })

@@ -5,7 +5,7 @@ use infra::envelope::RecordedEvent;
 use infra::store::UnitOfWork;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use api_common::error::ApiError;
 
 /// A folded aggregate with what the store knows about its stream.
 pub struct Loaded<S> {

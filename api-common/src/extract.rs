@@ -19,7 +19,6 @@ use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpan, RootSpanBui
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
 
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -208,12 +207,18 @@ impl Caller {
     }
 }
 
+/// What authenticating a request needs; each API registers one as app data.
+pub struct Authenticator {
+    pub pool: deadpool_postgres::Pool,
+    pub tokens: std::sync::Arc<infra::auth::Tokens>,
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let state = request.app_data::<web::Data<Authenticator>>().cloned();
         let token = bearer_token(request);
         let root_span = request.extensions().get::<RootSpan>().cloned();
         Box::pin(async move {
@@ -232,8 +237,7 @@ impl FromRequest for Caller {
                     }
                 })?;
             let client = state
-                .store
-                .pool()
+                .pool
                 .get()
                 .await
                 .map_err(|e| ApiError::Unavailable(e.into()))?;

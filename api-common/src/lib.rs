@@ -1,0 +1,8 @@
+//! HTTP plumbing shared by the command and query APIs: one problem+json error type, the
+//! authenticated caller, request ids in logs and answers, strict JSON bodies.
+
+pub mod error;
+pub mod extract;
+
+pub use error::ApiError;
+pub use extract::{Authenticator, Caller};
