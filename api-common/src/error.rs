@@ -36,6 +36,9 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(#[source] anyhow::Error),
+    /// A read model has not reached the position the client asked to see.
+    #[error("{0}")]
+    NotCaughtUp(String),
     #[error("an unexpected error occurred")]
     Internal(#[source] anyhow::Error),
 }
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::ConcurrentModification => "concurrent-modification",
             ApiError::IdempotencyKeyReused => "idempotency-key-reused",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::NotCaughtUp(_) => "not-caught-up",
             ApiError::Internal(_) => "internal-error",
         }
     }
@@ -85,7 +89,7 @@ impl ResponseError for ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotCaughtUp(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -2,6 +2,7 @@
 //! event store in one transaction each.
 
 pub mod commands;
+pub mod operator;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -1,6 +1,7 @@
 use command_api::{Application, Settings};
 
-/// `command-api` serves; `command-api migrate` only migrates the database.
+/// `command-api` serves; `command-api migrate` only migrates the database;
+/// `command-api grant-platform-admin <user id>` makes a user a platform administrator.
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;

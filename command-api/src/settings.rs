@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
 use infra::Secret;
 use infra::auth::PasswordParams;
 use infra::config::{parse, var};
@@ -65,32 +64,11 @@ impl Settings {
 
     /// The master key: configured, or read from / generated into the data dir.
     pub fn load_master_key(&self) -> anyhow::Result<MasterKey> {
-        if let Some(encoded) = &self.master_key {
-            return MasterKey::from_base64(encoded.expose()).context("EVENTRA_MASTER_KEY");
-        }
-        let (key, generated) = MasterKey::load_or_generate(&self.data_dir, "master.key")?;
-        tracing::warn!(
-            path = %self.data_dir.join("master.key").display(),
-            generated,
-            "EVENTRA_MASTER_KEY is not set: using a local key file. Losing it makes all personal \
-             data unreadable; set EVENTRA_MASTER_KEY from a secret store in production"
-        );
-        Ok(key)
+        infra::config::master_key(self.master_key.as_ref(), &self.data_dir)
     }
 
     /// The token signing secret: configured, or read from / generated into the data dir.
     pub fn load_jwt_secret(&self) -> anyhow::Result<Secret<Vec<u8>>> {
-        if let Some(secret) = &self.jwt_secret {
-            if secret.expose().len() < 32 {
-                bail!("JWT_SECRET must be at least 32 bytes long");
-            }
-            return Ok(Secret::new(secret.expose().as_bytes().to_vec()));
-        }
-        let (key, generated) = MasterKey::load_or_generate(&self.data_dir, "jwt.key")?;
-        tracing::warn!(
-            generated,
-            "JWT_SECRET is not set: using a local key file; every API instance must share one secret"
-        );
-        Ok(Secret::new(key.derive("eventra/jwt/v1").to_vec()))
+        infra::config::jwt_secret(self.jwt_secret.as_ref(), &self.data_dir)
     }
 }

@@ -119,6 +119,9 @@ pub enum UserEvent {
         user_id: Uuid,
         removed_by: Uuid,
     },
+    /// An operator made the user a platform administrator (global oversight).
+    #[serde(rename = "user.platform_admin_granted")]
+    PlatformAdminGranted { user_id: Uuid },
     #[serde(rename = "user.deleted")]
     Deleted {
         user_id: Uuid,
@@ -139,6 +142,7 @@ impl EventKind for UserEvent {
             UserEvent::Deactivated { .. } => "user.deactivated",
             UserEvent::Reactivated { .. } => "user.reactivated",
             UserEvent::MemberRemoved { .. } => "tenant.member_removed",
+            UserEvent::PlatformAdminGranted { .. } => "user.platform_admin_granted",
             UserEvent::Deleted { .. } => "user.deleted",
         }
     }

@@ -74,6 +74,7 @@ impl TenantMembers {
             UserEvent::Created { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::ProfileUpdated { .. }
+            | UserEvent::PlatformAdminGranted { .. }
             | UserEvent::Deleted { .. } => {}
         }
     }

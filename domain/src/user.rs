@@ -24,6 +24,7 @@ pub struct User {
     /// When the user was last deactivated: sessions started before it never come back.
     pub last_deactivated_at: Option<DateTime<Utc>>,
     pub erased: bool,
+    pub platform_admin: bool,
     pub failed_logins: u32,
     /// The number of events applied: the stream's version.
     pub version: i64,
@@ -118,6 +119,7 @@ impl User {
             UserEvent::Deactivated { .. } => self.status = Some(UserStatus::Deactivated),
             UserEvent::Reactivated { .. } => self.status = Some(UserStatus::Active),
             UserEvent::MemberRemoved { .. } => self.role = None,
+            UserEvent::PlatformAdminGranted { .. } => self.platform_admin = true,
             UserEvent::Deleted { .. } => {
                 self.erased = true;
                 self.email.clear();
@@ -363,4 +365,14 @@ pub fn erase(
             erasure: true,
         },
     ])
+}
+
+/// An operator grants platform administration (from the command line, not the API).
+/// Granting it twice changes nothing.
+pub fn grant_platform_admin(user: &User) -> Result<Vec<UserEvent>, DomainError> {
+    let user_id = user.require_present()?;
+    if user.platform_admin {
+        return Ok(Vec::new());
+    }
+    Ok(vec![UserEvent::PlatformAdminGranted { user_id }])
 }

@@ -50,6 +50,15 @@ pub async fn apply(
                     .await?;
                 end_sessions_of(client, *user_id, position, occurred_at).await?;
             }
+            UserEvent::PlatformAdminGranted { .. } => {
+                client
+                    .execute(
+                        "UPDATE auth_principals SET platform_admin = true, last_position = $2
+                          WHERE user_id = $1 AND last_position < $2",
+                        &[user_id, &position],
+                    )
+                    .await?;
+            }
             UserEvent::Created { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::ProfileUpdated { .. } => {}

@@ -31,6 +31,7 @@ pub fn current_version(event_type: &str) -> Option<i32> {
         | "user.deactivated"
         | "user.reactivated"
         | "tenant.member_removed"
+        | "user.platform_admin_granted"
         | "user.deleted"
         | "user.logged_in"
         | "user.session_refreshed"

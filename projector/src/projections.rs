@@ -252,7 +252,9 @@ async fn users(
                 .run("DELETE FROM {t} WHERE user_id = $1", table, &[user_id])
                 .await?;
         }
-        UserEvent::LoginFailed { .. } | UserEvent::MemberRemoved { .. } => {
+        UserEvent::LoginFailed { .. }
+        | UserEvent::MemberRemoved { .. }
+        | UserEvent::PlatformAdminGranted { .. } => {
             writer
                 .run(
                     "UPDATE {t} SET version = $2, last_position = $3 WHERE user_id = $1",
@@ -324,7 +326,8 @@ async fn memberships(
         }
         UserEvent::Created { .. }
         | UserEvent::LoginFailed { .. }
-        | UserEvent::ProfileUpdated { .. } => {}
+        | UserEvent::ProfileUpdated { .. }
+        | UserEvent::PlatformAdminGranted { .. } => {}
     }
     Ok(())
 }
@@ -450,6 +453,9 @@ fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, Value)> {
             UserEvent::Reactivated { .. } => Some((*user_id, "reactivated", json!({}))),
             UserEvent::Deleted { .. } => Some((*user_id, "erased", json!({}))),
             UserEvent::MemberJoined { .. } | UserEvent::MemberRemoved { .. } => None,
+            UserEvent::PlatformAdminGranted { .. } => {
+                Some((*user_id, "platform_admin_granted", json!({})))
+            }
         },
         DomainEvent::Session { session_id, event } => match event {
             SessionEvent::LoggedIn { user_id, .. } => {
@@ -546,6 +552,9 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                 UserEvent::Reactivated { .. } => "user reactivated".to_owned(),
                 UserEvent::MemberRemoved { .. } => "user removed from the tenant".to_owned(),
                 UserEvent::Deleted { .. } => "user erased; personal data destroyed".to_owned(),
+                UserEvent::PlatformAdminGranted { .. } => {
+                    "user made a platform administrator".to_owned()
+                }
             };
             (Some(*user_id), text)
         }

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use infra::config::{parse, var};
 use infra::crypto::MasterKey;
 
@@ -85,9 +84,9 @@ impl Settings {
     }
 
     pub fn load_master_key(&self) -> anyhow::Result<MasterKey> {
-        match &self.master_key {
-            Some(encoded) => MasterKey::from_base64(encoded).context("EVENTRA_MASTER_KEY"),
-            None => Ok(MasterKey::load_or_generate(&self.data_dir, "master.key")?.0),
-        }
+        infra::config::master_key(
+            self.master_key.clone().map(infra::Secret::new).as_ref(),
+            &self.data_dir,
+        )
     }
 }

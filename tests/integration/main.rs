@@ -8,6 +8,7 @@ mod hostile_input;
 mod idempotency;
 mod isolation;
 mod projector;
+mod queries;
 mod schema;
 mod sessions;
 mod signup;

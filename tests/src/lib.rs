@@ -20,6 +20,8 @@ pub fn server_url() -> String {
 
 pub struct TestApp {
     pub address: String,
+    /// The query API, over the same database.
+    pub query_address: String,
     pub http: reqwest::Client,
     pub database_url: String,
     pub db: tokio_postgres::Client,
@@ -139,9 +141,23 @@ impl TestApp {
             .expect("build the command API");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
+        let query = query_api::Application::build(query_api::Settings {
+            listen_addr: "127.0.0.1:0".parse().expect("address"),
+            database_url: database_url.clone(),
+            database_pool_size: 6,
+            data_dir: settings.data_dir.clone(),
+            jwt_secret: settings.jwt_secret.clone(),
+            read_your_writes_timeout: std::time::Duration::from_millis(1500),
+            log_json: false,
+        })
+        .await
+        .expect("build the query API");
+        let query_address = format!("http://127.0.0.1:{}", query.port());
+        tokio::spawn(query.run_until_stopped());
         let db = connect(&database_url).await;
         TestApp {
             address,
+            query_address,
             http: reqwest::Client::new(),
             database_url,
             db,
@@ -180,6 +196,23 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    /// A GET on the query API, optionally waiting for `min_position`.
+    pub async fn query(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        min_position: Option<i64>,
+    ) -> Answer {
+        let mut request = self.http.get(format!("{}{}", self.query_address, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(position) = min_position {
+            request = request.header("X-Min-Position", position.to_string());
+        }
+        self.send(request).await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Answer {

@@ -1,0 +1,81 @@
+//! Read-your-writes: `X-Min-Position: <position>` makes a query wait (bounded) until the
+//! projection it reads has applied the event at that position; every answer says which
+//! position it reflects in `X-Projection-Position`.
+
+use std::time::{Duration, Instant};
+
+use actix_web::HttpRequest;
+use api_common::ApiError;
+use deadpool_postgres::Object;
+
+pub const MIN_POSITION_HEADER: &str = "x-min-position";
+pub const PROJECTION_POSITION_HEADER: &str = "X-Projection-Position";
+
+/// The position the client asked to see, if any.
+pub fn min_position(request: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    let Some(value) = request.headers().get(MIN_POSITION_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|p| *p >= 0)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::Validation(
+                "X-Min-Position must be a non-negative integer (an event position)".into(),
+            )
+        })
+}
+
+async fn checkpoint(client: &Object, projection: &str) -> Result<(i64, i64), ApiError> {
+    let row = client
+        .query_opt(
+            "SELECT last_transaction_id, last_position FROM projection_checkpoints WHERE projection = $1",
+            &[&projection],
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    Ok(row.map_or((0, 0), |r| (r.get(0), r.get(1))))
+}
+
+/// Waits until `projection` has applied the event at `min_position` (if given), up to
+/// `timeout`; returns the projection's position to report.
+pub async fn reach(
+    client: &Object,
+    projection: &str,
+    min_position: Option<i64>,
+    timeout: Duration,
+) -> Result<i64, ApiError> {
+    let Some(position) = min_position.filter(|p| *p > 0) else {
+        return Ok(checkpoint(client, projection).await?.1);
+    };
+    let row = client
+        .query_opt(
+            "SELECT transaction_id::text::bigint FROM events WHERE position = $1",
+            &[&position],
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    let Some(row) = row else {
+        return Err(ApiError::Validation(format!(
+            "no event has position {position}; use a position a command answered"
+        )));
+    };
+    let target = (row.get::<_, i64>(0), position);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let current = checkpoint(client, projection).await?;
+        if current >= target {
+            return Ok(current.1);
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::NotCaughtUp(format!(
+                "the {projection} view has not reached position {position} yet (it is at {}); retry shortly",
+                current.1
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,11 @@
+//! Eventra's query API: profiles, users, activity and audit logs from the read models,
+//! tenant-scoped, paginated by cursor, with read-your-writes.
+
+pub mod consistency;
+pub mod pagination;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+
+pub use settings::Settings;
+pub use startup::Application;

@@ -1,0 +1,95 @@
+//! Opaque cursors for keyset pagination: a page continues strictly after the last item of
+//! the previous one, so items are never repeated or skipped while paging, whatever is
+//! written meanwhile.
+
+use api_common::ApiError;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const DEFAULT_LIMIT: i64 = 20;
+pub const MAX_LIMIT: i64 = 100;
+
+/// Where the next page starts; `kind` ties a cursor to the list it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub kind: String,
+    /// Log lists (newest first): items with a lower position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_position: Option<i64>,
+    /// User lists: items after this (created at in microseconds, user id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_created_micros: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_id: Option<Uuid>,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Decodes a cursor given for the list `kind`.
+    pub fn decode(text: &str, kind: &str) -> Result<Self, ApiError> {
+        let invalid = || {
+            ApiError::Validation(
+                "cursor is not valid for this list; use next_cursor as given".into(),
+            )
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| invalid())?;
+        let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        if cursor.kind != kind {
+            return Err(invalid());
+        }
+        Ok(cursor)
+    }
+}
+
+/// The page size asked for, bounded.
+pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
+    match requested {
+        None => Ok(DEFAULT_LIMIT),
+        Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+        Some(_) => Err(ApiError::Validation(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        ))),
+    }
+}
+
+/// A `q` text for `ILIKE`: wildcards in it match themselves.
+pub fn like_pattern(q: &str) -> String {
+    let escaped = q
+        .trim()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_decodes_only_for_its_own_list() {
+        let cursor = Cursor {
+            kind: "audit".into(),
+            before_position: Some(42),
+            after_created_micros: None,
+            after_id: None,
+        };
+        let text = cursor.encode();
+        assert_eq!(Cursor::decode(&text, "audit").expect("valid"), cursor);
+        assert!(Cursor::decode(&text, "activity").is_err());
+        assert!(Cursor::decode("not a cursor", "audit").is_err());
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        assert_eq!(limit(None).expect("default"), DEFAULT_LIMIT);
+        assert!(limit(Some(0)).is_err());
+        assert!(limit(Some(MAX_LIMIT + 1)).is_err());
+        assert_eq!(like_pattern("50%_a"), "%50\\%\\_a%");
+    }
+}

@@ -1,0 +1,45 @@
+//! Configuration of the query API from environment variables (listed in the README).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use infra::Secret;
+use infra::config::{parse, var};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `QUERY_API_ADDR`, default `127.0.0.1:8081`.
+    pub listen_addr: SocketAddr,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `DATABASE_POOL_SIZE`, default 16.
+    pub database_pool_size: usize,
+    /// `EVENTRA_DATA_DIR`: where a generated token secret is found.
+    pub data_dir: PathBuf,
+    /// `JWT_SECRET`: must be the command API's.
+    pub jwt_secret: Option<Secret<String>>,
+    /// `READ_YOUR_WRITES_TIMEOUT_MS`, default 3000: how long a query with `X-Min-Position`
+    /// waits for the projection before answering 503.
+    pub read_your_writes_timeout: Duration,
+    /// `LOG_FORMAT=json`.
+    pub log_json: bool,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Settings {
+            listen_addr: parse("QUERY_API_ADDR", "127.0.0.1:8081")?,
+            database_url: var("DATABASE_URL")
+                .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into()),
+            database_pool_size: parse("DATABASE_POOL_SIZE", "16")?,
+            data_dir: PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())),
+            jwt_secret: var("JWT_SECRET").map(Secret::new),
+            read_your_writes_timeout: Duration::from_millis(parse(
+                "READ_YOUR_WRITES_TIMEOUT_MS",
+                "3000",
+            )?),
+            log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
+        })
+    }
+}

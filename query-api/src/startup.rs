@@ -1,0 +1,81 @@
+//! Building and running the query API; `main` and the tests both use [`Application::build`].
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use api_common::error::render_problem;
+use api_common::extract::{EventraRootSpan, echo_request_ids};
+use api_common::{ApiError, Authenticator};
+use chrono::Duration;
+use deadpool_postgres::Pool;
+use infra::auth::Tokens;
+use tracing_actix_web::TracingLogger;
+
+use crate::settings::Settings;
+
+pub struct AppState {
+    pub pool: Pool,
+    pub settings: Arc<Settings>,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        infra::migrate::migrate_database(&settings.database_url)
+            .await
+            .context("migrating the database")?;
+        let pool = infra::db::pool(&settings.database_url, settings.database_pool_size)?;
+        // Only verification is needed here; lifetimes are the issuer's business.
+        let tokens = Arc::new(Tokens::new(
+            &infra::config::jwt_secret(settings.jwt_secret.as_ref(), &settings.data_dir)?,
+            Duration::zero(),
+            Duration::zero(),
+        ));
+        let listener = TcpListener::bind(settings.listen_addr)
+            .with_context(|| format!("binding {}", settings.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let authenticator = web::Data::new(Authenticator {
+            pool: pool.clone(),
+            tokens,
+        });
+        let state = web::Data::new(AppState {
+            pool,
+            settings: Arc::new(settings),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(render_problem))
+                .wrap(from_fn(echo_request_ids))
+                .wrap(TracingLogger::<EventraRootSpan>::new())
+                .app_data(state.clone())
+                .app_data(authenticator.clone())
+                .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                    let mut detail = format!("the query is not valid: {error}");
+                    detail.truncate(300);
+                    ApiError::Validation(detail).into()
+                }))
+                .configure(crate::routes::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        tracing::info!(port, "query API listening");
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

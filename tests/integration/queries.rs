@@ -1,0 +1,494 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::Utc;
+use domain::Role;
+use infra::Secret;
+use infra::auth::Tokens;
+use integration_tests::{Pipeline, TenantFixture, UserFixture};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// A tenant with an admin and two members, projected.
+async fn populated(pipeline: &Pipeline) -> (TenantFixture, UserFixture, UserFixture) {
+    let tenant = pipeline.app.sign_up_tenant("Readers").await;
+    let alice = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "Alice Archer")
+        .await;
+    let bob = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "Bob Builder")
+        .await;
+    pipeline.wait_for_projections().await;
+    (tenant, alice, bob)
+}
+
+#[tokio::test]
+async fn every_query_endpoint_refuses_other_tenants_members_and_bad_tokens() {
+    let pipeline = Pipeline::start().await;
+    let running = pipeline.spawn_projector();
+    let (tenant, alice, bob) = populated(&pipeline).await;
+    let other = pipeline.app.sign_up_tenant("Outsiders").await;
+    let revoked = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "Revoked Session")
+        .await;
+    let revoke = pipeline
+        .app
+        .delete(
+            &format!("/v1/sessions/{}", revoked.session_id),
+            Some(&revoked.token),
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::NO_CONTENT);
+    let secret = Secret::new(
+        pipeline
+            .app
+            .settings
+            .jwt_secret
+            .as_ref()
+            .expect("secret")
+            .expose()
+            .as_bytes()
+            .to_vec(),
+    );
+    let expired = Tokens::new(
+        &secret,
+        chrono::Duration::seconds(-60),
+        chrono::Duration::minutes(5),
+    )
+    .issue_access_token(
+        tenant.admin_id,
+        tenant.tenant_id,
+        uuid::Uuid::new_v4(),
+        Role::Admin,
+        Utc::now(),
+    )
+    .expect("token");
+
+    let t = tenant.tenant_id;
+    let admin_views = [
+        format!("/v1/tenants/{t}/users"),
+        format!("/v1/tenants/{t}/users/{}", bob.user_id),
+        format!("/v1/tenants/{t}/activity"),
+        format!("/v1/tenants/{t}/audit"),
+    ];
+    for path in &admin_views {
+        let answer = pipeline
+            .app
+            .query(path, Some(&tenant.admin_token), None)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "the admin reads {path}: {:?}",
+            answer.body
+        );
+        let outsider = pipeline
+            .app
+            .query(path, Some(&other.admin_token), None)
+            .await;
+        assert_eq!(
+            outsider.status,
+            StatusCode::NOT_FOUND,
+            "another tenant's admin on {path}"
+        );
+        assert!(outsider.is_problem());
+        let member = pipeline.app.query(path, Some(&alice.token), None).await;
+        assert_eq!(member.status, StatusCode::FORBIDDEN, "a member on {path}");
+        assert!(member.is_problem());
+    }
+    for path in admin_views
+        .iter()
+        .map(String::as_str)
+        .chain(["/v1/me", "/v1/projections"])
+    {
+        for (token, who) in [
+            (None, "no token"),
+            (Some(expired.as_str()), "expired"),
+            (Some(revoked.token.as_str()), "revoked"),
+        ] {
+            let answer = pipeline.app.query(path, token, None).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{who} on {path}");
+            assert!(answer.is_problem());
+        }
+    }
+    // Members see their own profile, through /v1/me and by id.
+    let own = pipeline
+        .app
+        .query(
+            &format!("/v1/tenants/{t}/users/{}", alice.user_id),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert_eq!(own.body["display_name"], "Alice Archer");
+    let me = pipeline.app.query("/v1/me", Some(&alice.token), None).await;
+    assert_eq!(me.body["user_id"], alice.user_id.to_string());
+    assert_eq!(me.body["email"], alice.email);
+    // The other tenant's admin cannot reach the user through their own tenant's path either.
+    let smuggled = pipeline
+        .app
+        .query(
+            &format!("/v1/tenants/{}/users/{}", other.tenant_id, bob.user_id),
+            Some(&other.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(smuggled.status, StatusCode::NOT_FOUND);
+    for path in ["/v1/projections"] {
+        let answer = pipeline
+            .app
+            .query(path, Some(&tenant.admin_token), None)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "a tenant admin on {path}"
+        );
+    }
+    running.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_query_with_the_position_of_a_write_sees_that_write() {
+    let pipeline = Pipeline::start().await;
+    let running = pipeline.spawn_projector();
+    let (_, alice, _) = populated(&pipeline).await;
+    for round in 0..5 {
+        let name = format!("Alice {round}");
+        let update = pipeline
+            .app
+            .patch("/v1/me", Some(&alice.token), json!({"display_name": name}))
+            .await;
+        let position = update.body["position"].as_i64().expect("position");
+        let me = pipeline
+            .app
+            .query("/v1/me", Some(&alice.token), Some(position))
+            .await;
+        assert_eq!(me.status, StatusCode::OK);
+        assert_eq!(me.body["display_name"], name, "read-your-writes");
+        let reflected: i64 = me.headers["x-projection-position"]
+            .to_str()
+            .expect("header")
+            .parse()
+            .expect("number");
+        assert!(reflected >= position);
+    }
+    running.stop().await;
+
+    // With the projector stopped, the wait is bounded and says so.
+    let update = pipeline
+        .app
+        .patch(
+            "/v1/me",
+            Some(&alice.token),
+            json!({"display_name": "Unseen"}),
+        )
+        .await;
+    let position = update.body["position"].as_i64().expect("position");
+    let started = std::time::Instant::now();
+    let late = pipeline
+        .app
+        .query("/v1/me", Some(&alice.token), Some(position))
+        .await;
+    assert_eq!(late.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(late.is_problem());
+    assert!(late.headers.contains_key("retry-after"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    for bad in ["-1", "abc", "99999999"] {
+        let answer = pipeline
+            .app
+            .send(
+                pipeline
+                    .app
+                    .http
+                    .get(format!("{}/v1/me", pipeline.app.query_address))
+                    .bearer_auth(&alice.token)
+                    .header("X-Min-Position", bad),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn paging_through_a_log_while_it_grows_sees_every_item_once() {
+    let pipeline = Arc::new(Pipeline::start().await);
+    let running = pipeline.spawn_projector();
+    let tenant = pipeline.app.sign_up_tenant("Paging").await;
+    let mut members = Vec::new();
+    for index in 0..12 {
+        members.push(
+            pipeline
+                .app
+                .sign_up_user(tenant.tenant_id, &format!("Pager {index}"))
+                .await,
+        );
+    }
+    pipeline.wait_for_projections().await;
+    let path = format!("/v1/tenants/{}/activity", tenant.tenant_id);
+    let before: HashSet<String> = {
+        let all = pipeline
+            .app
+            .query(
+                &format!("{path}?limit=100"),
+                Some(&tenant.admin_token),
+                None,
+            )
+            .await;
+        all.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["event_id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert!(before.len() >= 25, "{}", before.len());
+
+    let writer = {
+        let pipeline = Arc::clone(&pipeline);
+        let tokens: Vec<String> = members.iter().map(|m| m.token.clone()).collect();
+        tokio::spawn(async move {
+            for (index, token) in tokens.iter().enumerate() {
+                let _ = pipeline
+                    .app
+                    .patch(
+                        "/v1/me",
+                        Some(token),
+                        json!({"display_name": format!("Moved {index}")}),
+                    )
+                    .await;
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(cursor) => format!("{path}?limit=7&cursor={cursor}"),
+            None => format!("{path}?limit=7"),
+        };
+        let page = pipeline
+            .app
+            .query(&url, Some(&tenant.admin_token), None)
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        let items = page.body["items"].as_array().expect("items");
+        assert!(items.len() <= 7);
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["event_id"].as_str().unwrap_or_default().to_owned()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    writer.await.expect("writer");
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no item was repeated");
+    for item in &before {
+        assert!(seen.contains(item), "item {item} was skipped");
+    }
+    running.stop().await;
+    if let Ok(pipeline) = Arc::try_unwrap(pipeline) {
+        pipeline.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn filters_narrow_the_logs_and_malformed_filters_are_refused() {
+    let pipeline = Pipeline::start().await;
+    let running = pipeline.spawn_projector();
+    let (tenant, alice, _) = populated(&pipeline).await;
+    let update = pipeline
+        .app
+        .patch("/v1/me", Some(&alice.token), json!({"locale": "de-CH"}))
+        .await;
+    let position = update.body["position"].as_i64().expect("position");
+    let t = tenant.tenant_id;
+    let token = Some(tenant.admin_token.as_str());
+
+    let updates = pipeline
+        .app
+        .query(
+            &format!(
+                "/v1/tenants/{t}/activity?action=profile_updated&user_id={}",
+                alice.user_id
+            ),
+            token,
+            Some(position),
+        )
+        .await;
+    let items = updates.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{:?}", updates.body);
+    assert_eq!(items[0]["details"]["fields"], json!(["locale"]));
+
+    let created = pipeline
+        .app
+        .query(
+            &format!("/v1/tenants/{t}/audit?type=user.created"),
+            token,
+            Some(position),
+        )
+        .await;
+    assert_eq!(created.body["items"].as_array().expect("items").len(), 3);
+    let searched = pipeline
+        .app
+        .query(
+            &format!("/v1/tenants/{t}/audit?q=locale"),
+            token,
+            Some(position),
+        )
+        .await;
+    assert_eq!(searched.body["items"].as_array().expect("items").len(), 1);
+    let empty_range = pipeline
+        .app
+        .query(
+            &format!("/v1/tenants/{t}/audit?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(empty_range.status, StatusCode::OK);
+    assert!(
+        empty_range.body["items"]
+            .as_array()
+            .expect("items")
+            .is_empty()
+    );
+
+    let users = pipeline
+        .app
+        .query(&format!("/v1/tenants/{t}/users?q=archer"), token, None)
+        .await;
+    let names: Vec<&str> = users.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|u| u["display_name"].as_str())
+        .collect();
+    assert_eq!(names, ["Alice Archer"]);
+    let by_email = pipeline
+        .app
+        .query(
+            &format!("/v1/tenants/{t}/users?q={}", &alice.email[..8]),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(by_email.body["items"].as_array().expect("items").len(), 1);
+    let admins = pipeline
+        .app
+        .query(&format!("/v1/tenants/{t}/users?role=admin"), token, None)
+        .await;
+    assert_eq!(admins.body["items"].as_array().expect("items").len(), 1);
+
+    for bad in [
+        format!("/v1/tenants/{t}/audit?from=yesterday"),
+        format!("/v1/tenants/{t}/audit?type=user.teleported"),
+        format!("/v1/tenants/{t}/audit?colour=blue"),
+        format!("/v1/tenants/{t}/audit?limit=0"),
+        format!("/v1/tenants/{t}/audit?limit=1000"),
+        format!("/v1/tenants/{t}/audit?cursor=garbage"),
+        format!("/v1/tenants/{t}/activity?action=flying"),
+        format!("/v1/tenants/{t}/activity?user_id=not-a-uuid"),
+        format!("/v1/tenants/{t}/users?role=owner"),
+        format!("/v1/tenants/{t}/users?status=sleeping"),
+    ] {
+        let answer = pipeline.app.query(&bad, token, None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {:?}",
+            answer.body
+        );
+        assert!(answer.is_problem(), "{bad}");
+    }
+    // A cursor of one list is refused by another.
+    let page = pipeline
+        .app
+        .query(&format!("/v1/tenants/{t}/audit?limit=1"), token, None)
+        .await;
+    let cursor = page.body["next_cursor"].as_str().expect("a cursor");
+    let misuse = pipeline
+        .app
+        .query(
+            &format!("/v1/tenants/{t}/activity?cursor={cursor}"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(misuse.status, StatusCode::BAD_REQUEST);
+    running.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_platform_admin_granted_by_an_operator_sees_the_projections() {
+    let pipeline = Pipeline::start().await;
+    let running = pipeline.spawn_projector();
+    let (tenant, _, _) = populated(&pipeline).await;
+    command_api::operator::grant_platform_admin(&pipeline.app.settings, tenant.admin_id)
+        .await
+        .expect("grant");
+    let login = pipeline
+        .app
+        .log_in(
+            tenant.tenant_id,
+            &tenant.admin_email,
+            integration_tests::PASSWORD,
+        )
+        .await;
+    let token = login.str("access_token");
+    pipeline.wait_for_projections().await;
+    let answer = pipeline
+        .app
+        .query("/v1/projections", Some(&token), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    let names: Vec<&str> = answer.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "relay",
+            "tenants",
+            "users",
+            "memberships",
+            "sessions",
+            "activity",
+            "audit"
+        ]
+    );
+    assert!(
+        answer.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["state"] == "caught_up")
+    );
+    let audit: String = pipeline
+        .app
+        .db
+        .query_one(
+            "SELECT summary FROM rm_audit WHERE event_type = 'user.platform_admin_granted'",
+            &[],
+        )
+        .await
+        .expect("the grant is audited")
+        .get(0);
+    assert!(audit.contains("platform administrator"));
+    running.stop().await;
+    pipeline.finish().await;
+}
