@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by the command and query APIs: one problem+json error type, the
 //! authenticated caller, request ids in logs and answers, strict JSON bodies.
 
+pub mod docs;
 pub mod error;
 pub mod extract;
 

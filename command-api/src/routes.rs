@@ -1,18 +1,20 @@
 //! The command endpoints of the API contract (v1).
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use api_common::docs::{BearerAuth, Problem};
 use chrono::Utc;
 use domain::event::LoginFailure;
 use domain::session::{Refresh, RefreshOutcome};
 use domain::tenant::SignUpTenant;
 use domain::user::{LoginOutcome, NewSession, ProfileChanges, SignUpUser};
 use domain::values::{normalise_email, validate_display_name, validate_email, validate_password};
-use domain::{Actor, Context, DomainEvent, Plan, Role, UserStatus};
+use domain::{Actor, Context, DomainEvent, Plan, Role};
 use infra::auth::refresh_token_session;
 use infra::crypto::token_hash;
 use infra::store::{AppendedEvent, ExpectedVersion, UnitOfWork};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::commands::{Answer, execute};
@@ -24,7 +26,19 @@ use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id,
 /// The reservation kind for a user's email within a tenant.
 const EMAIL: &str = "email";
 
+/// The command API's OpenAPI document, generated from the handlers above.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Eventra command API", version = "1", description = "Commands of the Eventra user platform. Every success answers the `position` of its last event; pass it to the query API as `X-Min-Position` to read your write. Errors are `application/problem+json`."),
+    paths(health, ready, sign_up_tenant, sign_up_user, log_in, refresh_session, revoke_session, update_profile, manage_user, erase_user),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    tags((name = "tenants"), (name = "users"), (name = "sessions"), (name = "profile"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
 pub fn configure(config: &mut web::ServiceConfig) {
+    api_common::docs::configure(config, ApiDoc::openapi());
     config
         .route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))
@@ -41,11 +55,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// Readiness: each dependency with its status and latency; 503 when one is down.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+    (status = 200, description = "every dependency is up", body = serde_json::Value),
+    (status = 503, description = "a dependency is down", body = serde_json::Value),
+))]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let started = std::time::Instant::now();
     let check = tokio::time::timeout(std::time::Duration::from_secs(2), async {
@@ -115,12 +137,12 @@ fn user_version_answer(
     user_id: Uuid,
     user: &state::Loaded<domain::User>,
     appended: &[AppendedEvent],
-) -> Answer {
-    Answer::ok(json!({
-        "user_id": user_id,
-        "version": user.version + appended.len() as i64,
-        "position": last_position(appended, user.last_position),
-    }))
+) -> Result<Answer, ApiError> {
+    Ok(Answer::ok(to_json(&UserVersion {
+        user_id,
+        version: user.version + appended.len() as i64,
+        position: last_position(appended, user.last_position),
+    })?))
 }
 
 fn context(actor: Actor) -> Context {
@@ -138,11 +160,16 @@ async fn hash_password(state: &AppState, password: String) -> Result<String, Api
         .map_err(ApiError::Internal)
 }
 
-#[derive(Deserialize)]
+/// A new user: email (unique in the tenant, case-insensitive), password (10 to 128
+/// characters, not the email), display name (1 to 100 characters).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUserBody {
+    #[schema(example = "ada@acme.example", max_length = 254)]
     email: String,
+    #[schema(example = "correct horse battery", min_length = 10, max_length = 128, format = Password)]
     password: String,
+    #[schema(example = "Ada", min_length = 1, max_length = 100)]
     display_name: String,
 }
 
@@ -155,16 +182,99 @@ impl NewUserBody {
     }
 }
 
-#[derive(Deserialize)]
+/// The subscription plan of a tenant.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum PlanInput {
+    #[default]
+    Standard,
+    Premium,
+}
+
+impl From<PlanInput> for Plan {
+    fn from(plan: PlanInput) -> Self {
+        match plan {
+            PlanInput::Standard => Plan::Standard,
+            PlanInput::Premium => Plan::Premium,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignUpTenantBody {
+    #[schema(example = "Acme", min_length = 1, max_length = 100)]
     name: String,
     #[serde(default)]
-    plan: Plan,
+    plan: PlanInput,
     admin: NewUserBody,
 }
 
+#[derive(Serialize, ToSchema)]
+struct TenantCreated {
+    tenant_id: Uuid,
+    admin_user_id: Uuid,
+    /// The position of the last event appended: pass it as `X-Min-Position` to read it.
+    position: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct UserCreated {
+    user_id: Uuid,
+    position: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SessionIssued {
+    /// A JWT to send as `Authorization: Bearer <access_token>`.
+    access_token: String,
+    /// Rotates on every refresh; presenting an already-used one ends the session.
+    refresh_token: String,
+    #[schema(example = "Bearer")]
+    token_type: String,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    expires_in: i64,
+    session_id: Uuid,
+    position: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct UserVersion {
+    user_id: Uuid,
+    /// The version of the user's stream after the command.
+    version: i64,
+    position: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct UserErased {
+    user_id: Uuid,
+    position: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(example = "ok")]
+    status: String,
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}
+
 /// `POST /v1/tenants`: a tenant and its first admin.
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants",
+    request_body = SignUpTenantBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+    (status = 201, description = "the tenant and its first admin", body = TenantCreated),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the email is taken", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+))]
 async fn sign_up_tenant(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -191,7 +301,7 @@ async fn sign_up_tenant(
                 SignUpTenant {
                     tenant_id,
                     name: input.name.clone(),
-                    plan: input.plan,
+                    plan: input.plan.into(),
                     admin_user_id,
                     admin_email: input.admin.email.clone(),
                     admin_display_name: input.admin.display_name.clone(),
@@ -228,11 +338,11 @@ async fn sign_up_tenant(
                 )
                 .await?;
             tracing::info!(%tenant_id, %admin_user_id, "tenant signed up");
-            Ok(Answer::created(json!({
-                "tenant_id": tenant_id,
-                "admin_user_id": admin_user_id,
-                "position": last_position(&appended, 0),
-            })))
+            Ok(Answer::created(to_json(&TenantCreated {
+                tenant_id,
+                admin_user_id,
+                position: last_position(&appended, 0),
+            })?))
         },
     )
     .await?;
@@ -240,6 +350,18 @@ async fn sign_up_tenant(
 }
 
 /// `POST /v1/tenants/{tenant_id}/users`: a user signs up under a tenant.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/users", tag = "users",
+    request_body = NewUserBody,
+    params(("tenant_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+    (status = 201, description = "the user, a member of the tenant", body = UserCreated),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the email is taken in this tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+))]
 async fn sign_up_user(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -290,17 +412,17 @@ async fn sign_up_user(
                 )
                 .await?;
             tracing::info!(%tenant_id, %user_id, "user signed up");
-            Ok(Answer::created(json!({
-                "user_id": user_id,
-                "position": last_position(&appended, 0),
-            })))
+            Ok(Answer::created(to_json(&UserCreated {
+                user_id,
+                position: last_position(&appended, 0),
+            })?))
         },
     )
     .await?;
     answer.into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LogInBody {
     email: String,
@@ -310,6 +432,17 @@ struct LogInBody {
 const INVALID_CREDENTIALS: &str = "the email or password is not correct";
 
 /// `POST /v1/tenants/{tenant_id}/sessions`: log in with email and password.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/sessions", tag = "sessions",
+    request_body = LogInBody,
+    params(("tenant_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+    (status = 201, description = "a new session", body = SessionIssued),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "wrong email or password (recorded as user.login_failed)", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the account is deactivated", body = Problem, content_type = "application/problem+json")
+))]
 async fn log_in(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -405,14 +538,14 @@ async fn log_in(
                         .issue_access_token(user_id, tenant_id, session_id, role, ctx.now)
                         .map_err(ApiError::Internal)?;
                     tracing::info!(%tenant_id, %user_id, %session_id, "user logged in");
-                    Ok(Answer::created(json!({
-                        "access_token": access_token,
-                        "refresh_token": refresh.token.expose(),
-                        "token_type": "Bearer",
-                        "expires_in": state.tokens.access_ttl.num_seconds(),
-                        "session_id": session_id,
-                        "position": last_position(&appended, 0),
-                    })))
+                    Ok(Answer::created(to_json(&SessionIssued {
+                        access_token,
+                        refresh_token: refresh.token.expose().clone(),
+                        token_type: "Bearer".into(),
+                        expires_in: state.tokens.access_ttl.num_seconds(),
+                        session_id,
+                        position: last_position(&appended, 0),
+                    })?))
                 }
                 LoginOutcome::Failed(events, reason) => {
                     unit.append(
@@ -443,7 +576,7 @@ async fn log_in(
     answer.into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
@@ -452,6 +585,16 @@ struct RefreshBody {
 const INVALID_REFRESH: &str = "the refresh token is not valid";
 
 /// `POST /v1/sessions/refresh`: rotate the refresh token and get a new access token.
+#[utoipa::path(post, path = "/v1/sessions/refresh", tag = "sessions",
+    request_body = RefreshBody,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses(
+    (status = 200, description = "the rotated refresh token and a new access token", body = SessionIssued),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json")
+))]
 async fn refresh_session(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -500,14 +643,14 @@ async fn refresh_session(
                     .tokens
                     .issue_access_token(user_id, tenant_id, session_id, role, ctx.now)
                     .map_err(ApiError::Internal)?;
-                Ok(Answer::ok(json!({
-                    "access_token": access_token,
-                    "refresh_token": next.token.expose(),
-                    "token_type": "Bearer",
-                    "expires_in": state.tokens.access_ttl.num_seconds(),
-                    "session_id": session_id,
-                    "position": last_position(&appended, session.last_position),
-                })))
+                Ok(Answer::ok(to_json(&SessionIssued {
+                    access_token,
+                    refresh_token: next.token.expose().clone(),
+                    token_type: "Bearer".into(),
+                    expires_in: state.tokens.access_ttl.num_seconds(),
+                    session_id,
+                    position: last_position(&appended, session.last_position),
+                })?))
             }
             RefreshOutcome::Rejected(events) => {
                 if !events.is_empty() {
@@ -524,6 +667,14 @@ async fn refresh_session(
 }
 
 /// `DELETE /v1/sessions/{session_id}`: log out, or an admin ends a member's session.
+#[utoipa::path(delete, path = "/v1/sessions/{session_id}", tag = "sessions",
+    params(("session_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    security(("bearer" = [])),
+    responses(
+    (status = 204, description = "the session has ended"),
+    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such session for this caller", body = Problem, content_type = "application/problem+json")
+))]
 async fn revoke_session(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -568,19 +719,32 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateProfileBody {
     #[serde(default)]
     display_name: Option<String>,
-    /// `null` clears the phone number.
+    /// E.164, such as `+4915112345678`; `null` clears the phone number.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "+4915112345678")]
     phone: Option<Option<String>>,
     #[serde(default)]
     locale: Option<String>,
 }
 
 /// `PATCH /v1/me`: the caller updates their own profile.
+#[utoipa::path(patch, path = "/v1/me", tag = "profile",
+    request_body = UpdateProfileBody,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    security(("bearer" = [])),
+    responses(
+    (status = 200, description = "the profile's new version", body = UserVersion),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "changed concurrently too often", body = Problem, content_type = "application/problem+json")
+))]
 async fn update_profile(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -626,20 +790,35 @@ async fn update_profile(
                 ctx.now,
             )
             .await?;
-            Ok(user_version_answer(user_id, &user, &appended))
+            user_version_answer(user_id, &user, &appended)
         },
     )
     .await?;
     answer.into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum RoleInput {
+    Admin,
+    Member,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum StatusInput {
+    Active,
+    Deactivated,
+}
+
+/// At least one of `role` and `status`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ManageUserBody {
     #[serde(default)]
-    role: Option<Role>,
+    role: Option<RoleInput>,
     #[serde(default)]
-    status: Option<UserStatus>,
+    status: Option<StatusInput>,
 }
 
 /// The member `user_id` of `tenant_id` with the tenant's membership view, locked for the
@@ -660,6 +839,20 @@ async fn load_member(
 
 /// `PATCH /v1/tenants/{tenant_id}/users/{user_id}`: an admin changes a member's role or
 /// status.
+#[utoipa::path(patch, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
+    request_body = ManageUserBody,
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    security(("bearer" = [])),
+    responses(
+    (status = 200, description = "the user's new version", body = UserVersion),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the last active admin cannot be demoted or deactivated", body = Problem, content_type = "application/problem+json")
+))]
 async fn manage_user(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -687,6 +880,10 @@ async fn manage_user(
             let ctx = context(caller.actor());
             let mut events = Vec::new();
             if let Some(role) = input.role {
+                let role = match role {
+                    RoleInput::Admin => Role::Admin,
+                    RoleInput::Member => Role::Member,
+                };
                 let decided = domain::user::change_role(&members, &target, role, &ctx)?;
                 for event in &decided {
                     members.apply(user_id, event);
@@ -696,8 +893,8 @@ async fn manage_user(
             }
             if let Some(status) = input.status {
                 let decided = match status {
-                    UserStatus::Active => domain::user::reactivate(&members, &target, &ctx)?,
-                    UserStatus::Deactivated => domain::user::deactivate(&members, &target, &ctx)?,
+                    StatusInput::Active => domain::user::reactivate(&members, &target, &ctx)?,
+                    StatusInput::Deactivated => domain::user::deactivate(&members, &target, &ctx)?,
                 };
                 events.extend(decided);
             }
@@ -711,7 +908,7 @@ async fn manage_user(
                 ctx.now,
             )
             .await?;
-            Ok(user_version_answer(user_id, &user, &appended))
+            user_version_answer(user_id, &user, &appended)
         },
     )
     .await?;
@@ -719,6 +916,16 @@ async fn manage_user(
 }
 
 /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}`: an admin erases a member (GDPR).
+#[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    security(("bearer" = [])),
+    responses(
+    (status = 200, description = "the user is erased: data key destroyed, personal data unreadable", body = UserErased),
+    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the last active admin cannot be erased", body = Problem, content_type = "application/problem+json")
+))]
 async fn erase_user(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -749,10 +956,10 @@ async fn erase_user(
             .await?;
             unit.erase_subject(tenant_id, user_id).await?;
             tracing::info!(%tenant_id, %user_id, "user erased; data key destroyed");
-            Ok(Answer::ok(json!({
-                "user_id": user_id,
-                "position": last_position(&appended, user.last_position),
-            })))
+            Ok(Answer::ok(to_json(&UserErased {
+                user_id,
+                position: last_position(&appended, user.last_position),
+            })?))
         },
     )
     .await?;
