@@ -1,20 +1,34 @@
 //! The query endpoints of the API contract (v1). Everything is tenant-scoped and read-only.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use api_common::docs::{BearerAuth, Problem};
 use api_common::extract::path_id;
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_postgres::Row;
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::consistency::{PROJECTION_POSITION_HEADER, min_position, reach};
 use crate::pagination::{Cursor, like_pattern, limit};
 use crate::startup::AppState;
 
+/// The query API's OpenAPI document, generated from the handlers below.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Eventra query API", version = "1", description = "Tenant-scoped reads of the Eventra user platform. Send `X-Min-Position` with the position a command answered to read your own write; answers carry `X-Projection-Position`. Errors are `application/problem+json`."),
+    paths(health, ready, me, list_users, one_user, activity, audit, projections),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    tags((name = "profile"), (name = "users"), (name = "logs"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
 pub fn configure(config: &mut web::ServiceConfig) {
+    api_common::docs::configure(config, ApiDoc::openapi());
     config
         .route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))
@@ -29,10 +43,15 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/projections", web::get().to(projections));
 }
 
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "the process answers", body = Value)))]
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+    (status = 200, description = "every dependency is up", body = Value),
+    (status = 503, description = "a dependency is down", body = Value),
+))]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let started = std::time::Instant::now();
     let check = tokio::time::timeout(std::time::Duration::from_secs(2), async {
@@ -72,7 +91,7 @@ fn database(error: tokio_postgres::Error) -> ApiError {
     }
 }
 
-fn answer(body: Value, position: i64) -> HttpResponse {
+fn answer<T: Serialize>(body: T, position: i64) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((PROJECTION_POSITION_HEADER, position.to_string()))
         .json(body)
@@ -118,25 +137,122 @@ fn text_filter(
     }
 }
 
-fn user_json(row: &Row) -> Value {
-    json!({
-        "user_id": row.get::<_, Uuid>("user_id"),
-        "tenant_id": row.get::<_, Uuid>("tenant_id"),
-        "email": row.get::<_, String>("email"),
-        "display_name": row.get::<_, String>("display_name"),
-        "phone": row.get::<_, Option<String>>("phone"),
-        "locale": row.get::<_, Option<String>>("locale"),
-        "role": row.get::<_, Option<String>>("role"),
-        "status": row.get::<_, String>("status"),
-        "created_at": row.get::<_, DateTime<Utc>>("created_at"),
-        "updated_at": row.get::<_, DateTime<Utc>>("updated_at"),
-        "version": row.get::<_, i64>("version"),
-    })
+/// A user's profile as the read model holds it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    user_id: Uuid,
+    tenant_id: Uuid,
+    email: String,
+    display_name: String,
+    phone: Option<String>,
+    locale: Option<String>,
+    #[schema(example = "member")]
+    role: Option<String>,
+    #[schema(example = "active")]
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// The version of the user's stream the view reflects.
+    version: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    items: Vec<UserView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// One thing a user did or had done to their account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityItem {
+    event_id: Uuid,
+    position: i64,
+    user_id: Uuid,
+    actor_id: Option<Uuid>,
+    #[schema(example = "profile_updated")]
+    action: String,
+    details: Value,
+    occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityPage {
+    items: Vec<ActivityItem>,
+    next_cursor: Option<String>,
+}
+
+/// One event, summarised without personal data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditItem {
+    event_id: Uuid,
+    position: i64,
+    #[serde(rename = "type")]
+    #[schema(example = "user.profile_updated")]
+    event_type: String,
+    aggregate_type: String,
+    aggregate_id: Uuid,
+    actor_id: Option<Uuid>,
+    subject_id: Option<Uuid>,
+    summary: String,
+    occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    items: Vec<AuditItem>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectionView {
+    #[schema(example = "users")]
+    name: String,
+    position: i64,
+    lag_events: i64,
+    lag_seconds: f64,
+    dead_letters: i64,
+    events_applied: i64,
+    last_event_at: Option<DateTime<Utc>>,
+    #[schema(example = "caught_up")]
+    state: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectionsView {
+    head_position: i64,
+    events: i64,
+    items: Vec<ProjectionView>,
+}
+
+fn user_view(row: &Row) -> UserView {
+    UserView {
+        user_id: row.get("user_id"),
+        tenant_id: row.get("tenant_id"),
+        email: row.get("email"),
+        display_name: row.get("display_name"),
+        phone: row.get("phone"),
+        locale: row.get("locale"),
+        role: row.get("role"),
+        status: row.get("status"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+        version: row.get("version"),
+    }
 }
 
 const USER_COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, locale, role, status, created_at, updated_at, version";
 
 /// `GET /v1/me`: the caller's own profile.
+#[utoipa::path(get, path = "/v1/me", tag = "profile", security(("bearer" = [])),
+    params(("X-Min-Position" = Option<i64>, Header, description = "wait (bounded) until the view has applied the event at this position")),
+    responses(
+    (status = 200, description = "the caller's profile", body = UserView, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
+    (status = 400, description = "malformed X-Min-Position", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "the profile is not projected yet", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+))]
 async fn me(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -160,11 +276,21 @@ async fn me(
         .ok_or_else(|| {
             ApiError::NotFound("the profile is not available yet; retry with X-Min-Position".into())
         })?;
-    Ok(answer(user_json(&row), position))
+    Ok(answer(user_view(&row), position))
 }
 
 /// `GET /v1/tenants/{tenant_id}/users/{user_id}`: one user (admins; members see only
 /// themselves).
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("X-Min-Position" = Option<i64>, Header, description = "wait (bounded) until the view has applied the event at this position")),
+    responses(
+    (status = 200, description = "one user (admins; members only themselves)", body = UserView, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
+    (status = 400, description = "malformed X-Min-Position", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "members see only themselves", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+))]
 async fn one_user(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -192,20 +318,37 @@ async fn one_user(
         .await
         .map_err(database)?
         .ok_or_else(|| ApiError::NotFound("no such user in this tenant".into()))?;
-    Ok(answer(user_json(&row), position))
+    Ok(answer(user_view(&row), position))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UsersQuery {
+    /// Matches name or email (case-insensitive).
     q: Option<String>,
+    #[param(value_type = Option<String>, pattern = "^(admin|member)$")]
     role: Option<domain::Role>,
+    #[param(value_type = Option<String>, pattern = "^(active|deactivated)$")]
     status: Option<domain::UserStatus>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `GET /v1/tenants/{tenant_id}/users`: the tenant's users (admins), by name or email.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = Uuid, Path), UsersQuery, ("X-Min-Position" = Option<i64>, Header, description = "wait (bounded) until the view has applied the event at this position")),
+    responses(
+    (status = 200, description = "the tenant's users (admins)", body = UserPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
+    (status = 400, description = "invalid filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "only admins list users", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "not the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+))]
 async fn list_users(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -275,7 +418,10 @@ async fn list_users(
         _ => None,
     };
     Ok(answer(
-        json!({"items": items.iter().map(|row| user_json(row)).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+        UserPage {
+            items: items.iter().map(|row| user_view(row)).collect(),
+            next_cursor,
+        },
         position,
     ))
 }
@@ -293,19 +439,39 @@ const ACTIONS: &[&str] = &[
     "platform_admin_granted",
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ActivityQuery {
     user_id: Option<Uuid>,
+    /// One of signed_up, logged_in, login_failed, profile_updated, role_changed, deactivated,
+    /// reactivated, session_revoked, erased, platform_admin_granted.
     action: Option<String>,
     q: Option<String>,
+    /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
     to: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `GET /v1/tenants/{tenant_id}/activity`: what users did, newest first (admins).
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/activity", tag = "logs", security(("bearer" = [])),
+    params(("tenant_id" = Uuid, Path), ActivityQuery, ("X-Min-Position" = Option<i64>, Header, description = "wait (bounded) until the view has applied the event at this position")),
+    responses(
+    (status = 200, description = "activity, newest first (admins)", body = ActivityPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
+    (status = 400, description = "invalid filter, date, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "only admins read the activity log", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "not the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+))]
 async fn activity(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -367,30 +533,29 @@ async fn activity(
         )
         .await
         .map_err(database)?;
-    let items: Vec<Value> = rows
+    let items: Vec<ActivityItem> = rows
         .iter()
         .take(limit as usize)
-        .map(|row| {
-            json!({
-                "event_id": row.get::<_, Uuid>(0),
-                "position": row.get::<_, i64>(1),
-                "user_id": row.get::<_, Uuid>(2),
-                "actor_id": row.get::<_, Option<Uuid>>(3),
-                "action": row.get::<_, String>(4),
-                "details": row.get::<_, Value>(5),
-                "occurred_at": row.get::<_, DateTime<Utc>>(6),
-            })
+        .map(|row| ActivityItem {
+            event_id: row.get(0),
+            position: row.get(1),
+            user_id: row.get(2),
+            actor_id: row.get(3),
+            action: row.get(4),
+            details: row.get(5),
+            occurred_at: row.get(6),
         })
         .collect();
-    let next_cursor = log_cursor("activity", rows.len() as i64 > limit, &items);
-    Ok(answer(
-        json!({"items": items, "next_cursor": next_cursor}),
-        position,
-    ))
+    let next_cursor = log_cursor(
+        "activity",
+        rows.len() as i64 > limit,
+        items.last().map(|i| i.position),
+    );
+    Ok(answer(ActivityPage { items, next_cursor }, position))
 }
 
-fn log_cursor(kind: &str, more: bool, items: &[Value]) -> Option<String> {
-    let last = items.last()?["position"].as_i64()?;
+fn log_cursor(kind: &str, more: bool, last: Option<i64>) -> Option<String> {
+    let last = last?;
     more.then(|| {
         Cursor {
             kind: kind.into(),
@@ -402,20 +567,39 @@ fn log_cursor(kind: &str, more: bool, items: &[Value]) -> Option<String> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// An event type such as `user.created` (see docs/events.md).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     event_type: Option<String>,
+    /// The actor or the subject.
     user_id: Option<Uuid>,
+    #[param(format = DateTime)]
     from: Option<String>,
+    #[param(format = DateTime)]
     to: Option<String>,
     q: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `GET /v1/tenants/{tenant_id}/audit`: every event, newest first (admins).
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/audit", tag = "logs", security(("bearer" = [])),
+    params(("tenant_id" = Uuid, Path), AuditQuery, ("X-Min-Position" = Option<i64>, Header, description = "wait (bounded) until the view has applied the event at this position")),
+    responses(
+    (status = 200, description = "every event, newest first (admins)", body = AuditPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
+    (status = 400, description = "invalid filter, date, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "only admins read the audit log", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "not the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+))]
 async fn audit(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -477,31 +661,36 @@ async fn audit(
         )
         .await
         .map_err(database)?;
-    let items: Vec<Value> = rows
+    let items: Vec<AuditItem> = rows
         .iter()
         .take(limit as usize)
-        .map(|row| {
-            json!({
-                "event_id": row.get::<_, Uuid>(0),
-                "position": row.get::<_, i64>(1),
-                "type": row.get::<_, String>(2),
-                "aggregate_type": row.get::<_, String>(3),
-                "aggregate_id": row.get::<_, Uuid>(4),
-                "actor_id": row.get::<_, Option<Uuid>>(5),
-                "subject_id": row.get::<_, Option<Uuid>>(6),
-                "summary": row.get::<_, String>(7),
-                "occurred_at": row.get::<_, DateTime<Utc>>(8),
-            })
+        .map(|row| AuditItem {
+            event_id: row.get(0),
+            position: row.get(1),
+            event_type: row.get(2),
+            aggregate_type: row.get(3),
+            aggregate_id: row.get(4),
+            actor_id: row.get(5),
+            subject_id: row.get(6),
+            summary: row.get(7),
+            occurred_at: row.get(8),
         })
         .collect();
-    let next_cursor = log_cursor("audit", rows.len() as i64 > limit, &items);
-    Ok(answer(
-        json!({"items": items, "next_cursor": next_cursor}),
-        position,
-    ))
+    let next_cursor = log_cursor(
+        "audit",
+        rows.len() as i64 > limit,
+        items.last().map(|i| i.position),
+    );
+    Ok(answer(AuditPage { items, next_cursor }, position))
 }
 
 /// `GET /v1/projections`: each projection's position, lag and state (platform admins).
+#[utoipa::path(get, path = "/v1/projections", tag = "operations", security(("bearer" = [])),
+    responses(
+    (status = 200, description = "each projection's position, lag and state (platform admins)", body = ProjectionsView),
+    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "only platform administrators", body = Problem, content_type = "application/problem+json")
+))]
 async fn projections(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     if !caller.0.platform_admin {
         return Err(ApiError::Forbidden(
@@ -510,24 +699,27 @@ async fn projections(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
     }
     let client = connection(&state).await?;
     let status = projector::status::status(&client).await.map_err(database)?;
-    let items: Vec<Value> = std::iter::once(&status.relay)
+    let items = std::iter::once(&status.relay)
         .chain(status.projections.iter())
-        .map(|entry| {
-            json!({
-                "name": entry.name,
-                "position": entry.position,
-                "lag_events": entry.lag_events,
-                "lag_seconds": entry.lag_seconds,
-                "dead_letters": entry.dead_letters,
-                "events_applied": entry.events_applied,
-                "last_event_at": entry.last_event_at,
-                "state": if entry.lag_events == 0 { "caught_up" } else { "catching_up" },
-            })
+        .map(|entry| ProjectionView {
+            name: entry.name.clone(),
+            position: entry.position,
+            lag_events: entry.lag_events,
+            lag_seconds: entry.lag_seconds,
+            dead_letters: entry.dead_letters,
+            events_applied: entry.events_applied,
+            last_event_at: entry.last_event_at,
+            state: if entry.lag_events == 0 {
+                "caught_up"
+            } else {
+                "catching_up"
+            }
+            .into(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "head_position": status.head_position,
-        "events": status.events,
-        "items": items,
-    })))
+    Ok(HttpResponse::Ok().json(ProjectionsView {
+        head_position: status.head_position,
+        events: status.events,
+        items,
+    }))
 }

@@ -7,6 +7,7 @@ mod faults;
 mod hostile_input;
 mod idempotency;
 mod isolation;
+mod openapi;
 mod projector;
 mod queries;
 mod schema;

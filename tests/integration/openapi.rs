@@ -1,0 +1,165 @@
+use integration_tests::TestApp;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Every route each API serves, as `(method, path)`.
+const COMMAND_ROUTES: &[(&str, &str)] = &[
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("post", "/v1/tenants"),
+    ("post", "/v1/tenants/{tenant_id}/users"),
+    ("post", "/v1/tenants/{tenant_id}/sessions"),
+    ("post", "/v1/sessions/refresh"),
+    ("delete", "/v1/sessions/{session_id}"),
+    ("patch", "/v1/me"),
+    ("patch", "/v1/tenants/{tenant_id}/users/{user_id}"),
+    ("delete", "/v1/tenants/{tenant_id}/users/{user_id}"),
+];
+
+const QUERY_ROUTES: &[(&str, &str)] = &[
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("get", "/v1/me"),
+    ("get", "/v1/tenants/{tenant_id}/users"),
+    ("get", "/v1/tenants/{tenant_id}/users/{user_id}"),
+    ("get", "/v1/tenants/{tenant_id}/activity"),
+    ("get", "/v1/tenants/{tenant_id}/audit"),
+    ("get", "/v1/projections"),
+];
+
+async fn document(app: &TestApp, base: &str) -> Value {
+    let answer = app.send(app.http.get(format!("{base}/openapi.json"))).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    answer.body
+}
+
+fn operations(document: &Value) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            assert!(
+                operation["responses"]
+                    .as_object()
+                    .is_some_and(|r| !r.is_empty()),
+                "{method} {path} documents no response"
+            );
+            found.push((method.clone(), path.clone()));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Every `$ref` in the document names a schema it defines.
+fn assert_references_resolve(document: &Value, node: &Value) {
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                let name = reference
+                    .strip_prefix("#/components/schemas/")
+                    .expect("a schema reference");
+                assert!(
+                    document["components"]["schemas"][name].is_object(),
+                    "{reference} is not defined"
+                );
+            }
+            map.values()
+                .for_each(|v| assert_references_resolve(document, v));
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| assert_references_resolve(document, v)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn both_apis_document_exactly_the_routes_they_serve() {
+    let app = TestApp::spawn().await;
+    for (base, routes) in [
+        (&app.address, COMMAND_ROUTES),
+        (&app.query_address, QUERY_ROUTES),
+    ] {
+        let document = document(&app, base).await;
+        assert!(
+            document["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3."))
+        );
+        assert!(document["info"]["title"].is_string());
+        assert!(document["components"]["securitySchemes"]["bearer"].is_object());
+        assert!(document["components"]["schemas"]["Problem"].is_object());
+        assert_references_resolve(&document, &document);
+        let mut expected: Vec<(String, String)> = routes
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        expected.sort();
+        assert_eq!(operations(&document), expected, "{base}");
+        // And the server answers each documented route (never "no such route").
+        for (method, path) in routes {
+            let concrete = path
+                .replace("{tenant_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{session_id}", &uuid::Uuid::new_v4().to_string());
+            let request = app.http.request(
+                method.to_uppercase().parse().expect("method"),
+                format!("{base}{concrete}"),
+            );
+            let answer = app.send(request).await;
+            assert_ne!(
+                answer.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert!(
+                answer.status != StatusCode::NOT_FOUND
+                    || answer.body["detail"] != "no such resource",
+                "{method} {path} is not routed"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_is_served_from_the_binary() {
+    let app = TestApp::spawn().await;
+    for base in [&app.address, &app.query_address] {
+        let redirect = app
+            .http
+            .get(format!("{base}/docs"))
+            .send()
+            .await
+            .expect("docs");
+        assert_eq!(
+            redirect.status(),
+            StatusCode::OK,
+            "the /docs redirect leads to the page"
+        );
+        let page = redirect.text().await.expect("html");
+        assert!(page.contains("swagger-ui"), "{page}");
+        for script in ["swagger-ui-bundle.js", "swagger-initializer.js"] {
+            let asset = app
+                .http
+                .get(format!("{base}/docs/{script}"))
+                .send()
+                .await
+                .expect("asset");
+            assert_eq!(asset.status(), StatusCode::OK, "{script}");
+        }
+        assert!(
+            !page.contains("https://") && !page.contains("http://"),
+            "the page loads nothing from elsewhere"
+        );
+        let initializer = app
+            .http
+            .get(format!("{base}/docs/swagger-initializer.js"))
+            .send()
+            .await
+            .expect("initializer")
+            .text()
+            .await
+            .expect("text");
+        assert!(initializer.contains("/openapi.json"), "{initializer}");
+    }
+}
