@@ -37,11 +37,27 @@ const EMAIL: &str = "email";
 )]
 pub struct ApiDoc;
 
+/// The `Idempotency-Key` header every command accepts.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyKey {
+    /// A retry with the same key and request returns the first answer and appends nothing;
+    /// the same key with another request is a 422.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    idempotency_key: Option<String>,
+}
+
 pub fn configure(config: &mut web::ServiceConfig) {
     api_common::docs::configure(config, ApiDoc::openapi());
     config
-        .route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready))
+        .service(web::resource("/health").route(web::get().to(health)))
+        .service(web::resource("/ready").route(web::get().to(ready)))
         .service(web::resource("/v1/tenants").route(web::post().to(sign_up_tenant)))
         .service(web::resource("/v1/tenants/{tenant_id}/users").route(web::post().to(sign_up_user)))
         .service(web::resource("/v1/tenants/{tenant_id}/sessions").route(web::post().to(log_in)))
@@ -165,11 +181,20 @@ async fn hash_password(state: &AppState, password: String) -> Result<String, Api
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUserBody {
-    #[schema(example = "ada@acme.example", max_length = 254)]
+    #[schema(
+        example = "ada@acme.example",
+        max_length = 254,
+        pattern = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
+    )]
     email: String,
     #[schema(example = "correct horse battery", min_length = 10, max_length = 128, format = Password)]
     password: String,
-    #[schema(example = "Ada", min_length = 1, max_length = 100)]
+    #[schema(
+        example = "Ada",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F]*[^\s\u0000-\u001F\u007F][^\u0000-\u001F\u007F]*$"
+    )]
     display_name: String,
 }
 
@@ -203,7 +228,12 @@ impl From<PlanInput> for Plan {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignUpTenantBody {
-    #[schema(example = "Acme", min_length = 1, max_length = 100)]
+    #[schema(
+        example = "Acme",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F]*[^\s\u0000-\u001F\u007F][^\u0000-\u001F\u007F]*$"
+    )]
     name: String,
     #[serde(default)]
     plan: PlanInput,
@@ -266,7 +296,7 @@ fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
 /// `POST /v1/tenants`: a tenant and its first admin.
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants",
     request_body = SignUpTenantBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    params(IdempotencyKey),
     responses(
     (status = 201, description = "the tenant and its first admin", body = TenantCreated),
     (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
@@ -352,7 +382,7 @@ async fn sign_up_tenant(
 /// `POST /v1/tenants/{tenant_id}/users`: a user signs up under a tenant.
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/users", tag = "users",
     request_body = NewUserBody,
-    params(("tenant_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("tenant_id" = Uuid, Path), IdempotencyKey),
     responses(
     (status = 201, description = "the user, a member of the tenant", body = UserCreated),
     (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
@@ -434,14 +464,16 @@ const INVALID_CREDENTIALS: &str = "the email or password is not correct";
 /// `POST /v1/tenants/{tenant_id}/sessions`: log in with email and password.
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/sessions", tag = "sessions",
     request_body = LogInBody,
-    params(("tenant_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("tenant_id" = Uuid, Path), IdempotencyKey),
     responses(
     (status = 201, description = "a new session", body = SessionIssued),
     (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
     (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
     (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such tenant", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "wrong email or password (recorded as user.login_failed)", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "the account is deactivated", body = Problem, content_type = "application/problem+json")
+    (status = 403, description = "the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
 ))]
 async fn log_in(
     state: web::Data<AppState>,
@@ -587,13 +619,14 @@ const INVALID_REFRESH: &str = "the refresh token is not valid";
 /// `POST /v1/sessions/refresh`: rotate the refresh token and get a new access token.
 #[utoipa::path(post, path = "/v1/sessions/refresh", tag = "sessions",
     request_body = RefreshBody,
-    params(("Idempotency-Key" = Option<String>, Header)),
+    params(IdempotencyKey),
     responses(
     (status = 200, description = "the rotated refresh token and a new access token", body = SessionIssued),
     (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
     (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
     (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json")
+    (status = 401, description = "invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
 ))]
 async fn refresh_session(
     state: web::Data<AppState>,
@@ -668,12 +701,14 @@ async fn refresh_session(
 
 /// `DELETE /v1/sessions/{session_id}`: log out, or an admin ends a member's session.
 #[utoipa::path(delete, path = "/v1/sessions/{session_id}", tag = "sessions",
-    params(("session_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("session_id" = Uuid, Path), IdempotencyKey),
     security(("bearer" = [])),
     responses(
     (status = 204, description = "the session has ended"),
     (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
-    (status = 404, description = "no such session for this caller", body = Problem, content_type = "application/problem+json")
+    (status = 404, description = "no such session for this caller", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
+    (status = 400, description = "invalid Idempotency-Key", body = Problem, content_type = "application/problem+json")
 ))]
 async fn revoke_session(
     state: web::Data<AppState>,
@@ -714,6 +749,17 @@ async fn revoke_session(
     answer.into_response()
 }
 
+/// A field that may be absent but, when given, not `null`.
+fn not_null(field: &str, value: Option<Option<String>>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(None) => Err(ApiError::Validation(format!(
+            "{field} cannot be null; leave it out to keep it"
+        ))),
+        Some(Some(value)) => Ok(Some(value)),
+        None => Ok(None),
+    }
+}
+
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(deserializer).map(Some)
@@ -722,20 +768,36 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateProfileBody {
-    #[serde(default)]
-    display_name: Option<String>,
+    /// 1 to 100 characters; cannot be null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(
+        value_type = String,
+        required = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F]*[^\s\u0000-\u001F\u007F][^\u0000-\u001F\u007F]*$"
+    )]
+    display_name: Option<Option<String>>,
     /// E.164, such as `+4915112345678`; `null` clears the phone number.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, example = "+4915112345678")]
+    #[schema(value_type = Option<String>, example = "+4915112345678", pattern = r"^\+[0-9]{8,15}$")]
     phone: Option<Option<String>>,
-    #[serde(default)]
-    locale: Option<String>,
+    /// A BCP 47 language tag such as `en` or `de-CH`; cannot be null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(
+        value_type = String,
+        required = false,
+        example = "de-CH",
+        max_length = 35,
+        pattern = "^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$"
+    )]
+    locale: Option<Option<String>>,
 }
 
 /// `PATCH /v1/me`: the caller updates their own profile.
 #[utoipa::path(patch, path = "/v1/me", tag = "profile",
     request_body = UpdateProfileBody,
-    params(("Idempotency-Key" = Option<String>, Header)),
+    params(IdempotencyKey),
     security(("bearer" = [])),
     responses(
     (status = 200, description = "the profile's new version", body = UserVersion),
@@ -743,7 +805,8 @@ struct UpdateProfileBody {
     (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
     (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "changed concurrently too often", body = Problem, content_type = "application/problem+json")
+    (status = 409, description = "changed concurrently too often", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
 ))]
 async fn update_profile(
     state: web::Data<AppState>,
@@ -752,11 +815,8 @@ async fn update_profile(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let input: UpdateProfileBody = parse_json(&request, &body)?;
-    if input.display_name.is_none() && input.phone.is_none() && input.locale.is_none() {
-        return Err(ApiError::Validation(
-            "give at least one of display_name, phone, locale".into(),
-        ));
-    }
+    let display_name = not_null("display_name", input.display_name)?;
+    let locale = not_null("locale", input.locale)?;
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
     let meta = RequestMeta::of(&request);
     let user_id = caller.0.user_id;
@@ -774,9 +834,9 @@ async fn update_profile(
             let events = domain::user::update_profile(
                 &user.state,
                 ProfileChanges {
-                    display_name: input.display_name.clone(),
+                    display_name: display_name.clone(),
                     phone: input.phone.clone(),
-                    locale: input.locale.clone(),
+                    locale: locale.clone(),
                 },
                 &ctx,
             )?;
@@ -811,7 +871,7 @@ enum StatusInput {
     Deactivated,
 }
 
-/// At least one of `role` and `status`.
+/// The role and/or status to set; what is absent, or already so, stays as it is.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ManageUserBody {
@@ -841,7 +901,7 @@ async fn load_member(
 /// status.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
     request_body = ManageUserBody,
-    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), IdempotencyKey),
     security(("bearer" = [])),
     responses(
     (status = 200, description = "the user's new version", body = UserVersion),
@@ -851,7 +911,8 @@ async fn load_member(
     (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "the last active admin cannot be demoted or deactivated", body = Problem, content_type = "application/problem+json")
+    (status = 409, description = "the last active admin cannot be demoted or deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
 ))]
 async fn manage_user(
     state: web::Data<AppState>,
@@ -863,11 +924,6 @@ async fn manage_user(
     let tenant_id = caller.tenant_in_path(&path.0)?;
     let user_id = path_id(&path.1, "user")?;
     let input: ManageUserBody = parse_json(&request, &body)?;
-    if input.role.is_none() && input.status.is_none() {
-        return Err(ApiError::Validation(
-            "give at least one of role, status".into(),
-        ));
-    }
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
     let meta = RequestMeta::of(&request);
     let answer = execute(
@@ -917,14 +973,16 @@ async fn manage_user(
 
 /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}`: an admin erases a member (GDPR).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
-    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), IdempotencyKey),
     security(("bearer" = [])),
     responses(
     (status = 200, description = "the user is erased: data key destroyed, personal data unreadable", body = UserErased),
     (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "the last active admin cannot be erased", body = Problem, content_type = "application/problem+json")
+    (status = 409, description = "the last active admin cannot be erased", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
+    (status = 400, description = "invalid Idempotency-Key", body = Problem, content_type = "application/problem+json")
 ))]
 async fn erase_user(
     state: web::Data<AppState>,

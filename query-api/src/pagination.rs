@@ -30,6 +30,14 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
+    /// Decodes a cursor given for the list `kind`; an empty one means the first page.
+    pub fn decode_optional(text: Option<&str>, kind: &str) -> Result<Option<Self>, ApiError> {
+        match text.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => Self::decode(text, kind).map(Some),
+        }
+    }
+
     /// Decodes a cursor given for the list `kind`.
     pub fn decode(text: &str, kind: &str) -> Result<Self, ApiError> {
         let invalid = || {

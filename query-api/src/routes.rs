@@ -30,17 +30,16 @@ pub struct ApiDoc;
 pub fn configure(config: &mut web::ServiceConfig) {
     api_common::docs::configure(config, ApiDoc::openapi());
     config
-        .route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready))
-        .route("/v1/me", web::get().to(me))
-        .route("/v1/tenants/{tenant_id}/users", web::get().to(list_users))
-        .route(
-            "/v1/tenants/{tenant_id}/users/{user_id}",
-            web::get().to(one_user),
+        .service(web::resource("/health").route(web::get().to(health)))
+        .service(web::resource("/ready").route(web::get().to(ready)))
+        .service(web::resource("/v1/me").route(web::get().to(me)))
+        .service(web::resource("/v1/tenants/{tenant_id}/users").route(web::get().to(list_users)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/users/{user_id}").route(web::get().to(one_user)),
         )
-        .route("/v1/tenants/{tenant_id}/activity", web::get().to(activity))
-        .route("/v1/tenants/{tenant_id}/audit", web::get().to(audit))
-        .route("/v1/projections", web::get().to(projections));
+        .service(web::resource("/v1/tenants/{tenant_id}/activity").route(web::get().to(activity)))
+        .service(web::resource("/v1/tenants/{tenant_id}/audit").route(web::get().to(audit)))
+        .service(web::resource("/v1/projections").route(web::get().to(projections)));
 }
 
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "the process answers", body = Value)))]
@@ -360,11 +359,7 @@ async fn list_users(
     require_admin(&caller)?;
     let limit = limit(query.limit)?;
     let q = text_filter("q", query.q.as_ref(), 200)?;
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(|c| Cursor::decode(c, "users"))
-        .transpose()?;
+    let cursor = Cursor::decode_optional(query.cursor.as_deref(), "users")?;
     let after_micros = cursor.as_ref().and_then(|c| c.after_created_micros);
     let after_id = cursor.as_ref().and_then(|c| c.after_id);
     let after_time = after_micros.and_then(DateTime::<Utc>::from_timestamp_micros);
@@ -494,11 +489,7 @@ async fn activity(
     let q = text_filter("q", query.q.as_ref(), 200)?;
     let from = parse_time("from", query.from.as_deref())?;
     let to = parse_time("to", query.to.as_deref())?;
-    let before = query
-        .cursor
-        .as_deref()
-        .map(|c| Cursor::decode(c, "activity"))
-        .transpose()?
+    let before = Cursor::decode_optional(query.cursor.as_deref(), "activity")?
         .and_then(|c| c.before_position);
     let client = connection(&state).await?;
     let position = reach(
@@ -621,12 +612,8 @@ async fn audit(
     let q = text_filter("q", query.q.as_ref(), 200)?;
     let from = parse_time("from", query.from.as_deref())?;
     let to = parse_time("to", query.to.as_deref())?;
-    let before = query
-        .cursor
-        .as_deref()
-        .map(|c| Cursor::decode(c, "audit"))
-        .transpose()?
-        .and_then(|c| c.before_position);
+    let before =
+        Cursor::decode_optional(query.cursor.as_deref(), "audit")?.and_then(|c| c.before_position);
     let client = connection(&state).await?;
     let position = reach(
         &client,

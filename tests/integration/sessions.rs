@@ -340,8 +340,14 @@ async fn a_user_updates_their_profile_and_an_unchanged_update_appends_nothing() 
         .get(0);
     assert_eq!(data["cleared"], json!(["phone"]));
 
+    let empty = app.patch("/v1/me", Some(&user.token), json!({})).await;
+    assert_eq!(
+        empty.status,
+        StatusCode::OK,
+        "an empty merge patch changes nothing"
+    );
+    assert_eq!(empty.body["version"], 4);
     for (body, status) in [
-        (json!({}), StatusCode::BAD_REQUEST),
         (json!({"phone": "12345"}), StatusCode::BAD_REQUEST),
         (json!({"locale": "not a locale"}), StatusCode::BAD_REQUEST),
         (json!({"display_name": ""}), StatusCode::BAD_REQUEST),
