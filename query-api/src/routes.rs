@@ -16,6 +16,17 @@ use crate::consistency::{PROJECTION_POSITION_HEADER, min_position, reach};
 use crate::pagination::{Cursor, like_pattern, limit};
 use crate::startup::AppState;
 
+/// The read-your-writes header.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct MinPosition {
+    /// Wait (bounded) until the view has applied the event at this position, as answered by
+    /// a command.
+    #[param(rename = "X-Min-Position", value_type = i64, required = false, minimum = 0)]
+    min_position: Option<i64>,
+}
+
 /// The query API's OpenAPI document, generated from the handlers below.
 #[derive(OpenApi)]
 #[openapi(
@@ -244,7 +255,7 @@ const USER_COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, loca
 
 /// `GET /v1/me`: the caller's own profile.
 #[utoipa::path(get, path = "/v1/me", tag = "profile", security(("bearer" = [])),
-    params(("X-Min-Position" = Option<i64>, Header, description = "wait (bounded) until the view has applied the event at this position")),
+    params(MinPosition),
     responses(
     (status = 200, description = "the caller's profile", body = UserView, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
     (status = 400, description = "malformed X-Min-Position", body = Problem, content_type = "application/problem+json"),
@@ -281,7 +292,7 @@ async fn me(
 /// `GET /v1/tenants/{tenant_id}/users/{user_id}`: one user (admins; members see only
 /// themselves).
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", security(("bearer" = [])),
-    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("X-Min-Position" = Option<i64>, Header, description = "wait (bounded) until the view has applied the event at this position")),
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), MinPosition),
     responses(
     (status = 200, description = "one user (admins; members only themselves)", body = UserView, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
     (status = 400, description = "malformed X-Min-Position", body = Problem, content_type = "application/problem+json"),
@@ -339,7 +350,7 @@ pub struct UsersQuery {
 
 /// `GET /v1/tenants/{tenant_id}/users`: the tenant's users (admins), by name or email.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users", tag = "users", security(("bearer" = [])),
-    params(("tenant_id" = Uuid, Path), UsersQuery, ("X-Min-Position" = Option<i64>, Header, description = "wait (bounded) until the view has applied the event at this position")),
+    params(("tenant_id" = Uuid, Path), UsersQuery, MinPosition),
     responses(
     (status = 200, description = "the tenant's users (admins)", body = UserPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
     (status = 400, description = "invalid filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
@@ -458,7 +469,7 @@ pub struct ActivityQuery {
 
 /// `GET /v1/tenants/{tenant_id}/activity`: what users did, newest first (admins).
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/activity", tag = "logs", security(("bearer" = [])),
-    params(("tenant_id" = Uuid, Path), ActivityQuery, ("X-Min-Position" = Option<i64>, Header, description = "wait (bounded) until the view has applied the event at this position")),
+    params(("tenant_id" = Uuid, Path), ActivityQuery, MinPosition),
     responses(
     (status = 200, description = "activity, newest first (admins)", body = ActivityPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
     (status = 400, description = "invalid filter, date, limit or cursor", body = Problem, content_type = "application/problem+json"),
@@ -582,7 +593,7 @@ pub struct AuditQuery {
 
 /// `GET /v1/tenants/{tenant_id}/audit`: every event, newest first (admins).
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/audit", tag = "logs", security(("bearer" = [])),
-    params(("tenant_id" = Uuid, Path), AuditQuery, ("X-Min-Position" = Option<i64>, Header, description = "wait (bounded) until the view has applied the event at this position")),
+    params(("tenant_id" = Uuid, Path), AuditQuery, MinPosition),
     responses(
     (status = 200, description = "every event, newest first (admins)", body = AuditPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
     (status = 400, description = "invalid filter, date, limit or cursor", body = Problem, content_type = "application/problem+json"),
