@@ -31,7 +31,22 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "relay_and_projections",
         sql: include_str!("../../schema/0003_relay_and_projections.sql"),
     },
+    Migration {
+        version: 4,
+        name: "store_identity",
+        sql: include_str!("../../schema/0004_store_identity.sql"),
+    },
 ];
+
+/// This event store's identity (see `schema/0004_store_identity.sql`).
+pub async fn store_id(
+    client: &tokio_postgres::Client,
+) -> Result<uuid::Uuid, tokio_postgres::Error> {
+    Ok(client
+        .query_one("SELECT store_id FROM store_identity", &[])
+        .await?
+        .get(0))
+}
 
 /// An arbitrary constant identifying the migration lock among advisory locks.
 const MIGRATION_LOCK_KEY: i64 = 0x4556_454e_5452_4131;

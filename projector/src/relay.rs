@@ -18,7 +18,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use crate::settings::StreamSettings;
-use crate::stream::{PREVIOUS_HEADER, TRANSACTION_ID_HEADER, ensure_stream, format_pair};
+use crate::stream::{
+    PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_stream, format_pair,
+};
 
 /// The notification channel the events table's trigger signals on commit.
 pub const EVENTS_CHANNEL: &str = "eventra_events_appended";
@@ -172,6 +174,7 @@ impl Relay {
             }
             return Ok(None);
         }
+        let store_id = infra::migrate::store_id(client).await?.to_string();
         let mut previous = checkpoint.after;
         let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(events.len());
         for event in &events {
@@ -182,6 +185,7 @@ impl Relay {
                 event.transaction_id.to_string().as_str(),
             );
             headers.insert(PREVIOUS_HEADER, format_pair(previous).as_str());
+            headers.insert(STORE_HEADER, store_id.as_str());
             let payload = serde_json::to_vec(&event.envelope())?;
             let ack = self
                 .js

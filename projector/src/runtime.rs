@@ -23,7 +23,9 @@ use tokio::sync::watch;
 
 use crate::projections::{HandlerError, Projection};
 use crate::settings::StreamSettings;
-use crate::stream::{PREVIOUS_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_pair};
+use crate::stream::{
+    PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_pair,
+};
 
 /// A projection's progress: the last `(transaction_id, position)` applied.
 pub type Pair = (i64, i64);
@@ -41,6 +43,8 @@ pub struct Runner {
 struct Incoming {
     message: Message,
     event: Result<(RecordedEvent, Pair), String>,
+    /// Published by another event store (a stream left over from another database).
+    foreign: bool,
 }
 
 impl Runner {
@@ -58,6 +62,15 @@ impl Runner {
                         error = format!("{error:#}"),
                         "no consumer yet; retrying"
                     );
+                    pause(failures, &mut shutdown).await;
+                    continue;
+                }
+            };
+            let store_id = match self.store_id().await {
+                Ok(store_id) => store_id,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(projection = name, %error, "reading the store identity failed; retrying");
                     pause(failures, &mut shutdown).await;
                     continue;
                 }
@@ -108,7 +121,7 @@ impl Runner {
                 // consumer vanished mid-request), stop waiting and recreate the consumer.
                 let (incoming, broken) = match tokio::time::timeout(
                     FETCH_DEADLINE,
-                    receive(&mut messages, name),
+                    receive(&mut messages, name, &store_id),
                 )
                 .await
                 {
@@ -137,6 +150,11 @@ impl Runner {
             }
         }
         tracing::info!(projection = name, "projection stopped");
+    }
+
+    async fn store_id(&self) -> Result<String, BatchError> {
+        let client = self.pool.get().await.map_err(infra::db::BeginError::from)?;
+        Ok(infra::migrate::store_id(&client).await?.to_string())
     }
 
     /// Applies every committed event after the checkpoint straight from the event store.
@@ -224,11 +242,12 @@ const FETCH_DEADLINE: Duration = Duration::from_secs(5);
 async fn receive(
     messages: &mut async_nats::jetstream::consumer::pull::Batch,
     projection: &str,
+    store_id: &str,
 ) -> (Vec<Incoming>, bool) {
     let mut incoming = Vec::new();
     while let Some(message) = messages.next().await {
         match message {
-            Ok(message) => incoming.push(parse(message)),
+            Ok(message) => incoming.push(parse(message, store_id)),
             Err(error) => {
                 tracing::warn!(projection, %error, "receiving failed");
                 return (incoming, true);
@@ -247,7 +266,12 @@ async fn pause(attempt: u32, shutdown: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-fn parse(message: Message) -> Incoming {
+fn parse(message: Message, store_id: &str) -> Incoming {
+    let foreign = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(STORE_HEADER))
+        .is_some_and(|v| v.as_str() != store_id);
     let event = (|| {
         let headers = message
             .headers
@@ -266,7 +290,11 @@ fn parse(message: Message) -> Incoming {
         let event = RecordedEvent::from_envelope(&envelope, transaction_id)?;
         Ok::<_, String>((event, previous))
     })();
-    Incoming { message, event }
+    Incoming {
+        message,
+        event,
+        foreign,
+    }
 }
 
 /// The checkpoint of a projection, locked for the rest of the transaction (this also
@@ -333,6 +361,14 @@ async fn apply_batch(
     let mut applied = 0i64;
     let mut last_event_at = None;
     for incoming in batch {
+        if incoming.foreign {
+            tracing::warn!(
+                projection = projection.name(),
+                subject = %incoming.message.subject,
+                "ignoring a message published by another event store"
+            );
+            continue;
+        }
         let deliveries = incoming
             .message
             .info()

@@ -9,6 +9,8 @@ use crate::settings::StreamSettings;
 
 /// Headers the relay sets on every message.
 pub const TRANSACTION_ID_HEADER: &str = "Eventra-Transaction-Id";
+/// The identity of the event store that published the message.
+pub const STORE_HEADER: &str = "Eventra-Store";
 /// The `(transaction_id, position)` of the event published just before, as `txid/position`:
 /// a consumer that has not reached it knows it missed something.
 pub const PREVIOUS_HEADER: &str = "Eventra-Previous";

@@ -568,3 +568,81 @@ async fn one_relay_leads_and_another_takes_over_when_it_dies() {
     let _ = second_task.await;
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn messages_published_by_another_event_store_are_ignored() {
+    let pipeline = Pipeline::start().await;
+    let _ = some_activity(&pipeline, 1).await;
+    let running = pipeline.spawn_projector();
+    pipeline.wait_for_projections().await;
+    let applied = pipeline.applied().await;
+    let models = pipeline.read_models_text().await;
+
+    // A stream left over from another database: same subjects, events this store never had.
+    let stream = pipeline
+        .js
+        .get_stream(&pipeline.settings.stream.name)
+        .await
+        .expect("stream");
+    let original = stream.get_raw_message(1).await.expect("message");
+    let mut envelope: serde_json::Value = serde_json::from_slice(&original.payload).expect("json");
+    envelope["id"] = json!(uuid::Uuid::new_v4());
+    envelope["tenantId"] = json!(uuid::Uuid::new_v4());
+    envelope["position"] = json!(1_000_000);
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", uuid::Uuid::new_v4().to_string().as_str());
+    headers.insert("Eventra-Transaction-Id", "999999999");
+    headers.insert("Eventra-Previous", "0/0");
+    headers.insert("Eventra-Store", uuid::Uuid::new_v4().to_string().as_str());
+    pipeline
+        .js
+        .publish_with_headers(
+            original.subject.to_string(),
+            headers,
+            serde_json::to_vec(&envelope).expect("json").into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    // A real event after it still arrives, and nothing of the foreign one does.
+    let tenant = pipeline.app.sign_up_tenant("AfterForeign").await;
+    pipeline.wait_for_projections().await;
+    let tenants: i64 = pipeline
+        .app
+        .db
+        .query_one(
+            "SELECT count(*) FROM rm_tenants WHERE tenant_id = $1",
+            &[&tenant.tenant_id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(tenants, 1);
+    let foreign: i64 = pipeline
+        .app
+        .db
+        .query_one(
+            "SELECT count(*) FROM rm_audit WHERE position = 1000000",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(foreign, 0);
+    let checkpoint: i64 = pipeline
+        .app
+        .db
+        .query_one("SELECT max(last_position) FROM projection_checkpoints", &[])
+        .await
+        .expect("max")
+        .get(0);
+    assert!(
+        checkpoint < 1_000_000,
+        "the foreign event did not move any checkpoint"
+    );
+    assert_ne!(pipeline.applied().await, applied);
+    assert_ne!(pipeline.read_models_text().await, models);
+    running.stop().await;
+    pipeline.finish().await;
+}
