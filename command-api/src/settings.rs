@@ -34,6 +34,8 @@ pub struct Settings {
     /// `COMMAND_RETRIES`: how many times a command is decided again after a version
     /// conflict before answering 409; default 5.
     pub command_retries: u32,
+    /// `IDEMPOTENCY_KEY_TTL_HOURS`, default 24: how long an idempotency key is remembered.
+    pub idempotency_key_ttl_hours: i64,
     /// `LOG_FORMAT=json` for JSON lines.
     pub log_json: bool,
 }
@@ -58,6 +60,7 @@ impl Settings {
             },
             max_body_bytes: parse("MAX_BODY_BYTES", "65536")?,
             command_retries: parse("COMMAND_RETRIES", "5")?,
+            idempotency_key_ttl_hours: parse("IDEMPOTENCY_KEY_TTL_HOURS", "24")?,
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
         })
     }

@@ -61,6 +61,23 @@ impl Application {
             tokens,
             settings: Arc::new(settings.clone()),
         });
+        // Forget idempotency keys after their time to live, every ten minutes.
+        let purge_store = state.store.clone();
+        let ttl = Duration::hours(settings.idempotency_key_ttl_hours.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                match purge_store
+                    .purge_idempotency_keys(chrono::Utc::now() - ttl)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "expired idempotency keys purged"),
+                    Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
+                }
+            }
+        });
         let max_body = settings.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new()

@@ -140,6 +140,21 @@ impl EventStore {
         load_stream(&client, &self.keys, aggregate_type, aggregate_id).await
     }
 
+    /// Forgets idempotency keys recorded before `older_than` (a retry after that runs the
+    /// command again). Returns how many were removed.
+    pub async fn purge_idempotency_keys(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM idempotency_keys WHERE created_at < $1",
+                &[&older_than],
+            )
+            .await?)
+    }
+
     /// Every event of the store in position order from `after`, decrypted (for tools).
     pub async fn load_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.pool.get().await?;

@@ -138,3 +138,43 @@ async fn keys_are_scoped_to_the_caller_and_refusals_are_not_remembered() {
         "a refused attempt does not pin the key"
     );
 }
+
+#[tokio::test]
+async fn keys_older_than_their_time_to_live_are_forgotten() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Expiring").await;
+    let patch = || {
+        app.send(
+            app.http
+                .patch(format!("{}/v1/me", app.address))
+                .bearer_auth(&tenant.admin_token)
+                .header("Idempotency-Key", "old-key")
+                .json(&json!({"locale": "sv"})),
+        )
+    };
+    assert_eq!(patch().await.status, StatusCode::OK);
+    app.db
+        .execute(
+            "UPDATE idempotency_keys SET created_at = now() - interval '25 hours'",
+            &[],
+        )
+        .await
+        .expect("age the key");
+    let store = infra::store::EventStore::new(
+        infra::db::pool(&app.database_url, 2).expect("pool"),
+        std::sync::Arc::new(infra::crypto::KeyRing::new(
+            infra::crypto::MasterKey::generate().expect("rng"),
+        )),
+    );
+    let removed = store
+        .purge_idempotency_keys(chrono::Utc::now() - chrono::Duration::hours(24))
+        .await
+        .expect("purge");
+    assert_eq!(removed, 1);
+    let again = patch().await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(
+        again.headers.get("idempotent-replayed").is_none(),
+        "the key was forgotten"
+    );
+}

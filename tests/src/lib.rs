@@ -94,6 +94,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         password_params: PasswordParams::default(),
         max_body_bytes: 64 * 1024,
         command_retries: 5,
+        idempotency_key_ttl_hours: 24,
         log_json: false,
     }
 }
