@@ -282,3 +282,94 @@ async fn cutting_database_connections_mid_load_never_answers_500_and_loses_no_ac
         after.body
     );
 }
+
+/// A NATS server of the test's own, on a free port, with its store in `dir`.
+fn start_nats(port: u16, dir: &std::path::Path) -> Child {
+    Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nats-server")
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
+#[tokio::test]
+async fn a_nats_server_killed_and_restarted_under_load_loses_nothing_and_applies_nothing_twice() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("eventra-nats-{}", Uuid::new_v4().simple()));
+    let mut nats = start_nats(port, &dir);
+    wait_for_port(port).await;
+    let pipeline =
+        integration_tests::Pipeline::start_with_nats(Some(format!("nats://127.0.0.1:{port}")))
+            .await;
+    let running = pipeline.spawn_projector();
+    let tenant = pipeline.app.sign_up_tenant("Weather").await;
+    pipeline.wait_for_projections().await;
+
+    // Writes keep coming while NATS dies and comes back on the same store.
+    let writer = {
+        let app_address = pipeline.app.address.clone();
+        let tenant_id = tenant.tenant_id;
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut created = 0;
+            for n in 0..30 {
+                let answer = http
+                    .post(format!("{app_address}/v1/tenants/{tenant_id}/users"))
+                    .json(&json!({"email": format!("storm-{n}@example.com"), "password": PASSWORD, "display_name": "Storm"}))
+                    .send()
+                    .await
+                    .expect("the command API does not depend on NATS");
+                assert_eq!(answer.status(), StatusCode::CREATED);
+                created += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            created
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    nats.kill().expect("SIGKILL nats-server");
+    let _ = nats.wait();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut nats = start_nats(port, &dir);
+    wait_for_port(port).await;
+    assert_eq!(writer.await.expect("writer"), 30);
+
+    pipeline.wait_for_projections().await;
+    let events = pipeline.app.event_count().await;
+    for (projection, applied) in pipeline.applied().await {
+        assert_eq!(
+            applied, events,
+            "{projection} applied every event exactly once"
+        );
+    }
+    let users: i64 = pipeline
+        .app
+        .db
+        .query_one(
+            "SELECT count(*) FROM rm_users WHERE tenant_id = $1",
+            &[&tenant.tenant_id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(users, 31);
+    running.stop().await;
+    let _ = nats.kill();
+    let _ = nats.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

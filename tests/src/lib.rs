@@ -335,6 +335,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub async fn start() -> Pipeline {
+        Self::start_with_nats(None).await
+    }
+
+    /// Like [`Pipeline::start`], against the NATS server at `nats_url` when given.
+    pub async fn start_with_nats(nats_url: Option<String>) -> Pipeline {
         infra::telemetry::init(false);
         let app = TestApp::spawn().await;
         let unique = Uuid::new_v4().simple().to_string();
@@ -348,8 +353,9 @@ impl Pipeline {
         let settings = projector::settings::Settings {
             database_url: app.database_url.clone(),
             database_pool_size: 4,
-            nats_url: std::env::var("TEST_NATS_URL")
-                .unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
+            nats_url: nats_url.unwrap_or_else(|| {
+                std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+            }),
             stream: projector::settings::StreamSettings {
                 name: format!("TEST_{unique}"),
                 subject_prefix: format!("t{unique}"),
