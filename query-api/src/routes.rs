@@ -85,6 +85,24 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// A connection, once the view `projection` has reached the request's `X-Min-Position`;
+/// with the view's position for `X-Projection-Position`.
+async fn view(
+    state: &AppState,
+    request: &HttpRequest,
+    projection: &str,
+) -> Result<(Object, i64), ApiError> {
+    let client = connection(state).await?;
+    let position = reach(
+        &client,
+        projection,
+        min_position(request)?,
+        state.settings.read_your_writes_timeout,
+    )
+    .await?;
+    Ok((client, position))
+}
+
 async fn connection(state: &AppState) -> Result<Object, ApiError> {
     state
         .pool
@@ -268,14 +286,7 @@ async fn me(
     request: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let client = connection(&state).await?;
-    let position = reach(
-        &client,
-        "users",
-        min_position(&request)?,
-        state.settings.read_your_writes_timeout,
-    )
-    .await?;
+    let (client, position) = view(&state, &request, "users").await?;
     let row = client
         .query_opt(
             &format!("SELECT {USER_COLUMNS} FROM rm_users WHERE user_id = $1"),
@@ -312,14 +323,7 @@ async fn one_user(
     if user_id != caller.0.user_id {
         require_admin(&caller)?;
     }
-    let client = connection(&state).await?;
-    let position = reach(
-        &client,
-        "users",
-        min_position(&request)?,
-        state.settings.read_your_writes_timeout,
-    )
-    .await?;
+    let (client, position) = view(&state, &request, "users").await?;
     let row = client
         .query_opt(
             &format!("SELECT {USER_COLUMNS} FROM rm_users WHERE tenant_id = $1 AND user_id = $2"),
@@ -374,14 +378,7 @@ async fn list_users(
     let after_micros = cursor.as_ref().and_then(|c| c.after_created_micros);
     let after_id = cursor.as_ref().and_then(|c| c.after_id);
     let after_time = after_micros.and_then(DateTime::<Utc>::from_timestamp_micros);
-    let client = connection(&state).await?;
-    let position = reach(
-        &client,
-        "users",
-        min_position(&request)?,
-        state.settings.read_your_writes_timeout,
-    )
-    .await?;
+    let (client, position) = view(&state, &request, "users").await?;
     let rows = client
         .query(
             &format!(
@@ -497,19 +494,14 @@ async fn activity(
             ACTIONS.join(", ")
         )));
     }
-    let q = text_filter("q", query.q.as_ref(), 200)?;
-    let from = parse_time("from", query.from.as_deref())?;
-    let to = parse_time("to", query.to.as_deref())?;
-    let before = Cursor::decode_optional(query.cursor.as_deref(), "activity")?
-        .and_then(|c| c.before_position);
-    let client = connection(&state).await?;
-    let position = reach(
-        &client,
+    let window = LogWindow::parse(
         "activity",
-        min_position(&request)?,
-        state.settings.read_your_writes_timeout,
-    )
-    .await?;
+        query.q.as_ref(),
+        query.from.as_deref(),
+        query.to.as_deref(),
+        query.cursor.as_deref(),
+    )?;
+    let (client, position) = view(&state, &request, "activity").await?;
     let rows = client
         .query(
             "SELECT event_id, position, user_id, actor_id, action, details, occurred_at FROM rm_activity
@@ -526,10 +518,10 @@ async fn activity(
                 &tenant_id,
                 &query.user_id,
                 &action,
-                &q.as_deref().map(like_pattern),
-                &from,
-                &to,
-                &before,
+                &window.pattern,
+                &window.from,
+                &window.to,
+                &window.before,
                 &(limit + 1),
             ],
         )
@@ -554,6 +546,31 @@ async fn activity(
         items.last().map(|i| i.position),
     );
     Ok(answer(ActivityPage { items, next_cursor }, position))
+}
+
+/// The filters every log shares: text, time range, and where the page starts.
+struct LogWindow {
+    pattern: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    before: Option<i64>,
+}
+
+impl LogWindow {
+    fn parse(
+        kind: &str,
+        q: Option<&String>,
+        from: Option<&str>,
+        to: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        Ok(LogWindow {
+            pattern: text_filter("q", q, 200)?.as_deref().map(like_pattern),
+            from: parse_time("from", from)?,
+            to: parse_time("to", to)?,
+            before: Cursor::decode_optional(cursor, kind)?.and_then(|c| c.before_position),
+        })
+    }
 }
 
 fn log_cursor(kind: &str, more: bool, last: Option<i64>) -> Option<String> {
@@ -620,19 +637,14 @@ async fn audit(
             "type {event_type:?} is not an event type (see docs/events.md)"
         )));
     }
-    let q = text_filter("q", query.q.as_ref(), 200)?;
-    let from = parse_time("from", query.from.as_deref())?;
-    let to = parse_time("to", query.to.as_deref())?;
-    let before =
-        Cursor::decode_optional(query.cursor.as_deref(), "audit")?.and_then(|c| c.before_position);
-    let client = connection(&state).await?;
-    let position = reach(
-        &client,
+    let window = LogWindow::parse(
         "audit",
-        min_position(&request)?,
-        state.settings.read_your_writes_timeout,
-    )
-    .await?;
+        query.q.as_ref(),
+        query.from.as_deref(),
+        query.to.as_deref(),
+        query.cursor.as_deref(),
+    )?;
+    let (client, position) = view(&state, &request, "audit").await?;
     let rows = client
         .query(
             "SELECT event_id, position, event_type, aggregate_type, aggregate_id, actor_id, subject_id, summary, occurred_at
@@ -650,10 +662,10 @@ async fn audit(
                 &tenant_id,
                 &event_type,
                 &query.user_id,
-                &q.as_deref().map(like_pattern),
-                &from,
-                &to,
-                &before,
+                &window.pattern,
+                &window.from,
+                &window.to,
+                &window.before,
                 &(limit + 1),
             ],
         )
