@@ -373,3 +373,112 @@ async fn a_nats_server_killed_and_restarted_under_load_loses_nothing_and_applies
     let _ = nats.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_ids_and_never_a_password_a_token_or_personal_data() {
+    let database_url = fresh_database().await;
+    let master_key = infra::crypto::MasterKey::generate()
+        .expect("rng")
+        .to_base64();
+    let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let data_dir = std::env::temp_dir().join(format!("eventra-logs-{}", Uuid::new_v4().simple()));
+    let log_path = data_dir.join("command-api.log");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let port = free_port();
+    let mut child = Command::new(command_api_binary())
+        .env("DATABASE_URL", &database_url)
+        .env("COMMAND_API_ADDR", format!("127.0.0.1:{port}"))
+        .env("EVENTRA_MASTER_KEY", &master_key)
+        .env("JWT_SECRET", &jwt_secret)
+        .env("EVENTRA_DATA_DIR", &data_dir)
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start command-api");
+    let address = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if http.get(format!("{address}/health")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let email = "Secret.Person@Private.example";
+    let password = "my very private passphrase";
+    let tenant: serde_json::Value = http
+        .post(format!("{address}/v1/tenants"))
+        .header("X-Correlation-Id", "trace-4711")
+        .json(&json!({"name": "Logged", "admin": {"email": email, "password": password, "display_name": "Secret Person"}}))
+        .send()
+        .await
+        .expect("signup")
+        .json()
+        .await
+        .expect("json");
+    let tenant_id = tenant["tenant_id"].as_str().unwrap_or_default().to_owned();
+    let login: serde_json::Value = http
+        .post(format!("{address}/v1/tenants/{tenant_id}/sessions"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let refresh = login["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let _ = http
+        .patch(format!("{address}/v1/me"))
+        .bearer_auth(&token)
+        .json(&json!({"phone": "+4915199911122"}))
+        .send()
+        .await;
+    let _ = http
+        .post(format!("{address}/v1/tenants/{tenant_id}/sessions"))
+        .json(&json!({"email": email, "password": "a wrong passphrase"}))
+        .send()
+        .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "command-api did not start");
+    assert!(!token.is_empty() && !refresh.is_empty());
+
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(lines.len() > 5, "JSON lines expected:\n{logs}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["correlation_id"] == "trace-4711"
+                && l["span"]["tenant_id"] == tenant_id.as_str()),
+        "a log line carries the correlation and tenant ids"
+    );
+    assert!(lines.iter().any(|l| l["span"]["request_id"].is_string()));
+    for secret in [
+        password,
+        "a wrong passphrase",
+        email,
+        "secret.person",
+        "Secret Person",
+        "4915199911122",
+        token.as_str(),
+        refresh.as_str(),
+    ] {
+        assert!(!logs.contains(secret), "{secret:?} appears in the logs");
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
