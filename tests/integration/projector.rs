@@ -646,3 +646,79 @@ async fn messages_published_by_another_event_store_are_ignored() {
     running.stop().await;
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn under_concurrent_writers_the_relay_publishes_every_event_once_in_each_streams_order() {
+    let pipeline = std::sync::Arc::new(Pipeline::start().await);
+    let tenant = pipeline.app.sign_up_tenant("Concurrent").await;
+    let mut users = Vec::new();
+    for index in 0..6 {
+        users.push(
+            pipeline
+                .app
+                .sign_up_user(tenant.tenant_id, &format!("Writer {index}"))
+                .await,
+        );
+    }
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let relay = pipeline.relay();
+    let relay_task = tokio::spawn(async move { relay.run(shutdown).await });
+    let mut writers = tokio::task::JoinSet::new();
+    for user in users {
+        let pipeline = std::sync::Arc::clone(&pipeline);
+        writers.spawn(async move {
+            for n in 0..15 {
+                let answer = pipeline
+                    .app
+                    .patch(
+                        "/v1/me",
+                        Some(&user.token),
+                        json!({"display_name": format!("Take {n}")}),
+                    )
+                    .await;
+                assert_eq!(answer.status, reqwest::StatusCode::OK);
+            }
+        });
+    }
+    while let Some(result) = writers.join_next().await {
+        result.expect("writer");
+    }
+    let events = event_count(&pipeline).await;
+    assert_eq!(pipeline.wait_for_stream(events as u64).await as i64, events);
+    let _ = stop.send(true);
+    let _ = relay_task.await;
+
+    let stream = pipeline
+        .js
+        .get_stream(&pipeline.settings.stream.name)
+        .await
+        .expect("stream");
+    let mut seen = std::collections::HashSet::new();
+    let mut last_sequence: std::collections::HashMap<String, i64> =
+        std::collections::HashMap::new();
+    for number in 1..=events as u64 {
+        let message = stream.get_raw_message(number).await.expect("message");
+        let envelope: serde_json::Value = serde_json::from_slice(&message.payload).expect("json");
+        assert!(
+            seen.insert(envelope["id"].as_str().unwrap_or_default().to_owned()),
+            "published twice"
+        );
+        let aggregate = envelope["aggregateId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let sequence = envelope["sequence"].as_i64().expect("sequence");
+        let previous = last_sequence
+            .insert(aggregate.clone(), sequence)
+            .unwrap_or(0);
+        assert_eq!(
+            sequence,
+            previous + 1,
+            "stream {aggregate} published out of order or with a gap"
+        );
+    }
+    assert_eq!(seen.len() as i64, events);
+    if let Ok(pipeline) = std::sync::Arc::try_unwrap(pipeline) {
+        pipeline.finish().await;
+    }
+}
