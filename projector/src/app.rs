@@ -20,6 +20,11 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     listener: Option<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
+    let run_search = projections.contains(&Projection::Search);
+    let projections: Vec<Projection> = projections
+        .into_iter()
+        .filter(|p| *p != Projection::Search)
+        .collect();
     let _ = crate::http::prometheus();
     infra::migrate::migrate_database(&settings.database_url)
         .await
@@ -39,6 +44,22 @@ pub async fn run(
         });
     }
     tasks.spawn(crate::http::report_lag(pool.clone(), shutdown.clone()));
+    if run_search {
+        let search = crate::search::SearchProjection {
+            pool: pool.clone(),
+            keys: Arc::clone(&keys),
+            dir: settings.search_dir.clone(),
+        };
+        let search_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(error) = search.run(search_shutdown).await {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "the search projection stopped"
+                );
+            }
+        });
+    }
     let relay = Relay {
         database_url: settings.database_url.clone(),
         keys: Arc::clone(&keys),

@@ -8,6 +8,7 @@ pub mod projections;
 pub mod relay;
 pub mod replay;
 pub mod runtime;
+pub mod search;
 pub mod settings;
 pub mod status;
 pub mod stream;

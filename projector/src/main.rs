@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run { projections } => {
             let projections = if projections.is_empty() {
-                Projection::ALL.to_vec()
+                Projection::EVERY.to_vec()
             } else {
                 projections
             };

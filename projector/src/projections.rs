@@ -40,9 +40,23 @@ pub enum Projection {
     Sessions,
     Activity,
     Audit,
+    /// The search index (Tantivy, on disk); not a Postgres read model.
+    Search,
 }
 
 impl Projection {
+    /// Every projection, the search index included.
+    pub const EVERY: [Projection; 7] = [
+        Projection::Tenants,
+        Projection::Users,
+        Projection::Memberships,
+        Projection::Sessions,
+        Projection::Activity,
+        Projection::Audit,
+        Projection::Search,
+    ];
+
+    /// The Postgres read models.
     pub const ALL: [Projection; 6] = [
         Projection::Tenants,
         Projection::Users,
@@ -60,11 +74,12 @@ impl Projection {
             Projection::Sessions => "sessions",
             Projection::Activity => "activity",
             Projection::Audit => "audit",
+            Projection::Search => "search",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
+        Self::EVERY.into_iter().find(|p| p.name() == name)
     }
 
     /// The tables the projection owns (each has a `tenant_id` column).
@@ -76,6 +91,7 @@ impl Projection {
             Projection::Sessions => &["rm_sessions"],
             Projection::Activity => &["rm_activity"],
             Projection::Audit => &["rm_audit"],
+            Projection::Search => &[],
         }
     }
 
@@ -97,6 +113,7 @@ impl Projection {
             Projection::Sessions => sessions(&writer, event, &domain).await,
             Projection::Activity => activity(&writer, event, &domain).await,
             Projection::Audit => audit(&writer, event, &domain).await,
+            Projection::Search => Ok(()),
         }
     }
 }

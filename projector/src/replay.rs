@@ -41,6 +41,12 @@ pub async fn replay(
     tenant_id: Option<Uuid>,
     show_progress: bool,
 ) -> anyhow::Result<ReplayReport> {
+    if projection == Projection::Search {
+        bail!(
+            "the search index is rebuilt from the event store by the projector itself: stop it, \
+             delete SEARCH_INDEX_DIR and start it again"
+        );
+    }
     let started = Instant::now();
     let control = pool.get().await.context("connecting to Postgres")?;
     let lock_name = format!("eventra.replay.{}", projection.name());

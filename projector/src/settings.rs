@@ -23,6 +23,9 @@ pub struct Settings {
     /// `RELAY_POLL_INTERVAL_MS`, default 1000: how often the relay looks for events when
     /// no notification woke it.
     pub relay_poll_interval: Duration,
+    /// `SEARCH_INDEX_DIR`, default `$EVENTRA_DATA_DIR/search`: the search index this
+    /// projector writes (the query API on the same host reads it).
+    pub search_dir: PathBuf,
     /// `PROJECTOR_ADDR`, default `127.0.0.1:8082`: `/health`, `/ready`, `/metrics`.
     pub http_addr: std::net::SocketAddr,
     /// `LOG_FORMAT=json`.
@@ -79,6 +82,7 @@ impl Settings {
             batch_size: parse("PROJECTOR_BATCH_SIZE", "256")?,
             relay_poll_interval: Duration::from_millis(parse("RELAY_POLL_INTERVAL_MS", "1000")?),
             http_addr: parse("PROJECTOR_ADDR", "127.0.0.1:8082")?,
+            search_dir: search_dir(),
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
         })
     }
@@ -89,4 +93,13 @@ impl Settings {
             &self.data_dir,
         )
     }
+}
+
+/// `SEARCH_INDEX_DIR`, or `search` under `EVENTRA_DATA_DIR` (default `.data`).
+pub fn search_dir() -> PathBuf {
+    var("SEARCH_INDEX_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())).join("search")
+        })
 }

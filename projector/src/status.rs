@@ -71,7 +71,7 @@ pub async fn status(client: &Object) -> Result<Status, tokio_postgres::Error> {
         note: Some("publishes the event store to JetStream".into()),
     };
     let mut projections = Vec::new();
-    for projection in Projection::ALL {
+    for projection in Projection::EVERY {
         let row = client
             .query_opt(
                 "SELECT last_transaction_id, last_position, events_applied, last_event_at

@@ -29,6 +29,24 @@ pub fn min_position(request: &HttpRequest) -> Result<Option<i64>, ApiError> {
         })
 }
 
+/// The `(transaction_id, position)` of the event at `position`; a position no event has is a
+/// client error.
+pub async fn target(client: &Object, position: i64) -> Result<(i64, i64), ApiError> {
+    let row = client
+        .query_opt(
+            "SELECT transaction_id::text::bigint FROM events WHERE position = $1",
+            &[&position],
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    match row {
+        Some(row) => Ok((row.get::<_, i64>(0), position)),
+        None => Err(ApiError::Validation(format!(
+            "no event has position {position}; use a position a command answered"
+        ))),
+    }
+}
+
 async fn checkpoint(client: &Object, projection: &str) -> Result<(i64, i64), ApiError> {
     let row = client
         .query_opt(
@@ -51,19 +69,7 @@ pub async fn reach(
     let Some(position) = min_position.filter(|p| *p > 0) else {
         return Ok(checkpoint(client, projection).await?.1);
     };
-    let row = client
-        .query_opt(
-            "SELECT transaction_id::text::bigint FROM events WHERE position = $1",
-            &[&position],
-        )
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?;
-    let Some(row) = row else {
-        return Err(ApiError::Validation(format!(
-            "no event has position {position}; use a position a command answered"
-        )));
-    };
-    let target = (row.get::<_, i64>(0), position);
+    let target = target(client, position).await?;
     let deadline = Instant::now() + timeout;
     loop {
         let current = checkpoint(client, projection).await?;

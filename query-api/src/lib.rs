@@ -4,6 +4,7 @@
 pub mod consistency;
 pub mod pagination;
 pub mod routes;
+pub mod search;
 pub mod settings;
 pub mod startup;
 

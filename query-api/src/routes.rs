@@ -375,58 +375,60 @@ async fn list_users(
     let limit = limit(query.limit)?;
     let q = text_filter("q", query.q.as_ref(), 200)?;
     let cursor = Cursor::decode_optional(query.cursor.as_deref(), "users")?;
-    let after_micros = cursor.as_ref().and_then(|c| c.after_created_micros);
-    let after_id = cursor.as_ref().and_then(|c| c.after_id);
-    let after_time = after_micros.and_then(DateTime::<Utc>::from_timestamp_micros);
-    let (client, position) = view(&state, &request, "users").await?;
+    let after = cursor
+        .as_ref()
+        .and_then(|c| c.after_created_micros.zip(c.after_id));
+    // The list comes from the search index; the users' details from the read model.
+    let (client, _) = view(&state, &request, "users").await?;
+    let target = match min_position(&request)?.filter(|p| *p > 0) {
+        Some(position) => Some(crate::consistency::target(&client, position).await?),
+        None => None,
+    };
+    let position = state
+        .search
+        .reach(target, state.settings.read_your_writes_timeout)
+        .await?;
+    let found = state
+        .search
+        .users(projector::search::UserSearch {
+            tenant_id,
+            q,
+            role: query.role.map(|r| r.as_str().to_owned()),
+            status: query.status.map(|s| s.as_str().to_owned()),
+            after,
+            limit: limit as usize,
+        })
+        .await?;
+    let more = found.len() as i64 > limit;
+    let page: Vec<(i64, Uuid)> = found.into_iter().take(limit as usize).collect();
+    let ids: Vec<Uuid> = page.iter().map(|(_, id)| *id).collect();
     let rows = client
         .query(
             &format!(
-                "SELECT {USER_COLUMNS} FROM rm_users
-                  WHERE tenant_id = $1
-                    AND ($2::text IS NULL OR email ILIKE $2 OR display_name ILIKE $2)
-                    AND ($3::text IS NULL OR role = $3)
-                    AND ($4::text IS NULL OR status = $4)
-                    AND ($5::timestamptz IS NULL OR (created_at, user_id) > ($5, $6))
-                  ORDER BY created_at, user_id
-                  LIMIT $7"
+                "SELECT {USER_COLUMNS} FROM rm_users WHERE tenant_id = $1 AND user_id = ANY($2)"
             ),
-            &[
-                &tenant_id,
-                &q.as_deref().map(like_pattern),
-                &query.role.map(|r| r.as_str()),
-                &query.status.map(|s| s.as_str()),
-                &after_time,
-                &after_id.unwrap_or_default(),
-                &(limit + 1),
-            ],
+            &[&tenant_id, &ids],
         )
         .await
         .map_err(database)?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<&Row> = rows.iter().take(limit as usize).collect();
-    let next_cursor = match (more, items.last()) {
-        (true, Some(last)) => Some(
+    let mut by_id: std::collections::HashMap<Uuid, UserView> = rows
+        .iter()
+        .map(|row| (row.get("user_id"), user_view(row)))
+        .collect();
+    let items: Vec<UserView> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
+    let next_cursor = match (more, page.last()) {
+        (true, Some((created, user_id))) => Some(
             Cursor {
                 kind: "users".into(),
                 before_position: None,
-                after_created_micros: Some(
-                    last.get::<_, DateTime<Utc>>("created_at")
-                        .timestamp_micros(),
-                ),
-                after_id: Some(last.get("user_id")),
+                after_created_micros: Some(*created),
+                after_id: Some(*user_id),
             }
             .encode(),
         ),
         _ => None,
     };
-    Ok(answer(
-        UserPage {
-            items: items.iter().map(|row| user_view(row)).collect(),
-            next_cursor,
-        },
-        position,
-    ))
+    Ok(answer(UserPage { items, next_cursor }, position))
 }
 
 const ACTIONS: &[&str] = &[

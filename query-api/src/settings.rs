@@ -22,6 +22,9 @@ pub struct Settings {
     /// `READ_YOUR_WRITES_TIMEOUT_MS`, default 3000: how long a query with `X-Min-Position`
     /// waits for the projection before answering 503.
     pub read_your_writes_timeout: Duration,
+    /// `SEARCH_INDEX_DIR`, default `$EVENTRA_DATA_DIR/search`: the index the projector on
+    /// this host writes.
+    pub search_dir: PathBuf,
     /// `LOG_FORMAT=json`.
     pub log_json: bool,
 }
@@ -39,6 +42,7 @@ impl Settings {
                 "READ_YOUR_WRITES_TIMEOUT_MS",
                 "3000",
             )?),
+            search_dir: projector::settings::search_dir(),
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
         })
     }

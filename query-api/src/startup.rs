@@ -19,6 +19,7 @@ use crate::settings::Settings;
 
 pub struct AppState {
     pub pool: Pool,
+    pub search: crate::search::SearchService,
     pub settings: Arc<Settings>,
 }
 
@@ -48,6 +49,7 @@ impl Application {
         });
         let state = web::Data::new(AppState {
             pool,
+            search: crate::search::SearchService::new(settings.search_dir.clone()),
             settings: Arc::new(settings),
         });
         let server = HttpServer::new(move || {

@@ -468,7 +468,8 @@ async fn a_platform_admin_granted_by_an_operator_sees_the_projections() {
             "memberships",
             "sessions",
             "activity",
-            "audit"
+            "audit",
+            "search"
         ]
     );
     assert!(
@@ -489,6 +490,143 @@ async fn a_platform_admin_granted_by_an_operator_sees_the_projections() {
         .expect("the grant is audited")
         .get(0);
     assert!(audit.contains("platform administrator"));
+    running.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn the_search_index_finds_users_by_name_email_prefix_and_typo_within_the_tenant_only() {
+    let pipeline = Pipeline::start().await;
+    let running = pipeline.spawn_projector();
+    let tenant = pipeline.app.sign_up_tenant("Searchers").await;
+    let grace = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "Grace Hopper")
+        .await;
+    let _ada = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "Ada Lovelace")
+        .await;
+    let alan = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "Alan Turing")
+        .await;
+    let other = pipeline.app.sign_up_tenant("Elsewhere").await;
+    let _twin = pipeline
+        .app
+        .sign_up_user(other.tenant_id, "Grace Twin")
+        .await;
+    pipeline.wait_for_projections().await;
+    let t = tenant.tenant_id;
+    let token = Some(tenant.admin_token.as_str());
+    let names = |answer: &integration_tests::Answer| -> Vec<String> {
+        answer.body["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["display_name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (q, expected) in [
+        ("grace", vec!["Grace Hopper"]),
+        ("grac", vec!["Grace Hopper"]),
+        ("hoper", vec!["Grace Hopper"]),
+        ("LOVELACE", vec!["Ada Lovelace"]),
+        ("alan turing", vec!["Alan Turing"]),
+        ("nobody", vec![]),
+    ] {
+        let answer = pipeline
+            .app
+            .query(&format!("/v1/tenants/{t}/users?q={q}"), token, None)
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{q}: {:?}", answer.body);
+        assert_eq!(names(&answer), expected, "q={q}");
+    }
+    let local_part = grace
+        .email
+        .split('@')
+        .next()
+        .expect("local part")
+        .replace('.', " ");
+    let by_email = pipeline
+        .app
+        .query(
+            &format!("/v1/tenants/{t}/users?q={local_part}"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(names(&by_email), ["Grace Hopper"]);
+
+    // Paging through the whole tenant one by one sees each user once.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = pipeline
+            .app
+            .query(
+                &format!("/v1/tenants/{t}/users?limit=1&cursor={cursor}"),
+                token,
+                None,
+            )
+            .await;
+        seen.extend(names(&page));
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(seen.contains(&"Searchers Admin".to_owned()));
+
+    // An erased user disappears from the index, visibly so right after the command.
+    let erased = pipeline
+        .app
+        .delete(
+            &format!("/v1/tenants/{t}/users/{}", alan.user_id),
+            Some(&tenant.admin_token),
+        )
+        .await;
+    let position = erased.body["position"].as_i64().expect("position");
+    let after = pipeline
+        .app
+        .query(
+            &format!("/v1/tenants/{t}/users?q=alan"),
+            token,
+            Some(position),
+        )
+        .await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert!(names(&after).is_empty(), "{:?}", after.body);
+    let reflected: i64 = after.headers["x-projection-position"]
+        .to_str()
+        .expect("header")
+        .parse()
+        .expect("number");
+    assert!(reflected >= position);
+
+    // A rename is searchable right after it.
+    let renamed = pipeline
+        .app
+        .patch(
+            "/v1/me",
+            Some(&grace.token),
+            json!({"display_name": "Admiral Hopper"}),
+        )
+        .await;
+    let position = renamed.body["position"].as_i64().expect("position");
+    let found = pipeline
+        .app
+        .query(
+            &format!("/v1/tenants/{t}/users?q=admiral"),
+            token,
+            Some(position),
+        )
+        .await;
+    assert_eq!(names(&found), ["Admiral Hopper"]);
     running.stop().await;
     pipeline.finish().await;
 }

@@ -149,6 +149,7 @@ impl TestApp {
             data_dir: settings.data_dir.clone(),
             jwt_secret: settings.jwt_secret.clone(),
             read_your_writes_timeout: std::time::Duration::from_millis(1500),
+            search_dir: settings.data_dir.join("search"),
             log_json: false,
         })
         .await
@@ -367,6 +368,7 @@ impl Pipeline {
             batch_size: 64,
             relay_poll_interval: std::time::Duration::from_millis(200),
             http_addr: "127.0.0.1:0".parse().expect("address"),
+            search_dir: app.settings.data_dir.join("search"),
             log_json: false,
         };
         let js = projector::stream::connect(&settings.nats_url)
@@ -444,7 +446,7 @@ impl Pipeline {
         let handle = tokio::spawn(async move {
             projector::app::run(
                 settings,
-                projector::projections::Projection::ALL.to_vec(),
+                projector::projections::Projection::EVERY.to_vec(),
                 shutdown,
                 Some(listener),
             )

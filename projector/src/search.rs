@@ -1,0 +1,394 @@
+//! The search index: users by name and email, per tenant, in a Tantivy index on local disk.
+//!
+//! One writer (the `search` projection in `projector run`) applies the event store in
+//! publication order and commits with its checkpoint in the commit's payload, so the index
+//! and its progress can never disagree. Readers (the query API) open the same directory.
+//! Every query carries a mandatory tenant term. See docs/adr/0007-search-index.md.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use domain::{DomainEvent, UserEvent};
+use infra::crypto::KeyRing;
+use infra::store::{ReadRange, read_in_order};
+use tantivy::collector::TopDocs;
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value,
+};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::runtime::Pair;
+
+/// The index's fields.
+#[derive(Clone)]
+pub struct SearchFields {
+    pub kind: Field,
+    pub tenant_id: Field,
+    pub doc_id: Field,
+    pub name: Field,
+    pub email: Field,
+    pub role: Field,
+    pub status: Field,
+    pub created: Field,
+}
+
+fn schema() -> (Schema, SearchFields) {
+    let mut builder = Schema::builder();
+    let fields = SearchFields {
+        kind: builder.add_text_field("kind", STRING),
+        tenant_id: builder.add_text_field("tenant_id", STRING | STORED),
+        doc_id: builder.add_text_field("doc_id", STRING | STORED),
+        name: builder.add_text_field("name", TEXT | STORED),
+        email: builder.add_text_field("email", TEXT | STORED),
+        role: builder.add_text_field("role", STRING | STORED),
+        status: builder.add_text_field("status", STRING | STORED),
+        created: builder.add_i64_field("created", INDEXED | FAST | STORED),
+    };
+    (builder.build(), fields)
+}
+
+/// Opens the index in `dir`, creating it when absent.
+pub fn open(dir: &Path) -> tantivy::Result<(Index, SearchFields)> {
+    std::fs::create_dir_all(dir)?;
+    let (schema, fields) = schema();
+    let directory =
+        MmapDirectory::open(dir).map_err(|e| tantivy::TantivyError::SystemError(e.to_string()))?;
+    Ok((Index::open_or_create(directory, schema)?, fields))
+}
+
+/// The last event the committed index reflects.
+pub fn checkpoint(index: &Index) -> tantivy::Result<Pair> {
+    let payload = index.load_metas()?.payload;
+    Ok(payload
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<(i64, i64)>(p).ok())
+        .unwrap_or((0, 0)))
+}
+
+/// A user as the index holds them.
+#[derive(Debug, Clone, Default)]
+struct UserDoc {
+    tenant_id: Uuid,
+    name: String,
+    email: String,
+    role: String,
+    status: String,
+    created: i64,
+}
+
+pub struct SearchProjection {
+    pub pool: Pool,
+    pub keys: Arc<KeyRing>,
+    pub dir: PathBuf,
+}
+
+impl SearchProjection {
+    /// Applies the event store to the index until `shutdown`, committing each batch with
+    /// its checkpoint; new documents are searchable within a second.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let (index, fields) = open(&self.dir)?;
+        // One writer per index: a previous owner (a crashed task, or another projector on
+        // this host) may still hold the lock for a moment.
+        let mut waited = 0u32;
+        let mut writer: IndexWriter = loop {
+            match index.writer(50_000_000) {
+                Ok(writer) => break writer,
+                Err(tantivy::TantivyError::LockFailure(..)) => {
+                    waited += 1;
+                    if waited % 50 == 1 {
+                        tracing::info!(dir = %self.dir.display(), "waiting for the search index writer lock");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let mut failures = 0u32;
+        while !*shutdown.borrow() {
+            match self.apply_next(&index, &fields, &mut writer, &reader).await {
+                Ok(applied) if applied > 0 => failures = 0,
+                Ok(_) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(error = format!("{error:#}"), "indexing failed; retrying");
+                    writer.rollback()?;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis((100u64 << failures.min(6)).min(5_000))) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Indexes the next page of events after the index's checkpoint; returns how many.
+    async fn apply_next(
+        &self,
+        index: &Index,
+        fields: &SearchFields,
+        writer: &mut IndexWriter,
+        reader: &IndexReader,
+    ) -> anyhow::Result<usize> {
+        let after = checkpoint(index)?;
+        let client = self.pool.get().await?;
+        let events = read_in_order(
+            &client,
+            &self.keys,
+            ReadRange {
+                after,
+                limit: 500,
+                ..Default::default()
+            },
+            true,
+        )
+        .await?;
+        let Some(last) = events.last() else {
+            return Ok(0);
+        };
+        let searcher = reader.searcher();
+        let mut pending: std::collections::HashMap<Uuid, Option<UserDoc>> =
+            std::collections::HashMap::new();
+        for event in &events {
+            let Ok(DomainEvent::User {
+                user_id,
+                event: user_event,
+            }) = event.to_domain()
+            else {
+                continue;
+            };
+            let current = match pending.get(&user_id) {
+                Some(doc) => doc.clone(),
+                None => load_user(&searcher, fields, user_id)?,
+            };
+            let next = match (&user_event, current) {
+                (
+                    UserEvent::Created {
+                        tenant_id,
+                        email,
+                        display_name,
+                        ..
+                    },
+                    _,
+                ) => Some(UserDoc {
+                    tenant_id: *tenant_id,
+                    name: display_name.clone(),
+                    email: email.clone(),
+                    role: String::new(),
+                    status: "active".into(),
+                    created: event.occurred_at.timestamp_micros(),
+                }),
+                (UserEvent::Deleted { .. }, _) => None,
+                (_, None) => continue,
+                (other, Some(mut doc)) => {
+                    match other {
+                        UserEvent::MemberJoined { role, .. } => doc.role = role.as_str().into(),
+                        UserEvent::MemberRoleChanged { new_role, .. } => {
+                            doc.role = new_role.as_str().into()
+                        }
+                        UserEvent::ProfileUpdated {
+                            display_name: Some(name),
+                            ..
+                        } => doc.name.clone_from(name),
+                        UserEvent::Deactivated { .. } => doc.status = "deactivated".into(),
+                        UserEvent::Reactivated { .. } => doc.status = "active".into(),
+                        _ => continue,
+                    }
+                    Some(doc)
+                }
+            };
+            writer.delete_term(Term::from_field_text(fields.doc_id, &user_id.to_string()));
+            if let Some(doc) = &next {
+                writer.add_document(doc!(
+                    fields.kind => "user",
+                    fields.tenant_id => doc.tenant_id.to_string(),
+                    fields.doc_id => user_id.to_string(),
+                    fields.name => doc.name.clone(),
+                    fields.email => doc.email.clone(),
+                    fields.role => doc.role.clone(),
+                    fields.status => doc.status.clone(),
+                    fields.created => doc.created,
+                ))?;
+            }
+            pending.insert(user_id, next);
+        }
+        let mut commit = writer.prepare_commit()?;
+        commit.set_payload(&serde_json::to_string(&last.order())?);
+        commit.commit()?;
+        reader.reload()?;
+        // Mirror the progress where `projector status` and `/v1/projections` look; the
+        // commit payload above stays the truth.
+        client
+            .execute(
+                "INSERT INTO projection_checkpoints (projection, last_transaction_id, last_position, events_applied, last_event_at)
+                 VALUES ('search', $1, $2, $3, $4)
+                 ON CONFLICT (projection) DO UPDATE SET last_transaction_id = $1, last_position = $2,
+                     events_applied = projection_checkpoints.events_applied + $3, last_event_at = $4, updated_at = now()",
+                &[&last.transaction_id, &last.position, &(events.len() as i64), &last.occurred_at],
+            )
+            .await?;
+        metrics::gauge!("eventra_projection_position", "projection" => "search")
+            .set(last.position as f64);
+        Ok(events.len())
+    }
+}
+
+fn load_user(
+    searcher: &tantivy::Searcher,
+    fields: &SearchFields,
+    user_id: Uuid,
+) -> anyhow::Result<Option<UserDoc>> {
+    let query = TermQuery::new(
+        Term::from_field_text(fields.doc_id, &user_id.to_string()),
+        IndexRecordOption::Basic,
+    );
+    let found = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
+    let Some((_, address)) = found.first() else {
+        return Ok(None);
+    };
+    let doc: TantivyDocument = searcher.doc(*address)?;
+    let text = |field: Field| {
+        doc.get_first(field)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(Some(UserDoc {
+        tenant_id: Uuid::try_parse(&text(fields.tenant_id)).unwrap_or_default(),
+        name: text(fields.name),
+        email: text(fields.email),
+        role: text(fields.role),
+        status: text(fields.status),
+        created: doc
+            .get_first(fields.created)
+            .and_then(|v| v.as_i64())
+            .unwrap_or_default(),
+    }))
+}
+
+/// What a users search asks for.
+#[derive(Debug, Clone, Default)]
+pub struct UserSearch {
+    pub tenant_id: Uuid,
+    pub q: Option<String>,
+    pub role: Option<String>,
+    pub status: Option<String>,
+    /// Continue after this (created at in microseconds, user id).
+    pub after: Option<(i64, Uuid)>,
+    pub limit: usize,
+}
+
+/// The ids of the matching users in creation order, each with its creation time.
+pub fn search_users(
+    reader: &IndexReader,
+    fields: &SearchFields,
+    search: &UserSearch,
+) -> tantivy::Result<Vec<(i64, Uuid)>> {
+    let term = |field: Field, value: &str| -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, value),
+            IndexRecordOption::Basic,
+        ))
+    };
+    // The tenant is a mandatory term of every query: isolation happens inside the index.
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+        (Occur::Must, term(fields.kind, "user")),
+        (
+            Occur::Must,
+            term(fields.tenant_id, &search.tenant_id.to_string()),
+        ),
+    ];
+    if let Some(role) = &search.role {
+        clauses.push((Occur::Must, term(fields.role, role)));
+    }
+    if let Some(status) = &search.status {
+        clauses.push((Occur::Must, term(fields.status, status)));
+    }
+    if let Some(q) = &search.q {
+        for word in q
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .take(8)
+        {
+            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for field in [fields.name, fields.email] {
+                let t = Term::from_field_text(field, &word);
+                alternatives.push((
+                    Occur::Should,
+                    Box::new(FuzzyTermQuery::new_prefix(t.clone(), 0, true)),
+                ));
+                if word.chars().count() >= 4 {
+                    alternatives.push((Occur::Should, Box::new(FuzzyTermQuery::new(t, 1, true))));
+                }
+            }
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
+        }
+    }
+    if let Some((created, _)) = search.after {
+        clauses.push((
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                std::ops::Bound::Included(Term::from_field_i64(fields.created, created)),
+                std::ops::Bound::Unbounded,
+            )),
+        ));
+    }
+    let query = BooleanQuery::new(clauses);
+    let searcher = reader.searcher();
+    // Enough to skip the ties at the cursor's exact time.
+    let hits = searcher.search(
+        &query,
+        &TopDocs::with_limit(search.limit + 64).order_by_fast_field::<i64>("created", Order::Asc),
+    )?;
+    let mut found = Vec::with_capacity(hits.len());
+    for (created, address) in hits {
+        let doc: TantivyDocument = searcher.doc(address)?;
+        let Some(user_id) = doc
+            .get_first(fields.doc_id)
+            .and_then(|v| v.as_str())
+            .and_then(|v| Uuid::try_parse(v).ok())
+        else {
+            continue;
+        };
+        let created = created.unwrap_or_default();
+        if let Some((after_created, after_id)) = search.after
+            && (created, user_id) <= (after_created, after_id)
+        {
+            continue;
+        }
+        found.push((created, user_id));
+        if found.len() > search.limit {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// When the index was last committed at `pair` or later.
+pub fn reached(index: &Index, pair: Pair) -> bool {
+    checkpoint(index).is_ok_and(|c| c >= pair)
+}
+
+pub fn micros_to_time(micros: i64) -> Option<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp_micros(micros)
+}

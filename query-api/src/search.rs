@@ -1,0 +1,88 @@
+//! The search index as the query API reads it: opened lazily from the directory the
+//! projector on this host writes, reloaded on each commit.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use api_common::ApiError;
+use projector::search::{SearchFields, UserSearch, checkpoint, search_users};
+use tantivy::{Index, IndexReader, ReloadPolicy};
+use uuid::Uuid;
+
+pub struct SearchService {
+    dir: PathBuf,
+    opened: Mutex<Option<(Index, IndexReader, SearchFields)>>,
+}
+
+impl SearchService {
+    pub fn new(dir: PathBuf) -> Self {
+        SearchService {
+            dir,
+            opened: Mutex::new(None),
+        }
+    }
+
+    fn open(&self) -> Result<(Index, IndexReader, SearchFields), ApiError> {
+        let mut opened = self
+            .opened
+            .lock()
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("search state poisoned")))?;
+        if let Some(open) = opened.as_ref() {
+            return Ok(open.clone());
+        }
+        if !self.dir.join("meta.json").exists() {
+            return Err(ApiError::NotCaughtUp(
+                "the search index is not built yet (the projector builds it); retry shortly".into(),
+            ));
+        }
+        let (index, fields) =
+            projector::search::open(&self.dir).map_err(|e| ApiError::Unavailable(e.into()))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()
+            .map_err(|e| ApiError::Unavailable(e.into()))?;
+        *opened = Some((index.clone(), reader.clone(), fields.clone()));
+        Ok((index, reader, fields))
+    }
+
+    /// Waits (bounded) until the index reflects `target`; returns its position.
+    pub async fn reach(
+        &self,
+        target: Option<(i64, i64)>,
+        timeout: Duration,
+    ) -> Result<i64, ApiError> {
+        let (index, reader, _) = self.open()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let current = checkpoint(&index).map_err(|e| ApiError::Unavailable(e.into()))?;
+            match target {
+                Some(target) if current < target => {
+                    if Instant::now() >= deadline {
+                        return Err(ApiError::NotCaughtUp(format!(
+                            "the search index has not reached position {} yet (it is at {}); retry shortly",
+                            target.1, current.1
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                _ => {
+                    reader
+                        .reload()
+                        .map_err(|e| ApiError::Unavailable(e.into()))?;
+                    return Ok(current.1);
+                }
+            }
+        }
+    }
+
+    /// Matching users, in creation order: (created at in microseconds, user id).
+    pub async fn users(&self, search: UserSearch) -> Result<Vec<(i64, Uuid)>, ApiError> {
+        let (_, reader, fields) = self.open()?;
+        actix_web::web::block(move || search_users(&reader, &fields, &search))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| ApiError::Unavailable(e.into()))
+    }
+}
