@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "store_identity",
         sql: include_str!("../../schema/0004_store_identity.sql"),
     },
+    Migration {
+        version: 5,
+        name: "search_rebuilds",
+        sql: include_str!("../../schema/0005_search_rebuilds.sql"),
+    },
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

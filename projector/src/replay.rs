@@ -42,10 +42,19 @@ pub async fn replay(
     show_progress: bool,
 ) -> anyhow::Result<ReplayReport> {
     if projection == Projection::Search {
-        bail!(
-            "the search index is rebuilt from the event store by the projector itself: stop it, \
-             delete SEARCH_INDEX_DIR and start it again"
-        );
+        if tenant_id.is_some() {
+            bail!("the search index is rebuilt whole; leave out --tenant");
+        }
+        let started = Instant::now();
+        let (generation, events) =
+            crate::search::request_rebuild(pool, Duration::from_secs(3600)).await?;
+        return Ok(ReplayReport {
+            projection,
+            tenant_id,
+            events: u64::try_from(events).unwrap_or(0),
+            elapsed: started.elapsed(),
+            checkpoint: (generation, 0),
+        });
     }
     let started = Instant::now();
     let control = pool.get().await.context("connecting to Postgres")?;

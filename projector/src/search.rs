@@ -54,6 +54,26 @@ fn schema() -> (Schema, SearchFields) {
     (builder.build(), fields)
 }
 
+/// The generation readers should use: `SEARCH_INDEX_DIR/CURRENT` names it (1 when absent).
+pub fn current_generation(root: &Path) -> u64 {
+    std::fs::read_to_string(root.join("CURRENT"))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// The directory of one generation of the index.
+pub fn generation_dir(root: &Path, generation: u64) -> PathBuf {
+    root.join(format!("generation-{generation}"))
+}
+
+/// Points readers at `generation` (an atomic rename).
+fn set_current_generation(root: &Path, generation: u64) -> std::io::Result<()> {
+    let temporary = root.join("CURRENT.tmp");
+    std::fs::write(&temporary, generation.to_string())?;
+    std::fs::rename(temporary, root.join("CURRENT"))
+}
+
 /// Opens the index in `dir`, creating it when absent.
 pub fn open(dir: &Path) -> tantivy::Result<(Index, SearchFields)> {
     std::fs::create_dir_all(dir)?;
@@ -83,6 +103,14 @@ struct UserDoc {
     created: i64,
 }
 
+/// An open generation of the index with its one writer.
+pub struct Writing {
+    index: Index,
+    fields: SearchFields,
+    writer: IndexWriter,
+    reader: IndexReader,
+}
+
 pub struct SearchProjection {
     pub pool: Pool,
     pub keys: Arc<KeyRing>,
@@ -93,33 +121,57 @@ impl SearchProjection {
     /// Applies the event store to the index until `shutdown`, committing each batch with
     /// its checkpoint; new documents are searchable within a second.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let (index, fields) = open(&self.dir)?;
-        // One writer per index: a previous owner (a crashed task, or another projector on
-        // this host) may still hold the lock for a moment.
-        let mut waited = 0u32;
-        let mut writer: IndexWriter = loop {
-            match index.writer(50_000_000) {
-                Ok(writer) => break writer,
-                Err(tantivy::TantivyError::LockFailure(..)) => {
-                    waited += 1;
-                    if waited % 50 == 1 {
-                        tracing::info!(dir = %self.dir.display(), "waiting for the search index writer lock");
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                        _ = shutdown.changed() => return Ok(()),
-                    }
-                }
-                Err(error) => return Err(error.into()),
-            }
+        std::fs::create_dir_all(&self.dir)?;
+        let mut generation = current_generation(&self.dir);
+        if !self.dir.join("CURRENT").exists() {
+            set_current_generation(&self.dir, generation)?;
+        }
+        let mut live = match self.open_writer(generation, &mut shutdown).await? {
+            Some(live) => live,
+            None => return Ok(()),
         };
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
         let mut failures = 0u32;
         while !*shutdown.borrow() {
-            match self.apply_next(&index, &fields, &mut writer, &reader).await {
+            let step = async {
+                if let Some(request) = self.pending_rebuild().await? {
+                    let next = generation + 1;
+                    tracing::info!(
+                        generation = next,
+                        "rebuilding the search index beside the live one"
+                    );
+                    let Some(mut rebuilt) = self.open_writer(next, &mut shutdown.clone()).await?
+                    else {
+                        return Ok(0);
+                    };
+                    let mut events = 0;
+                    loop {
+                        let applied = self.apply_next(&mut rebuilt, false).await?;
+                        if applied == 0 {
+                            break;
+                        }
+                        events += applied;
+                    }
+                    set_current_generation(&self.dir, next)?;
+                    let previous = std::mem::replace(&mut live, rebuilt);
+                    drop(previous);
+                    // Readers may still hold the previous generation open; older ones go.
+                    if generation > 1 {
+                        let _ = std::fs::remove_dir_all(generation_dir(&self.dir, generation - 1));
+                    }
+                    generation = next;
+                    let client = self.pool.get().await?;
+                    client
+                        .execute(
+                            "UPDATE search_rebuilds SET finished_at = now(), generation = $2, events = $3 WHERE id <= $1 AND finished_at IS NULL",
+                            &[&request, &(next as i64), &(events as i64)],
+                        )
+                        .await?;
+                    tracing::info!(generation, events, "switched to the rebuilt search index");
+                    return Ok(events);
+                }
+                self.apply_next(&mut live, true).await
+            };
+            match step.await {
                 Ok(applied) if applied > 0 => failures = 0,
                 Ok(_) => {
                     tokio::select! {
@@ -130,7 +182,7 @@ impl SearchProjection {
                 Err(error) => {
                     failures += 1;
                     tracing::warn!(error = format!("{error:#}"), "indexing failed; retrying");
-                    writer.rollback()?;
+                    live.writer.rollback()?;
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis((100u64 << failures.min(6)).min(5_000))) => {}
                         _ = shutdown.changed() => {}
@@ -141,14 +193,63 @@ impl SearchProjection {
         Ok(())
     }
 
-    /// Indexes the next page of events after the index's checkpoint; returns how many.
-    async fn apply_next(
+    async fn pending_rebuild(&self) -> anyhow::Result<Option<i64>> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .query_opt(
+                "SELECT max(id) FROM search_rebuilds WHERE finished_at IS NULL",
+                &[],
+            )
+            .await?
+            .and_then(|row| row.get::<_, Option<i64>>(0)))
+    }
+
+    /// Opens one generation with its writer, waiting for the writer lock (a previous owner,
+    /// such as a crashed task, may still hold it for a moment). None when shutting down.
+    async fn open_writer(
         &self,
-        index: &Index,
-        fields: &SearchFields,
-        writer: &mut IndexWriter,
-        reader: &IndexReader,
-    ) -> anyhow::Result<usize> {
+        generation: u64,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<Writing>> {
+        let dir = generation_dir(&self.dir, generation);
+        let (index, fields) = open(&dir)?;
+        let mut waited = 0u32;
+        let writer: IndexWriter = loop {
+            match index.writer(50_000_000) {
+                Ok(writer) => break writer,
+                Err(tantivy::TantivyError::LockFailure(..)) => {
+                    waited += 1;
+                    if waited % 50 == 1 {
+                        tracing::info!(dir = %dir.display(), "waiting for the search index writer lock");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = shutdown.changed() => return Ok(None),
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Some(Writing {
+            index,
+            fields,
+            writer,
+            reader,
+        }))
+    }
+
+    /// Indexes the next page of events after the index's checkpoint; returns how many.
+    async fn apply_next(&self, target: &mut Writing, mirror: bool) -> anyhow::Result<usize> {
+        let Writing {
+            index,
+            fields,
+            writer,
+            reader,
+        } = target;
         let after = checkpoint(index)?;
         let client = self.pool.get().await?;
         let events = read_in_order(
@@ -237,6 +338,9 @@ impl SearchProjection {
         reader.reload()?;
         // Mirror the progress where `projector status` and `/v1/projections` look; the
         // commit payload above stays the truth.
+        if !mirror {
+            return Ok(events.len());
+        }
         client
             .execute(
                 "INSERT INTO projection_checkpoints (projection, last_transaction_id, last_position, events_applied, last_event_at)
@@ -391,4 +495,36 @@ pub fn reached(index: &Index, pair: Pair) -> bool {
 
 pub fn micros_to_time(micros: i64) -> Option<DateTime<Utc>> {
     DateTime::<Utc>::from_timestamp_micros(micros)
+}
+
+/// Asks the running projector to rebuild the search index beside the live one, and waits
+/// until it has switched; returns the new generation and the events indexed.
+pub async fn request_rebuild(pool: &Pool, timeout: Duration) -> anyhow::Result<(i64, i64)> {
+    let client = pool.get().await?;
+    let id: i64 = client
+        .query_one(
+            "INSERT INTO search_rebuilds DEFAULT VALUES RETURNING id",
+            &[],
+        )
+        .await?
+        .get(0);
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let row = client
+            .query_one("SELECT finished_at IS NOT NULL, generation, events FROM search_rebuilds WHERE id = $1", &[&id])
+            .await?;
+        if row.get::<_, bool>(0) {
+            return Ok((
+                row.get::<_, Option<i64>>(1).unwrap_or(0),
+                row.get::<_, Option<i64>>(2).unwrap_or(0),
+            ));
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "the rebuild was requested (request {id}) but no running projector has done it yet; \
+                 it happens when `projector run` is running"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

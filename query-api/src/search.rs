@@ -11,8 +11,9 @@ use tantivy::{Index, IndexReader, ReloadPolicy};
 use uuid::Uuid;
 
 pub struct SearchService {
+    /// `SEARCH_INDEX_DIR`: generations of the index, `CURRENT` naming the live one.
     dir: PathBuf,
-    opened: Mutex<Option<(Index, IndexReader, SearchFields)>>,
+    opened: Mutex<Option<(u64, Index, IndexReader, SearchFields)>>,
 }
 
 impl SearchService {
@@ -28,22 +29,27 @@ impl SearchService {
             .opened
             .lock()
             .map_err(|_| ApiError::internal(anyhow::anyhow!("search state poisoned")))?;
-        if let Some(open) = opened.as_ref() {
-            return Ok(open.clone());
+        // A rebuild switches `CURRENT` to a new generation: follow it.
+        let generation = projector::search::current_generation(&self.dir);
+        if let Some((open_generation, index, reader, fields)) = opened.as_ref()
+            && *open_generation == generation
+        {
+            return Ok((index.clone(), reader.clone(), fields.clone()));
         }
-        if !self.dir.join("meta.json").exists() {
+        let dir = projector::search::generation_dir(&self.dir, generation);
+        if !dir.join("meta.json").exists() {
             return Err(ApiError::NotCaughtUp(
                 "the search index is not built yet (the projector builds it); retry shortly".into(),
             ));
         }
         let (index, fields) =
-            projector::search::open(&self.dir).map_err(|e| ApiError::Unavailable(e.into()))?;
+            projector::search::open(&dir).map_err(|e| ApiError::Unavailable(e.into()))?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()
             .map_err(|e| ApiError::Unavailable(e.into()))?;
-        *opened = Some((index.clone(), reader.clone(), fields.clone()));
+        *opened = Some((generation, index.clone(), reader.clone(), fields.clone()));
         Ok((index, reader, fields))
     }
 

@@ -627,6 +627,30 @@ async fn the_search_index_finds_users_by_name_email_prefix_and_typo_within_the_t
         )
         .await;
     assert_eq!(names(&found), ["Admiral Hopper"]);
+
+    // `projector replay search` rebuilds beside the live index and switches readers over.
+    let report = projector::replay::replay(
+        &pipeline.pool,
+        &pipeline.keys,
+        projector::projections::Projection::Search,
+        None,
+        false,
+    )
+    .await
+    .expect("rebuild");
+    assert_eq!(report.checkpoint.0, 2, "the second generation is live");
+    assert!(report.events >= pipeline.app.event_count().await as u64);
+    for (q, expected) in [
+        ("admiral", vec!["Admiral Hopper"]),
+        ("alan", vec![]),
+        ("lovelace", vec!["Ada Lovelace"]),
+    ] {
+        let answer = pipeline
+            .app
+            .query(&format!("/v1/tenants/{t}/users?q={q}"), token, None)
+            .await;
+        assert_eq!(names(&answer), expected, "after the rebuild, q={q}");
+    }
     running.stop().await;
     pipeline.finish().await;
 }
