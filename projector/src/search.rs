@@ -37,6 +37,13 @@ pub struct SearchFields {
     pub role: Field,
     pub status: Field,
     pub created: Field,
+    pub event_type: Field,
+    pub event_type_text: Field,
+    pub summary: Field,
+    pub subject_id: Field,
+    pub actor_id: Field,
+    pub occurred: Field,
+    pub position: Field,
 }
 
 fn schema() -> (Schema, SearchFields) {
@@ -50,6 +57,13 @@ fn schema() -> (Schema, SearchFields) {
         role: builder.add_text_field("role", STRING | STORED),
         status: builder.add_text_field("status", STRING | STORED),
         created: builder.add_i64_field("created", INDEXED | FAST | STORED),
+        event_type: builder.add_text_field("event_type", STRING),
+        event_type_text: builder.add_text_field("event_type_text", TEXT),
+        summary: builder.add_text_field("summary", TEXT),
+        subject_id: builder.add_text_field("subject_id", STRING),
+        actor_id: builder.add_text_field("actor_id", STRING),
+        occurred: builder.add_i64_field("occurred", INDEXED | FAST),
+        position: builder.add_i64_field("position", INDEXED | FAST | STORED),
     };
     (builder.build(), fields)
 }
@@ -126,9 +140,25 @@ impl SearchProjection {
         if !self.dir.join("CURRENT").exists() {
             set_current_generation(&self.dir, generation)?;
         }
-        let mut live = match self.open_writer(generation, &mut shutdown).await? {
-            Some(live) => live,
-            None => return Ok(()),
+        let mut live = match self.open_writer(generation, &mut shutdown).await {
+            Ok(Some(live)) => live,
+            Ok(None) => return Ok(()),
+            Err(error) => {
+                // An index this build cannot open (an older schema): index again into a new
+                // generation and point readers at it.
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    generation,
+                    "the search index is outdated; building a new generation"
+                );
+                generation += 1;
+                let _ = std::fs::remove_dir_all(generation_dir(&self.dir, generation));
+                let Some(live) = self.open_writer(generation, &mut shutdown).await? else {
+                    return Ok(());
+                };
+                set_current_generation(&self.dir, generation)?;
+                live
+            }
         };
         let mut failures = 0u32;
         while !*shutdown.borrow() {
@@ -270,10 +300,27 @@ impl SearchProjection {
         let mut pending: std::collections::HashMap<Uuid, Option<UserDoc>> =
             std::collections::HashMap::new();
         for event in &events {
-            let Ok(DomainEvent::User {
+            let Ok(domain) = event.to_domain() else {
+                continue; // Undecodable: the Postgres projections dead-letter it.
+            };
+            // Every event is an audit document: type, summary (never personal data), who.
+            let (subject, summary) = crate::projections::summary(&domain);
+            writer.add_document(doc!(
+                fields.kind => "audit",
+                fields.tenant_id => event.tenant_id.to_string(),
+                fields.doc_id => event.event_id.to_string(),
+                fields.event_type => event.event_type.clone(),
+                fields.event_type_text => event.event_type.replace(['.', '_'], " "),
+                fields.summary => summary,
+                fields.subject_id => subject.map(|s| s.to_string()).unwrap_or_default(),
+                fields.actor_id => event.metadata.actor_id.map(|a| a.to_string()).unwrap_or_default(),
+                fields.occurred => event.occurred_at.timestamp_micros(),
+                fields.position => event.position,
+            ))?;
+            let DomainEvent::User {
                 user_id,
                 event: user_event,
-            }) = event.to_domain()
+            } = domain
             else {
                 continue;
             };
@@ -526,5 +573,167 @@ pub async fn request_rebuild(pool: &Pool, timeout: Duration) -> anyhow::Result<(
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What an audit search asks for.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSearch {
+    pub tenant_id: Uuid,
+    pub event_type: Option<String>,
+    /// The actor or the subject.
+    pub user_id: Option<Uuid>,
+    pub from_micros: Option<i64>,
+    pub to_micros: Option<i64>,
+    pub q: Option<String>,
+    /// Only events with a lower position (the cursor).
+    pub before_position: Option<i64>,
+    pub limit: usize,
+}
+
+/// The event ids of matching audit documents, newest first, with their positions.
+pub fn search_audit(
+    reader: &IndexReader,
+    fields: &SearchFields,
+    search: &AuditSearch,
+) -> tantivy::Result<Vec<(i64, Uuid)>> {
+    let term = |field: Field, value: &str| -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, value),
+            IndexRecordOption::Basic,
+        ))
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+        (Occur::Must, term(fields.kind, "audit")),
+        (
+            Occur::Must,
+            term(fields.tenant_id, &search.tenant_id.to_string()),
+        ),
+    ];
+    if let Some(event_type) = &search.event_type {
+        clauses.push((Occur::Must, term(fields.event_type, event_type)));
+    }
+    if let Some(user_id) = search.user_id {
+        let id = user_id.to_string();
+        clauses.push((
+            Occur::Must,
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Should, term(fields.subject_id, &id)),
+                (Occur::Should, term(fields.actor_id, &id)),
+            ])),
+        ));
+    }
+    let bound = |value: Option<i64>, field: Field, inclusive: bool| match value {
+        Some(v) if inclusive => std::ops::Bound::Included(Term::from_field_i64(field, v)),
+        Some(v) => std::ops::Bound::Excluded(Term::from_field_i64(field, v)),
+        None => std::ops::Bound::Unbounded,
+    };
+    if search.from_micros.is_some() || search.to_micros.is_some() {
+        clauses.push((
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                bound(search.from_micros, fields.occurred, true),
+                bound(search.to_micros, fields.occurred, true),
+            )),
+        ));
+    }
+    if search.before_position.is_some() {
+        clauses.push((
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                std::ops::Bound::Unbounded,
+                bound(search.before_position, fields.position, false),
+            )),
+        ));
+    }
+    if let Some(q) = &search.q {
+        for word in q
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .take(8)
+        {
+            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for field in [fields.summary, fields.event_type_text] {
+                let t = Term::from_field_text(field, &word);
+                alternatives.push((
+                    Occur::Should,
+                    Box::new(FuzzyTermQuery::new_prefix(t.clone(), 0, true)),
+                ));
+                if word.chars().count() >= 4 {
+                    alternatives.push((Occur::Should, Box::new(FuzzyTermQuery::new(t, 1, true))));
+                }
+            }
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
+        }
+    }
+    let searcher = reader.searcher();
+    let hits = searcher.search(
+        &BooleanQuery::new(clauses),
+        &TopDocs::with_limit(search.limit + 1).order_by_fast_field::<i64>("position", Order::Desc),
+    )?;
+    let mut found = Vec::with_capacity(hits.len());
+    for (position, address) in hits {
+        let doc: TantivyDocument = searcher.doc(address)?;
+        if let Some(event_id) = doc
+            .get_first(fields.doc_id)
+            .and_then(|v| v.as_str())
+            .and_then(|v| Uuid::try_parse(v).ok())
+        {
+            found.push((position.unwrap_or_default(), event_id));
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audit_document_is_found_by_tenant_and_type_only_in_its_tenant() {
+        let dir =
+            std::env::temp_dir().join(format!("eventra-search-unit-{}", Uuid::new_v4().simple()));
+        let (index, fields) = open(&dir).expect("index");
+        let mut writer: IndexWriter = index.writer(15_000_000).expect("writer");
+        let tenant = Uuid::new_v4();
+        for (tenant_id, position) in [(tenant, 1i64), (Uuid::new_v4(), 2)] {
+            writer
+                .add_document(doc!(
+                    fields.kind => "audit",
+                    fields.tenant_id => tenant_id.to_string(),
+                    fields.doc_id => Uuid::new_v4().to_string(),
+                    fields.event_type => "user.created",
+                    fields.event_type_text => "user created",
+                    fields.summary => "user signed up",
+                    fields.subject_id => "",
+                    fields.actor_id => "",
+                    fields.occurred => 5i64,
+                    fields.position => position,
+                ))
+                .expect("add");
+        }
+        writer.commit().expect("commit");
+        let reader = index.reader().expect("reader");
+        let search = |q: Option<&str>, event_type: Option<&str>| {
+            search_audit(
+                &reader,
+                &fields,
+                &AuditSearch {
+                    tenant_id: tenant,
+                    event_type: event_type.map(str::to_owned),
+                    q: q.map(str::to_owned),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .expect("search")
+        };
+        assert_eq!(search(None, None).len(), 1);
+        assert_eq!(search(None, Some("user.created")).len(), 1);
+        assert_eq!(search(Some("signed"), None).len(), 1);
+        assert_eq!(search(Some("sgned"), None).len(), 1, "a typo still matches");
+        assert_eq!(search(None, Some("user.deleted")).len(), 0);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -646,52 +646,68 @@ async fn audit(
         query.to.as_deref(),
         query.cursor.as_deref(),
     )?;
-    let (client, position) = view(&state, &request, "audit").await?;
+    // Matches come from the search index (full text, filters, tenant term); the rows
+    // shown from the audit read model.
+    let (client, _) = view(&state, &request, "audit").await?;
+    let target = match min_position(&request)?.filter(|p| *p > 0) {
+        Some(position) => Some(crate::consistency::target(&client, position).await?),
+        None => None,
+    };
+    let position = state
+        .search
+        .reach(target, state.settings.read_your_writes_timeout)
+        .await?;
+    let found = state
+        .search
+        .audit(projector::search::AuditSearch {
+            tenant_id,
+            event_type,
+            user_id: query.user_id,
+            from_micros: window.from.map(|t| t.timestamp_micros()),
+            to_micros: window.to.map(|t| t.timestamp_micros()),
+            q: text_filter("q", query.q.as_ref(), 200)?,
+            before_position: window.before,
+            limit: limit as usize,
+        })
+        .await?;
+    let more = found.len() as i64 > limit;
+    let ids: Vec<Uuid> = found
+        .iter()
+        .take(limit as usize)
+        .map(|(_, id)| *id)
+        .collect();
     let rows = client
         .query(
             "SELECT event_id, position, event_type, aggregate_type, aggregate_id, actor_id, subject_id, summary, occurred_at
-               FROM rm_audit
-              WHERE tenant_id = $1
-                AND ($2::text IS NULL OR event_type = $2)
-                AND ($3::uuid IS NULL OR subject_id = $3 OR actor_id = $3)
-                AND ($4::text IS NULL OR summary ILIKE $4 OR event_type ILIKE $4)
-                AND ($5::timestamptz IS NULL OR occurred_at >= $5)
-                AND ($6::timestamptz IS NULL OR occurred_at <= $6)
-                AND ($7::bigint IS NULL OR position < $7)
-              ORDER BY position DESC
-              LIMIT $8",
-            &[
-                &tenant_id,
-                &event_type,
-                &query.user_id,
-                &window.pattern,
-                &window.from,
-                &window.to,
-                &window.before,
-                &(limit + 1),
-            ],
+               FROM rm_audit WHERE tenant_id = $1 AND event_id = ANY($2)",
+            &[&tenant_id, &ids],
         )
         .await
         .map_err(database)?;
-    let items: Vec<AuditItem> = rows
+    let mut by_id: std::collections::HashMap<Uuid, AuditItem> = rows
         .iter()
-        .take(limit as usize)
-        .map(|row| AuditItem {
-            event_id: row.get(0),
-            position: row.get(1),
-            event_type: row.get(2),
-            aggregate_type: row.get(3),
-            aggregate_id: row.get(4),
-            actor_id: row.get(5),
-            subject_id: row.get(6),
-            summary: row.get(7),
-            occurred_at: row.get(8),
+        .map(|row| {
+            (
+                row.get(0),
+                AuditItem {
+                    event_id: row.get(0),
+                    position: row.get(1),
+                    event_type: row.get(2),
+                    aggregate_type: row.get(3),
+                    aggregate_id: row.get(4),
+                    actor_id: row.get(5),
+                    subject_id: row.get(6),
+                    summary: row.get(7),
+                    occurred_at: row.get(8),
+                },
+            )
         })
         .collect();
+    let items: Vec<AuditItem> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
     let next_cursor = log_cursor(
         "audit",
-        rows.len() as i64 > limit,
-        items.last().map(|i| i.position),
+        more,
+        found.get(limit as usize - 1).map(|(p, _)| *p),
     );
     Ok(answer(AuditPage { items, next_cursor }, position))
 }

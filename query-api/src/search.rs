@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use api_common::ApiError;
-use projector::search::{SearchFields, UserSearch, checkpoint, search_users};
+use projector::search::{
+    AuditSearch, SearchFields, UserSearch, checkpoint, search_audit, search_users,
+};
 use tantivy::{Index, IndexReader, ReloadPolicy};
 use uuid::Uuid;
 
@@ -87,6 +89,17 @@ impl SearchService {
     pub async fn users(&self, search: UserSearch) -> Result<Vec<(i64, Uuid)>, ApiError> {
         let (_, reader, fields) = self.open()?;
         actix_web::web::block(move || search_users(&reader, &fields, &search))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| ApiError::Unavailable(e.into()))
+    }
+}
+
+impl SearchService {
+    /// Matching audit events, newest first: (position, event id).
+    pub async fn audit(&self, search: AuditSearch) -> Result<Vec<(i64, Uuid)>, ApiError> {
+        let (_, reader, fields) = self.open()?;
+        actix_web::web::block(move || search_audit(&reader, &fields, &search))
             .await
             .map_err(ApiError::internal)?
             .map_err(|e| ApiError::Unavailable(e.into()))
