@@ -135,6 +135,7 @@ impl SearchProjection {
     /// Applies the event store to the index until `shutdown`, committing each batch with
     /// its checkpoint; new documents are searchable within a second.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        tracing::info!(dir = %self.dir.display(), "search projection starting");
         std::fs::create_dir_all(&self.dir)?;
         let mut generation = current_generation(&self.dir);
         if !self.dir.join("CURRENT").exists() {
@@ -242,10 +243,14 @@ impl SearchProjection {
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<Option<Writing>> {
         let dir = generation_dir(&self.dir, generation);
-        let (index, fields) = open(&dir)?;
+        // Tantivy blocks on file locks: keep that off the async threads, where the previous
+        // owner of the lock may need to run to let it go.
+        let opened_dir = dir.clone();
+        let (index, fields) = tokio::task::spawn_blocking(move || open(&opened_dir)).await??;
         let mut waited = 0u32;
         let writer: IndexWriter = loop {
-            match index.writer(50_000_000) {
+            let candidate = index.clone();
+            match tokio::task::spawn_blocking(move || candidate.writer(50_000_000)).await? {
                 Ok(writer) => break writer,
                 Err(tantivy::TantivyError::LockFailure(..)) => {
                     waited += 1;

@@ -439,19 +439,22 @@ impl Pipeline {
 
     /// Runs the whole projector (relay and all projections) in the background.
     pub fn spawn_projector(&self) -> RunningProjector {
+        self.spawn_projector_of(projector::projections::Projection::EVERY.to_vec())
+    }
+
+    /// Runs the relay and the given projections in the background.
+    pub fn spawn_projector_of(
+        &self,
+        projections: Vec<projector::projections::Projection>,
+    ) -> RunningProjector {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let settings = self.settings.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
         let address = format!("http://{}", listener.local_addr().expect("address"));
         let handle = tokio::spawn(async move {
-            projector::app::run(
-                settings,
-                projector::projections::Projection::EVERY.to_vec(),
-                shutdown,
-                Some(listener),
-            )
-            .await
-            .expect("projector");
+            projector::app::run(settings, projections, shutdown, Some(listener))
+                .await
+                .expect("projector");
         });
         RunningProjector {
             stop,
