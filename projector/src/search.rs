@@ -441,6 +441,34 @@ fn load_user(
     }))
 }
 
+/// One clause per word of `q` (at most eight): the word must match one of `fields` as a
+/// prefix, or, from four letters on, with one typo.
+fn words(q: &str, fields: [Field; 2]) -> Vec<(Occur, Box<dyn Query>)> {
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .take(8)
+        .map(|word| {
+            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for field in fields {
+                let term = Term::from_field_text(field, &word);
+                alternatives.push((
+                    Occur::Should,
+                    Box::new(FuzzyTermQuery::new_prefix(term.clone(), 0, true)),
+                ));
+                if word.chars().count() >= 4 {
+                    alternatives
+                        .push((Occur::Should, Box::new(FuzzyTermQuery::new(term, 1, true))));
+                }
+            }
+            (
+                Occur::Must,
+                Box::new(BooleanQuery::new(alternatives)) as Box<dyn Query>,
+            )
+        })
+        .collect()
+}
+
 /// What a users search asks for.
 #[derive(Debug, Clone, Default)]
 pub struct UserSearch {
@@ -480,25 +508,7 @@ pub fn search_users(
         clauses.push((Occur::Must, term(fields.status, status)));
     }
     if let Some(q) = &search.q {
-        for word in q
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .take(8)
-        {
-            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-            for field in [fields.name, fields.email] {
-                let t = Term::from_field_text(field, &word);
-                alternatives.push((
-                    Occur::Should,
-                    Box::new(FuzzyTermQuery::new_prefix(t.clone(), 0, true)),
-                ));
-                if word.chars().count() >= 4 {
-                    alternatives.push((Occur::Should, Box::new(FuzzyTermQuery::new(t, 1, true))));
-                }
-            }
-            clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
-        }
+        clauses.extend(words(q, [fields.name, fields.email]));
     }
     if let Some((created, _)) = search.after {
         clauses.push((
@@ -652,25 +662,7 @@ pub fn search_audit(
         ));
     }
     if let Some(q) = &search.q {
-        for word in q
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .take(8)
-        {
-            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-            for field in [fields.summary, fields.event_type_text] {
-                let t = Term::from_field_text(field, &word);
-                alternatives.push((
-                    Occur::Should,
-                    Box::new(FuzzyTermQuery::new_prefix(t.clone(), 0, true)),
-                ));
-                if word.chars().count() >= 4 {
-                    alternatives.push((Occur::Should, Box::new(FuzzyTermQuery::new(t, 1, true))));
-                }
-            }
-            clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
-        }
+        clauses.extend(words(q, [fields.summary, fields.event_type_text]));
     }
     let searcher = reader.searcher();
     let hits = searcher.search(

@@ -103,6 +103,25 @@ async fn view(
     Ok((client, position))
 }
 
+/// Like [`view`] for lists whose matches come from the search index: waits for the read
+/// model and for the index; the position reported is the index's.
+async fn search_view(
+    state: &AppState,
+    request: &HttpRequest,
+    projection: &str,
+) -> Result<(Object, i64), ApiError> {
+    let (client, _) = view(state, request, projection).await?;
+    let target = match min_position(request)?.filter(|p| *p > 0) {
+        Some(position) => Some(crate::consistency::target(&client, position).await?),
+        None => None,
+    };
+    let position = state
+        .search
+        .reach(target, state.settings.read_your_writes_timeout)
+        .await?;
+    Ok((client, position))
+}
+
 async fn connection(state: &AppState) -> Result<Object, ApiError> {
     state
         .pool
@@ -379,15 +398,7 @@ async fn list_users(
         .as_ref()
         .and_then(|c| c.after_created_micros.zip(c.after_id));
     // The list comes from the search index; the users' details from the read model.
-    let (client, _) = view(&state, &request, "users").await?;
-    let target = match min_position(&request)?.filter(|p| *p > 0) {
-        Some(position) => Some(crate::consistency::target(&client, position).await?),
-        None => None,
-    };
-    let position = state
-        .search
-        .reach(target, state.settings.read_your_writes_timeout)
-        .await?;
+    let (client, position) = search_view(&state, &request, "users").await?;
     let found = state
         .search
         .users(projector::search::UserSearch {
@@ -648,15 +659,7 @@ async fn audit(
     )?;
     // Matches come from the search index (full text, filters, tenant term); the rows
     // shown from the audit read model.
-    let (client, _) = view(&state, &request, "audit").await?;
-    let target = match min_position(&request)?.filter(|p| *p > 0) {
-        Some(position) => Some(crate::consistency::target(&client, position).await?),
-        None => None,
-    };
-    let position = state
-        .search
-        .reach(target, state.settings.read_your_writes_timeout)
-        .await?;
+    let (client, position) = search_view(&state, &request, "audit").await?;
     let found = state
         .search
         .audit(projector::search::AuditSearch {
