@@ -1012,6 +1012,7 @@ async fn erase_user(
                 ctx.now,
             )
             .await?;
+            queue_deletion_confirmation(unit, tenant_id, &user.state, &appended, ctx.now).await?;
             unit.erase_subject(tenant_id, user_id).await?;
             tracing::info!(%tenant_id, %user_id, "user erased; data key destroyed");
             Ok(Answer::ok(to_json(&UserErased {
@@ -1022,4 +1023,35 @@ async fn erase_user(
     )
     .await?;
     answer.into_response()
+}
+
+/// The deletion confirmation, queued in the erasure's transaction: the last moment the
+/// address can be read. The job gives the address up once it is finished.
+async fn queue_deletion_confirmation(
+    unit: &UnitOfWork,
+    tenant_id: Uuid,
+    user: &domain::User,
+    appended: &[AppendedEvent],
+    now: chrono::DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let (Some(user_id), Some(deleted)) = (user.user_id, appended.last()) else {
+        return Ok(());
+    };
+    let tenant = state::tenant(unit, tenant_id).await?;
+    unit.queue_email(&infra::email_jobs::NewJob {
+        tenant_id,
+        user_id,
+        event_id: deleted.event_id,
+        position: deleted.position,
+        template: infra::email_jobs::Template::AccountDeleted,
+        recipient: user.email.clone(),
+        variables: json!({
+            "display_name": user.display_name,
+            "tenant_name": tenant.state.name,
+            "locale": user.locale,
+        }),
+        due_at: now,
+    })
+    .await?;
+    Ok(())
 }

@@ -7,6 +7,7 @@ pub mod auth_state;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod email_jobs;
 pub mod envelope;
 pub mod migrate;
 pub mod secret;

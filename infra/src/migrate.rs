@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "search_rebuilds",
         sql: include_str!("../../schema/0005_search_rebuilds.sql"),
     },
+    Migration {
+        version: 6,
+        name: "email_jobs",
+        sql: include_str!("../../schema/0006_email_jobs.sql"),
+    },
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

@@ -447,7 +447,17 @@ impl UnitOfWork {
                 &[&subject_id],
             )
             .await?;
+        crate::email_jobs::forget_recipient(client, subject_id).await?;
         Ok(())
+    }
+
+    /// Queues an email in this transaction (the deletion confirmation, which must capture
+    /// the address before the key that opens it is destroyed).
+    pub async fn queue_email(
+        &self,
+        job: &crate::email_jobs::NewJob,
+    ) -> Result<Option<Uuid>, StoreError> {
+        Ok(crate::email_jobs::enqueue(self.client(), job).await?)
     }
 
     /// The subject's data key, created on first use.
@@ -554,7 +564,8 @@ pub async fn decrypt_personal_data(
     Ok(())
 }
 
-async fn load_stream(
+/// Loads one stream, personal data opened (or marked erased).
+pub async fn load_stream(
     client: &Client,
     keys: &KeyRing,
     aggregate_type: &str,

@@ -21,6 +21,7 @@ pub async fn run(
     listener: Option<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
     let run_search = projections.contains(&Projection::Search);
+    let run_email = projections.contains(&Projection::EmailJobs);
     let projections: Vec<Projection> = projections
         .into_iter()
         .filter(|p| *p != Projection::Search)
@@ -60,6 +61,14 @@ pub async fn run(
             }
         });
     }
+    if run_email && settings.email_worker.workers > 0 {
+        let worker = Arc::new(crate::email_worker::EmailWorker {
+            pool: pool.clone(),
+            mailer: Arc::new(settings.mailer()?),
+            settings: settings.email_worker.clone(),
+        });
+        tasks.spawn(worker.run(shutdown.clone()));
+    }
     let relay = Relay {
         database_url: settings.database_url.clone(),
         keys: Arc::clone(&keys),
@@ -77,6 +86,7 @@ pub async fn run(
             js: js.clone(),
             stream: settings.stream.clone(),
             batch_size: settings.batch_size,
+            email: settings.email_policy,
         };
         let runner_shutdown = shutdown.clone();
         tasks.spawn(async move { runner.run(runner_shutdown).await });

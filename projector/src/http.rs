@@ -103,6 +103,13 @@ pub async fn report_lag(pool: Pool, mut shutdown: tokio::sync::watch::Receiver<b
                 metrics::gauge!("eventra_projection_dead_letters", "projection" => name)
                     .set(entry.dead_letters as f64);
             }
+            for (status, count) in &status.email_jobs {
+                let status = infra::email_jobs::STATUSES
+                    .into_iter()
+                    .find(|s| s == status)
+                    .unwrap_or("unknown");
+                metrics::gauge!("eventra_email_jobs", "status" => status).set(*count as f64);
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}

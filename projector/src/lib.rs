@@ -3,7 +3,11 @@
 
 pub mod app;
 pub mod dead_letters;
+pub mod email_worker;
+pub mod emails;
 pub mod http;
+pub mod mail_jobs;
+pub mod mailer;
 pub mod projections;
 pub mod relay;
 pub mod replay;
@@ -12,3 +16,4 @@ pub mod search;
 pub mod settings;
 pub mod status;
 pub mod stream;
+pub mod templates;

@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use infra::crypto::KeyRing;
 use projector::dead_letters::{self, RetryOutcome};
+use projector::mail_jobs::{self, Selection};
 use projector::projections::Projection;
 use projector::settings::Settings;
 use uuid::Uuid;
@@ -43,8 +44,41 @@ enum Command {
         #[command(subcommand)]
         command: DeadLetterCommand,
     },
+    /// Inspect the email queue; retry or discard dead jobs.
+    EmailJobs {
+        #[command(subcommand)]
+        command: EmailJobCommand,
+    },
     /// Apply the database migrations and exit.
     Migrate,
+}
+
+#[derive(Subcommand)]
+enum EmailJobCommand {
+    /// One JSON line per job, oldest first.
+    List {
+        /// pending, sending, sent, dead, suppressed or discarded.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        tenant: Option<Uuid>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Queue dead jobs again, with a fresh attempt budget.
+    Retry {
+        ids: Vec<Uuid>,
+        /// Every dead job.
+        #[arg(long, conflicts_with = "ids")]
+        all_dead: bool,
+    },
+    /// Give up on dead (or still pending) jobs for good.
+    Discard {
+        ids: Vec<Uuid>,
+        /// Every dead job.
+        #[arg(long, conflicts_with = "ids")]
+        all_dead: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -112,7 +146,16 @@ async fn main() -> anyhow::Result<()> {
                         entry.events_applied
                     );
                 }
-                println!("(email jobs are never replayed: they would send email twice)");
+                println!(
+                    "email jobs: {}",
+                    status
+                        .email_jobs
+                        .iter()
+                        .map(|(state, count)| format!("{count} {state}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                println!("(email-jobs is never replayed: a replay would send the emails again)");
             }
         }
         Command::Replay { projection, tenant } => {
@@ -153,6 +196,38 @@ async fn main() -> anyhow::Result<()> {
                 DeadLetterCommand::Discard { id } => {
                     dead_letters::discard(&pool, id).await?;
                     println!("dead letter {id} discarded");
+                }
+            }
+        }
+        Command::EmailJobs { command } => {
+            let pool = infra::db::pool(&settings.database_url, 2)?;
+            let selection = |ids: Vec<Uuid>, all_dead: bool| {
+                if all_dead {
+                    Ok(Selection::AllDead)
+                } else if ids.is_empty() {
+                    anyhow::bail!("name the jobs, or pass --all-dead")
+                } else {
+                    Ok(Selection::Jobs(ids))
+                }
+            };
+            match command {
+                EmailJobCommand::List {
+                    status,
+                    tenant,
+                    limit,
+                } => {
+                    let status = status.as_deref().map(mail_jobs::parse_status).transpose()?;
+                    for job in mail_jobs::list(&pool, status, tenant, limit).await? {
+                        println!("{}", serde_json::to_string(&job)?);
+                    }
+                }
+                EmailJobCommand::Retry { ids, all_dead } => {
+                    let count = mail_jobs::retry(&pool, &selection(ids, all_dead)?).await?;
+                    println!("{count} job(s) queued again");
+                }
+                EmailJobCommand::Discard { ids, all_dead } => {
+                    let count = mail_jobs::discard(&pool, &selection(ids, all_dead)?).await?;
+                    println!("{count} job(s) discarded");
                 }
             }
         }

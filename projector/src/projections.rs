@@ -5,10 +5,13 @@
 use deadpool_postgres::Object;
 use domain::event::{ClearableField, LoginFailure, RevocationReason};
 use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
+use infra::crypto::KeyRing;
 use infra::envelope::RecordedEvent;
 use serde_json::{Value, json};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
+
+use crate::emails::EmailPolicy;
 
 /// Why an event could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +45,21 @@ pub enum Projection {
     Audit,
     /// The search index (Tantivy, on disk); not a Postgres read model.
     Search,
+    /// The email queue: never replayed (a replay would mail people twice).
+    EmailJobs,
+}
+
+/// What handlers need beyond the event: the keys that open other streams' personal data
+/// and the email policy.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    pub keys: &'a KeyRing,
+    pub email: EmailPolicy,
 }
 
 impl Projection {
-    /// Every projection, the search index included.
-    pub const EVERY: [Projection; 7] = [
+    /// Every projection, the search index and the email queue included.
+    pub const EVERY: [Projection; 8] = [
         Projection::Tenants,
         Projection::Users,
         Projection::Memberships,
@@ -54,6 +67,7 @@ impl Projection {
         Projection::Activity,
         Projection::Audit,
         Projection::Search,
+        Projection::EmailJobs,
     ];
 
     /// The Postgres read models.
@@ -75,6 +89,7 @@ impl Projection {
             Projection::Activity => "activity",
             Projection::Audit => "audit",
             Projection::Search => "search",
+            Projection::EmailJobs => "email-jobs",
         }
     }
 
@@ -91,7 +106,7 @@ impl Projection {
             Projection::Sessions => &["rm_sessions"],
             Projection::Activity => &["rm_activity"],
             Projection::Audit => &["rm_audit"],
-            Projection::Search => &[],
+            Projection::Search | Projection::EmailJobs => &[],
         }
     }
 
@@ -99,6 +114,7 @@ impl Projection {
     pub async fn apply(
         &self,
         client: &Object,
+        env: Env<'_>,
         event: &RecordedEvent,
         suffix: &str,
     ) -> Result<(), HandlerError> {
@@ -114,6 +130,9 @@ impl Projection {
             Projection::Activity => activity(&writer, event, &domain).await,
             Projection::Audit => audit(&writer, event, &domain).await,
             Projection::Search => Ok(()),
+            Projection::EmailJobs => {
+                crate::emails::apply(client, env.keys, &env.email, event, &domain).await
+            }
         }
     }
 }

@@ -12,7 +12,8 @@ use infra::db::PgTransaction;
 use infra::store::{ReadRange, read_in_order};
 use uuid::Uuid;
 
-use crate::projections::Projection;
+use crate::emails::EmailPolicy;
+use crate::projections::{Env, Projection};
 use crate::runtime::{Pair, apply_one, lock_checkpoint};
 
 const PAGE: i64 = 1000;
@@ -41,6 +42,12 @@ pub async fn replay(
     tenant_id: Option<Uuid>,
     show_progress: bool,
 ) -> anyhow::Result<ReplayReport> {
+    if projection == Projection::EmailJobs {
+        bail!(
+            "the email-jobs projection is never replayed: a replay would send every email again \
+             (dead jobs are retried with `projector email-jobs retry`)"
+        );
+    }
     if projection == Projection::Search {
         if tenant_id.is_some() {
             bail!("the search index is rebuilt whole; leave out --tenant");
@@ -215,7 +222,11 @@ async fn apply_range(
     )
     .await?;
     for event in &events {
-        apply_one(client, projection, event, STAGING, 0).await?;
+        let env = Env {
+            keys,
+            email: EmailPolicy::default(),
+        };
+        apply_one(client, env, projection, event, STAGING, 0).await?;
     }
     Ok(Applied {
         count: events.len() as u64,

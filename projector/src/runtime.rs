@@ -21,7 +21,8 @@ use infra::envelope::RecordedEvent;
 use infra::store::{ReadRange, StoreError, decrypt_personal_data, read_in_order};
 use tokio::sync::watch;
 
-use crate::projections::{HandlerError, Projection};
+use crate::emails::EmailPolicy;
+use crate::projections::{Env, HandlerError, Projection};
 use crate::settings::StreamSettings;
 use crate::stream::{
     PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_pair,
@@ -37,6 +38,7 @@ pub struct Runner {
     pub js: jetstream::Context,
     pub stream: StreamSettings,
     pub batch_size: usize,
+    pub email: EmailPolicy,
 }
 
 /// A message as received: the event it carries, or why it could not be read.
@@ -152,6 +154,13 @@ impl Runner {
         tracing::info!(projection = name, "projection stopped");
     }
 
+    fn env(&self) -> Env<'_> {
+        Env {
+            keys: &self.keys,
+            email: self.email,
+        }
+    }
+
     async fn store_id(&self) -> Result<String, BatchError> {
         let client = self.pool.get().await.map_err(infra::db::BeginError::from)?;
         Ok(infra::migrate::store_id(&client).await?.to_string())
@@ -180,7 +189,7 @@ impl Runner {
                 return Ok(total);
             };
             for event in &events {
-                apply_one(client, self.projection, event, "", 1).await?;
+                apply_one(client, self.env(), self.projection, event, "", 1).await?;
             }
             save_checkpoint(
                 client,
@@ -208,7 +217,7 @@ impl Runner {
         }
         let mut attempt = 0u32;
         loop {
-            match apply_batch(self.projection, &self.pool, &self.keys, &batch).await {
+            match apply_batch(self.projection, &self.pool, self.env(), &batch).await {
                 Ok(checkpoint) => {
                     metrics::gauge!("eventra_projection_position", "projection" => name)
                         .set(checkpoint.1 as f64);
@@ -352,9 +361,10 @@ pub enum BatchError {
 async fn apply_batch(
     projection: Projection,
     pool: &Pool,
-    keys: &KeyRing,
+    env: Env<'_>,
     batch: &[Incoming],
 ) -> Result<Pair, BatchError> {
+    let keys = env.keys;
     let transaction = PgTransaction::begin(pool).await?;
     let client = transaction.client();
     let mut checkpoint = lock_checkpoint(client, projection).await?;
@@ -410,14 +420,14 @@ async fn apply_batch(
                     "filling a gap from the event store"
                 );
                 for event in &missing {
-                    apply_one(client, projection, event, "", 1).await?;
+                    apply_one(client, env, projection, event, "", 1).await?;
                     applied += 1;
                 }
             }
         }
         let mut event = event.clone();
         match decrypt_personal_data(client, keys, &mut event).await {
-            Ok(()) => apply_one(client, projection, &event, "", deliveries).await?,
+            Ok(()) => apply_one(client, env, projection, &event, "", deliveries).await?,
             Err(error @ (StoreError::Database(_) | StoreError::Pool(_))) => {
                 return Err(error.into());
             }
@@ -440,13 +450,14 @@ async fn apply_batch(
 /// Applies one event inside a savepoint; a poison event is dead-lettered instead.
 pub async fn apply_one(
     client: &Object,
+    env: Env<'_>,
     projection: Projection,
     event: &RecordedEvent,
     suffix: &str,
     deliveries: i64,
 ) -> Result<(), tokio_postgres::Error> {
     client.batch_execute("SAVEPOINT apply_event").await?;
-    match projection.apply(client, event, suffix).await {
+    match projection.apply(client, env, event, suffix).await {
         Ok(()) => {
             client
                 .batch_execute("RELEASE SAVEPOINT apply_event")

@@ -6,6 +6,9 @@ use std::time::Duration;
 use infra::config::{parse, var};
 use infra::crypto::MasterKey;
 
+use crate::email_worker::WorkerSettings;
+use crate::emails::EmailPolicy;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `DATABASE_URL`.
@@ -30,6 +33,15 @@ pub struct Settings {
     pub http_addr: std::net::SocketAddr,
     /// `LOG_FORMAT=json`.
     pub log_json: bool,
+    /// Which events mail whom, and when.
+    pub email_policy: EmailPolicy,
+    /// How the worker sends.
+    pub email_worker: WorkerSettings,
+    /// `SMTP_URL`: `smtp://[user:password@]host:port[?tls=required]` or `smtps://…`; without
+    /// it, emails are written as `.eml` files to `EVENTRA_DATA_DIR/mail/`.
+    pub smtp_url: Option<String>,
+    /// `SMTP_TIMEOUT_SECS`, default 15.
+    pub smtp_timeout: Duration,
 }
 
 /// Where events are published.
@@ -84,6 +96,25 @@ impl Settings {
             http_addr: parse("PROJECTOR_ADDR", "127.0.0.1:8082")?,
             search_dir: search_dir(),
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
+            email_policy: EmailPolicy {
+                coalesce_window: Duration::from_millis(parse("EMAIL_COALESCE_WINDOW_MS", "60000")?),
+                max_event_age: Duration::from_secs(
+                    parse::<u64>("EMAIL_MAX_EVENT_AGE_HOURS", "24")?.saturating_mul(3600),
+                ),
+            },
+            email_worker: WorkerSettings {
+                from: var("EMAIL_FROM")
+                    .unwrap_or_else(|| "Eventra <no-reply@eventra.localhost>".into()),
+                workers: parse("EMAIL_WORKERS", "2")?,
+                poll_interval: Duration::from_millis(parse("EMAIL_POLL_INTERVAL_MS", "250")?),
+                lease: Duration::from_secs(parse("EMAIL_LEASE_SECS", "60")?),
+                max_attempts: parse("EMAIL_MAX_ATTEMPTS", "8")?,
+                retry_base: Duration::from_millis(parse("EMAIL_RETRY_BASE_MS", "30000")?),
+                retry_max: Duration::from_millis(parse("EMAIL_RETRY_MAX_MS", "3600000")?),
+                rate_limit_per_hour: parse("EMAIL_RATE_LIMIT_PER_HOUR", "10")?,
+            },
+            smtp_url: var("SMTP_URL"),
+            smtp_timeout: Duration::from_secs(parse("SMTP_TIMEOUT_SECS", "15")?),
         })
     }
 
@@ -92,6 +123,17 @@ impl Settings {
             self.master_key.clone().map(infra::Secret::new).as_ref(),
             &self.data_dir,
         )
+    }
+}
+
+impl Settings {
+    /// Where the zero-configuration mailer writes: `EVENTRA_DATA_DIR/mail/`.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.data_dir.join("mail")
+    }
+
+    pub fn mailer(&self) -> anyhow::Result<crate::mailer::Mailer> {
+        crate::mailer::Mailer::new(self.smtp_url.as_deref(), self.mail_dir(), self.smtp_timeout)
     }
 }
 

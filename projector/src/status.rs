@@ -30,6 +30,8 @@ pub struct Status {
     pub events: i64,
     pub relay: ProgressStatus,
     pub projections: Vec<ProgressStatus>,
+    /// Email jobs by state.
+    pub email_jobs: std::collections::BTreeMap<String, i64>,
 }
 
 async fn lag(client: &Object, after: (i64, i64)) -> Result<(i64, f64), tokio_postgres::Error> {
@@ -97,13 +99,26 @@ pub async fn status(client: &Object) -> Result<Status, tokio_postgres::Error> {
             dead_letters,
             events_applied: row.as_ref().map_or(0, |r| r.get(2)),
             last_event_at: row.as_ref().and_then(|r| r.get(3)),
-            note: None,
+            note: match projection {
+                Projection::EmailJobs => {
+                    Some("queues emails; never replayed (a replay would send them again)".into())
+                }
+                Projection::Search => {
+                    Some("Tantivy index; replay rebuilds a new generation".into())
+                }
+                _ => None,
+            },
         });
     }
+    let email_jobs = crate::email_worker::counts(client)
+        .await?
+        .into_iter()
+        .collect();
     Ok(Status {
         head_position: head.get(0),
         events: head.get(1),
         relay,
         projections,
+        email_jobs,
     })
 }

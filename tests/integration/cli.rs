@@ -5,7 +5,7 @@ use std::process::Command;
 
 use integration_tests::Pipeline;
 
-fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let binary = exe
         .parent()
@@ -20,7 +20,7 @@ fn binary(name: &str) -> PathBuf {
     binary
 }
 
-fn run(pipeline: &Pipeline, name: &str, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn run(pipeline: &Pipeline, name: &str, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(binary(name))
         .args(args)
         .env("DATABASE_URL", &pipeline.app.database_url)

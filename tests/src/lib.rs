@@ -1,5 +1,7 @@
 //! The test harness: a command API on a free port over a fresh database per test.
 
+pub mod smtp;
+
 use std::str::FromStr;
 
 use command_api::{Application, Settings};
@@ -370,6 +372,16 @@ impl Pipeline {
             http_addr: "127.0.0.1:0".parse().expect("address"),
             search_dir: app.settings.data_dir.join("search"),
             log_json: false,
+            email_policy: projector::emails::EmailPolicy::default(),
+            email_worker: projector::email_worker::WorkerSettings {
+                workers: 1,
+                poll_interval: std::time::Duration::from_millis(50),
+                retry_base: std::time::Duration::from_millis(200),
+                retry_max: std::time::Duration::from_secs(2),
+                ..Default::default()
+            },
+            smtp_url: None,
+            smtp_timeout: std::time::Duration::from_secs(5),
         };
         let js = projector::stream::connect(&settings.nats_url)
             .await

@@ -1,0 +1,177 @@
+//! The email queue's write side, shared by the `email-jobs` projection (which turns events
+//! into jobs) and the erasure command (which queues the deletion confirmation while the
+//! address can still be read, and takes the address out of every other job).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+/// What an email says; each has a text and an HTML body in every supported locale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Template {
+    /// `user.created`.
+    Welcome,
+    /// `tenant.member_joined` of an existing user (an accepted invitation).
+    MemberJoined,
+    /// `user.profile_updated`, a burst coalesced into one notice.
+    ProfileUpdated,
+    /// `user.deactivated` by the user.
+    Deactivated,
+    /// `user.deactivated` by an administrator: a security alert.
+    DeactivatedByAdmin,
+    /// `user.reactivated`.
+    Reactivated,
+    /// `tenant.member_role_changed`: a security alert (privileges changed).
+    RoleChanged,
+    /// `user.session_revoked` by the user (a logout): a confirmation.
+    SessionEnded,
+    /// `user.session_revoked` by an administrator or after a stolen refresh token: a
+    /// security alert.
+    SessionRevoked,
+    /// `user.deleted`: the last email, queued before the address is destroyed.
+    AccountDeleted,
+}
+
+impl Template {
+    pub const ALL: [Template; 10] = [
+        Template::Welcome,
+        Template::MemberJoined,
+        Template::ProfileUpdated,
+        Template::Deactivated,
+        Template::DeactivatedByAdmin,
+        Template::Reactivated,
+        Template::RoleChanged,
+        Template::SessionEnded,
+        Template::SessionRevoked,
+        Template::AccountDeleted,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Template::Welcome => "welcome",
+            Template::MemberJoined => "member_joined",
+            Template::ProfileUpdated => "profile_updated",
+            Template::Deactivated => "deactivated",
+            Template::DeactivatedByAdmin => "deactivated_by_admin",
+            Template::Reactivated => "reactivated",
+            Template::RoleChanged => "role_changed",
+            Template::SessionEnded => "session_ended",
+            Template::SessionRevoked => "session_revoked",
+            Template::AccountDeleted => "account_deleted",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Security alerts are never rate-limited, deferred or suppressed.
+    pub fn is_security_alert(&self) -> bool {
+        matches!(
+            self,
+            Template::DeactivatedByAdmin
+                | Template::RoleChanged
+                | Template::SessionRevoked
+                | Template::AccountDeleted
+        )
+    }
+}
+
+/// The states of a job.
+pub const STATUSES: [&str; 6] = [
+    "pending",
+    "sending",
+    "sent",
+    "dead",
+    "suppressed",
+    "discarded",
+];
+
+/// A job to queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub event_id: Uuid,
+    pub position: i64,
+    pub template: Template,
+    pub recipient: String,
+    /// What the template greets and tells: `display_name`, `tenant_name`, `locale` and
+    /// the template's own details.
+    pub variables: Value,
+    pub due_at: DateTime<Utc>,
+}
+
+/// The `Message-ID` of a job: the same on every attempt, so a re-send after a crash is
+/// recognisable as the same message.
+pub fn message_id(job_id: Uuid) -> String {
+    format!("<{job_id}@eventra>")
+}
+
+/// Queues a job unless this event already made this template's email. Returns the job's
+/// id, or `None` for a duplicate.
+pub async fn enqueue(client: &Client, job: &NewJob) -> Result<Option<Uuid>, tokio_postgres::Error> {
+    let job_id = Uuid::now_v7();
+    // The source row is the uniqueness guard; one statement, so a duplicate inserts nothing.
+    let inserted = client
+        .execute(
+            "WITH source AS (
+                 INSERT INTO email_job_sources (event_id, template, job_id) VALUES ($4, $6, $1)
+                 ON CONFLICT DO NOTHING RETURNING job_id)
+             INSERT INTO email_jobs (job_id, tenant_id, user_id, event_id, position, template, security,
+                                     recipient, variables, due_at, message_id)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM source",
+            &[
+                &job_id,
+                &job.tenant_id,
+                &job.user_id,
+                &job.event_id,
+                &job.position,
+                &job.template.as_str(),
+                &job.template.is_security_alert(),
+                &job.recipient,
+                &job.variables,
+                &job.due_at,
+                &message_id(job_id),
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    Ok(Some(job_id))
+}
+
+/// What an erased recipient's jobs say instead of the address and the error texts (which
+/// can quote the address).
+pub const ERASED_NOTE: &str = "recipient erased";
+
+/// Erasure: takes the person's address, names and error texts out of every job of theirs
+/// (but the deletion confirmation, which gives them up once it is finished); jobs not yet
+/// sent are suppressed.
+pub async fn forget_recipient(
+    client: &Client,
+    user_id: Uuid,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE email_job_attempts SET error = NULL
+              WHERE error IS NOT NULL
+                AND job_id IN (SELECT job_id FROM email_jobs WHERE user_id = $1 AND template <> 'account_deleted')",
+            &[&user_id],
+        )
+        .await?;
+    client
+        .execute(
+            "UPDATE email_jobs
+                SET recipient = NULL, variables = '{}', last_error = NULL,
+                    note = CASE WHEN status IN ('pending', 'sending', 'dead') THEN $2 ELSE note END,
+                    status = CASE WHEN status IN ('pending', 'sending', 'dead') THEN 'suppressed' ELSE status END,
+                    lease_until = NULL, claim_token = NULL, updated_at = now()
+              WHERE user_id = $1 AND template <> 'account_deleted'
+                AND (recipient IS NOT NULL OR status IN ('pending', 'sending', 'dead'))",
+            &[&user_id, &ERASED_NOTE],
+        )
+        .await
+}

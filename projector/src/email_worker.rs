@@ -1,0 +1,390 @@
+//! The email worker: claims due jobs (`FOR UPDATE SKIP LOCKED`, so several workers in one
+//! or many processes never take the same job), renders and sends them, and records each
+//! attempt.
+//!
+//! A claim is a lease: a worker that dies mid-send leaves the job `sending` until its lease
+//! runs out, then any worker claims it again and sends it with the same `Message-ID`. The
+//! one window SMTP leaves: the server accepted the message and the worker died before
+//! recording it; the job is sent again, recognisably (same `Message-ID`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use infra::email_jobs::Template;
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use serde_json::Value;
+use tokio::sync::watch;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::mailer::{Mailer, SendError};
+use crate::templates::render;
+
+/// How the worker sends.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `EMAIL_FROM`, default `Eventra <no-reply@eventra.localhost>`.
+    pub from: String,
+    /// `EMAIL_WORKERS`, default 2: jobs sent at once by this process.
+    pub workers: usize,
+    /// `EMAIL_POLL_INTERVAL_MS`, default 250: how often an idle worker looks for due jobs.
+    pub poll_interval: Duration,
+    /// `EMAIL_LEASE_SECS`, default 60: how long a claimed job is the claimer's before
+    /// another worker may take it (longer than an SMTP send can take).
+    pub lease: Duration,
+    /// `EMAIL_MAX_ATTEMPTS`, default 8: attempts before a transient failure becomes `dead`.
+    pub max_attempts: i32,
+    /// `EMAIL_RETRY_BASE_MS`, default 30 000, and `EMAIL_RETRY_MAX_MS`, default 3 600 000:
+    /// the wait after attempt n is a random time between half and all of
+    /// min(max, base × 2^(n-1)).
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// `EMAIL_RATE_LIMIT_PER_HOUR`, default 10: emails other than security alerts to one
+    /// address per hour; more wait until the hour allows them.
+    pub rate_limit_per_hour: i64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            from: "Eventra <no-reply@eventra.localhost>".into(),
+            workers: 2,
+            poll_interval: Duration::from_millis(250),
+            lease: Duration::from_secs(60),
+            max_attempts: 8,
+            retry_base: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            rate_limit_per_hour: 10,
+        }
+    }
+}
+
+pub struct EmailWorker {
+    pub pool: Pool,
+    pub mailer: Arc<Mailer>,
+    pub settings: WorkerSettings,
+}
+
+/// A claimed job.
+struct Claimed {
+    job_id: Uuid,
+    tenant_id: Uuid,
+    template: String,
+    security: bool,
+    recipient: Option<String>,
+    variables: Value,
+    attempts: i32,
+    message_id: String,
+    started_at: DateTime<Utc>,
+    claim_token: Uuid,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    Retry,
+    Dead,
+    Deferred,
+}
+
+impl EmailWorker {
+    /// Runs `settings.workers` loops until `shutdown`; a send in progress is finished.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        tracing::info!(mailer = %self.mailer.describe(), workers = self.settings.workers, "email worker running");
+        let mut loops = tokio::task::JoinSet::new();
+        for _ in 0..self.settings.workers.max(1) {
+            let worker = Arc::clone(&self);
+            let shutdown = shutdown.clone();
+            loops.spawn(async move { worker.work(shutdown).await });
+        }
+        while loops.join_next().await.is_some() {}
+    }
+
+    async fn work(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut failures = 0u32;
+        while !*shutdown.borrow() {
+            let wait = match self.once().await {
+                Ok(true) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(false) => {
+                    failures = 0;
+                    self.settings.poll_interval
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, "the email worker could not reach Postgres; retrying");
+                    Duration::from_millis((100u64 << failures.min(6)).min(5_000))
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Claims and handles one due job; false when none was due.
+    pub async fn once(&self) -> Result<bool, anyhow::Error> {
+        let Some(job) = self.claim().await? else {
+            return Ok(false);
+        };
+        let span =
+            tracing::info_span!("email_job", job_id = %job.job_id, tenant_id = %job.tenant_id);
+        self.handle(job).instrument(span).await?;
+        Ok(true)
+    }
+
+    async fn claim(&self) -> Result<Option<Claimed>, anyhow::Error> {
+        let client = self.pool.get().await?;
+        let token = Uuid::new_v4();
+        let lease_ms = self.settings.lease.as_millis() as f64;
+        let row = client
+            .query_opt(
+                "WITH next AS (
+                     SELECT job_id FROM email_jobs
+                      WHERE (status = 'pending' AND due_at <= now())
+                         OR (status = 'sending' AND lease_until < now())
+                      ORDER BY due_at
+                      LIMIT 1
+                      FOR UPDATE SKIP LOCKED)
+                 UPDATE email_jobs j
+                    SET status = 'sending', attempts = j.attempts + 1, claim_token = $1,
+                        lease_until = now() + $2 * interval '1 millisecond',
+                        last_attempt_at = now(), updated_at = now()
+                   FROM next WHERE j.job_id = next.job_id
+                 RETURNING j.job_id, j.tenant_id, j.template, j.security, j.recipient, j.variables,
+                           j.attempts, j.message_id, j.last_attempt_at",
+                &[&token, &lease_ms],
+            )
+            .await?;
+        Ok(row.map(|row| Claimed {
+            job_id: row.get(0),
+            tenant_id: row.get(1),
+            template: row.get(2),
+            security: row.get(3),
+            recipient: row.get(4),
+            variables: row.get(5),
+            attempts: row.get(6),
+            message_id: row.get(7),
+            started_at: row.get(8),
+            claim_token: token,
+        }))
+    }
+
+    async fn handle(&self, job: Claimed) -> Result<(), anyhow::Error> {
+        if !job.security {
+            if let Some(until) = self.rate_limited_until(&job).await? {
+                tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, %until, "email deferred by the per-recipient rate limit");
+                let note = format!(
+                    "deferred: {} emails to this address in the last hour (limit {})",
+                    self.settings.rate_limit_per_hour, self.settings.rate_limit_per_hour
+                );
+                return self
+                    .finish(&job, Outcome::Deferred, Some(until), None, Some(&note))
+                    .await;
+            }
+        }
+        let started = Instant::now();
+        let result = match self.message(&job) {
+            Ok(message) => self.mailer.send(job.job_id, &message).await,
+            Err(error) => Err(error),
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                metrics::histogram!("eventra_email_send_seconds", "outcome" => "sent")
+                    .record(elapsed);
+                metrics::counter!("eventra_email_sent_total", "template" => template_label(&job.template)).increment(1);
+                tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, template = %job.template, attempt = job.attempts, "email sent");
+                self.finish(&job, Outcome::Sent, None, None, None).await
+            }
+            Err(SendError::Permanent(error)) => {
+                metrics::histogram!("eventra_email_send_seconds", "outcome" => "failed")
+                    .record(elapsed);
+                metrics::counter!("eventra_email_dead_total").increment(1);
+                tracing::error!(job_id = %job.job_id, tenant_id = %job.tenant_id, template = %job.template, error = %error, "email failed permanently; the job is dead");
+                self.finish(&job, Outcome::Dead, None, Some(&error), None)
+                    .await
+            }
+            Err(SendError::Transient(error)) => {
+                metrics::histogram!("eventra_email_send_seconds", "outcome" => "failed")
+                    .record(elapsed);
+                if job.attempts >= self.settings.max_attempts {
+                    metrics::counter!("eventra_email_dead_total").increment(1);
+                    tracing::error!(job_id = %job.job_id, tenant_id = %job.tenant_id, attempts = job.attempts, error = %error, "email failed on its last attempt; the job is dead");
+                    self.finish(&job, Outcome::Dead, None, Some(&error), None)
+                        .await
+                } else {
+                    metrics::counter!("eventra_email_retries_total").increment(1);
+                    let retry_at = Utc::now() + self.backoff(job.attempts);
+                    tracing::warn!(job_id = %job.job_id, tenant_id = %job.tenant_id, attempt = job.attempts, %retry_at, error = %error, "email failed; retrying later");
+                    self.finish(&job, Outcome::Retry, Some(retry_at), Some(&error), None)
+                        .await
+                }
+            }
+        }
+    }
+
+    /// The wait after attempt `attempt`: full jitter between half and all of the
+    /// exponential step, so failed jobs do not come back in lockstep.
+    fn backoff(&self, attempt: i32) -> chrono::Duration {
+        let step = self
+            .settings
+            .retry_base
+            .saturating_mul(1u32 << (attempt - 1).clamp(0, 20))
+            .min(self.settings.retry_max);
+        let jitter = getrandom::u64().unwrap_or(u64::MAX / 2) as f64 / u64::MAX as f64;
+        chrono::Duration::from_std(step.mul_f64(0.5 + 0.5 * jitter)).unwrap_or_default()
+    }
+
+    /// When the per-recipient limit lets this job go, if it does not now.
+    async fn rate_limited_until(
+        &self,
+        job: &Claimed,
+    ) -> Result<Option<DateTime<Utc>>, anyhow::Error> {
+        let Some(recipient) = &job.recipient else {
+            return Ok(None);
+        };
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*), min(sent_at) FROM (
+                     SELECT sent_at FROM email_jobs
+                      WHERE recipient = $1 AND status = 'sent' AND NOT security
+                        AND sent_at > now() - interval '1 hour'
+                      ORDER BY sent_at DESC LIMIT $2) recent",
+                &[recipient, &self.settings.rate_limit_per_hour],
+            )
+            .await?;
+        let count: i64 = row.get(0);
+        let oldest: Option<DateTime<Utc>> = row.get(1);
+        Ok(match oldest {
+            Some(oldest) if count >= self.settings.rate_limit_per_hour => {
+                Some(oldest + chrono::Duration::hours(1))
+            }
+            _ => None,
+        })
+    }
+
+    fn message(&self, job: &Claimed) -> Result<Message, SendError> {
+        let template = Template::from_name(&job.template)
+            .ok_or_else(|| SendError::Permanent(format!("unknown template {}", job.template)))?;
+        let recipient = job
+            .recipient
+            .as_deref()
+            .ok_or_else(|| SendError::Permanent("the recipient was erased".into()))?;
+        let to: Mailbox = recipient.parse().map_err(|e| {
+            SendError::Permanent(format!("the recipient address cannot be mailed: {e}"))
+        })?;
+        let from: Mailbox = self
+            .settings
+            .from
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("EMAIL_FROM is not an address: {e}")))?;
+        let rendered = render(template, &job.variables);
+        Message::builder()
+            .from(from)
+            .to(to)
+            .subject(rendered.subject)
+            .message_id(Some(job.message_id.clone()))
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
+            .map_err(|e| SendError::Permanent(format!("the message cannot be built: {e}")))
+    }
+
+    /// Records an attempt's outcome, if the job is still this worker's (a lease that ran
+    /// out may have passed it to another worker).
+    async fn finish(
+        &self,
+        job: &Claimed,
+        outcome: Outcome,
+        due_at: Option<DateTime<Utc>>,
+        error: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<(), anyhow::Error> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let (status, outcome_name) = match outcome {
+            Outcome::Sent => ("sent", "sent"),
+            Outcome::Retry => ("pending", "retry"),
+            Outcome::Dead => ("dead", "dead"),
+            Outcome::Deferred => ("pending", "deferred"),
+        };
+        // The deletion confirmation gives up the address once it is finished with.
+        let forget = job.template == Template::AccountDeleted.as_str()
+            && matches!(outcome, Outcome::Sent | Outcome::Dead);
+        let updated = transaction
+            .execute(
+                "UPDATE email_jobs
+                    SET status = $3,
+                        due_at = coalesce($4, due_at),
+                        attempts = CASE WHEN $5 THEN attempts - 1 ELSE attempts END,
+                        last_error = CASE WHEN $8 THEN NULL WHEN $6::text IS NULL THEN last_error ELSE $6 END,
+                        note = coalesce($7, note),
+                        sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
+                        recipient = CASE WHEN $8 THEN NULL ELSE recipient END,
+                        variables = CASE WHEN $8 THEN '{}'::jsonb ELSE variables END,
+                        lease_until = NULL, claim_token = NULL, updated_at = now()
+                  WHERE job_id = $1 AND claim_token = $2 AND status = 'sending'",
+                &[
+                    &job.job_id,
+                    &job.claim_token,
+                    &status,
+                    &due_at,
+                    &(outcome == Outcome::Deferred),
+                    &error,
+                    &note,
+                    &forget,
+                ],
+            )
+            .await?;
+        if updated == 0 {
+            tracing::warn!(job_id = %job.job_id, "the job's lease ran out before its attempt was recorded");
+            return Ok(());
+        }
+        transaction
+            .execute(
+                "INSERT INTO email_job_attempts (job_id, attempt, started_at, outcome, error)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &job.job_id,
+                    &job.attempts,
+                    &job.started_at,
+                    &outcome_name,
+                    &if forget { None } else { error },
+                ],
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+}
+
+/// Template names as a bounded label set.
+fn template_label(name: &str) -> &'static str {
+    Template::from_name(name).map_or("unknown", |t| t.as_str())
+}
+
+/// Jobs by state, for the metrics and `projector status`.
+pub async fn counts(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<(String, i64)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT s.status, count(j.job_id)
+               FROM unnest($1::text[]) AS s(status)
+               LEFT JOIN email_jobs j ON j.status = s.status
+              GROUP BY s.status ORDER BY s.status",
+            &[&infra::email_jobs::STATUSES.to_vec()],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}

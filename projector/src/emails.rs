@@ -1,0 +1,291 @@
+//! The `email-jobs` projection: which events mail whom (seed 000 US-8, US-9, US-16, US-24,
+//! US-25; seed 002). It only queues; the worker sends. It is never replayed: a replay would
+//! mail people again about things long past.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use deadpool_postgres::Object;
+use domain::event::{ClearableField, RevocationReason};
+use domain::{DomainEvent, SessionEvent, Tenant, User, UserEvent};
+use infra::crypto::{ERASED, KeyRing};
+use infra::email_jobs::{NewJob, Template, enqueue, forget_recipient};
+use infra::envelope::RecordedEvent;
+use infra::store::{StoreError, load_stream};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::projections::HandlerError;
+
+/// How events become jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailPolicy {
+    /// `EMAIL_COALESCE_WINDOW_MS`, default 60 000: profile updates within this window of
+    /// the first one make one notice, sent when the window closes.
+    pub coalesce_window: Duration,
+    /// `EMAIL_MAX_EVENT_AGE_HOURS`, default 24: older events mail no one (a projector
+    /// started over an existing store does not mail its whole history).
+    pub max_event_age: Duration,
+}
+
+impl Default for EmailPolicy {
+    fn default() -> Self {
+        EmailPolicy {
+            coalesce_window: Duration::from_secs(60),
+            max_event_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What one event asks to send, before the recipient is known.
+struct Notice {
+    user_id: Uuid,
+    template: Template,
+    details: Value,
+}
+
+fn notice_of(domain: &DomainEvent) -> Option<Notice> {
+    let notice = |user_id: Uuid, template, details| {
+        Some(Notice {
+            user_id,
+            template,
+            details,
+        })
+    };
+    match domain {
+        DomainEvent::User { user_id, event } => match event {
+            UserEvent::Created { .. } => notice(*user_id, Template::Welcome, json!({})),
+            UserEvent::MemberJoined { role, .. } => notice(
+                *user_id,
+                Template::MemberJoined,
+                json!({"role": role.as_str()}),
+            ),
+            UserEvent::ProfileUpdated {
+                display_name,
+                phone,
+                locale,
+                cleared,
+                ..
+            } => {
+                let mut fields = Vec::new();
+                if display_name.is_some() {
+                    fields.push("display_name");
+                }
+                if phone.is_some() || cleared.contains(&ClearableField::Phone) {
+                    fields.push("phone");
+                }
+                if locale.is_some() {
+                    fields.push("locale");
+                }
+                notice(
+                    *user_id,
+                    Template::ProfileUpdated,
+                    json!({"fields": fields}),
+                )
+            }
+            UserEvent::Deactivated { by_admin, .. } => notice(
+                *user_id,
+                if *by_admin {
+                    Template::DeactivatedByAdmin
+                } else {
+                    Template::Deactivated
+                },
+                json!({}),
+            ),
+            UserEvent::Reactivated { .. } => notice(*user_id, Template::Reactivated, json!({})),
+            UserEvent::MemberRoleChanged {
+                old_role, new_role, ..
+            } => notice(
+                *user_id,
+                Template::RoleChanged,
+                json!({"old_role": old_role.as_str(), "new_role": new_role.as_str()}),
+            ),
+            // The deletion confirmation is queued by the erasure itself, while the address
+            // can still be read; here the erasure only makes sure no job keeps it.
+            UserEvent::Deleted { .. }
+            | UserEvent::LoginFailed { .. }
+            | UserEvent::MemberRemoved { .. }
+            | UserEvent::PlatformAdminGranted { .. } => None,
+        },
+        DomainEvent::Session {
+            session_id,
+            event: SessionEvent::Revoked {
+                user_id, reason, ..
+            },
+        } => {
+            let (template, reason) = match reason {
+                RevocationReason::Logout => (Template::SessionEnded, "logout"),
+                RevocationReason::RevokedByAdmin => (Template::SessionRevoked, "revoked_by_admin"),
+                RevocationReason::RefreshTokenReused => {
+                    (Template::SessionRevoked, "refresh_token_reused")
+                }
+            };
+            notice(
+                *user_id,
+                template,
+                json!({"session_id": session_id, "reason": reason}),
+            )
+        }
+        DomainEvent::Session { .. } | DomainEvent::Tenant { .. } => None,
+    }
+}
+
+/// Applies one event (personal data already opened) to the email queue.
+pub async fn apply(
+    client: &Object,
+    keys: &KeyRing,
+    policy: &EmailPolicy,
+    event: &RecordedEvent,
+    domain: &DomainEvent,
+) -> Result<(), HandlerError> {
+    if let DomainEvent::User {
+        user_id,
+        event: UserEvent::Deleted { .. },
+    } = domain
+    {
+        forget_recipient(client, *user_id)
+            .await
+            .map_err(HandlerError::classify)?;
+        return Ok(());
+    }
+    let Some(notice) = notice_of(domain) else {
+        return Ok(());
+    };
+    let age = (Utc::now() - event.occurred_at)
+        .to_std()
+        .unwrap_or_default();
+    if age > policy.max_event_age {
+        skipped("stale");
+        return Ok(());
+    }
+    let user_events = load(client, keys, "user", notice.user_id).await?;
+    let mut user = User::default();
+    let mut created_in = None;
+    for recorded in &user_events {
+        if let Ok(DomainEvent::User { event, .. }) = recorded.to_domain() {
+            if matches!(event, UserEvent::Created { .. }) {
+                created_in = Some(recorded.transaction_id);
+            }
+            user.apply_at(&event, recorded.occurred_at);
+        }
+    }
+    if user.erased || user.email.is_empty() || user.email == ERASED {
+        skipped("erased");
+        return Ok(());
+    }
+    // Joining in the signup itself is covered by the welcome email.
+    if notice.template == Template::MemberJoined && created_in == Some(event.transaction_id) {
+        return Ok(());
+    }
+    let tenant_events = load(client, keys, "tenant", event.tenant_id).await?;
+    let mut tenant = Tenant::default();
+    for recorded in &tenant_events {
+        if let Ok(DomainEvent::Tenant { event, .. }) = recorded.to_domain() {
+            tenant.apply(&event);
+        }
+    }
+    let mut variables = json!({
+        "display_name": user.display_name,
+        "tenant_name": tenant.name,
+        "locale": user.locale,
+    });
+    if let (Some(target), Some(details)) = (variables.as_object_mut(), notice.details.as_object()) {
+        target.extend(details.clone());
+    }
+    let job = NewJob {
+        tenant_id: event.tenant_id,
+        user_id: notice.user_id,
+        event_id: event.event_id,
+        position: event.position,
+        template: notice.template,
+        recipient: user.email,
+        variables,
+        due_at: event.occurred_at,
+    };
+    if notice.template == Template::ProfileUpdated {
+        coalesce(client, policy, job).await
+    } else {
+        enqueue(client, &job)
+            .await
+            .map_err(HandlerError::classify)?;
+        Ok(())
+    }
+}
+
+async fn load(
+    client: &Object,
+    keys: &KeyRing,
+    aggregate_type: &str,
+    id: Uuid,
+) -> Result<Vec<RecordedEvent>, HandlerError> {
+    load_stream(client, keys, aggregate_type, id)
+        .await
+        .map_err(|error| match error {
+            StoreError::Database(error) => HandlerError::classify(error),
+            other => HandlerError::Poison(other.to_string()),
+        })
+}
+
+/// A profile update joins the user's notice still waiting out its window, or opens one.
+async fn coalesce(client: &Object, policy: &EmailPolicy, job: NewJob) -> Result<(), HandlerError> {
+    let open = client
+        .query_opt(
+            "SELECT job_id, variables FROM email_jobs
+              WHERE user_id = $1 AND template = $2 AND status = 'pending' AND due_at > $3
+              ORDER BY due_at DESC LIMIT 1 FOR UPDATE",
+            &[&job.user_id, &job.template.as_str(), &job.due_at],
+        )
+        .await
+        .map_err(HandlerError::classify)?;
+    let Some(open) = open else {
+        let window = chrono::Duration::from_std(policy.coalesce_window).unwrap_or_default();
+        let job = NewJob {
+            due_at: job.due_at + window,
+            ..job
+        };
+        enqueue(client, &job)
+            .await
+            .map_err(HandlerError::classify)?;
+        return Ok(());
+    };
+    let job_id: Uuid = open.get(0);
+    let mut variables: Value = open.get(1);
+    let joined = client
+        .execute(
+            "INSERT INTO email_job_sources (event_id, template, job_id) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&job.event_id, &job.template.as_str(), &job_id],
+        )
+        .await
+        .map_err(HandlerError::classify)?;
+    if joined == 0 {
+        return Ok(()); // This event is already in a notice.
+    }
+    let fields: BTreeSet<String> = [&variables["fields"], &job.variables["fields"]]
+        .into_iter()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_owned))
+        .collect();
+    // The newest names win: the notice greets the person as they now are.
+    if let (Some(target), Some(latest)) = (variables.as_object_mut(), job.variables.as_object()) {
+        target.extend(latest.clone());
+        target.insert("fields".into(), json!(fields));
+    }
+    client
+        .execute(
+            "UPDATE email_jobs SET variables = $2, recipient = $3, coalesced_events = coalesced_events + 1,
+                                   updated_at = now()
+              WHERE job_id = $1",
+            &[&job_id, &variables, &job.recipient],
+        )
+        .await
+        .map_err(HandlerError::classify)?;
+    metrics::counter!("eventra_email_jobs_coalesced_total").increment(1);
+    Ok(())
+}
+
+fn skipped(reason: &'static str) {
+    metrics::counter!("eventra_email_jobs_skipped_total", "reason" => reason).increment(1);
+}
