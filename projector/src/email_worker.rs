@@ -178,17 +178,18 @@ impl EmailWorker {
     }
 
     async fn handle(&self, job: Claimed) -> Result<(), anyhow::Error> {
-        if !job.security {
-            if let Some(until) = self.rate_limited_until(&job).await? {
-                tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, %until, "email deferred by the per-recipient rate limit");
-                let note = format!(
-                    "deferred: {} emails to this address in the last hour (limit {})",
-                    self.settings.rate_limit_per_hour, self.settings.rate_limit_per_hour
-                );
-                return self
-                    .finish(&job, Outcome::Deferred, Some(until), None, Some(&note))
-                    .await;
-            }
+        if !job.security
+            && let Some(until) = self.rate_limited_until(&job).await?
+        {
+            metrics::counter!("eventra_email_deferred_total").increment(1);
+            tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, %until, "email deferred by the per-recipient rate limit");
+            let note = format!(
+                "deferred until {until}: the per-recipient limit of {} emails an hour is reached",
+                self.settings.rate_limit_per_hour
+            );
+            return self
+                .finish(&job, Outcome::Deferred, Some(until), None, Some(&note))
+                .await;
         }
         let started = Instant::now();
         let result = match self.message(&job) {
