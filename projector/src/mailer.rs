@@ -120,8 +120,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_unparsable_url_is_a_configuration_error() {
+    #[tokio::test]
+    async fn an_unparsable_url_is_a_configuration_error() {
         assert!(Mailer::new(Some("not a url"), PathBuf::new(), Duration::from_secs(1)).is_err());
         assert!(
             Mailer::new(

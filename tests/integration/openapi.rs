@@ -24,6 +24,7 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tenants/{tenant_id}/users/{user_id}"),
     ("get", "/v1/tenants/{tenant_id}/activity"),
     ("get", "/v1/tenants/{tenant_id}/audit"),
+    ("get", "/v1/tenants/{tenant_id}/email-jobs"),
     ("get", "/v1/projections"),
 ];
 

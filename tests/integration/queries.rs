@@ -73,6 +73,7 @@ async fn every_query_endpoint_refuses_other_tenants_members_and_bad_tokens() {
         format!("/v1/tenants/{t}/users/{}", bob.user_id),
         format!("/v1/tenants/{t}/activity"),
         format!("/v1/tenants/{t}/audit"),
+        format!("/v1/tenants/{t}/email-jobs"),
     ];
     for path in &admin_views {
         let answer = pipeline
@@ -469,7 +470,8 @@ async fn a_platform_admin_granted_by_an_operator_sees_the_projections() {
             "sessions",
             "activity",
             "audit",
-            "search"
+            "search",
+            "email-jobs"
         ]
     );
     assert!(
