@@ -84,6 +84,21 @@ ensure_nats() {
   fi
 }
 
+REDIS_PORT=6379
+
+ensure_redis() {
+  if ! command -v redis-server >/dev/null; then
+    apt_install redis-server
+  fi
+  if ! port_open 127.0.0.1 "$REDIS_PORT"; then
+    mkdir -p "$EVENTRA_DATA_DIR/redis"
+    log "starting redis-server (shared rate-limit counters)"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$EVENTRA_DATA_DIR/redis" \
+      --daemonize yes --logfile "$EVENTRA_DATA_DIR/redis-server.log" >/dev/null
+    wait_for_port 127.0.0.1 "$REDIS_PORT" redis-server
+  fi
+}
+
 # One compiled target directory shared by every checkout on this machine, so a fresh clone
 # (CI) reuses what an earlier build compiled.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/eventra/target}"

@@ -221,32 +221,18 @@ impl FromRequest for Caller {
         let state = request.app_data::<web::Data<Authenticator>>().cloned();
         let token = bearer_token(request);
         let root_span = request.extensions().get::<RootSpan>().cloned();
+        // The traffic middleware may have authenticated the request already.
+        let known = request.extensions().get::<Authenticated>().map(|a| a.0);
         Box::pin(async move {
-            let state = state
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-            let token = token?;
-            let claims = state
-                .tokens
-                .verify_access_token(&token)
-                .map_err(|e| match e {
-                    TokenError::Expired => {
-                        ApiError::Unauthenticated("the access token has expired".into())
-                    }
-                    TokenError::Invalid => {
-                        ApiError::Unauthenticated("the access token is not valid".into())
-                    }
-                })?;
-            let client = state
-                .pool
-                .get()
-                .await
-                .map_err(|e| ApiError::Unavailable(e.into()))?;
-            let principal = authenticate(&client, &claims).await.map_err(|e| match e {
-                AuthenticationError::Rejected => ApiError::Unauthenticated(
-                    "the session has ended or the account is not active".into(),
-                ),
-                AuthenticationError::Database(e) => ApiError::Unavailable(e.into()),
-            })?;
+            let principal = match known {
+                Some(principal) => principal,
+                None => {
+                    let state = state.ok_or_else(|| {
+                        ApiError::internal(anyhow::anyhow!("application state missing"))
+                    })?;
+                    authenticate_token(&state, &token?).await?
+                }
+            };
             if let Some(span) = root_span {
                 span.record("tenant_id", tracing::field::display(principal.tenant_id));
                 span.record("user_id", tracing::field::display(principal.user_id));
@@ -254,6 +240,41 @@ impl FromRequest for Caller {
             Ok(Caller(principal))
         })
     }
+}
+
+/// A request whose bearer token was verified and whose session is open (set by the traffic
+/// middleware, read by [`Caller`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated(pub Principal);
+
+/// Verifies an access token and checks, in the authentication state, that its session is
+/// open and its user active right now.
+pub async fn authenticate_token(state: &Authenticator, token: &str) -> Result<Principal, ApiError> {
+    let claims = state
+        .tokens
+        .verify_access_token(token)
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::Unauthenticated("the access token has expired".into()),
+            TokenError::Invalid => {
+                ApiError::Unauthenticated("the access token is not valid".into())
+            }
+        })?;
+    let client = state
+        .pool
+        .get()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    authenticate(&client, &claims).await.map_err(|e| match e {
+        AuthenticationError::Rejected => {
+            ApiError::Unauthenticated("the session has ended or the account is not active".into())
+        }
+        AuthenticationError::Database(e) => ApiError::Unavailable(e.into()),
+    })
+}
+
+/// The request's bearer token, if it has a well-formed one.
+pub fn bearer(request: &HttpRequest) -> Option<String> {
+    bearer_token(request).ok()
 }
 
 fn bearer_token(request: &HttpRequest) -> Result<String, ApiError> {

@@ -4,6 +4,7 @@
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod traffic;
 
 pub use error::ApiError;
 pub use extract::{Authenticator, Caller};

@@ -1,7 +1,9 @@
 use command_api::{Application, Settings};
 
 /// `command-api` serves; `command-api migrate` only migrates the database;
-/// `command-api grant-platform-admin <user id>` makes a user a platform administrator.
+/// `command-api grant-platform-admin <user id>` makes a user a platform administrator;
+/// `command-api set-rate-limit <tenant id> <requests per hour | plan>` overrides a tenant's
+/// request limit (or returns it to its plan's).
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
@@ -29,8 +31,30 @@ async fn main() -> anyhow::Result<()> {
                 "user {user_id} is a platform administrator (position {position}); they log in as usual"
             );
         }
+        Some("set-rate-limit") => {
+            let usage = "usage: command-api set-rate-limit <tenant id> <requests per hour | plan>";
+            let tenant_id = std::env::args()
+                .nth(2)
+                .and_then(|id| uuid::Uuid::try_parse(&id).ok())
+                .ok_or_else(|| anyhow::anyhow!(usage))?;
+            let limit = match std::env::args().nth(3).as_deref() {
+                Some("plan") => None,
+                Some(number) => Some(number.parse::<u32>().map_err(|_| anyhow::anyhow!(usage))?),
+                None => anyhow::bail!(usage),
+            };
+            let position =
+                command_api::operator::set_rate_limit(&settings, tenant_id, limit).await?;
+            match limit {
+                Some(limit) => println!(
+                    "tenant {tenant_id} may make {limit} requests an hour (position {position})"
+                ),
+                None => println!(
+                    "tenant {tenant_id} is back to its plan's request limit (position {position})"
+                ),
+            }
+        }
         Some(other) => anyhow::bail!(
-            "unknown command {other:?}; use `serve` (default), `migrate` or `grant-platform-admin <user id>`"
+            "unknown command {other:?}; use `serve` (default), `migrate`, `grant-platform-admin <user id>` or `set-rate-limit <tenant id> <requests per hour | plan>`"
         ),
     }
     Ok(())

@@ -30,7 +30,7 @@ const EMAIL: &str = "email";
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Eventra command API", version = "1", description = "Commands of the Eventra user platform. Every success answers the `position` of its last event; pass it to the query API as `X-Min-Position` to read your write. Errors are `application/problem+json`."),
-    paths(health, ready, sign_up_tenant, sign_up_user, log_in, refresh_session, revoke_session, update_profile, manage_user, erase_user),
+    paths(health, ready, metrics, sign_up_tenant, sign_up_user, log_in, refresh_session, revoke_session, update_profile, manage_user, erase_user),
     components(schemas(Problem)),
     modifiers(&BearerAuth),
     tags((name = "tenants"), (name = "users"), (name = "sessions"), (name = "profile"), (name = "operations"))
@@ -58,6 +58,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/health").route(web::get().to(health)))
         .service(web::resource("/ready").route(web::get().to(ready)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)))
         .service(web::resource("/v1/tenants").route(web::post().to(sign_up_tenant)))
         .service(web::resource("/v1/tenants/{tenant_id}/users").route(web::post().to(sign_up_user)))
         .service(web::resource("/v1/tenants/{tenant_id}/sessions").route(web::post().to(log_in)))
@@ -1054,4 +1055,13 @@ async fn queue_deletion_confirmation(
     })
     .await?;
     Ok(())
+}
+
+/// `GET /metrics`: Prometheus text (requests by route, method, status and tenant, latency
+/// histograms, events appended, rate-limit rejections and usage, connection pool).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain")
+))]
+async fn metrics(traffic: web::Data<api_common::traffic::Traffic>) -> HttpResponse {
+    api_common::traffic::metrics_endpoint(traffic).await
 }

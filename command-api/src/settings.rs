@@ -38,6 +38,8 @@ pub struct Settings {
     pub idempotency_key_ttl_hours: i64,
     /// `LOG_FORMAT=json` for JSON lines.
     pub log_json: bool,
+    /// Rate limits and metric labels (`RATE_LIMIT_*`, `REDIS_URL`, `METRICS_MAX_TENANT_LABELS`).
+    pub traffic: api_common::traffic::TrafficSettings,
 }
 
 impl Settings {
@@ -62,6 +64,7 @@ impl Settings {
             command_retries: parse("COMMAND_RETRIES", "5")?,
             idempotency_key_ttl_hours: parse("IDEMPOTENCY_KEY_TTL_HOURS", "24")?,
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
+            traffic: api_common::traffic::TrafficSettings::from_env()?,
         })
     }
 

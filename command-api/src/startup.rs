@@ -55,6 +55,14 @@ impl Application {
             pool: pool.clone(),
             tokens: Arc::clone(&tokens),
         });
+        let traffic = web::Data::new(
+            api_common::traffic::Traffic::new(
+                "command-api",
+                settings.traffic.clone(),
+                pool.clone(),
+            )
+            .await?,
+        );
         let state = web::Data::new(AppState {
             store: EventStore::new(pool, keys),
             hashing: Arc::new(hashing),
@@ -81,11 +89,13 @@ impl Application {
         let max_body = settings.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(api_common::traffic::traffic))
                 .wrap(ErrorHandlers::new().default_handler(render_problem))
                 .wrap(from_fn(echo_request_ids))
                 .wrap(TracingLogger::<EventraRootSpan>::new())
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
+                .app_data(traffic.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(crate::routes::configure)
         })

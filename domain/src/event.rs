@@ -37,6 +37,12 @@ pub enum TenantEvent {
         plan: Plan,
         admin_user_id: Uuid,
     },
+    /// A platform administrator set the tenant's request limit (`None`: back to its plan's).
+    #[serde(rename = "tenant.rate_limit_changed")]
+    RateLimitChanged {
+        tenant_id: Uuid,
+        requests_per_hour: Option<u32>,
+    },
 }
 
 impl EventKind for TenantEvent {
@@ -44,6 +50,7 @@ impl EventKind for TenantEvent {
     fn event_type(&self) -> &'static str {
         match self {
             TenantEvent::Created { .. } => "tenant.created",
+            TenantEvent::RateLimitChanged { .. } => "tenant.rate_limit_changed",
         }
     }
 }

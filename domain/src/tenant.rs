@@ -11,6 +11,8 @@ pub struct Tenant {
     pub tenant_id: Option<Uuid>,
     pub name: String,
     pub plan: Plan,
+    /// A platform administrator's override of the plan's request limit.
+    pub rate_limit_per_hour: Option<u32>,
     /// The number of events applied: the stream's version.
     pub version: i64,
 }
@@ -44,6 +46,11 @@ impl Tenant {
                 self.tenant_id = Some(*tenant_id);
                 self.name.clone_from(name);
                 self.plan = *plan;
+            }
+            TenantEvent::RateLimitChanged {
+                requests_per_hour, ..
+            } => {
+                self.rate_limit_per_hour = *requests_per_hour;
             }
         }
         self.version += 1;
@@ -95,4 +102,25 @@ pub fn sign_up_tenant(
         },
     ];
     Ok((tenant_events, user_events))
+}
+
+/// A platform administrator sets (or, with `None`, clears) the tenant's request limit.
+/// Setting the limit it already has changes nothing.
+pub fn set_rate_limit(
+    tenant: &Tenant,
+    requests_per_hour: Option<u32>,
+) -> Result<Vec<TenantEvent>, DomainError> {
+    let tenant_id = tenant.tenant_id.ok_or(DomainError::TenantNotFound)?;
+    if requests_per_hour == Some(0) {
+        return Err(DomainError::Invalid(
+            "a rate limit must allow at least one request an hour".into(),
+        ));
+    }
+    if tenant.rate_limit_per_hour == requests_per_hour {
+        return Ok(Vec::new());
+    }
+    Ok(vec![TenantEvent::RateLimitChanged {
+        tenant_id,
+        requests_per_hour,
+    }])
 }

@@ -127,6 +127,7 @@ impl EventStore {
         Ok(UnitOfWork {
             transaction,
             keys: Arc::clone(&self.keys),
+            appended: std::sync::Mutex::default(),
         })
     }
 
@@ -173,6 +174,8 @@ impl EventStore {
 pub struct UnitOfWork {
     transaction: PgTransaction,
     keys: Arc<KeyRing>,
+    /// The types of the events appended, counted once the transaction commits.
+    appended: std::sync::Mutex<Vec<&'static str>>,
 }
 
 impl UnitOfWork {
@@ -185,7 +188,17 @@ impl UnitOfWork {
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.transaction.commit().await?)
+        self.transaction.commit().await?;
+        let appended = std::mem::take(
+            &mut *self
+                .appended
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for event_type in appended {
+            metrics::counter!("eventra_events_appended_total", "type" => event_type).increment(1);
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) {
@@ -412,6 +425,10 @@ impl UnitOfWork {
                 Err(error) => return Err(error.into()),
             };
             let position: i64 = row.get(0);
+            self.appended
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(event.event_type());
             crate::auth_state::apply(self.client(), tenant_id, position, event, occurred_at)
                 .await?;
             appended.push(AppendedEvent {

@@ -1,32 +1,19 @@
 //! The projector's small HTTP port: `/health`, `/ready` and `/metrics` (Prometheus).
 
 use std::net::TcpListener;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use async_nats::connection::State;
 use deadpool_postgres::Pool;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
 use crate::projections::Projection;
 
-/// The process-wide Prometheus recorder (installed once, even when several projectors run
-/// in one process, as in tests).
+/// The process-wide Prometheus recorder (see `infra::metrics`).
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                ])
-                .ok()?
-                .install_recorder()
-                .ok()
-        })
-        .as_ref()
+    infra::metrics::recorder()
 }
 
 struct Probe {

@@ -552,6 +552,19 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
             Some(*admin_user_id),
             format!("tenant {tenant_id} created on the {} plan", plan.as_str()),
         ),
+        DomainEvent::Tenant {
+            tenant_id,
+            event:
+                TenantEvent::RateLimitChanged {
+                    requests_per_hour, ..
+                },
+        } => (
+            None,
+            match requests_per_hour {
+                Some(limit) => format!("tenant {tenant_id} limited to {limit} requests an hour"),
+                None => format!("tenant {tenant_id} back to its plan's request limit"),
+            },
+        ),
         DomainEvent::User { user_id, event } => {
             let text = match event {
                 UserEvent::Created { .. } => "user signed up".to_owned(),

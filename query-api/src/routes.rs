@@ -31,7 +31,7 @@ struct MinPosition {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Eventra query API", version = "1", description = "Tenant-scoped reads of the Eventra user platform. Send `X-Min-Position` with the position a command answered to read your own write; answers carry `X-Projection-Position`. Errors are `application/problem+json`."),
-    paths(health, ready, me, list_users, one_user, activity, audit, email_jobs, projections),
+    paths(health, ready, metrics, me, list_users, one_user, activity, audit, email_jobs, projections),
     components(schemas(Problem)),
     modifiers(&BearerAuth),
     tags((name = "profile"), (name = "users"), (name = "logs"), (name = "email"), (name = "operations"))
@@ -43,6 +43,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/health").route(web::get().to(health)))
         .service(web::resource("/ready").route(web::get().to(ready)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)))
         .service(web::resource("/v1/me").route(web::get().to(me)))
         .service(web::resource("/v1/tenants/{tenant_id}/users").route(web::get().to(list_users)))
         .service(
@@ -897,4 +898,13 @@ async fn projections(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
         events: status.events,
         items,
     }))
+}
+
+/// `GET /metrics`: Prometheus text (requests by route, method, status and tenant, latency
+/// histograms, events appended, rate-limit rejections and usage, connection pool).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain")
+))]
+async fn metrics(traffic: web::Data<api_common::traffic::Traffic>) -> HttpResponse {
+    api_common::traffic::metrics_endpoint(traffic).await
 }

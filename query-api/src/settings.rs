@@ -27,6 +27,8 @@ pub struct Settings {
     pub search_dir: PathBuf,
     /// `LOG_FORMAT=json`.
     pub log_json: bool,
+    /// Rate limits and metric labels (`RATE_LIMIT_*`, `REDIS_URL`, `METRICS_MAX_TENANT_LABELS`).
+    pub traffic: api_common::traffic::TrafficSettings,
 }
 
 impl Settings {
@@ -44,6 +46,7 @@ impl Settings {
             )?),
             search_dir: projector::settings::search_dir(),
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
+            traffic: api_common::traffic::TrafficSettings::from_env()?,
         })
     }
 }

@@ -47,6 +47,10 @@ impl Application {
             pool: pool.clone(),
             tokens,
         });
+        let traffic = web::Data::new(
+            api_common::traffic::Traffic::new("query-api", settings.traffic.clone(), pool.clone())
+                .await?,
+        );
         let state = web::Data::new(AppState {
             pool,
             search: crate::search::SearchService::new(settings.search_dir.clone()),
@@ -54,11 +58,13 @@ impl Application {
         });
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(api_common::traffic::traffic))
                 .wrap(ErrorHandlers::new().default_handler(render_problem))
                 .wrap(from_fn(echo_request_ids))
                 .wrap(TracingLogger::<EventraRootSpan>::new())
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
+                .app_data(traffic.clone())
                 .app_data(web::QueryConfig::default().error_handler(|error, _| {
                     let mut detail = format!("the query is not valid: {error}");
                     detail.truncate(300);

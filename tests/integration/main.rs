@@ -9,6 +9,7 @@ mod faults;
 mod hostile_input;
 mod idempotency;
 mod isolation;
+mod limits;
 mod openapi;
 mod projector;
 mod queries;

@@ -6,6 +6,7 @@ use serde_json::Value;
 const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/ready"),
+    ("get", "/metrics"),
     ("post", "/v1/tenants"),
     ("post", "/v1/tenants/{tenant_id}/users"),
     ("post", "/v1/tenants/{tenant_id}/sessions"),
@@ -19,6 +20,7 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
 const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/ready"),
+    ("get", "/metrics"),
     ("get", "/v1/me"),
     ("get", "/v1/tenants/{tenant_id}/users"),
     ("get", "/v1/tenants/{tenant_id}/users/{user_id}"),

@@ -98,6 +98,16 @@ pub fn test_settings(database_url: &str) -> Settings {
         command_retries: 5,
         idempotency_key_ttl_hours: 24,
         log_json: false,
+        // Generous: tests that exercise the limits set their own.
+        traffic: api_common::traffic::TrafficSettings {
+            standard_per_hour: 1_000_000,
+            premium_per_hour: 1_000_000,
+            anonymous_per_hour: 1_000_000,
+            redis_url: None,
+            key_prefix: format!("eventra-test:{}", Uuid::new_v4().simple()),
+            limit_cache: std::time::Duration::ZERO,
+            max_tenant_labels: 100,
+        },
     }
 }
 
@@ -153,6 +163,7 @@ impl TestApp {
             read_your_writes_timeout: std::time::Duration::from_millis(1500),
             search_dir: settings.data_dir.join("search"),
             log_json: false,
+            traffic: settings.traffic.clone(),
         })
         .await
         .expect("build the query API");

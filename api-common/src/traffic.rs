@@ -1,0 +1,457 @@
+//! What both APIs do around every request: authenticate once, apply the per-tenant rate
+//! limit (per client IP for requests without a valid token), and record request metrics.
+//!
+//! Limits are per hour, counted in a window that opens with a key's first request and
+//! lasts an hour (`X-RateLimit-Reset` says when it ends). With one instance the counters
+//! live in memory; with `REDIS_URL` they live in Redis (one Lua script: increment, set the
+//! window's expiry on the first request, return the count and the time left), so every
+//! instance spends one shared budget.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage as _, HttpResponse, web};
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+use infra::config::{parse, var};
+use uuid::Uuid;
+
+use crate::error::{PROBLEM_CONTENT_TYPE, problem};
+use crate::extract::{Authenticated, Authenticator, authenticate_token, bearer};
+
+const WINDOW: Duration = Duration::from_secs(3600);
+
+/// Rate limits and metric labels, from the environment.
+#[derive(Debug, Clone)]
+pub struct TrafficSettings {
+    /// `RATE_LIMIT_STANDARD_PER_HOUR`, default 1000: requests per hour of a tenant on the
+    /// standard plan.
+    pub standard_per_hour: u32,
+    /// `RATE_LIMIT_PREMIUM_PER_HOUR`, default 5000.
+    pub premium_per_hour: u32,
+    /// `RATE_LIMIT_ANONYMOUS_PER_HOUR`, default 300: requests per hour per client IP
+    /// without a valid token (signup, login, refresh), so password guessing is throttled.
+    pub anonymous_per_hour: u32,
+    /// `REDIS_URL`: share the counters between instances.
+    pub redis_url: Option<String>,
+    /// `RATE_LIMIT_KEY_PREFIX`, default `eventra:ratelimit`: the Redis keys' prefix.
+    pub key_prefix: String,
+    /// `RATE_LIMIT_CACHE_SECS`, default 10: how long a tenant's limit (plan or override) is
+    /// cached before it is read again.
+    pub limit_cache: Duration,
+    /// `METRICS_MAX_TENANT_LABELS`, default 100: tenants that get their own metric label;
+    /// later ones share `other`, which bounds the series count.
+    pub max_tenant_labels: usize,
+}
+
+impl TrafficSettings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(TrafficSettings {
+            standard_per_hour: parse("RATE_LIMIT_STANDARD_PER_HOUR", "1000")?,
+            premium_per_hour: parse("RATE_LIMIT_PREMIUM_PER_HOUR", "5000")?,
+            anonymous_per_hour: parse("RATE_LIMIT_ANONYMOUS_PER_HOUR", "300")?,
+            redis_url: var("REDIS_URL"),
+            key_prefix: var("RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| "eventra:ratelimit".into()),
+            limit_cache: Duration::from_secs(parse("RATE_LIMIT_CACHE_SECS", "10")?),
+            max_tenant_labels: parse("METRICS_MAX_TENANT_LABELS", "100")?,
+        })
+    }
+}
+
+/// Where the counters live.
+enum Counters {
+    Memory(Mutex<HashMap<String, (Instant, u64)>>),
+    Redis {
+        connection: redis::aio::ConnectionManager,
+        script: redis::Script,
+    },
+}
+
+/// The outcome of counting one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    pub limit: u32,
+    pub count: u64,
+    /// Seconds until the window ends.
+    pub reset: u64,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.count <= u64::from(self.limit)
+    }
+
+    fn remaining(&self) -> u64 {
+        u64::from(self.limit).saturating_sub(self.count)
+    }
+}
+
+pub struct Traffic {
+    service: &'static str,
+    settings: TrafficSettings,
+    pool: Pool,
+    counters: Counters,
+    limits: Mutex<HashMap<Uuid, (u32, Instant)>>,
+    labels: Mutex<HashSet<Uuid>>,
+}
+
+const COUNT_SCRIPT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {count, ttl}
+";
+
+impl Traffic {
+    /// Connects to Redis when `REDIS_URL` is set (and fails if it cannot).
+    pub async fn new(
+        service: &'static str,
+        settings: TrafficSettings,
+        pool: Pool,
+    ) -> anyhow::Result<Self> {
+        let _ = infra::metrics::recorder();
+        let counters = match &settings.redis_url {
+            Some(url) => {
+                let client = redis::Client::open(url.as_str())
+                    .context("REDIS_URL is not a valid Redis URL")?;
+                let connection = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    redis::aio::ConnectionManager::new(client),
+                )
+                .await
+                .context("connecting to Redis timed out")?
+                .context("connecting to Redis")?;
+                Counters::Redis {
+                    connection,
+                    script: redis::Script::new(COUNT_SCRIPT),
+                }
+            }
+            None => Counters::Memory(Mutex::default()),
+        };
+        Ok(Traffic {
+            service,
+            settings,
+            pool,
+            counters,
+            limits: Mutex::default(),
+            labels: Mutex::default(),
+        })
+    }
+
+    /// Counts one request against `key`'s hourly budget of `limit`.
+    pub async fn count(&self, key: &str, limit: u32) -> Decision {
+        match &self.counters {
+            Counters::Memory(counters) => {
+                let now = Instant::now();
+                let mut counters = counters
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if counters.len() > 100_000 {
+                    counters.retain(|_, (opened, _)| now.duration_since(*opened) < WINDOW);
+                }
+                let entry = counters.entry(key.to_owned()).or_insert((now, 0));
+                if now.duration_since(entry.0) >= WINDOW {
+                    *entry = (now, 0);
+                }
+                entry.1 += 1;
+                Decision {
+                    limit,
+                    count: entry.1,
+                    reset: WINDOW
+                        .saturating_sub(now.duration_since(entry.0))
+                        .as_secs()
+                        .max(1),
+                }
+            }
+            Counters::Redis { connection, script } => {
+                let mut connection = connection.clone();
+                let key = format!("{}:{key}", self.settings.key_prefix);
+                let counted = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    script
+                        .key(&key)
+                        .arg(WINDOW.as_secs())
+                        .invoke_async::<(u64, u64)>(&mut connection),
+                )
+                .await;
+                match counted {
+                    Ok(Ok((count, ttl))) => Decision {
+                        limit,
+                        count,
+                        reset: ttl.max(1),
+                    },
+                    failed => {
+                        // Fail open: an unreachable Redis must not take the API down.
+                        let error = match failed {
+                            Ok(Err(error)) => error.to_string(),
+                            _ => "timed out".to_owned(),
+                        };
+                        tracing::warn!(%error, "Redis did not count a request; letting it through");
+                        metrics::counter!("eventra_rate_limit_store_errors_total", "service" => self.service)
+                            .increment(1);
+                        Decision {
+                            limit,
+                            count: 0,
+                            reset: WINDOW.as_secs(),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The tenant's hourly limit: a platform admin's override, or its plan's.
+    async fn tenant_limit(&self, tenant_id: Uuid) -> u32 {
+        let cached = self
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&tenant_id)
+            .filter(|(_, at)| at.elapsed() < self.settings.limit_cache)
+            .map(|(limit, _)| *limit);
+        if let Some(limit) = cached {
+            return limit;
+        }
+        let limit = match self.read_limit(tenant_id).await {
+            Ok(limit) => limit,
+            Err(error) => {
+                tracing::warn!(%tenant_id, error = format!("{error:#}"), "reading the tenant's limit failed; using the standard plan's");
+                return self.settings.standard_per_hour;
+            }
+        };
+        self.limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(tenant_id, (limit, Instant::now()));
+        limit
+    }
+
+    async fn read_limit(&self, tenant_id: Uuid) -> anyhow::Result<u32> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT (SELECT data->>'plan' FROM events
+                          WHERE aggregate_type = 'tenant' AND aggregate_id = $1 AND type = 'tenant.created'),
+                        (SELECT data->>'requests_per_hour' FROM events
+                          WHERE aggregate_type = 'tenant' AND aggregate_id = $1 AND type = 'tenant.rate_limit_changed'
+                          ORDER BY sequence DESC LIMIT 1)",
+                &[&tenant_id],
+            )
+            .await?;
+        let (plan, limit): (Option<String>, Option<String>) = match row {
+            Some(row) => (row.get(0), row.get(1)),
+            None => (None, None),
+        };
+        Ok(match limit.and_then(|l| l.parse().ok()) {
+            Some(limit) => limit,
+            None if plan.as_deref() == Some("premium") => self.settings.premium_per_hour,
+            None => self.settings.standard_per_hour,
+        })
+    }
+
+    /// The tenant's metric label: its id for the first `max_tenant_labels` tenants seen,
+    /// `other` after that.
+    fn label(&self, tenant_id: Uuid) -> String {
+        let mut labels = self
+            .labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if labels.contains(&tenant_id) || labels.len() < self.settings.max_tenant_labels {
+            labels.insert(tenant_id);
+            tenant_id.to_string()
+        } else {
+            "other".to_owned()
+        }
+    }
+}
+
+/// Paths no limit applies to: probes, metrics and the API documents.
+fn exempt(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics" | "/openapi.json") || path.starts_with("/docs")
+}
+
+/// Who a request is counted against.
+enum Subject {
+    Tenant(Uuid),
+    Address(Option<IpAddr>),
+    Exempt,
+}
+
+/// The middleware: `App::wrap(from_fn(traffic))` with a `web::Data<Traffic>` registered.
+pub async fn traffic(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let started = Instant::now();
+    let Some(traffic) = request.app_data::<web::Data<Traffic>>().cloned() else {
+        return Ok(next.call(request).await?.map_into_left_body());
+    };
+    let method = request.method().as_str().to_owned();
+    let subject = if exempt(request.path()) {
+        Subject::Exempt
+    } else {
+        let principal = match (
+            bearer(request.request()),
+            request.app_data::<web::Data<Authenticator>>(),
+        ) {
+            (Some(token), Some(authenticator)) => {
+                authenticate_token(authenticator, &token).await.ok()
+            }
+            _ => None,
+        };
+        match principal {
+            Some(principal) => {
+                request.extensions_mut().insert(Authenticated(principal));
+                if principal.platform_admin {
+                    Subject::Exempt
+                } else {
+                    Subject::Tenant(principal.tenant_id)
+                }
+            }
+            None => Subject::Address(request.peer_addr().map(|a| a.ip())),
+        }
+    };
+    let (decision, tenant) = match subject {
+        Subject::Exempt => (None, "none".to_owned()),
+        Subject::Tenant(tenant_id) => {
+            let limit = traffic.tenant_limit(tenant_id).await;
+            let decision = traffic.count(&format!("tenant:{tenant_id}"), limit).await;
+            let label = traffic.label(tenant_id);
+            metrics::gauge!("eventra_rate_limit_usage_ratio", "service" => traffic.service, "tenant" => label.clone())
+                .set(decision.count as f64 / f64::from(limit.max(1)));
+            (Some(decision), label)
+        }
+        Subject::Address(ip) => {
+            let key = format!(
+                "ip:{}",
+                ip.map_or("unknown".to_owned(), |ip| ip.to_string())
+            );
+            let decision = traffic
+                .count(&key, traffic.settings.anonymous_per_hour)
+                .await;
+            (Some(decision), "anonymous".to_owned())
+        }
+    };
+    if let Some(decision) = decision.filter(|d| !d.allowed()) {
+        metrics::counter!("eventra_rate_limit_rejections_total", "service" => traffic.service, "tenant" => tenant.clone())
+            .increment(1);
+        tracing::info!(tenant = %tenant, limit = decision.limit, reset = decision.reset, "request over the rate limit");
+        let mut response = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS);
+        response
+            .content_type(PROBLEM_CONTENT_TYPE)
+            .insert_header((RETRY_AFTER, decision.reset.to_string()));
+        let mut response = response.json(problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            &format!(
+                "the limit of {} requests an hour is reached; retry in {} s",
+                decision.limit, decision.reset
+            ),
+        ));
+        limit_headers(response.headers_mut(), &decision);
+        let response = request.into_response(response);
+        record(&traffic, &response, &method, &tenant, started);
+        return Ok(response.map_into_right_body());
+    }
+    let mut response = next.call(request).await?;
+    if let Some(decision) = &decision {
+        limit_headers(response.headers_mut(), decision);
+    }
+    record(&traffic, &response, &method, &tenant, started);
+    Ok(response.map_into_left_body())
+}
+
+fn limit_headers(headers: &mut actix_web::http::header::HeaderMap, decision: &Decision) {
+    for (name, value) in [
+        ("x-ratelimit-limit", u64::from(decision.limit)),
+        ("x-ratelimit-remaining", decision.remaining()),
+        ("x-ratelimit-reset", decision.reset),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value.to_string()) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// Request count (by route, method, status and tenant) and latency (by route, method and
+/// status). Routes are the matched patterns (`/v1/tenants/{tenant_id}/users`), so paths
+/// never become labels.
+fn record<B>(
+    traffic: &Traffic,
+    response: &ServiceResponse<B>,
+    method: &str,
+    tenant: &str,
+    started: Instant,
+) {
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = match method {
+        "GET" | "POST" | "PATCH" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" => method.to_owned(),
+        _ => "other".to_owned(),
+    };
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("eventra_http_requests_total",
+        "service" => traffic.service, "route" => route.clone(), "method" => method.clone(),
+        "status" => status.clone(), "tenant" => tenant.to_owned())
+    .increment(1);
+    metrics::histogram!("eventra_http_request_duration_seconds",
+        "service" => traffic.service, "route" => route, "method" => method, "status" => status)
+    .record(started.elapsed().as_secs_f64());
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics_endpoint(traffic: web::Data<Traffic>) -> HttpResponse {
+    infra::metrics::record_pool(traffic.service, &traffic.pool);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(infra::metrics::render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_and_documents_are_never_limited() {
+        for path in [
+            "/health",
+            "/ready",
+            "/metrics",
+            "/openapi.json",
+            "/docs/",
+            "/docs/index.html",
+        ] {
+            assert!(exempt(path), "{path}");
+        }
+        for path in ["/v1/me", "/v1/tenants", "/healthz"] {
+            assert!(!exempt(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_decision_counts_down_to_the_limit() {
+        let decision = Decision {
+            limit: 2,
+            count: 2,
+            reset: 10,
+        };
+        assert!(decision.allowed());
+        assert_eq!(decision.remaining(), 0);
+        let over = Decision {
+            count: 3,
+            ..decision
+        };
+        assert!(!over.allowed());
+        assert_eq!(over.remaining(), 0);
+    }
+}

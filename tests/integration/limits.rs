@@ -1,0 +1,304 @@
+//! Per-tenant rate limits, per-IP limits for anonymous requests, exemptions, the platform
+//! admin's override, Redis-shared budgets, and the metrics that report them.
+
+use integration_tests::{PASSWORD, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn header(answer: &integration_tests::Answer, name: &str) -> Option<u64> {
+    answer
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_hourly_limit_gets_429_and_another_tenant_is_unaffected() {
+    let app = TestApp::spawn_with(|s| s.traffic.standard_per_hour = 5).await;
+    let busy = app.sign_up_tenant("Busy").await;
+    let calm = app.sign_up_tenant("Calm").await;
+    for expected_remaining in (0..5).rev() {
+        let answer = app
+            .patch("/v1/me", Some(&busy.admin_token), json!({"locale": "en"}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        assert_eq!(header(&answer, "x-ratelimit-limit"), Some(5));
+        assert_eq!(
+            header(&answer, "x-ratelimit-remaining"),
+            Some(expected_remaining)
+        );
+        let reset = header(&answer, "x-ratelimit-reset").expect("reset");
+        assert!((1..=3600).contains(&reset), "{reset}");
+    }
+    let before = app.event_count().await;
+    let refused = app
+        .patch("/v1/me", Some(&busy.admin_token), json!({"locale": "de"}))
+        .await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.is_problem());
+    assert_eq!(refused.body["type"], "urn:eventra:problem:rate-limited");
+    let retry_after = header(&refused, "retry-after").expect("Retry-After");
+    assert!((1..=3600).contains(&retry_after));
+    assert_eq!(header(&refused, "x-ratelimit-remaining"), Some(0));
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "a refused request changes nothing"
+    );
+
+    let answer = app
+        .patch("/v1/me", Some(&calm.admin_token), json!({"locale": "en"}))
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "another tenant keeps its budget"
+    );
+    assert_eq!(header(&answer, "x-ratelimit-remaining"), Some(4));
+}
+
+#[tokio::test]
+async fn premium_tenants_get_the_premium_limit() {
+    let app = TestApp::spawn_with(|s| {
+        s.traffic.standard_per_hour = 5;
+        s.traffic.premium_per_hour = 50;
+    })
+    .await;
+    let email = format!(
+        "owner-{}@premium.example.com",
+        uuid::Uuid::new_v4().simple()
+    );
+    let signup = app
+        .post(
+            "/v1/tenants",
+            None,
+            json!({"name": "Premium", "plan": "premium", "admin": {"email": email, "password": PASSWORD, "display_name": "Owner"}}),
+        )
+        .await;
+    assert_eq!(signup.status, StatusCode::CREATED);
+    let login = app.log_in(signup.id("tenant_id"), &email, PASSWORD).await;
+    let answer = app
+        .patch(
+            "/v1/me",
+            Some(&login.str("access_token")),
+            json!({"locale": "en"}),
+        )
+        .await;
+    assert_eq!(header(&answer, "x-ratelimit-limit"), Some(50));
+}
+
+#[tokio::test]
+async fn platform_admins_probes_and_documents_are_never_limited() {
+    let app = TestApp::spawn_with(|s| s.traffic.standard_per_hour = 2).await;
+    let tenant = app.sign_up_tenant("Oversight").await;
+    command_api::operator::grant_platform_admin(&app.settings, tenant.admin_id)
+        .await
+        .expect("grant");
+    let login = app
+        .log_in(tenant.tenant_id, &tenant.admin_email, PASSWORD)
+        .await;
+    let token = login.str("access_token");
+    for _ in 0..6 {
+        let answer = app
+            .patch("/v1/me", Some(&token), json!({"locale": "en"}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert!(answer.headers.get("x-ratelimit-limit").is_none());
+    }
+    for path in ["/health", "/ready", "/metrics", "/openapi.json"] {
+        for _ in 0..4 {
+            let answer = app
+                .send(app.http.get(format!("{}{path}", app.address)))
+                .await;
+            assert_ne!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+            assert!(answer.headers.get("x-ratelimit-limit").is_none(), "{path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn anonymous_requests_are_limited_per_client_address_so_password_guessing_is_throttled() {
+    let app = TestApp::spawn_with(|s| s.traffic.anonymous_per_hour = 4).await;
+    let tenant = app.sign_up_tenant("Guarded").await; // signup and login: 2 anonymous requests
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let answer = app
+            .log_in(
+                tenant.tenant_id,
+                &tenant.admin_email,
+                "wrong password guess",
+            )
+            .await;
+        statuses.push(answer.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    let events = app.event_count().await;
+    let refused = app
+        .log_in(tenant.tenant_id, &tenant.admin_email, PASSWORD)
+        .await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.event_count().await,
+        events,
+        "a refused login records nothing"
+    );
+    // An authenticated caller is counted against their tenant, not the address.
+    let answer = app
+        .patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "en"}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_platform_admins_override_applies_and_is_audited() {
+    let app = TestApp::spawn_with(|s| s.traffic.standard_per_hour = 100).await;
+    let tenant = app.sign_up_tenant("Override").await;
+    command_api::operator::set_rate_limit(&app.settings, tenant.tenant_id, Some(2))
+        .await
+        .expect("override");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let answer = app
+            .patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "en"}))
+            .await;
+        statuses.push((answer.status, header(&answer, "x-ratelimit-limit")));
+    }
+    assert_eq!(
+        statuses,
+        [
+            (StatusCode::OK, Some(2)),
+            (StatusCode::OK, Some(2)),
+            (StatusCode::TOO_MANY_REQUESTS, Some(2))
+        ]
+    );
+    assert_eq!(
+        app.stream_types(tenant.tenant_id).await,
+        ["tenant.created", "tenant.rate_limit_changed"]
+    );
+    // Back to the plan's limit: the budget already spent still counts.
+    command_api::operator::set_rate_limit(&app.settings, tenant.tenant_id, None)
+        .await
+        .expect("back to the plan");
+    let answer = app
+        .patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "en"}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(header(&answer, "x-ratelimit-limit"), Some(100));
+    assert!(
+        command_api::operator::set_rate_limit(&app.settings, tenant.tenant_id, Some(0))
+            .await
+            .is_err(),
+        "a limit of zero is refused"
+    );
+}
+
+#[tokio::test]
+async fn two_api_instances_sharing_redis_spend_one_budget() {
+    let redis_url =
+        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let app = TestApp::spawn_with(|s| {
+        s.traffic.standard_per_hour = 6;
+        s.traffic.redis_url = Some(redis_url.clone());
+    })
+    .await;
+    let second = command_api::Application::build(app.settings.clone())
+        .await
+        .expect("a second command API");
+    let second_address = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+    let tenant = app.sign_up_tenant("Shared").await;
+    let mut seen = Vec::new();
+    for i in 0..8 {
+        let base = if i % 2 == 0 {
+            &app.address
+        } else {
+            &second_address
+        };
+        let answer = app
+            .send(
+                app.http
+                    .patch(format!("{base}/v1/me"))
+                    .bearer_auth(&tenant.admin_token)
+                    .json(&json!({"locale": "en"})),
+            )
+            .await;
+        seen.push((
+            answer.status.as_u16(),
+            header(&answer, "x-ratelimit-remaining"),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            (200, Some(5)),
+            (200, Some(4)),
+            (200, Some(3)),
+            (200, Some(2)),
+            (200, Some(1)),
+            (200, Some(0)),
+            (429, Some(0)),
+            (429, Some(0))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn metrics_report_requests_events_rejections_and_the_pool() {
+    let app = TestApp::spawn_with(|s| s.traffic.standard_per_hour = 2).await;
+    let tenant = app.sign_up_tenant("Measured").await;
+    for _ in 0..3 {
+        app.patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "en"}))
+            .await;
+    }
+    app.query("/v1/me", Some(&tenant.admin_token), None).await;
+    for base in [&app.address, &app.query_address] {
+        let response = app
+            .http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = response.text().await.expect("text");
+        for expected in [
+            "eventra_http_requests_total{",
+            "eventra_http_request_duration_seconds_bucket{",
+            "eventra_db_pool_connections{",
+        ] {
+            assert!(text.contains(expected), "{base}: {expected} missing");
+        }
+    }
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let tenant_label = format!("tenant=\"{}\"", tenant.tenant_id);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("eventra_http_requests_total{")
+                && l.contains("route=\"/v1/me\"")
+                && l.contains("status=\"429\"")
+                && l.contains(&tenant_label))
+    );
+    assert!(text.lines().any(
+        |l| l.starts_with("eventra_rate_limit_rejections_total{") && l.contains(&tenant_label)
+    ));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("eventra_rate_limit_usage_ratio{") && l.contains(&tenant_label))
+    );
+    assert!(text.contains("eventra_events_appended_total{type=\"user.profile_updated\"}"));
+}
