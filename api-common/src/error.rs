@@ -191,3 +191,31 @@ pub fn render_problem<B: MessageBody + 'static>(
         ServiceResponse::new(request, response).map_into_right_body(),
     ))
 }
+
+/// A `/ready` answer: 200 with each dependency's check, or 503 as a problem (RFC 9457)
+/// that carries the same checks as an extension member, so it names what is down.
+pub fn readiness(checks: serde_json::Value, ready: bool) -> HttpResponse {
+    if ready {
+        return HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}));
+    }
+    let down: Vec<String> = checks
+        .as_object()
+        .map(|checks| {
+            checks
+                .iter()
+                .filter(|(_, check)| check["status"] != "up")
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut body = problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not-ready",
+        &format!("not ready: {} down", down.join(", ")),
+    );
+    body["checks"] = checks;
+    HttpResponse::ServiceUnavailable()
+        .content_type(PROBLEM_CONTENT_TYPE)
+        .insert_header((header::RETRY_AFTER, "5"))
+        .json(body)
+}

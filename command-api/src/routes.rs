@@ -108,12 +108,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
             )
         }
     };
-    let body = json!({"status": status, "checks": {"postgres": postgres}});
-    if status == "ready" {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    api_common::error::readiness(json!({"postgres": postgres}), status == "ready")
 }
 
 fn last_position(appended: &[AppendedEvent], otherwise: i64) -> i64 {

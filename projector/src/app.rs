@@ -33,9 +33,14 @@ pub async fn run(
     let pool = infra::db::pool(&settings.database_url, settings.database_pool_size)?;
     let keys = Arc::new(KeyRing::new(settings.load_master_key()?));
     let js = crate::stream::connect(&settings.nats_url).await?;
+    let mailer = if run_email && settings.email_worker.workers > 0 {
+        Some(Arc::new(settings.mailer()?))
+    } else {
+        None
+    };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(listener) = listener {
-        let server = crate::http::serve(listener, pool.clone(), js.client())?;
+        let server = crate::http::serve(listener, pool.clone(), js.client(), mailer.clone())?;
         let handle = server.handle();
         let mut server_shutdown = shutdown.clone();
         tokio::spawn(server);
@@ -61,10 +66,10 @@ pub async fn run(
             }
         });
     }
-    if run_email && settings.email_worker.workers > 0 {
+    if let Some(mailer) = mailer {
         let worker = Arc::new(crate::email_worker::EmailWorker {
             pool: pool.clone(),
-            mailer: Arc::new(settings.mailer()?),
+            mailer,
             settings: settings.email_worker.clone(),
         });
         tasks.spawn(worker.run(shutdown.clone()));

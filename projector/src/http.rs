@@ -1,6 +1,7 @@
 //! The projector's small HTTP port: `/health`, `/ready` and `/metrics` (Prometheus).
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -19,14 +20,17 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
 struct Probe {
     pool: Pool,
     nats: async_nats::Client,
+    /// The mailer, when this projector sends email.
+    mailer: Option<Arc<crate::mailer::Mailer>>,
 }
 
 pub fn serve(
     listener: TcpListener,
     pool: Pool,
     nats: async_nats::Client,
+    mailer: Option<Arc<crate::mailer::Mailer>>,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let probe = web::Data::new(Probe { pool, nats });
+    let probe = web::Data::new(Probe { pool, nats, mailer });
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(probe.clone())
@@ -56,15 +60,39 @@ async fn ready(probe: web::Data<Probe>) -> HttpResponse {
     .await
     .unwrap_or_else(|_| Err("timed out after 2s".into()));
     let postgres_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let nats_up = probe.nats.connection_state() == State::Connected;
-    let checks = json!({
+    // A round trip to the server (a flush waits for its PONG).
+    let started = Instant::now();
+    let nats_up = probe.nats.connection_state() == State::Connected
+        && matches!(
+            tokio::time::timeout(Duration::from_secs(2), probe.nats.flush()).await,
+            Ok(Ok(()))
+        );
+    let nats_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut checks = json!({
         "postgres": match &postgres {
             Ok(()) => json!({"status": "up", "latency_ms": postgres_ms}),
             Err(error) => json!({"status": "down", "latency_ms": postgres_ms, "error": error}),
         },
-        "nats": {"status": if nats_up { "up" } else { "down" }},
+        "nats": {"status": if nats_up { "up" } else { "down" }, "latency_ms": nats_ms},
     });
-    if postgres.is_ok() && nats_up {
+    let mut mail_up = true;
+    if let Some(mailer) = &probe.mailer {
+        let started = Instant::now();
+        let probed = tokio::time::timeout(Duration::from_secs(2), mailer.probe())
+            .await
+            .unwrap_or_else(|_| Err("timed out after 2s".into()));
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        mail_up = probed.is_ok();
+        checks["smtp"] = match probed {
+            Ok(()) => {
+                json!({"status": "up", "latency_ms": latency_ms, "target": mailer.describe()})
+            }
+            Err(error) => {
+                json!({"status": "down", "latency_ms": latency_ms, "target": mailer.describe(), "error": error})
+            }
+        };
+    }
+    if postgres.is_ok() && nats_up && mail_up {
         HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}))
     } else {
         HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "checks": checks}))

@@ -79,14 +79,19 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     .await
     .unwrap_or_else(|_| Err("timed out after 2s".into()));
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    match check {
-        Ok(()) => HttpResponse::Ok()
-            .json(json!({"status": "ready", "checks": {"postgres": {"status": "up", "latency_ms": latency_ms}}})),
-        Err(error) => HttpResponse::ServiceUnavailable().json(json!({
-            "status": "unavailable",
-            "checks": {"postgres": {"status": "down", "latency_ms": latency_ms, "error": error}}
-        })),
-    }
+    let postgres = match &check {
+        Ok(()) => json!({"status": "up", "latency_ms": latency_ms}),
+        Err(error) => json!({"status": "down", "latency_ms": latency_ms, "error": error}),
+    };
+    let started = std::time::Instant::now();
+    let index = state.search.probe();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let search_index = match &index {
+        Ok(position) => json!({"status": "up", "latency_ms": latency_ms, "position": position}),
+        Err(error) => json!({"status": "down", "latency_ms": latency_ms, "error": error}),
+    };
+    let checks = json!({"postgres": postgres, "search_index": search_index});
+    api_common::error::readiness(checks, check.is_ok() && index.is_ok())
 }
 
 /// A connection, once the view `projection` has reached the request's `X-Min-Position`;

@@ -55,6 +55,12 @@ impl SearchService {
         Ok((index, reader, fields))
     }
 
+    /// Readiness: the live generation opens; its position.
+    pub fn probe(&self) -> Result<i64, String> {
+        let (index, _, _) = self.open().map_err(|e| e.to_string())?;
+        checkpoint(&index).map(|c| c.1).map_err(|e| e.to_string())
+    }
+
     /// Waits (bounded) until the index reflects `target`; returns its position.
     pub async fn reach(
         &self,

@@ -321,6 +321,8 @@ async fn a_nats_server_killed_and_restarted_under_load_loses_nothing_and_applies
     let running = pipeline.spawn_projector();
     let tenant = pipeline.app.sign_up_tenant("Weather").await;
     pipeline.wait_for_projections().await;
+    let ready = format!("{}/ready", running.address);
+    assert_eq!(ready_status(&ready).await.0, 200);
 
     // Writes keep coming while NATS dies and comes back on the same store.
     let writer = {
@@ -346,9 +348,15 @@ async fn a_nats_server_killed_and_restarted_under_load_loses_nothing_and_applies
     tokio::time::sleep(Duration::from_millis(150)).await;
     nats.kill().expect("SIGKILL nats-server");
     let _ = nats.wait();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The projector says it is not ready while NATS is gone, and names the culprit.
+    let (status, body) = wait_for_ready_status(&ready, 503).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["nats"]["status"], "down", "{body}");
+    assert_eq!(body["checks"]["postgres"]["status"], "up", "{body}");
     let mut nats = start_nats(port, &dir);
     wait_for_port(port).await;
+    let (status, body) = wait_for_ready_status(&ready, 200).await;
+    assert_eq!(status, 200, "ready again once NATS is back: {body}");
     assert_eq!(writer.await.expect("writer"), 30);
 
     pipeline.wait_for_projections().await;
@@ -485,4 +493,26 @@ async fn json_logs_carry_the_ids_and_never_a_password_a_token_or_personal_data()
         assert!(!logs.contains(secret), "{secret:?} appears in the logs");
     }
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+async fn ready_status(url: &str) -> (u16, serde_json::Value) {
+    match reqwest::get(url).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or_default())
+        }
+        Err(error) => (0, json!({"error": error.to_string()})),
+    }
+}
+
+/// Polls `/ready` until it answers `wanted` (up to 15 s); returns the last answer.
+async fn wait_for_ready_status(url: &str, wanted: u16) -> (u16, serde_json::Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = ready_status(url).await;
+        if answer.0 == wanted || tokio::time::Instant::now() >= deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -656,3 +656,38 @@ async fn the_search_index_finds_users_by_name_email_prefix_and_typo_within_the_t
     running.stop().await;
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn the_query_apis_readiness_names_each_dependency() {
+    let pipeline = Pipeline::start().await;
+    // No projector has built the search index yet: not ready, and it says why.
+    let answer = pipeline
+        .app
+        .send(
+            pipeline
+                .app
+                .http
+                .get(format!("{}/ready", pipeline.app.query_address)),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.body["checks"]["postgres"]["status"], "up");
+    assert_eq!(answer.body["checks"]["search_index"]["status"], "down");
+    let running = pipeline.spawn_projector();
+    pipeline.app.sign_up_tenant("Ready").await;
+    pipeline.wait_for_projections().await;
+    let answer = pipeline
+        .app
+        .send(
+            pipeline
+                .app
+                .http
+                .get(format!("{}/ready", pipeline.app.query_address)),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["checks"]["search_index"]["status"], "up");
+    assert!(answer.body["checks"]["postgres"]["latency_ms"].is_number());
+    running.stop().await;
+    pipeline.finish().await;
+}
