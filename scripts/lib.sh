@@ -99,6 +99,24 @@ ensure_redis() {
   fi
 }
 
+# The validators of the deployment files: promtool (Debian's prometheus package) and
+# check-jsonschema (PyPI, in a virtualenv under ~/.cache/eventra).
+ensure_validators() {
+  if ! command -v promtool >/dev/null; then
+    apt_install prometheus
+  fi
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/eventra/venv"
+  if [ ! -x "$venv/bin/check-jsonschema" ]; then
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+    log "installing check-jsonschema"
+    "$venv/bin/pip" install -q check-jsonschema
+  fi
+  export CHECK_JSONSCHEMA="$venv/bin/check-jsonschema"
+}
+
 # One compiled target directory shared by every checkout on this machine, so a fresh clone
 # (CI) reuses what an earlier build compiled.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/eventra/target}"

@@ -399,7 +399,14 @@ fn record<B>(
         "GET" | "POST" | "PATCH" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" => method.to_owned(),
         _ => "other".to_owned(),
     };
-    let status = response.status().as_u16().to_string();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let code = response.status().as_u16();
+    if tenant == "none" {
+        tracing::debug!(status = code, method = %method, route = %route, latency_ms, "request finished");
+    } else {
+        tracing::info!(status = code, method = %method, route = %route, latency_ms, "request finished");
+    }
+    let status = code.to_string();
     metrics::counter!("eventra_http_requests_total",
         "service" => traffic.service, "route" => route.clone(), "method" => method.clone(),
         "status" => status.clone(), "tenant" => tenant.to_owned())

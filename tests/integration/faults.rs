@@ -480,6 +480,14 @@ async fn json_logs_carry_the_ids_and_never_a_password_a_token_or_personal_data()
         "a log line carries the correlation and tenant ids"
     );
     assert!(lines.iter().any(|l| l["span"]["request_id"].is_string()));
+    assert!(
+        lines.iter().any(|l| l["message"] == "request finished"
+            && l["status"].is_u64()
+            && l["latency_ms"].is_f64()
+            && l["route"].is_string()
+            && l["span"]["request_id"].is_string()),
+        "request lines carry status, latency, route and the request id"
+    );
     for secret in [
         password,
         "a wrong passphrase",

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod concurrency;
+mod deploy;
 mod emails;
 mod erasure;
 mod faults;
