@@ -42,6 +42,56 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Documents the `429` every rate-limited operation can answer (all but the probes and
+/// `/metrics`), with `Retry-After` and the `X-RateLimit-*` headers.
+pub struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{ContentBuilder, Header, Ref, ResponseBuilder};
+        let seconds = |description: &str| {
+            let mut header = Header::new(ObjectBuilder::new().schema_type(Type::Integer));
+            header.description = Some(description.to_owned());
+            header
+        };
+        let response = ResponseBuilder::new()
+            .description("over the hourly request limit (the tenant's, or the client address's without a token)")
+            .content(
+                crate::error::PROBLEM_CONTENT_TYPE,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .header("Retry-After", seconds("seconds until the window ends"))
+            .header("X-RateLimit-Limit", seconds("requests allowed per hour"))
+            .header("X-RateLimit-Remaining", seconds("requests left in this window (0)"))
+            .header("X-RateLimit-Reset", seconds("seconds until the window ends"))
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if matches!(path.as_str(), "/health" | "/ready" | "/metrics") {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| response.clone().into());
+            }
+        }
+    }
+}
+
 /// Serves `GET /openapi.json` and the interactive page at `GET /docs`.
 pub fn configure(config: &mut web::ServiceConfig, openapi: utoipa::openapi::OpenApi) {
     config

@@ -1,7 +1,7 @@
 //! The command endpoints of the API contract (v1).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::{BearerAuth, Problem};
+use api_common::docs::{BearerAuth, Problem, RateLimited};
 use chrono::Utc;
 use domain::event::LoginFailure;
 use domain::session::{Refresh, RefreshOutcome};
@@ -32,7 +32,7 @@ const EMAIL: &str = "email";
     info(title = "Eventra command API", version = "1", description = "Commands of the Eventra user platform. Every success answers the `position` of its last event; pass it to the query API as `X-Min-Position` to read your write. Errors are `application/problem+json`."),
     paths(health, ready, metrics, sign_up_tenant, sign_up_user, log_in, refresh_session, revoke_session, update_profile, manage_user, erase_user),
     components(schemas(Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RateLimited),
     tags((name = "tenants"), (name = "users"), (name = "sessions"), (name = "profile"), (name = "operations"))
 )]
 pub struct ApiDoc;

@@ -1,7 +1,7 @@
 //! The query endpoints of the API contract (v1). Everything is tenant-scoped and read-only.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::{BearerAuth, Problem};
+use api_common::docs::{BearerAuth, Problem, RateLimited};
 use api_common::extract::path_id;
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
@@ -33,7 +33,7 @@ struct MinPosition {
     info(title = "Eventra query API", version = "1", description = "Tenant-scoped reads of the Eventra user platform. Send `X-Min-Position` with the position a command answered to read your own write; answers carry `X-Projection-Position`. Errors are `application/problem+json`."),
     paths(health, ready, metrics, me, list_users, one_user, activity, audit, email_jobs, projections),
     components(schemas(Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RateLimited),
     tags((name = "profile"), (name = "users"), (name = "logs"), (name = "email"), (name = "operations"))
 )]
 pub struct ApiDoc;

@@ -99,6 +99,18 @@ async fn both_apis_document_exactly_the_routes_they_serve() {
             .collect();
         expected.sort();
         assert_eq!(operations(&document), expected, "{base}");
+        // Every limited operation documents its 429 with Retry-After.
+        for (method, path) in routes {
+            let limited = !matches!(*path, "/health" | "/ready" | "/metrics");
+            let answer = &document["paths"][*path][*method]["responses"]["429"];
+            assert_eq!(answer.is_object(), limited, "{method} {path}: {answer}");
+            if limited {
+                assert!(
+                    answer["headers"]["Retry-After"].is_object(),
+                    "{method} {path}"
+                );
+            }
+        }
         // And the server answers each documented route (never "no such route").
         for (method, path) in routes {
             let concrete = path
