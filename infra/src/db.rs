@@ -42,16 +42,35 @@ pub async fn create_database_if_missing(database_url: &str) -> anyhow::Result<()
         .await
         .context("connecting to the postgres maintenance database")?;
     let connection = tokio::spawn(connection);
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await?
-        .is_some();
-    if !exists {
-        let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-        if let Err(error) = client.batch_execute(&statement).await {
-            // Another process may have created it in the meantime.
-            if error.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
-                return Err(error).context("creating the database");
+    // Several processes may start on a fresh server at once: a concurrent CREATE DATABASE
+    // fails with "already exists", a unique violation in the catalog, or "template1 is being
+    // accessed by other users"; look again and retry until the database is there.
+    let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    let mut attempt = 0u64;
+    loop {
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await?
+            .is_some();
+        if exists {
+            break;
+        }
+        match client.batch_execute(&statement).await {
+            Ok(()) => break,
+            Err(error) => {
+                use tokio_postgres::error::SqlState;
+                let racing = [
+                    SqlState::DUPLICATE_DATABASE,
+                    SqlState::UNIQUE_VIOLATION,
+                    SqlState::OBJECT_IN_USE,
+                ]
+                .iter()
+                .any(|code| error.code() == Some(code));
+                attempt += 1;
+                if !racing || attempt >= 20 {
+                    return Err(error).context("creating the database");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
             }
         }
     }

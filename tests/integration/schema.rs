@@ -24,6 +24,17 @@ async fn migrations_are_safe_to_run_twice_and_concurrently() {
     assert_eq!(count, infra::migrate::MIGRATIONS.len() as i64);
 }
 
+#[tokio::test]
+async fn several_processes_starting_on_a_server_without_the_database_all_come_up() {
+    // A URL naming a database that does not exist yet: every runner tries to create it.
+    let existing = fresh_database().await;
+    let base = existing.rsplit_once('/').expect("a database URL").0;
+    let database_url = format!("{base}/eventra_test_{}", uuid::Uuid::new_v4().simple());
+    let runs = futures_join(&database_url).await;
+    let applied: usize = runs.iter().map(Vec::len).sum();
+    assert_eq!(applied, infra::migrate::MIGRATIONS.len());
+}
+
 async fn futures_join(database_url: &str) -> Vec<Vec<i32>> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..4 {
