@@ -83,7 +83,7 @@ async fn health() -> HttpResponse {
 /// Readiness: each dependency with its status and latency; 503 when one is down.
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
     (status = 200, description = "every dependency is up", body = serde_json::Value),
-    (status = 503, description = "a dependency is down", body = serde_json::Value),
+    (status = 503, description = "a dependency is down: a problem naming it, with every check in `checks`", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let started = std::time::Instant::now();

@@ -64,7 +64,7 @@ async fn health() -> HttpResponse {
 
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
     (status = 200, description = "every dependency is up", body = Value),
-    (status = 503, description = "a dependency is down", body = Value),
+    (status = 503, description = "a dependency is down: a problem naming it, with every check in `checks`", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let started = std::time::Instant::now();
