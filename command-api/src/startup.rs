@@ -25,6 +25,8 @@ pub struct AppState {
     pub hashing: Arc<PasswordHashing>,
     pub tokens: Arc<Tokens>,
     pub settings: Arc<Settings>,
+    /// Password hashes computed at once, at most: one per core.
+    pub hashing_slots: tokio::sync::Semaphore,
 }
 
 pub struct Application {
@@ -68,6 +70,9 @@ impl Application {
             hashing: Arc::new(hashing),
             tokens,
             settings: Arc::new(settings.clone()),
+            hashing_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         });
         // Forget idempotency keys after their time to live, every ten minutes.
         let purge_store = state.store.clone();

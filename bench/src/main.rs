@@ -1,0 +1,787 @@
+//! `eventra-bench`: runs the scenarios against a running system (started by
+//! `scripts/bench`) and the physical baselines of the same machine, then writes every figure
+//! and the ratios between them as JSON, and a table as markdown.
+
+mod baselines;
+mod generate;
+mod load;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use infra::crypto::{KeyRing, MasterKey};
+use infra::store::EventStore;
+use load::{Outcome, Summary, round};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+#[derive(Parser, Debug)]
+#[command(name = "eventra-bench")]
+struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:18080")]
+    command_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:18081")]
+    query_url: String,
+    /// The database the running system uses.
+    #[arg(long)]
+    database_url: String,
+    /// A second, scratch database for the replay scenario.
+    #[arg(long)]
+    replay_database_url: String,
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// The system's stream, deleted at the end (the run's events are scratch).
+    #[arg(long)]
+    stream: Option<String>,
+    /// The projector binary (for `projector replay users`).
+    #[arg(long)]
+    projector: String,
+    /// `name=pid` of each service, for peak memory.
+    #[arg(long, value_delimiter = ',')]
+    pids: Vec<String>,
+    /// Smaller numbers, same scenarios (under three minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Only measure raw appends (before the services hold their connections) into this
+    /// file, then exit.
+    #[arg(long)]
+    raw_append_out: Option<String>,
+    /// Raw appends measured earlier in this run (by `--raw-append-out`).
+    #[arg(long)]
+    raw_append_in: Option<String>,
+    /// Where `<UTC timestamp>.json` goes.
+    #[arg(long, default_value = "bench/results")]
+    out_dir: String,
+}
+
+/// The sizes of a run.
+struct Plan {
+    seconds: u64,
+    writers: usize,
+    big_connections: usize,
+    search_users: u64,
+    replay_users: u64,
+    replay_updates: u32,
+    jetstream_messages: u64,
+}
+
+impl Plan {
+    fn of(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                seconds: 2,
+                writers: 64,
+                big_connections: 200,
+                search_users: 2_000,
+                replay_users: 2_000,
+                replay_updates: 8,
+                jetstream_messages: 20_000,
+            }
+        } else {
+            Plan {
+                seconds: 10,
+                writers: 64,
+                big_connections: 1_000,
+                search_users: 100_000,
+                replay_users: 100_000,
+                replay_updates: 8,
+                jetstream_messages: 200_000,
+            }
+        }
+    }
+}
+
+const PASSWORD: &str = "correct horse battery staple";
+
+pub async fn connect(database_url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to {database_url}"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+struct Api {
+    http: reqwest::Client,
+    command: String,
+    query: String,
+}
+
+impl Api {
+    async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.command))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn sign_up(&self, tenant_id: Uuid, n: usize) -> anyhow::Result<(Uuid, String)> {
+        let email = format!("writer-{n}-{}@bench.example.com", Uuid::new_v4().simple());
+        let (status, body) = self
+            .post(
+                &format!("/v1/tenants/{tenant_id}/users"),
+                None,
+                json!({"email": email, "password": PASSWORD, "display_name": format!("Writer {n}")}),
+            )
+            .await?;
+        if status != 201 {
+            bail!("signup answered {status}: {body}");
+        }
+        Ok((uuid_of(&body, "user_id")?, email))
+    }
+
+    async fn log_in(&self, tenant_id: Uuid, email: &str) -> anyhow::Result<String> {
+        let (status, body) = self
+            .post(
+                &format!("/v1/tenants/{tenant_id}/sessions"),
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await?;
+        if status != 201 {
+            bail!("login answered {status}: {body}");
+        }
+        Ok(body["access_token"].as_str().unwrap_or_default().to_owned())
+    }
+}
+
+fn uuid_of(body: &Value, field: &str) -> anyhow::Result<Uuid> {
+    body[field]
+        .as_str()
+        .and_then(|v| Uuid::try_parse(v).ok())
+        .with_context(|| format!("no {field} in {body}"))
+}
+
+fn status_of(result: reqwest::Result<reqwest::Response>) -> Outcome {
+    result.map_or(0, |r| r.status().as_u16())
+}
+
+fn is(status: u16) -> fn(Outcome) -> bool {
+    match status {
+        200 => |o| o == 200,
+        201 => |o| o == 201,
+        _ => |o| (200..300).contains(&o),
+    }
+}
+
+fn peak_rss_mb(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(round(kib / 1024.0))
+}
+
+fn ratio(numerator: f64, denominator: f64) -> f64 {
+    if denominator > 0.0 {
+        (numerator / denominator * 1000.0).round() / 1000.0
+    } else {
+        0.0
+    }
+}
+
+#[derive(Serialize)]
+struct Report {
+    started_at: String,
+    quick: bool,
+    machine: Value,
+    scenarios: BTreeMap<String, Value>,
+    baselines: BTreeMap<String, Value>,
+    ratios: BTreeMap<String, f64>,
+    figures: BTreeMap<String, f64>,
+    rss_mb: BTreeMap<String, f64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let plan = Plan::of(args.quick);
+    if let Some(out) = &args.raw_append_out {
+        // Before the services start: pgbench needs up to 64 connections of its own.
+        let mut raw_append = BTreeMap::new();
+        for clients in [1usize, 8, 64] {
+            eprintln!("pgbench raw append at {clients} clients");
+            let tps = baselines::raw_append(&args.database_url, clients, plan.seconds).await?;
+            raw_append.insert(format!("c{clients}"), tps);
+        }
+        std::fs::write(out, serde_json::to_string(&raw_append)?)?;
+        return Ok(());
+    }
+    let started_at = chrono::Utc::now();
+    let seconds = Duration::from_secs(plan.seconds);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::MAX)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let api = Arc::new(Api {
+        http: http.clone(),
+        command: args.command_url.clone(),
+        query: args.query_url.clone(),
+    });
+    let mut scenarios: BTreeMap<String, Value> = BTreeMap::new();
+    let mut baselines: BTreeMap<String, Value> = BTreeMap::new();
+    let say = |text: &str| {
+        eprintln!(
+            "[{:>6.1}s] {text}",
+            (chrono::Utc::now() - started_at).num_milliseconds() as f64 / 1000.0
+        )
+    };
+
+    // The tenant and its writers (through the API: real password hashes and sessions).
+    let admin_email = format!("admin-{}@bench.example.com", Uuid::new_v4().simple());
+    let (status, body) = api
+        .post(
+            "/v1/tenants",
+            None,
+            json!({"name": "Bench", "admin": {"email": admin_email, "password": PASSWORD, "display_name": "Bench Admin"}}),
+        )
+        .await?;
+    if status != 201 {
+        bail!("tenant signup answered {status}: {body}");
+    }
+    let tenant_id = uuid_of(&body, "tenant_id")?;
+    let admin_token = api.log_in(tenant_id, &admin_email).await?;
+    say("creating the writers");
+    let mut writers = Vec::new();
+    for chunk in (0..plan.writers).collect::<Vec<_>>().chunks(8) {
+        let mut batch = tokio::task::JoinSet::new();
+        for &n in chunk {
+            let api = Arc::clone(&api);
+            batch.spawn(async move {
+                let (_, email) = api.sign_up(tenant_id, n).await?;
+                api.log_in(tenant_id, &email).await
+            });
+        }
+        while let Some(token) = batch.join_next().await {
+            writers.push(token??);
+        }
+    }
+    let writers = Arc::new(writers);
+
+    // Writes: PATCH /v1/me by distinct users.
+    let mut write_c64 = None;
+    for concurrency in [1usize, 8, 64] {
+        say(&format!("writes at concurrency {concurrency}"));
+        let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
+        let summary = load::closed(
+            concurrency,
+            seconds,
+            move |worker, n| {
+                let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
+                async move {
+                    let token = &writers[worker % writers.len()];
+                    let locale = if n % 2 == 0 { "en" } else { "de" };
+                    status_of(
+                        api.http
+                            .patch(format!("{}/v1/me", api.command))
+                            .bearer_auth(token)
+                            .json(&json!({"locale": locale}))
+                            .send()
+                            .await,
+                    )
+                }
+            },
+            is(200),
+        )
+        .await;
+        if concurrency == 64 {
+            write_c64 = Some(summary.clone());
+        }
+        scenarios.insert(format!("write_patch_me_c{concurrency}"), json!(summary));
+    }
+    let write_c64 = write_c64.unwrap_or_else(|| Summary::of(Vec::new(), BTreeMap::new(), 1.0));
+
+    // Reads and the HTTP ceiling at the same concurrency.
+    let mut read_rates = BTreeMap::new();
+    for (name, concurrency) in [("c64", 64usize), ("big", plan.big_connections)] {
+        for (target, base, path) in [
+            ("me", api.query.clone(), "/v1/me"),
+            ("health", api.query.clone(), "/health"),
+        ] {
+            say(&format!("GET {path} with {concurrency} connections"));
+            let (http, writers) = (http.clone(), Arc::clone(&writers));
+            let url = format!("{base}{path}");
+            let summary = load::closed(
+                concurrency,
+                seconds,
+                move |worker, _| {
+                    let (http, writers, url) = (http.clone(), Arc::clone(&writers), url.clone());
+                    async move {
+                        status_of(
+                            http.get(url)
+                                .bearer_auth(&writers[worker % writers.len()])
+                                .send()
+                                .await,
+                        )
+                    }
+                },
+                is(200),
+            )
+            .await;
+            read_rates.insert(format!("{target}_{name}"), summary.clone());
+            let key = if name == "big" {
+                format!("read_{target}_{concurrency}conn")
+            } else {
+                format!("read_{target}_c64")
+            };
+            scenarios.insert(key, json!(summary));
+        }
+    }
+
+    // Signup and login at concurrency 8: bounded by password hashing.
+    say("signup at concurrency 8");
+    let signups = {
+        let api = Arc::clone(&api);
+        load::closed(
+            8,
+            seconds,
+            move |worker, n| {
+                let api = Arc::clone(&api);
+                async move {
+                    let email = format!("signup-{worker}-{n}-{}@bench.example.com", Uuid::new_v4().simple());
+                    status_of(
+                        api.http
+                            .post(format!("{}/v1/tenants/{tenant_id}/users", api.command))
+                            .json(&json!({"email": email, "password": PASSWORD, "display_name": "Signup"}))
+                            .send()
+                            .await,
+                    )
+                }
+            },
+            is(201),
+        )
+        .await
+    };
+    scenarios.insert("signup_c8".into(), json!(signups));
+    say("login at concurrency 8");
+    let logins = {
+        let api = Arc::clone(&api);
+        let email = admin_email.clone();
+        load::closed(
+            8,
+            seconds,
+            move |_, _| {
+                let (api, email) = (Arc::clone(&api), email.clone());
+                async move {
+                    status_of(
+                        api.http
+                            .post(format!("{}/v1/tenants/{tenant_id}/sessions", api.command))
+                            .json(&json!({"email": email, "password": PASSWORD}))
+                            .send()
+                            .await,
+                    )
+                }
+            },
+            is(201),
+        )
+        .await
+    };
+    scenarios.insert("login_c8".into(), json!(logins));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    say("argon2 baseline");
+    let argon2 = tokio::task::spawn_blocking(move || baselines::argon2(cores, plan.seconds as f64))
+        .await??;
+    baselines.insert("argon2".into(), json!(argon2));
+
+    // Search over a tenant with many users (generated through the store).
+    let master_key = std::env::var("EVENTRA_MASTER_KEY")
+        .context("EVENTRA_MASTER_KEY is needed to write events")?;
+    let keys = Arc::new(KeyRing::new(MasterKey::from_base64(&master_key)?));
+    let hashing = infra::auth::PasswordHashing::new(infra::auth::PasswordParams::default())?;
+    let password_hash = hashing.hash(PASSWORD)?;
+    let pool = infra::db::pool(&args.database_url, 8)?;
+    let store = EventStore::new(pool, Arc::clone(&keys));
+    say(&format!(
+        "generating {} users for the search",
+        plan.search_users
+    ));
+    let generated_at = Instant::now();
+    let loaded = generate::users(
+        &store,
+        tenant_id,
+        0,
+        plan.search_users,
+        0,
+        &password_hash,
+        4,
+    )
+    .await?;
+    let generate_seconds = generated_at.elapsed().as_secs_f64();
+    say(&format!(
+        "{} events generated in {generate_seconds:.1}s; waiting for the search index",
+        loaded.events
+    ));
+    let caught_up_at = Instant::now();
+    let users_url = format!("{}/v1/tenants/{tenant_id}/users?q=ada&limit=20", api.query);
+    loop {
+        let response = http
+            .get(&users_url)
+            .bearer_auth(&admin_token)
+            .header("X-Min-Position", loaded.last_position.to_string())
+            .send()
+            .await;
+        if status_of(response) == 200 {
+            break;
+        }
+        if caught_up_at.elapsed() > Duration::from_secs(900) {
+            bail!("the search index did not reach the generated users in 15 minutes");
+        }
+    }
+    let catch_up_seconds = caught_up_at.elapsed().as_secs_f64();
+    scenarios.insert(
+        "generate_users".into(),
+        json!({"users": plan.search_users, "events": loaded.events, "seconds": round(generate_seconds),
+               "events_per_second": round(loaded.events as f64 / generate_seconds),
+               "search_catch_up_seconds": round(catch_up_seconds)}),
+    );
+    say("search");
+    let search = {
+        let (http, token, base) = (http.clone(), admin_token.clone(), api.query.clone());
+        load::closed(
+            8,
+            seconds,
+            move |worker, n| {
+                let (http, token, base) = (http.clone(), token.clone(), base.clone());
+                async move {
+                    let names = generate::first_names();
+                    let q = names[(worker + n as usize) % names.len()];
+                    let prefix = &q[..3.min(q.len())];
+                    status_of(
+                        http.get(format!(
+                            "{base}/v1/tenants/{tenant_id}/users?q={prefix}&limit=20"
+                        ))
+                        .bearer_auth(&token)
+                        .send()
+                        .await,
+                    )
+                }
+            },
+            is(200),
+        )
+        .await
+    };
+    scenarios.insert(format!("search_users_{}", plan.search_users), json!(search));
+
+    // Freshness at half the measured write rate: command answer → read model / index.
+    let rate = (write_c64.per_second / 2.0).max(1.0);
+    say(&format!("freshness at {rate:.0} writes/s"));
+    let (fresh_writes, freshness) = {
+        let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
+        load::open(rate, seconds, move |n| {
+            let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
+            async move {
+                let token = writers[n as usize % writers.len()].clone();
+                let answer = api
+                    .http
+                    .patch(format!("{}/v1/me", api.command))
+                    .bearer_auth(&token)
+                    .json(&json!({"locale": if n % 2 == 0 { "en" } else { "de" }}))
+                    .send()
+                    .await;
+                let Ok(answer) = answer else {
+                    return (false, 0, None);
+                };
+                let status = answer.status().as_u16();
+                let body: Value = answer.json().await.unwrap_or(Value::Null);
+                let Some(position) = body["position"].as_i64() else {
+                    return (false, status, None);
+                };
+                let answered = Instant::now();
+                let read = api
+                    .http
+                    .get(format!("{}/v1/me", api.query))
+                    .bearer_auth(&token)
+                    .header("X-Min-Position", position.to_string())
+                    .send()
+                    .await;
+                let read_status = status_of(read);
+                if read_status != 200 {
+                    return (false, read_status, None);
+                }
+                (
+                    true,
+                    status,
+                    Some(answered.elapsed().as_secs_f64() * 1000.0),
+                )
+            }
+        })
+        .await
+    };
+    let freshness = Summary::of(freshness, BTreeMap::new(), fresh_writes.seconds);
+    scenarios.insert("freshness_writes".into(), json!(fresh_writes));
+    scenarios.insert("freshness_read_model".into(), json!(freshness));
+    let search_rate = rate.min(20.0);
+    say(&format!("search visibility at {search_rate:.0} writes/s"));
+    let (_, visible) = {
+        let (api, writers, admin) = (Arc::clone(&api), Arc::clone(&writers), admin_token.clone());
+        load::open(search_rate, seconds, move |n| {
+            let (api, writers, admin) = (Arc::clone(&api), Arc::clone(&writers), admin.clone());
+            async move {
+                let token = writers[n as usize % writers.len()].clone();
+                let word = format!("zq{}", Uuid::new_v4().simple());
+                let answer = api
+                    .http
+                    .patch(format!("{}/v1/me", api.command))
+                    .bearer_auth(&token)
+                    .json(&json!({"display_name": format!("Writer {word}")}))
+                    .send()
+                    .await;
+                let Ok(answer) = answer else {
+                    return (false, 0, None);
+                };
+                let status = answer.status().as_u16();
+                let body: Value = answer.json().await.unwrap_or(Value::Null);
+                let Some(position) = body["position"].as_i64() else {
+                    return (false, status, None);
+                };
+                let answered = Instant::now();
+                let found = api
+                    .http
+                    .get(format!(
+                        "{}/v1/tenants/{tenant_id}/users?q={word}",
+                        api.query
+                    ))
+                    .bearer_auth(&admin)
+                    .header("X-Min-Position", position.to_string())
+                    .send()
+                    .await;
+                let Ok(found) = found else {
+                    return (false, 0, None);
+                };
+                let status = found.status().as_u16();
+                let items: Value = found.json().await.unwrap_or(Value::Null);
+                if status != 200 || items["items"].as_array().is_none_or(|i| i.is_empty()) {
+                    return (false, status, None);
+                }
+                (
+                    true,
+                    status,
+                    Some(answered.elapsed().as_secs_f64() * 1000.0),
+                )
+            }
+        })
+        .await
+    };
+    let visible = Summary::of(visible, BTreeMap::new(), plan.seconds as f64);
+    scenarios.insert("search_visible".into(), json!(visible));
+
+    // Raw appends at the write scenario's concurrencies (measured before the services
+    // started, when pgbench could have its 64 connections).
+    let raw_append: BTreeMap<String, f64> = match &args.raw_append_in {
+        Some(path) => serde_json::from_str(&std::fs::read_to_string(path)?)?,
+        None => {
+            let mut raw_append = BTreeMap::new();
+            for clients in [1usize, 8] {
+                say(&format!("pgbench raw append at {clients} clients"));
+                let tps = baselines::raw_append(&args.database_url, clients, plan.seconds).await?;
+                raw_append.insert(format!("c{clients}"), tps);
+            }
+            raw_append
+        }
+    };
+    baselines.insert("raw_append_tps".into(), json!(raw_append));
+
+    say("JetStream publish baseline");
+    let sample: String = connect(&args.database_url)
+        .await?
+        .query_one(
+            "SELECT jsonb_build_object('data', data, 'metadata', metadata)::text FROM events ORDER BY position DESC LIMIT 1",
+            &[],
+        )
+        .await?
+        .get(0);
+    let publish =
+        baselines::jetstream(&args.nats_url, plan.jetstream_messages, sample.into_bytes()).await?;
+    baselines.insert("jetstream_publish_per_second".into(), json!(publish));
+
+    // Replay over a scratch database of generated events.
+    infra::migrate::migrate_database(&args.replay_database_url).await?;
+    let replay_pool = infra::db::pool(&args.replay_database_url, 8)?;
+    let replay_store = EventStore::new(replay_pool, Arc::clone(&keys));
+    let replay_tenant = generate::tenant(&replay_store, "Replay").await?;
+    say(&format!(
+        "generating {} users with {} profile updates each for the replay",
+        plan.replay_users, plan.replay_updates
+    ));
+    let generated_at = Instant::now();
+    let replay_loaded = generate::users(
+        &replay_store,
+        replay_tenant,
+        0,
+        plan.replay_users,
+        plan.replay_updates,
+        &password_hash,
+        4,
+    )
+    .await?;
+    let replay_generate_seconds = generated_at.elapsed().as_secs_f64();
+    // The live projection of this scratch database "has" every event, so that the replay
+    // rebuilds all of them (no projector runs against it).
+    connect(&args.replay_database_url)
+        .await?
+        .batch_execute(
+            "INSERT INTO projection_checkpoints (projection, last_transaction_id, last_position)
+             SELECT 'users', transaction_id::text::bigint, position FROM events
+              ORDER BY transaction_id DESC, position DESC LIMIT 1
+             ON CONFLICT (projection) DO UPDATE
+               SET last_transaction_id = excluded.last_transaction_id, last_position = excluded.last_position",
+        )
+        .await?;
+    say("raw ordered read baseline");
+    let (rows, read_rate) = baselines::ordered_read(&args.replay_database_url).await?;
+    baselines.insert(
+        "ordered_read".into(),
+        json!({"rows": rows, "rows_per_second": read_rate}),
+    );
+    say("projector replay users");
+    let replay_started = Instant::now();
+    let output = {
+        let (projector, url, key) = (
+            args.projector.clone(),
+            args.replay_database_url.clone(),
+            master_key.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(projector)
+                .args(["replay", "users"])
+                .env("DATABASE_URL", url)
+                .env("EVENTRA_MASTER_KEY", key)
+                .env("RUST_LOG", "warn")
+                .output()
+        })
+        .await?
+        .context("running projector replay")?
+    };
+    let replay_seconds = replay_started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!(
+            "projector replay failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let replay_rate = rows as f64 / replay_seconds;
+    scenarios.insert(
+        "replay_users".into(),
+        json!({"events": rows, "generated_events": replay_loaded.events,
+               "generate_seconds": round(replay_generate_seconds),
+               "seconds": round(replay_seconds), "events_per_second": round(replay_rate),
+               "output": String::from_utf8_lossy(&output.stdout).trim()}),
+    );
+
+    let mut rss_mb = BTreeMap::new();
+    for entry in &args.pids {
+        if let Some((name, pid)) = entry.split_once('=')
+            && let Some(mb) = peak_rss_mb(pid)
+        {
+            rss_mb.insert(name.to_owned(), mb);
+        }
+    }
+
+    let health_c64 = read_rates.get("health_c64").map_or(0.0, |s| s.per_second);
+    let me_c64 = read_rates.get("me_c64").map_or(0.0, |s| s.per_second);
+    let mut ratios = BTreeMap::new();
+    ratios.insert(
+        "write_ratio".into(),
+        ratio(
+            write_c64.per_second,
+            raw_append.get("c64").copied().unwrap_or(0.0),
+        ),
+    );
+    ratios.insert(
+        "login_ratio".into(),
+        ratio(logins.per_second, argon2.verifies_per_second),
+    );
+    ratios.insert("read_ratio".into(), ratio(me_c64, health_c64));
+    ratios.insert("replay_ratio".into(), ratio(replay_rate, read_rate));
+    let mut figures = BTreeMap::new();
+    figures.insert("freshness_p99_ms".into(), freshness.p99_ms);
+    figures.insert("search_visible_p99_ms".into(), visible.p99_ms);
+    figures.insert("search_p99_ms".into(), search.p99_ms);
+    figures.insert(
+        format!("me_get_p99_ms_{}conn", plan.big_connections),
+        read_rates.get("me_big").map_or(0.0, |s| s.p99_ms),
+    );
+    let report = Report {
+        started_at: started_at.to_rfc3339(),
+        quick: args.quick,
+        machine: json!({"cores": cores, "open_files_limit": open_files_limit()}),
+        scenarios,
+        baselines,
+        ratios,
+        figures,
+        rss_mb,
+    };
+    if let Some(stream) = &args.stream
+        && let Ok(client) = async_nats::connect(&args.nats_url).await
+    {
+        let _ = async_nats::jetstream::new(client)
+            .delete_stream(stream)
+            .await;
+    }
+    std::fs::create_dir_all(&args.out_dir)?;
+    let path = format!(
+        "{}/{}.json",
+        args.out_dir,
+        started_at.format("%Y%m%dT%H%M%SZ")
+    );
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+    println!("{}", markdown(&report));
+    println!("written to {path}");
+    Ok(())
+}
+
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    out.push_str("| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |\n|---|---:|---:|---:|---:|---:|---|\n");
+    for (name, value) in &report.scenarios {
+        if value.get("p99_ms").is_some() {
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} | {} |\n",
+                value["per_second"],
+                value["p50_ms"],
+                value["p95_ms"],
+                value["p99_ms"],
+                value["max_ms"],
+                value["errors"]
+            ));
+        }
+    }
+    for (name, value) in &report.scenarios {
+        if value.get("p99_ms").is_none() {
+            out.push_str(&format!("\n- {name}: {value}"));
+        }
+    }
+    out.push_str("\n\n| baseline | value |\n|---|---|\n");
+    for (name, value) in &report.baselines {
+        out.push_str(&format!("| {name} | {value} |\n"));
+    }
+    out.push_str("\n| ratio or figure | value |\n|---|---:|\n");
+    for (name, value) in report.ratios.iter().chain(report.figures.iter()) {
+        out.push_str(&format!("| {name} | {value} |\n"));
+    }
+    for (name, value) in &report.rss_mb {
+        out.push_str(&format!("| rss_mb {name} | {value} |\n"));
+    }
+    out
+}
