@@ -165,22 +165,12 @@ fn context(actor: Actor) -> Context {
 }
 
 async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
-    let _slot = hashing_slot(state).await?;
-    let hashing = state.hashing.clone();
-    web::block(move || hashing.hash(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::Internal)
-}
-
-/// One of the password-hashing slots (as many as cores): Argon2 is CPU-bound and takes
-/// 19 MiB per hash, so more at once only adds memory and waiting threads, not throughput.
-async fn hashing_slot(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
     state
-        .hashing_slots
-        .acquire()
+        .hashing
+        .run(move |hashing| hashing.hash(&password))
         .await
-        .map_err(ApiError::internal)
+        .map_err(ApiError::Internal)?
+        .map_err(ApiError::Internal)
 }
 
 /// A new user: email (unique in the tenant, case-insensitive), password (10 to 128
@@ -516,20 +506,19 @@ async fn log_in(
         unit.rollback().await;
         (owner, user.map(|u| u.password_hash))
     };
-    let slot = hashing_slot(&state).await?;
-    let hashing = state.hashing.clone();
     let password = input.password.clone();
-    let verified_hash = web::block(move || match checked {
-        Some(hash) if hashing.verify(&password, &hash) => Some(hash),
-        Some(_) => None,
-        None => {
-            hashing.verify_dummy(&password);
-            None
-        }
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    drop(slot);
+    let verified_hash = state
+        .hashing
+        .run(move |hashing| match checked {
+            Some(hash) if hashing.verify(&password, &hash) => Some(hash),
+            Some(_) => None,
+            None => {
+                hashing.verify_dummy(&password);
+                None
+            }
+        })
+        .await
+        .map_err(ApiError::Internal)?;
     let Some(user_id) = owner else {
         tracing::info!(%tenant_id, "login for an unknown email");
         return Err(ApiError::Unauthenticated(INVALID_CREDENTIALS.into()));

@@ -9,7 +9,7 @@ use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use chrono::Duration;
-use infra::auth::{PasswordHashing, Tokens};
+use infra::auth::{HashingPool, PasswordHashing, Tokens};
 use infra::crypto::KeyRing;
 use infra::store::EventStore;
 use tracing_actix_web::TracingLogger;
@@ -22,11 +22,10 @@ use api_common::extract::{EventraRootSpan, echo_request_ids};
 /// What every handler shares.
 pub struct AppState {
     pub store: EventStore,
-    pub hashing: Arc<PasswordHashing>,
+    /// Password hashing, on one thread per core.
+    pub hashing: HashingPool,
     pub tokens: Arc<Tokens>,
     pub settings: Arc<Settings>,
-    /// Password hashes computed at once, at most: one per core.
-    pub hashing_slots: tokio::sync::Semaphore,
 }
 
 pub struct Application {
@@ -67,12 +66,12 @@ impl Application {
         );
         let state = web::Data::new(AppState {
             store: EventStore::new(pool, keys),
-            hashing: Arc::new(hashing),
+            hashing: HashingPool::new(
+                hashing,
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )?,
             tokens,
             settings: Arc::new(settings.clone()),
-            hashing_slots: tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
         });
         // Forget idempotency keys after their time to live, every ten minutes.
         let purge_store = state.store.clone();

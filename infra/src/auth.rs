@@ -243,3 +243,67 @@ pub async fn authenticate(
         platform_admin: row.get(1),
     })
 }
+
+type HashingJob = Box<dyn FnOnce(&PasswordHashing) + Send>;
+
+/// A few long-lived threads (one per core) that do all password hashing. Argon2 is
+/// CPU-bound and takes 19 MiB per hash: more hashes at once add no throughput, and hashing on
+/// ever-changing threads leaves freed 19 MiB blocks in many allocator arenas (a process that
+/// served a burst of logins kept over 1 GiB resident). Here each thread reuses its own.
+pub struct HashingPool {
+    jobs: std::sync::mpsc::Sender<HashingJob>,
+    threads: usize,
+}
+
+impl HashingPool {
+    pub fn new(hashing: PasswordHashing, threads: usize) -> anyhow::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<HashingJob>();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        let hashing = std::sync::Arc::new(hashing);
+        let threads = threads.max(1);
+        for n in 0..threads {
+            let (queue, hashing) = (
+                std::sync::Arc::clone(&queue),
+                std::sync::Arc::clone(&hashing),
+            );
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = {
+                            let queue = queue
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            match queue.recv() {
+                                Ok(job) => job,
+                                Err(_) => return, // The pool was dropped.
+                            }
+                        };
+                        job(&hashing);
+                    }
+                })
+                .context("starting a password-hashing thread")?;
+        }
+        Ok(HashingPool { jobs, threads })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `work` on a hashing thread (waiting for a free one) and returns its result.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&PasswordHashing) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |hashing| {
+                let _ = answer.send(work(hashing));
+            }))
+            .map_err(|_| anyhow::anyhow!("the password-hashing threads have stopped"))?;
+        answered
+            .await
+            .map_err(|_| anyhow::anyhow!("a password-hashing thread stopped mid-job"))
+    }
+}
