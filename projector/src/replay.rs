@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::emails::EmailPolicy;
 use crate::projections::{Env, Projection};
-use crate::runtime::{Pair, apply_one, lock_checkpoint};
+use crate::runtime::{Pair, apply_page, lock_checkpoint};
 
 const PAGE: i64 = 1000;
 const STAGING: &str = "_staging";
@@ -221,13 +221,11 @@ async fn apply_range(
         true,
     )
     .await?;
-    for event in &events {
-        let env = Env {
-            keys,
-            email: EmailPolicy::default(),
-        };
-        apply_one(client, env, projection, event, STAGING, 0).await?;
-    }
+    let env = Env {
+        keys,
+        email: EmailPolicy::default(),
+    };
+    apply_page(client, env, projection, &events, STAGING, 0).await?;
     Ok(Applied {
         count: events.len() as u64,
         last_pair: events.last().map(|e| e.order()),

@@ -188,9 +188,7 @@ impl Runner {
                 transaction.rollback().await;
                 return Ok(total);
             };
-            for event in &events {
-                apply_one(client, self.env(), self.projection, event, "", 1).await?;
-            }
+            apply_page(client, self.env(), self.projection, &events, "", 1).await?;
             save_checkpoint(
                 client,
                 self.projection,
@@ -445,6 +443,36 @@ async fn apply_batch(
     metrics::counter!("eventra_projection_events_applied_total", "projection" => projection.name())
         .increment(applied as u64);
     Ok(checkpoint)
+}
+
+/// Applies a page of events under one savepoint (one round trip per event instead of three);
+/// if one of them is poison, the page is rolled back and applied again event by event, so
+/// that only the poison one is dead-lettered.
+pub async fn apply_page(
+    client: &Object,
+    env: Env<'_>,
+    projection: Projection,
+    events: &[RecordedEvent],
+    suffix: &str,
+    deliveries: i64,
+) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute("SAVEPOINT apply_page").await?;
+    for event in events {
+        match projection.apply(client, env, event, suffix).await {
+            Ok(()) => {}
+            Err(HandlerError::Poison(_)) => {
+                client
+                    .batch_execute("ROLLBACK TO SAVEPOINT apply_page")
+                    .await?;
+                for event in events {
+                    apply_one(client, env, projection, event, suffix, deliveries).await?;
+                }
+                return client.batch_execute("RELEASE SAVEPOINT apply_page").await;
+            }
+            Err(HandlerError::Transient(error)) => return Err(error),
+        }
+    }
+    client.batch_execute("RELEASE SAVEPOINT apply_page").await
 }
 
 /// Applies one event inside a savepoint; a poison event is dead-lettered instead.
