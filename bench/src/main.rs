@@ -477,6 +477,35 @@ async fn main() -> anyhow::Result<()> {
     };
     scenarios.insert(format!("search_users_{}", plan.search_users), json!(search));
 
+    // Freshness is measured at rest: every projection first finishes the generated backlog.
+    say("waiting for every projection to catch up");
+    let control = connect(&args.database_url).await?;
+    let waited = Instant::now();
+    loop {
+        let behind: i64 = control
+            .query_one(
+                "SELECT count(*) FROM projection_checkpoints
+                  WHERE projection <> 'email-jobs'
+                    AND (last_transaction_id, last_position) <
+                        (SELECT transaction_id::text::bigint, position FROM events
+                          ORDER BY transaction_id DESC, position DESC LIMIT 1)",
+                &[],
+            )
+            .await?
+            .get(0);
+        if behind == 0 {
+            break;
+        }
+        if waited.elapsed() > Duration::from_secs(900) {
+            bail!("the projections did not catch up with the generated events in 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    scenarios.insert(
+        "projections_catch_up".into(),
+        json!({"seconds_after_search": round(waited.elapsed().as_secs_f64())}),
+    );
+
     // Freshness at half the measured write rate: command answer → read model / index.
     let rate = (write_c64.per_second / 2.0).max(1.0);
     say(&format!("freshness at {rate:.0} writes/s"));
