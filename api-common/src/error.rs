@@ -219,3 +219,29 @@ pub fn readiness(checks: serde_json::Value, ready: bool) -> HttpResponse {
         .insert_header((header::RETRY_AFTER, "5"))
         .json(body)
 }
+
+/// The Postgres check of a `/ready` answer: a `SELECT 1` within two seconds, with its latency.
+pub async fn postgres_check(pool: &deadpool_postgres::Pool) -> (bool, serde_json::Value) {
+    let started = std::time::Instant::now();
+    let check = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let client = pool.get().await.map_err(|e| e.to_string())?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(())
+    })
+    .await
+    .unwrap_or_else(|_| Err("timed out after 2s".into()));
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match check {
+        Ok(()) => (true, json!({"status": "up", "latency_ms": latency_ms})),
+        Err(error) => {
+            tracing::warn!(%error, "PostgreSQL is not reachable");
+            (
+                false,
+                json!({"status": "down", "latency_ms": latency_ms, "error": error}),
+            )
+        }
+    }
+}

@@ -86,29 +86,8 @@ async fn health() -> HttpResponse {
     (status = 503, description = "a dependency is down: a problem naming it, with every check in `checks`", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let started = std::time::Instant::now();
-    let check = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        let client = state.store.pool().get().await.map_err(|e| e.to_string())?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(())
-    })
-    .await
-    .unwrap_or_else(|_| Err("timed out after 2s".into()));
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let (status, postgres) = match check {
-        Ok(()) => ("ready", json!({"status": "up", "latency_ms": latency_ms})),
-        Err(error) => {
-            tracing::warn!(%error, "PostgreSQL is not reachable");
-            (
-                "unavailable",
-                json!({"status": "down", "latency_ms": latency_ms, "error": error}),
-            )
-        }
-    };
-    api_common::error::readiness(json!({"postgres": postgres}), status == "ready")
+    let (up, postgres) = api_common::error::postgres_check(state.store.pool()).await;
+    api_common::error::readiness(json!({"postgres": postgres}), up)
 }
 
 fn last_position(appended: &[AppendedEvent], otherwise: i64) -> i64 {

@@ -67,22 +67,7 @@ async fn health() -> HttpResponse {
     (status = 503, description = "a dependency is down: a problem naming it, with every check in `checks`", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let started = std::time::Instant::now();
-    let check = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        let client = state.pool.get().await.map_err(|e| e.to_string())?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(())
-    })
-    .await
-    .unwrap_or_else(|_| Err("timed out after 2s".into()));
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let postgres = match &check {
-        Ok(()) => json!({"status": "up", "latency_ms": latency_ms}),
-        Err(error) => json!({"status": "down", "latency_ms": latency_ms, "error": error}),
-    };
+    let (postgres_up, postgres) = api_common::error::postgres_check(&state.pool).await;
     let started = std::time::Instant::now();
     let index = state.search.probe();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -91,7 +76,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         Err(error) => json!({"status": "down", "latency_ms": latency_ms, "error": error}),
     };
     let checks = json!({"postgres": postgres, "search_index": search_index});
-    api_common::error::readiness(checks, check.is_ok() && index.is_ok())
+    api_common::error::readiness(checks, postgres_up && index.is_ok())
 }
 
 /// A connection, once the view `projection` has reached the request's `X-Min-Position`;
