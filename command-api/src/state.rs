@@ -1,8 +1,10 @@
 //! Loading aggregate state: the recorded events of a stream, folded by the domain.
 
+use std::sync::Arc;
+
 use domain::{DomainEvent, Session, Tenant, TenantMembers, User};
 use infra::envelope::RecordedEvent;
-use infra::store::UnitOfWork;
+use infra::store::{Kept, UnitOfWork};
 use uuid::Uuid;
 
 use api_common::error::ApiError;
@@ -39,15 +41,44 @@ pub async fn tenant(unit: &UnitOfWork, tenant_id: Uuid) -> Result<Loaded<Tenant>
     Ok(loaded(tenant, &events))
 }
 
+/// A user, folded from the state an earlier command of this process kept (if any) and the
+/// events appended to the stream since.
 pub async fn user(unit: &UnitOfWork, user_id: Uuid) -> Result<Loaded<User>, ApiError> {
-    let events = unit.load_stream("user", user_id).await?;
-    let mut user = User::default();
+    let kept = unit.kept("user", user_id).and_then(|kept| {
+        let user = kept.state.downcast_ref::<User>()?.clone();
+        Some(Loaded {
+            state: user,
+            version: kept.version,
+            last_position: kept.last_position,
+        })
+    });
+    let mut user = kept.unwrap_or(Loaded {
+        state: User::default(),
+        version: 0,
+        last_position: 0,
+    });
+    let events = unit
+        .load_stream_after("user", user_id, user.version)
+        .await?;
     for recorded in &events {
         if let DomainEvent::User { event, .. } = decode(recorded)? {
-            user.apply_at(&event, recorded.occurred_at);
+            user.state.apply_at(&event, recorded.occurred_at);
         }
+        user.version = recorded.sequence;
+        user.last_position = recorded.position;
     }
-    Ok(loaded(user, &events))
+    if !events.is_empty() {
+        unit.keep(
+            "user",
+            user_id,
+            Kept {
+                state: Arc::new(user.state.clone()),
+                version: user.version,
+                last_position: user.last_position,
+            },
+        );
+    }
+    Ok(user)
 }
 
 pub async fn session(unit: &UnitOfWork, session_id: Uuid) -> Result<Loaded<Session>, ApiError> {

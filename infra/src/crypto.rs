@@ -28,7 +28,7 @@ pub const ENCRYPTED_PREFIX: &str = "pii:v1:";
 /// What an erased field reads as once its key is gone.
 pub const ERASED: &str = "[erased]";
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Copy, Error)]
 pub enum CryptoError {
     #[error("the random number generator failed")]
     Random,

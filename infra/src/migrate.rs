@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "email_jobs",
         sql: include_str!("../../schema/0006_email_jobs.sql"),
     },
+    Migration {
+        version: 7,
+        name: "stream_reads",
+        sql: include_str!("../../schema/0007_stream_reads.sql"),
+    },
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

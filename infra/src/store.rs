@@ -101,11 +101,46 @@ pub enum IdempotencyClaim {
 pub struct EventStore {
     pool: Pool,
     keys: Arc<KeyRing>,
+    kept: Arc<KeptStates>,
+}
+
+/// How many folded streams a process keeps between commands.
+const KEPT_STATES: usize = 10_000;
+
+/// States folded from streams by earlier commands of this process, each with the version
+/// (last sequence) it was folded up to, so the next command on the stream reads only the
+/// events appended since instead of the whole stream. The store stays the truth: events
+/// are immutable and a stream's sequences commit in order, so a state at version `v` plus
+/// the committed events after `v` is the state of the whole stream; and an append still
+/// checks the expected version. Bounded: when full, everything is dropped.
+#[derive(Default)]
+struct KeptStates {
+    states: std::sync::Mutex<HashMap<(&'static str, Uuid), Kept>>,
+}
+
+/// A kept state with the version and position of the stream's last event folded into it.
+#[derive(Clone)]
+pub struct Kept {
+    pub state: Arc<dyn std::any::Any + Send + Sync>,
+    pub version: i64,
+    pub last_position: i64,
+}
+
+impl KeptStates {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(&'static str, Uuid), Kept>> {
+        self.states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl EventStore {
     pub fn new(pool: Pool, keys: Arc<KeyRing>) -> Self {
-        EventStore { pool, keys }
+        EventStore {
+            pool,
+            keys,
+            kept: Arc::default(),
+        }
     }
 
     pub fn pool(&self) -> &Pool {
@@ -127,6 +162,7 @@ impl EventStore {
         Ok(UnitOfWork {
             transaction,
             keys: Arc::clone(&self.keys),
+            kept: Arc::clone(&self.kept),
             appended: std::sync::Mutex::default(),
         })
     }
@@ -138,7 +174,7 @@ impl EventStore {
         aggregate_id: Uuid,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.pool.get().await?;
-        load_stream(&client, &self.keys, aggregate_type, aggregate_id).await
+        load_stream(&client, &self.keys, aggregate_type, aggregate_id, 0).await
     }
 
     /// Forgets idempotency keys recorded before `older_than` (a retry after that runs the
@@ -174,6 +210,7 @@ impl EventStore {
 pub struct UnitOfWork {
     transaction: PgTransaction,
     keys: Arc<KeyRing>,
+    kept: Arc<KeptStates>,
     /// The types of the events appended, counted once the transaction commits.
     appended: std::sync::Mutex<Vec<&'static str>>,
 }
@@ -293,7 +330,50 @@ impl UnitOfWork {
         aggregate_type: &str,
         aggregate_id: Uuid,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        load_stream(self.client(), &self.keys, aggregate_type, aggregate_id).await
+        load_stream(self.client(), &self.keys, aggregate_type, aggregate_id, 0).await
+    }
+
+    /// The events of one stream after sequence `after`, personal data opened.
+    pub async fn load_stream_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: Uuid,
+        after: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        load_stream(
+            self.client(),
+            &self.keys,
+            aggregate_type,
+            aggregate_id,
+            after,
+        )
+        .await
+    }
+
+    /// The state an earlier command of this process folded from the stream, if kept.
+    pub fn kept(&self, aggregate_type: &'static str, aggregate_id: Uuid) -> Option<Kept> {
+        self.kept
+            .lock()
+            .get(&(aggregate_type, aggregate_id))
+            .cloned()
+    }
+
+    /// Keeps a state folded from the committed events of a stream up to `version`.
+    pub fn keep(&self, aggregate_type: &'static str, aggregate_id: Uuid, kept: Kept) {
+        let mut states = self.kept.lock();
+        if states.len() >= KEPT_STATES {
+            states.clear();
+        }
+        match states.entry((aggregate_type, aggregate_id)) {
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
+                if entry.get().version < kept.version {
+                    entry.insert(kept);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(kept);
+            }
+        }
     }
 
     /// The membership events of every user of a tenant, in order.
@@ -445,6 +525,8 @@ impl UnitOfWork {
     /// values, so nothing personal about them can be read or matched again.
     #[tracing::instrument(skip(self))]
     pub async fn erase_subject(&self, tenant_id: Uuid, subject_id: Uuid) -> Result<(), StoreError> {
+        // Nothing personal stays in memory either (a later load folds the erasure anew).
+        self.kept.lock().retain(|(_, id), _| *id != subject_id);
         let client = self.client();
         client
             .execute(
@@ -568,32 +650,55 @@ pub async fn read_in_order(
     }
 }
 
-/// Opens the personal fields of an event read without decryption (from a message).
+/// Opens the personal fields of events read without decryption (from messages), with every
+/// subject's key fetched in one query. The outer error is the database's; each event has
+/// its own result, since a key or a field that cannot be opened concerns that event only.
 pub async fn decrypt_personal_data(
     client: &Client,
     keys: &KeyRing,
-    event: &mut RecordedEvent,
-) -> Result<(), StoreError> {
-    if let Some(subject) = event.metadata.data_subject {
-        let key = fetch_data_key(client, keys, subject).await?;
-        decrypt_fields(key.as_ref(), event.event_id, &mut event.data)?;
-    }
-    Ok(())
+    events: &mut [RecordedEvent],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let subjects: Vec<Uuid> = events
+        .iter()
+        .filter_map(|event| event.metadata.data_subject)
+        .collect();
+    let wrapped = fetch_wrapped_keys(client, &subjects).await?;
+    let mut opened: HashMap<Uuid, Result<Option<DataKey>, CryptoError>> = HashMap::new();
+    Ok(events
+        .iter_mut()
+        .map(|event| {
+            let Some(subject) = event.metadata.data_subject else {
+                return Ok(());
+            };
+            let key = opened.entry(subject).or_insert_with(|| {
+                wrapped
+                    .get(&subject)
+                    .map(|wrapped| keys.unwrap(subject, wrapped))
+                    .transpose()
+            });
+            match key {
+                Ok(key) => decrypt_fields(key.as_ref(), event.event_id, &mut event.data),
+                Err(error) => Err(StoreError::Crypto(*error)),
+            }
+        })
+        .collect())
 }
 
-/// Loads one stream, personal data opened (or marked erased).
+/// Loads one stream from sequence `after + 1` on, personal data opened (or marked erased).
 pub async fn load_stream(
     client: &Client,
     keys: &KeyRing,
     aggregate_type: &str,
     aggregate_id: Uuid,
+    after: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let rows = client
         .query(
             &format!(
-                "{SELECT_EVENTS} WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+                "{SELECT_EVENTS} WHERE aggregate_id = $2 AND sequence > $3 AND aggregate_type = $1
+                  ORDER BY sequence"
             ),
-            &[&aggregate_type, &aggregate_id],
+            &[&aggregate_type, &aggregate_id, &after],
         )
         .await?;
     decode_rows(client, keys, rows).await
@@ -619,6 +724,30 @@ async fn fetch_data_key(
     }
 }
 
+/// The wrapped data keys of `subjects` (duplicates allowed), in one query; a subject
+/// without a row has been erased.
+async fn fetch_wrapped_keys(
+    client: &Client,
+    subjects: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<u8>>, StoreError> {
+    if subjects.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut distinct = subjects.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let rows = client
+        .query(
+            "SELECT subject_id, wrapped_key FROM data_keys WHERE subject_id = ANY($1)",
+            &[&distinct],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
+}
+
 /// Decodes rows into recorded events: upcast, then personal fields decrypted with their
 /// subject's key, or replaced by a marker when the key was destroyed.
 async fn decode_rows(
@@ -626,25 +755,25 @@ async fn decode_rows(
     keys: &KeyRing,
     rows: Vec<tokio_postgres::Row>,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut subject_keys: HashMap<Uuid, Option<DataKey>> = HashMap::new();
-    let mut events = Vec::with_capacity(rows.len());
-    for row in rows {
+    let mut subjects = Vec::with_capacity(rows.len());
+    for row in &rows {
         let metadata: EventMetadata = serde_json::from_value(row.get(9))
             .map_err(|e| StoreError::Corrupt(format!("metadata: {e}")))?;
-        let key = match metadata.data_subject {
-            Some(subject) => {
-                if let std::collections::hash_map::Entry::Vacant(entry) =
-                    subject_keys.entry(subject)
-                {
-                    entry.insert(fetch_data_key(client, keys, subject).await?);
-                }
-                Some(subject_keys.get(&subject).and_then(Option::as_ref))
-            }
-            None => None,
-        };
-        events.push(decode_row(row, key)?);
+        subjects.push(metadata.data_subject);
     }
-    Ok(events)
+    let wrapped = fetch_wrapped_keys(
+        client,
+        &subjects.iter().flatten().copied().collect::<Vec<_>>(),
+    )
+    .await?;
+    let mut subject_keys: HashMap<Uuid, DataKey> = HashMap::with_capacity(wrapped.len());
+    for (subject, wrapped) in wrapped {
+        subject_keys.insert(subject, keys.unwrap(subject, &wrapped)?);
+    }
+    rows.into_iter()
+        .zip(subjects)
+        .map(|(row, subject)| decode_row(row, subject.map(|s| subject_keys.get(&s))))
+        .collect()
 }
 
 /// Decodes one row: upcast, then, when `key` is given (`Some(None)`: the subject's key is

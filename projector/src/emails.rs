@@ -219,7 +219,7 @@ async fn load(
     aggregate_type: &str,
     id: Uuid,
 ) -> Result<Vec<RecordedEvent>, HandlerError> {
-    load_stream(client, keys, aggregate_type, id)
+    load_stream(client, keys, aggregate_type, id, 0)
         .await
         .map_err(|error| match error {
             StoreError::Database(error) => HandlerError::classify(error),

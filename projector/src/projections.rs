@@ -2,6 +2,9 @@
 //! in order. Handlers write to `<table><suffix>`, so a replay can build the same tables
 //! beside the live ones (`_staging`) with the same code.
 
+use std::future::Future as _;
+use std::task::Poll;
+
 use deadpool_postgres::Object;
 use domain::event::{ClearableField, LoginFailure, RevocationReason};
 use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
@@ -118,53 +121,135 @@ impl Projection {
         event: &RecordedEvent,
         suffix: &str,
     ) -> Result<(), HandlerError> {
+        if *self == Projection::EmailJobs {
+            let domain = event
+                .to_domain()
+                .map_err(|e| HandlerError::Poison(e.to_string()))?;
+            return crate::emails::apply(client, env.keys, &env.email, event, &domain).await;
+        }
+        let mut statements = Vec::new();
+        self.statements(event, suffix, &mut statements)?;
+        execute_pipelined(client, &statements).await
+    }
+
+    /// Whether an event's effect is a list of statements computed from the event alone (every
+    /// Postgres read model and the search index, which has none here), so that a page of
+    /// events can be sent to Postgres at once. The email queue reads other streams.
+    pub fn is_pipelined(&self) -> bool {
+        *self != Projection::EmailJobs
+    }
+
+    /// Adds to `out` the statements that apply one event (personal data already decrypted)
+    /// to the projection's tables (`<table><suffix>`).
+    pub fn statements(
+        &self,
+        event: &RecordedEvent,
+        suffix: &str,
+        out: &mut Vec<Statement>,
+    ) -> Result<(), HandlerError> {
         let domain = event
             .to_domain()
             .map_err(|e| HandlerError::Poison(e.to_string()))?;
-        let writer = Writer { client, suffix };
+        let mut writer = Writer { suffix, out };
         match self {
-            Projection::Tenants => tenants(&writer, event, &domain).await,
-            Projection::Users => users(&writer, event, &domain).await,
-            Projection::Memberships => memberships(&writer, event, &domain).await,
-            Projection::Sessions => sessions(&writer, event, &domain).await,
-            Projection::Activity => activity(&writer, event, &domain).await,
-            Projection::Audit => audit(&writer, event, &domain).await,
-            Projection::Search => Ok(()),
-            Projection::EmailJobs => {
-                crate::emails::apply(client, env.keys, &env.email, event, &domain).await
-            }
+            Projection::Tenants => tenants(&mut writer, event, &domain),
+            Projection::Users => users(&mut writer, event, &domain),
+            Projection::Memberships => memberships(&mut writer, event, &domain),
+            Projection::Sessions => sessions(&mut writer, event, &domain),
+            Projection::Activity => activity(&mut writer, event, &domain),
+            Projection::Audit => audit(&mut writer, event, &domain),
+            Projection::Search | Projection::EmailJobs => Ok(()),
         }
     }
 }
 
+type Param = Box<dyn ToSql + Sync + Send>;
+
+/// One statement of a read model with its own copy of its parameters.
+pub struct Statement {
+    sql: String,
+    params: Vec<Param>,
+}
+
+/// The parameters of a statement, each copied (`to_owned`) out of the event.
+macro_rules! params {
+    ($($value:expr),* $(,)?) => {
+        vec![$(Box::new(($value).to_owned()) as Param),*]
+    };
+}
+
 struct Writer<'a> {
-    client: &'a Object,
     suffix: &'a str,
+    out: &'a mut Vec<Statement>,
 }
 
 impl Writer<'_> {
-    /// Runs `sql` with `{t}` replaced by the target table's name (live or staging).
-    async fn run(
-        &self,
-        sql: &str,
-        table: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, HandlerError> {
+    /// Adds `sql` with `{t}` replaced by the target table's name (live or staging).
+    fn run(&mut self, sql: &str, table: &str, params: Vec<Param>) {
         let sql = sql.replace("{t}", &format!("{table}{}", self.suffix));
-        let statement = self
-            .client
-            .prepare_cached(&sql)
-            .await
-            .map_err(HandlerError::classify)?;
-        self.client
-            .execute(&statement, params)
-            .await
-            .map_err(HandlerError::classify)
+        self.out.push(Statement { sql, params });
     }
 }
 
-async fn tenants(
-    writer: &Writer<'_>,
+/// Runs statements in order on one connection, pipelined: every statement is sent before
+/// the first answer is awaited (tokio-postgres sends requests in the order their futures
+/// are first polled), so a page of events costs one round trip instead of one per
+/// statement. Postgres executes them in that order; after a failure the rest of the
+/// transaction fails too, and the first error is returned.
+pub async fn execute_pipelined(
+    client: &Object,
+    statements: &[Statement],
+) -> Result<(), HandlerError> {
+    let mut prepared = Vec::with_capacity(statements.len());
+    for statement in statements {
+        prepared.push(
+            client
+                .prepare_cached(&statement.sql)
+                .await
+                .map_err(HandlerError::classify)?,
+        );
+    }
+    let mut pending: Vec<_> = statements
+        .iter()
+        .zip(&prepared)
+        .map(|(statement, prepared)| {
+            Box::pin(client.execute_raw(
+                prepared,
+                statement.params.iter().map(|p| &**p as &(dyn ToSql + Sync)),
+            ))
+        })
+        .collect();
+    // Poll each future once, in order: that sends its request.
+    let mut answered: Vec<Option<Result<u64, tokio_postgres::Error>>> =
+        Vec::with_capacity(pending.len());
+    std::future::poll_fn(|cx| {
+        for future in &mut pending {
+            answered.push(match future.as_mut().poll(cx) {
+                Poll::Ready(result) => Some(result),
+                Poll::Pending => None,
+            });
+        }
+        Poll::Ready(())
+    })
+    .await;
+    let mut first_error = None;
+    for (future, answer) in pending.into_iter().zip(answered) {
+        let result = match answer {
+            Some(result) => result,
+            None => future.await,
+        };
+        if let (Err(error), None) = (result, &first_error) {
+            first_error = Some(error);
+        }
+    }
+    match first_error {
+        Some(error) => Err(HandlerError::classify(error)),
+        None => Ok(()),
+    }
+}
+
+fn tenants(
+    writer: &mut Writer<'_>,
     event: &RecordedEvent,
     domain: &DomainEvent,
 ) -> Result<(), HandlerError> {
@@ -179,27 +264,25 @@ async fn tenants(
         ..
     } = domain
     {
-        writer
-            .run(
-                "INSERT INTO {t} (tenant_id, name, plan, admin_user_id, created_at, last_position)
+        writer.run(
+            "INSERT INTO {t} (tenant_id, name, plan, admin_user_id, created_at, last_position)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO NOTHING",
-                "rm_tenants",
-                &[
-                    tenant_id,
-                    name,
-                    &plan.as_str(),
-                    admin_user_id,
-                    &event.occurred_at,
-                    &event.position,
-                ],
-            )
-            .await?;
+            "rm_tenants",
+            params![
+                tenant_id,
+                name,
+                plan.as_str(),
+                admin_user_id,
+                event.occurred_at,
+                event.position
+            ],
+        );
     }
     Ok(())
 }
 
-async fn users(
-    writer: &Writer<'_>,
+fn users(
+    writer: &mut Writer<'_>,
     event: &RecordedEvent,
     domain: &DomainEvent,
 ) -> Result<(), HandlerError> {
@@ -225,9 +308,8 @@ async fn users(
                                       version, last_position)
                      VALUES ($1, $2, $3, $4, 'active', $5, $5, $6, $7) ON CONFLICT (user_id) DO NOTHING",
                     table,
-                    &[user_id, tenant_id, email, display_name, at, version, position],
-                )
-                .await?;
+                    params![user_id, tenant_id, email, display_name, at, version, position],
+                );
         }
         UserEvent::MemberJoined { role, .. }
         | UserEvent::MemberRoleChanged { new_role: role, .. } => {
@@ -235,9 +317,8 @@ async fn users(
                 .run(
                     "UPDATE {t} SET role = $2, updated_at = $3, version = $4, last_position = $5 WHERE user_id = $1",
                     table,
-                    &[user_id, &role.as_str(), at, version, position],
-                )
-                .await?;
+                    params![user_id, role.as_str(), at, version, position],
+                );
         }
         UserEvent::ProfileUpdated {
             display_name,
@@ -247,26 +328,24 @@ async fn users(
             ..
         } => {
             let clear_phone = cleared.contains(&ClearableField::Phone);
-            writer
-                .run(
-                    "UPDATE {t} SET display_name = coalesce($2, display_name),
+            writer.run(
+                "UPDATE {t} SET display_name = coalesce($2, display_name),
                                     phone = CASE WHEN $3 THEN NULL ELSE coalesce($4, phone) END,
                                     locale = coalesce($5, locale),
                                     updated_at = $6, version = $7, last_position = $8
                       WHERE user_id = $1",
-                    table,
-                    &[
-                        user_id,
-                        display_name,
-                        &clear_phone,
-                        phone,
-                        locale,
-                        at,
-                        version,
-                        position,
-                    ],
-                )
-                .await?;
+                table,
+                params![
+                    user_id,
+                    display_name,
+                    clear_phone,
+                    phone,
+                    locale,
+                    at,
+                    version,
+                    position
+                ],
+            );
         }
         UserEvent::Deactivated { .. } | UserEvent::Reactivated { .. } => {
             let status = if matches!(user_event, UserEvent::Deactivated { .. }) {
@@ -278,33 +357,32 @@ async fn users(
                 .run(
                     "UPDATE {t} SET status = $2, updated_at = $3, version = $4, last_position = $5 WHERE user_id = $1",
                     table,
-                    &[user_id, &status, at, version, position],
-                )
-                .await?;
+                    params![user_id, status, at, version, position],
+                );
         }
         UserEvent::Deleted { .. } => {
             // Erasure: nothing of the person stays in the read model.
-            writer
-                .run("DELETE FROM {t} WHERE user_id = $1", table, &[user_id])
-                .await?;
+            writer.run(
+                "DELETE FROM {t} WHERE user_id = $1",
+                table,
+                params![user_id],
+            );
         }
         UserEvent::LoginFailed { .. }
         | UserEvent::MemberRemoved { .. }
         | UserEvent::PlatformAdminGranted { .. } => {
-            writer
-                .run(
-                    "UPDATE {t} SET version = $2, last_position = $3 WHERE user_id = $1",
-                    table,
-                    &[user_id, version, position],
-                )
-                .await?;
+            writer.run(
+                "UPDATE {t} SET version = $2, last_position = $3 WHERE user_id = $1",
+                table,
+                params![user_id, version, position],
+            );
         }
     }
     Ok(())
 }
 
-async fn memberships(
-    writer: &Writer<'_>,
+fn memberships(
+    writer: &mut Writer<'_>,
     event: &RecordedEvent,
     domain: &DomainEvent,
 ) -> Result<(), HandlerError> {
@@ -324,18 +402,16 @@ async fn memberships(
                     "INSERT INTO {t} (tenant_id, user_id, role, status, joined_at, updated_at, last_position)
                      VALUES ($1, $2, $3, 'active', $4, $4, $5) ON CONFLICT (tenant_id, user_id) DO NOTHING",
                     table,
-                    &[tenant_id, user_id, &role.as_str(), at, position],
-                )
-                .await?;
+                    params![tenant_id, user_id, role.as_str(), at, position],
+                );
         }
         UserEvent::MemberRoleChanged { new_role, .. } => {
             writer
                 .run(
                     "UPDATE {t} SET role = $3, updated_at = $4, last_position = $5 WHERE tenant_id = $1 AND user_id = $2",
                     table,
-                    &[tenant_id, user_id, &new_role.as_str(), at, position],
-                )
-                .await?;
+                    params![tenant_id, user_id, new_role.as_str(), at, position],
+                );
         }
         UserEvent::Deactivated { .. } | UserEvent::Reactivated { .. } => {
             let status = if matches!(user_event, UserEvent::Deactivated { .. }) {
@@ -347,18 +423,15 @@ async fn memberships(
                 .run(
                     "UPDATE {t} SET status = $3, updated_at = $4, last_position = $5 WHERE tenant_id = $1 AND user_id = $2",
                     table,
-                    &[tenant_id, user_id, &status, at, position],
-                )
-                .await?;
+                    params![tenant_id, user_id, status, at, position],
+                );
         }
         UserEvent::MemberRemoved { .. } | UserEvent::Deleted { .. } => {
-            writer
-                .run(
-                    "DELETE FROM {t} WHERE tenant_id = $1 AND user_id = $2",
-                    table,
-                    &[tenant_id, user_id],
-                )
-                .await?;
+            writer.run(
+                "DELETE FROM {t} WHERE tenant_id = $1 AND user_id = $2",
+                table,
+                params![tenant_id, user_id],
+            );
         }
         UserEvent::Created { .. }
         | UserEvent::LoginFailed { .. }
@@ -368,8 +441,8 @@ async fn memberships(
     Ok(())
 }
 
-async fn sessions(
-    writer: &Writer<'_>,
+fn sessions(
+    writer: &mut Writer<'_>,
     event: &RecordedEvent,
     domain: &DomainEvent,
 ) -> Result<(), HandlerError> {
@@ -391,18 +464,16 @@ async fn sessions(
                         "INSERT INTO {t} (session_id, tenant_id, user_id, created_at, expires_at, last_position)
                          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id) DO NOTHING",
                         table,
-                        &[session_id, tenant_id, user_id, at, expires_at, position],
-                    )
-                    .await?;
+                        params![session_id, tenant_id, user_id, at, expires_at, position],
+                    );
             }
             SessionEvent::Refreshed { expires_at, .. } => {
                 writer
                     .run(
                         "UPDATE {t} SET expires_at = $2, last_refreshed_at = $3, last_position = $4 WHERE session_id = $1",
                         table,
-                        &[session_id, expires_at, at, position],
-                    )
-                    .await?;
+                        params![session_id, expires_at, at, position],
+                    );
             }
             SessionEvent::Revoked { reason, .. } => {
                 writer
@@ -410,9 +481,8 @@ async fn sessions(
                         "UPDATE {t} SET revoked_at = coalesce(revoked_at, $2), revoke_reason = coalesce(revoke_reason, $3),
                                         last_position = $4 WHERE session_id = $1",
                         table,
-                        &[session_id, at, &revocation_reason(*reason), position],
-                    )
-                    .await?;
+                        params![session_id, at, revocation_reason(*reason), position],
+                    );
             }
         },
         DomainEvent::User {
@@ -424,17 +494,18 @@ async fn sessions(
                     "UPDATE {t} SET revoked_at = $2, revoke_reason = 'user_deactivated', last_position = $3
                       WHERE user_id = $1 AND revoked_at IS NULL",
                     table,
-                    &[user_id, at, position],
-                )
-                .await?;
+                    params![user_id, at, position],
+                );
         }
         DomainEvent::User {
             user_id,
             event: UserEvent::Deleted { .. },
         } => {
-            writer
-                .run("DELETE FROM {t} WHERE user_id = $1", table, &[user_id])
-                .await?;
+            writer.run(
+                "DELETE FROM {t} WHERE user_id = $1",
+                table,
+                params![user_id],
+            );
         }
         _ => {}
     }
@@ -510,8 +581,8 @@ fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, Value)> {
     }
 }
 
-async fn activity(
-    writer: &Writer<'_>,
+fn activity(
+    writer: &mut Writer<'_>,
     event: &RecordedEvent,
     domain: &DomainEvent,
 ) -> Result<(), HandlerError> {
@@ -521,18 +592,8 @@ async fn activity(
                 "INSERT INTO {t} (event_id, tenant_id, position, user_id, actor_id, action, details, occurred_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
                 "rm_activity",
-                &[
-                    &event.event_id,
-                    &event.tenant_id,
-                    &event.position,
-                    &user_id,
-                    &event.metadata.actor_id,
-                    &action,
-                    &details,
-                    &event.occurred_at,
-                ],
-            )
-            .await?;
+                params![event.event_id, event.tenant_id, event.position, user_id, event.metadata.actor_id, action, details, event.occurred_at],
+            );
     }
     Ok(())
 }
@@ -640,8 +701,8 @@ fn fields_list(details: &Value) -> String {
         .unwrap_or_default()
 }
 
-async fn audit(
-    writer: &Writer<'_>,
+fn audit(
+    writer: &mut Writer<'_>,
     event: &RecordedEvent,
     domain: &DomainEvent,
 ) -> Result<(), HandlerError> {
@@ -652,19 +713,7 @@ async fn audit(
                               subject_id, summary, occurred_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING",
             "rm_audit",
-            &[
-                &event.event_id,
-                &event.tenant_id,
-                &event.position,
-                &event.event_type,
-                &event.aggregate_type,
-                &event.aggregate_id,
-                &event.metadata.actor_id,
-                &subject_id,
-                &summary,
-                &event.occurred_at,
-            ],
-        )
-        .await?;
+            params![event.event_id, event.tenant_id, event.position, event.event_type, event.aggregate_type, event.aggregate_id, event.metadata.actor_id, subject_id, summary, event.occurred_at],
+        );
     Ok(())
 }

@@ -225,7 +225,7 @@ async fn apply_range(
         keys,
         email: EmailPolicy::default(),
     };
-    apply_page(client, env, projection, &events, STAGING, 0).await?;
+    apply_page(client, env, projection, &events, STAGING, &|_| 0).await?;
     Ok(Applied {
         count: events.len() as u64,
         last_pair: events.last().map(|e| e.order()),

@@ -22,7 +22,7 @@ use infra::store::{ReadRange, StoreError, decrypt_personal_data, read_in_order};
 use tokio::sync::watch;
 
 use crate::emails::EmailPolicy;
-use crate::projections::{Env, HandlerError, Projection};
+use crate::projections::{Env, HandlerError, Projection, execute_pipelined};
 use crate::settings::StreamSettings;
 use crate::stream::{
     PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_pair,
@@ -188,7 +188,7 @@ impl Runner {
                 transaction.rollback().await;
                 return Ok(total);
             };
-            apply_page(client, self.env(), self.projection, &events, "", 1).await?;
+            apply_page(client, self.env(), self.projection, &events, "", &|_| 1).await?;
             save_checkpoint(
                 client,
                 self.projection,
@@ -368,6 +368,10 @@ async fn apply_batch(
     let mut checkpoint = lock_checkpoint(client, projection).await?;
     let mut applied = 0i64;
     let mut last_event_at = None;
+    // The events to apply, in order, as stored (personal data still sealed), each with how
+    // often it was delivered.
+    let mut events = Vec::with_capacity(batch.len());
+    let mut deliveries = Vec::with_capacity(batch.len());
     for incoming in batch {
         if incoming.foreign {
             tracing::warn!(
@@ -377,7 +381,7 @@ async fn apply_batch(
             );
             continue;
         }
-        let deliveries = incoming
+        let delivered = incoming
             .message
             .info()
             .map(|info| info.delivered)
@@ -385,7 +389,7 @@ async fn apply_batch(
         let (event, previous) = match &incoming.event {
             Ok(parsed) => parsed,
             Err(reason) => {
-                dead_letter_message(client, projection, &incoming.message, reason, deliveries)
+                dead_letter_message(client, projection, &incoming.message, reason, delivered)
                     .await?;
                 continue;
             }
@@ -407,7 +411,7 @@ async fn apply_batch(
                         tenant_id: None,
                         limit: 1000,
                     },
-                    true,
+                    false,
                 )
                 .await?;
                 let Some(last) = missing.last() else { break };
@@ -417,27 +421,36 @@ async fn apply_batch(
                     count = missing.len(),
                     "filling a gap from the event store"
                 );
-                for event in &missing {
-                    apply_one(client, env, projection, event, "", 1).await?;
-                    applied += 1;
-                }
-            }
-        }
-        let mut event = event.clone();
-        match decrypt_personal_data(client, keys, &mut event).await {
-            Ok(()) => apply_one(client, env, projection, &event, "", deliveries).await?,
-            Err(error @ (StoreError::Database(_) | StoreError::Pool(_))) => {
-                return Err(error.into());
-            }
-            Err(error) => {
-                dead_letter_event(client, projection, &event, &error.to_string(), deliveries)
-                    .await?
+                applied += missing.len() as i64;
+                deliveries.extend(std::iter::repeat_n(1, missing.len()));
+                events.extend(missing);
             }
         }
         checkpoint = event.order();
         last_event_at = Some(event.occurred_at);
         applied += 1;
+        events.push(event.clone());
+        deliveries.push(delivered);
     }
+    // Every subject's key in one query; an event that cannot be opened is dead-lettered.
+    let opened = decrypt_personal_data(client, keys, &mut events).await?;
+    let mut ready = Vec::with_capacity(events.len());
+    let mut ready_deliveries = Vec::with_capacity(events.len());
+    for ((event, delivered), result) in events.into_iter().zip(deliveries).zip(opened) {
+        match result {
+            Ok(()) => {
+                ready.push(event);
+                ready_deliveries.push(delivered);
+            }
+            Err(error) => {
+                dead_letter_event(client, projection, &event, &error.to_string(), delivered).await?
+            }
+        }
+    }
+    apply_page(client, env, projection, &ready, "", &|i| {
+        ready_deliveries.get(i).copied().unwrap_or(1)
+    })
+    .await?;
     save_checkpoint(client, projection, checkpoint, applied, last_event_at).await?;
     transaction.commit().await?;
     metrics::counter!("eventra_projection_events_applied_total", "projection" => projection.name())
@@ -445,32 +458,56 @@ async fn apply_batch(
     Ok(checkpoint)
 }
 
-/// Applies a page of events under one savepoint (one round trip per event instead of three);
-/// if one of them is poison, the page is rolled back and applied again event by event, so
-/// that only the poison one is dead-lettered.
+/// Applies a page of events in order under one savepoint. The statements of a Postgres
+/// read model are pipelined (one round trip for the page); if one event is poison, the page
+/// is rolled back and applied again event by event, so that only the poison one is
+/// dead-lettered. `deliveries(i)` is how often the `i`-th event was delivered.
 pub async fn apply_page(
     client: &Object,
     env: Env<'_>,
     projection: Projection,
     events: &[RecordedEvent],
     suffix: &str,
-    deliveries: i64,
+    deliveries: &(dyn Fn(usize) -> i64 + Sync),
 ) -> Result<(), tokio_postgres::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
     client.batch_execute("SAVEPOINT apply_page").await?;
-    for event in events {
-        match projection.apply(client, env, event, suffix).await {
-            Ok(()) => {}
-            Err(HandlerError::Poison(_)) => {
-                client
-                    .batch_execute("ROLLBACK TO SAVEPOINT apply_page")
-                    .await?;
-                for event in events {
-                    apply_one(client, env, projection, event, suffix, deliveries).await?;
-                }
-                return client.batch_execute("RELEASE SAVEPOINT apply_page").await;
+    let outcome = if projection.is_pipelined() {
+        let mut statements = Vec::with_capacity(events.len());
+        let mut built = Ok(());
+        for event in events {
+            built = projection.statements(event, suffix, &mut statements);
+            if built.is_err() {
+                break;
             }
-            Err(HandlerError::Transient(error)) => return Err(error),
         }
+        match built {
+            Ok(()) => execute_pipelined(client, &statements).await,
+            Err(error) => Err(error),
+        }
+    } else {
+        let mut outcome = Ok(());
+        for event in events {
+            outcome = projection.apply(client, env, event, suffix).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        outcome
+    };
+    match outcome {
+        Ok(()) => {}
+        Err(HandlerError::Poison(_)) => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT apply_page")
+                .await?;
+            for (i, event) in events.iter().enumerate() {
+                apply_one(client, env, projection, event, suffix, deliveries(i)).await?;
+            }
+        }
+        Err(HandlerError::Transient(error)) => return Err(error),
     }
     client.batch_execute("RELEASE SAVEPOINT apply_page").await
 }

@@ -215,3 +215,52 @@ async fn positions_and_transaction_ids_are_recorded_for_the_ordered_relay() {
         "committed events pass the visibility horizon"
     );
 }
+
+#[tokio::test]
+async fn a_state_kept_by_one_api_instance_never_hides_what_another_appended() {
+    let app = TestApp::spawn().await;
+    let second = command_api::Application::build(app.settings.clone())
+        .await
+        .expect("a second command API");
+    let second_address = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+    let tenant = app.sign_up_tenant("Kept").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Kept User").await;
+    let patch = async |base: &str, name: &str| {
+        let answer = app
+            .send(
+                app.http
+                    .patch(format!("{base}/v1/me"))
+                    .bearer_auth(&user.token)
+                    .json(&json!({"display_name": name})),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        answer.body["version"].as_i64().expect("version")
+    };
+    // The first instance folds the stream and keeps the state (name "Ada").
+    let first = patch(&app.address, "Ada").await;
+    // The second instance appends behind its back (name "Grace").
+    let second = patch(&second_address, "Grace").await;
+    assert_eq!(second, first + 1);
+    // Back to "Ada" on the first instance: with only its kept state it would see no change
+    // and append nothing; it must read what was appended since and append the change.
+    let third = patch(&app.address, "Ada").await;
+    assert_eq!(
+        third,
+        second + 1,
+        "the change was decided on the whole stream"
+    );
+    // Unchanged now, on either instance: nothing appended.
+    assert_eq!(patch(&second_address, "Ada").await, third);
+    assert_eq!(patch(&app.address, "Ada").await, third);
+    let types = app.stream_types(user.user_id).await;
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "user.profile_updated")
+            .count(),
+        3,
+        "{types:?}"
+    );
+}
