@@ -9,6 +9,7 @@ use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode}
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::Secret;
@@ -221,12 +222,17 @@ pub async fn authenticate(
     claims: &AccessClaims,
 ) -> Result<Principal, AuthenticationError> {
     let row = client
-        .query_opt(
+        // Typed parameters: parsed, bound and run in one round trip (every request does this).
+        .query_typed_opt(
             "SELECT p.role, p.platform_admin
                FROM auth_sessions s JOIN auth_principals p ON p.user_id = s.user_id
               WHERE s.session_id = $1 AND s.user_id = $2 AND s.tenant_id = $3
                 AND s.revoked_at IS NULL AND s.expires_at > now() AND p.status = 'active'",
-            &[&claims.sid, &claims.sub, &claims.tid],
+            &[
+                (&claims.sid, Type::UUID),
+                (&claims.sub, Type::UUID),
+                (&claims.tid, Type::UUID),
+            ],
         )
         .await?
         .ok_or(AuthenticationError::Rejected)?;

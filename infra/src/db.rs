@@ -137,3 +137,34 @@ pub enum BeginError {
     #[error("database error: {0}")]
     Database(#[from] tokio_postgres::Error),
 }
+
+/// Awaits requests made on one connection after polling each future once, in order:
+/// tokio-postgres sends a request when its future is first polled, so every request goes
+/// out before the first answer is awaited (one round trip for all of them), and Postgres
+/// runs them in this order. Inside a transaction, a failure makes the later ones fail too.
+/// Each future must send its request on its first poll (a prepared statement or a typed
+/// query, not a statement that still has to be prepared).
+pub async fn pipelined<F>(mut futures: Vec<std::pin::Pin<Box<F>>>) -> Vec<F::Output>
+where
+    F: std::future::Future + ?Sized,
+{
+    let mut answered = Vec::with_capacity(futures.len());
+    std::future::poll_fn(|cx| {
+        for future in &mut futures {
+            answered.push(match future.as_mut().poll(cx) {
+                std::task::Poll::Ready(output) => Some(output),
+                std::task::Poll::Pending => None,
+            });
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let mut outputs = Vec::with_capacity(futures.len());
+    for (future, answer) in futures.into_iter().zip(answered) {
+        outputs.push(match answer {
+            Some(output) => output,
+            None => future.await,
+        });
+    }
+    outputs
+}

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use domain::DomainEvent;
+use futures_util::TryStreamExt as _;
 use serde_json::Value;
 use thiserror::Error;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
 use crate::crypto::{CryptoError, DataKey, ENCRYPTED_PREFIX, ERASED, KeyRing};
@@ -163,6 +164,7 @@ impl EventStore {
             transaction,
             keys: Arc::clone(&self.keys),
             kept: Arc::clone(&self.kept),
+            opened: std::sync::Mutex::default(),
             appended: std::sync::Mutex::default(),
         })
     }
@@ -205,12 +207,27 @@ impl EventStore {
     }
 }
 
+/// An event as it is inserted: personal fields sealed, metadata serialised.
+struct EventRow {
+    event_id: Uuid,
+    aggregate_type: &'static str,
+    aggregate_id: Uuid,
+    sequence: i64,
+    event_type: &'static str,
+    schema_version: i32,
+    data: Value,
+    metadata: Value,
+}
+
 /// One command's transaction. Dropped without [`UnitOfWork::commit`], everything it did is
 /// rolled back.
 pub struct UnitOfWork {
     transaction: PgTransaction,
     keys: Arc<KeyRing>,
     kept: Arc<KeptStates>,
+    /// The data keys this transaction has opened (a command loads a stream, then appends to
+    /// it: the key is fetched once).
+    opened: std::sync::Mutex<HashMap<Uuid, Arc<DataKey>>>,
     /// The types of the events appended, counted once the transaction commits.
     appended: std::sync::Mutex<Vec<&'static str>>,
 }
@@ -340,14 +357,17 @@ impl UnitOfWork {
         aggregate_id: Uuid,
         after: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        load_stream(
-            self.client(),
-            &self.keys,
-            aggregate_type,
-            aggregate_id,
-            after,
-        )
-        .await
+        let rows = stream_rows(self.client(), aggregate_type, aggregate_id, after).await?;
+        let mut opened = std::mem::take(&mut *self.opened_keys());
+        let events = decode_rows_with(self.client(), &self.keys, rows, &mut opened).await;
+        self.opened_keys().extend(opened);
+        events
+    }
+
+    fn opened_keys(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<DataKey>>> {
+        self.opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The state an earlier command of this process folded from the stream, if kept.
@@ -457,7 +477,6 @@ impl UnitOfWork {
             .iter()
             .map(|e| (e.aggregate_id, e.version))
             .collect();
-        let mut appended = Vec::with_capacity(events.len());
         let statement = self
             .client()
             .prepare_cached(
@@ -467,12 +486,14 @@ impl UnitOfWork {
                  RETURNING position",
             )
             .await?;
+        // Every row first (each subject's key fetched once per transaction), then all
+        // inserts at once.
+        let mut rows = Vec::with_capacity(events.len());
         for event in events {
             let event_id = Uuid::now_v7();
             let aggregate_id = event.aggregate_id();
             let version = versions.entry(aggregate_id).or_insert(0);
             *version += 1;
-            let sequence = *version;
             let mut data = event_data(event)?;
             let mut event_metadata = metadata.clone();
             if let Some(subject) = event.data_subject() {
@@ -480,41 +501,65 @@ impl UnitOfWork {
                 encrypt_fields(&key, event_id, event.personal_fields(), &mut data)?;
                 event_metadata.data_subject = Some(subject);
             }
-            let metadata_json = serde_json::to_value(&event_metadata)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let params: [&(dyn ToSql + Sync); 10] = [
-                &event_id,
-                &tenant_id,
-                &event.aggregate_type(),
-                &aggregate_id,
-                &sequence,
-                &event.event_type(),
-                &event.schema_version(),
-                &data,
-                &metadata_json,
-                &occurred_at,
-            ];
-            let row = match self.client().query_one(&statement, &params).await {
-                Ok(row) => row,
+            rows.push(EventRow {
+                event_id,
+                aggregate_type: event.aggregate_type(),
+                aggregate_id,
+                sequence: *version,
+                event_type: event.event_type(),
+                schema_version: event.schema_version(),
+                data,
+                metadata: serde_json::to_value(&event_metadata)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            });
+        }
+        let (client, statement) = (self.client(), &statement);
+        let inserts = rows
+            .iter()
+            .map(|row| {
+                let params: [&(dyn ToSql + Sync); 10] = [
+                    &row.event_id,
+                    &tenant_id,
+                    &row.aggregate_type,
+                    &row.aggregate_id,
+                    &row.sequence,
+                    &row.event_type,
+                    &row.schema_version,
+                    &row.data,
+                    &row.metadata,
+                    &occurred_at,
+                ];
+                Box::pin(async move {
+                    let answer = client.query_raw(statement, params).await?;
+                    let mut answer = std::pin::pin!(answer);
+                    let position: Option<i64> = answer.try_next().await?.map(|row| row.get(0));
+                    Ok::<_, tokio_postgres::Error>(position.unwrap_or_default())
+                })
+            })
+            .collect();
+        let positions = crate::db::pipelined(inserts).await;
+        let mut appended = Vec::with_capacity(events.len());
+        for ((position, event), row) in positions.into_iter().zip(events).zip(&rows) {
+            let position = match position {
+                Ok(position) => position,
                 Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                     return Err(StoreError::Conflict {
-                        aggregate_type: event.aggregate_type().to_owned(),
-                        aggregate_id,
+                        aggregate_type: row.aggregate_type.to_owned(),
+                        aggregate_id: row.aggregate_id,
                     });
                 }
                 Err(error) => return Err(error.into()),
             };
-            let position: i64 = row.get(0);
             self.appended
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(event.event_type());
+                .push(row.event_type);
             crate::auth_state::apply(self.client(), tenant_id, position, event, occurred_at)
                 .await?;
             appended.push(AppendedEvent {
-                event_id,
-                aggregate_id,
-                sequence,
+                event_id: row.event_id,
+                aggregate_id: row.aggregate_id,
+                sequence: row.sequence,
                 position,
             });
         }
@@ -527,6 +572,7 @@ impl UnitOfWork {
     pub async fn erase_subject(&self, tenant_id: Uuid, subject_id: Uuid) -> Result<(), StoreError> {
         // Nothing personal stays in memory either (a later load folds the erasure anew).
         self.kept.lock().retain(|(_, id), _| *id != subject_id);
+        self.opened_keys().remove(&subject_id);
         let client = self.client();
         client
             .execute(
@@ -560,7 +606,24 @@ impl UnitOfWork {
     }
 
     /// The subject's data key, created on first use.
-    async fn data_key(&self, tenant_id: Uuid, subject_id: Uuid) -> Result<DataKey, StoreError> {
+    async fn data_key(
+        &self,
+        tenant_id: Uuid,
+        subject_id: Uuid,
+    ) -> Result<Arc<DataKey>, StoreError> {
+        if let Some(key) = self.opened_keys().get(&subject_id) {
+            return Ok(Arc::clone(key));
+        }
+        let key = Arc::new(self.fetch_or_create_data_key(tenant_id, subject_id).await?);
+        self.opened_keys().insert(subject_id, Arc::clone(&key));
+        Ok(key)
+    }
+
+    async fn fetch_or_create_data_key(
+        &self,
+        tenant_id: Uuid,
+        subject_id: Uuid,
+    ) -> Result<DataKey, StoreError> {
         if let Some(key) = fetch_data_key(self.client(), &self.keys, subject_id).await? {
             return Ok(key);
         }
@@ -692,16 +755,30 @@ pub async fn load_stream(
     aggregate_id: Uuid,
     after: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows = client
-        .query(
+    let rows = stream_rows(client, aggregate_type, aggregate_id, after).await?;
+    decode_rows(client, keys, rows).await
+}
+
+async fn stream_rows(
+    client: &Client,
+    aggregate_type: &str,
+    aggregate_id: Uuid,
+    after: i64,
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    // Typed parameters: one round trip (every command loads a stream).
+    Ok(client
+        .query_typed(
             &format!(
                 "{SELECT_EVENTS} WHERE aggregate_id = $2 AND sequence > $3 AND aggregate_type = $1
                   ORDER BY sequence"
             ),
-            &[&aggregate_type, &aggregate_id, &after],
+            &[
+                (&aggregate_type, Type::TEXT),
+                (&aggregate_id, Type::UUID),
+                (&after, Type::INT8),
+            ],
         )
-        .await?;
-    decode_rows(client, keys, rows).await
+        .await?)
 }
 
 async fn fetch_data_key(
@@ -710,9 +787,9 @@ async fn fetch_data_key(
     subject_id: Uuid,
 ) -> Result<Option<DataKey>, StoreError> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT wrapped_key FROM data_keys WHERE subject_id = $1",
-            &[&subject_id],
+            &[(&subject_id, Type::UUID)],
         )
         .await?;
     match row {
@@ -737,9 +814,9 @@ async fn fetch_wrapped_keys(
     distinct.sort_unstable();
     distinct.dedup();
     let rows = client
-        .query(
+        .query_typed(
             "SELECT subject_id, wrapped_key FROM data_keys WHERE subject_id = ANY($1)",
-            &[&distinct],
+            &[(&distinct, Type::UUID_ARRAY)],
         )
         .await?;
     Ok(rows
@@ -755,24 +832,35 @@ async fn decode_rows(
     keys: &KeyRing,
     rows: Vec<tokio_postgres::Row>,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
+    decode_rows_with(client, keys, rows, &mut HashMap::new()).await
+}
+
+/// Like [`decode_rows`], using and adding to `opened`: keys already opened in the same
+/// transaction are not fetched again.
+async fn decode_rows_with(
+    client: &Client,
+    keys: &KeyRing,
+    rows: Vec<tokio_postgres::Row>,
+    opened: &mut HashMap<Uuid, Arc<DataKey>>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut subjects = Vec::with_capacity(rows.len());
     for row in &rows {
         let metadata: EventMetadata = serde_json::from_value(row.get(9))
             .map_err(|e| StoreError::Corrupt(format!("metadata: {e}")))?;
         subjects.push(metadata.data_subject);
     }
-    let wrapped = fetch_wrapped_keys(
-        client,
-        &subjects.iter().flatten().copied().collect::<Vec<_>>(),
-    )
-    .await?;
-    let mut subject_keys: HashMap<Uuid, DataKey> = HashMap::with_capacity(wrapped.len());
-    for (subject, wrapped) in wrapped {
-        subject_keys.insert(subject, keys.unwrap(subject, &wrapped)?);
+    let missing: Vec<Uuid> = subjects
+        .iter()
+        .flatten()
+        .filter(|subject| !opened.contains_key(subject))
+        .copied()
+        .collect();
+    for (subject, wrapped) in fetch_wrapped_keys(client, &missing).await? {
+        opened.insert(subject, Arc::new(keys.unwrap(subject, &wrapped)?));
     }
     rows.into_iter()
         .zip(subjects)
-        .map(|(row, subject)| decode_row(row, subject.map(|s| subject_keys.get(&s))))
+        .map(|(row, subject)| decode_row(row, subject.map(|s| opened.get(&s).map(|k| &**k))))
         .collect()
 }
 

@@ -2,9 +2,6 @@
 //! in order. Handlers write to `<table><suffix>`, so a replay can build the same tables
 //! beside the live ones (`_staging`) with the same code.
 
-use std::future::Future as _;
-use std::task::Poll;
-
 use deadpool_postgres::Object;
 use domain::event::{ClearableField, LoginFailure, RevocationReason};
 use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
@@ -209,7 +206,7 @@ pub async fn execute_pipelined(
                 .map_err(HandlerError::classify)?,
         );
     }
-    let mut pending: Vec<_> = statements
+    let pending = statements
         .iter()
         .zip(&prepared)
         .map(|(statement, prepared)| {
@@ -219,25 +216,9 @@ pub async fn execute_pipelined(
             ))
         })
         .collect();
-    // Poll each future once, in order: that sends its request.
-    let mut answered: Vec<Option<Result<u64, tokio_postgres::Error>>> =
-        Vec::with_capacity(pending.len());
-    std::future::poll_fn(|cx| {
-        for future in &mut pending {
-            answered.push(match future.as_mut().poll(cx) {
-                Poll::Ready(result) => Some(result),
-                Poll::Pending => None,
-            });
-        }
-        Poll::Ready(())
-    })
-    .await;
+    let answers = infra::db::pipelined(pending).await;
     let mut first_error = None;
-    for (future, answer) in pending.into_iter().zip(answered) {
-        let result = match answer {
-            Some(result) => result,
-            None => future.await,
-        };
+    for result in answers {
         if let (Err(error), None) = (result, &first_error) {
             first_error = Some(error);
         }

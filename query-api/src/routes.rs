@@ -9,6 +9,7 @@ use deadpool_postgres::Object;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_postgres::Row;
+use tokio_postgres::types::Type;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
@@ -95,6 +96,35 @@ async fn view(
     )
     .await?;
     Ok((client, position))
+}
+
+/// Runs `read` on a connection to a view and returns its result with the position to
+/// report. Without `X-Min-Position`, the checkpoint and `read` go out together (pipelined,
+/// one round trip; the checkpoint is read first, so the answer reflects at least that
+/// position); with it, `read` runs once the view has reached it.
+async fn read_view<T>(
+    state: &AppState,
+    request: &HttpRequest,
+    projection: &str,
+    read: impl AsyncFnOnce(&Object) -> Result<T, ApiError>,
+) -> Result<(T, i64), ApiError> {
+    let wanted = min_position(request)?.filter(|p| *p > 0);
+    let client = connection(state).await?;
+    if wanted.is_none() {
+        let (checkpoint, value) = tokio::try_join!(
+            crate::consistency::checkpoint(&client, projection),
+            read(&client)
+        )?;
+        return Ok((value, checkpoint.1));
+    }
+    let position = reach(
+        &client,
+        projection,
+        wanted,
+        state.settings.read_your_writes_timeout,
+    )
+    .await?;
+    Ok((read(&client).await?, position))
 }
 
 /// Like [`view`] for lists whose matches come from the search index: waits for the read
@@ -299,17 +329,19 @@ async fn me(
     request: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let (client, position) = view(&state, &request, "users").await?;
-    let row = client
-        .query_opt(
-            &format!("SELECT {USER_COLUMNS} FROM rm_users WHERE user_id = $1"),
-            &[&caller.0.user_id],
-        )
-        .await
-        .map_err(database)?
-        .ok_or_else(|| {
-            ApiError::NotFound("the profile is not available yet; retry with X-Min-Position".into())
-        })?;
+    let (row, position) = read_view(&state, &request, "users", async |client| {
+        client
+            .query_typed_opt(
+                &format!("SELECT {USER_COLUMNS} FROM rm_users WHERE user_id = $1"),
+                &[(&caller.0.user_id, Type::UUID)],
+            )
+            .await
+            .map_err(database)
+    })
+    .await?;
+    let row = row.ok_or_else(|| {
+        ApiError::NotFound("the profile is not available yet; retry with X-Min-Position".into())
+    })?;
     Ok(answer(user_view(&row), position))
 }
 
