@@ -487,7 +487,7 @@ async fn main() -> anyhow::Result<()> {
                 "SELECT count(*) FROM projection_checkpoints
                   WHERE projection <> 'email-jobs'
                     AND (last_transaction_id, last_position) <
-                        (SELECT transaction_id::text::bigint, position FROM events
+                        (SELECT transaction_id::text::bigint AS transaction_number, position FROM events
                           ORDER BY transaction_id DESC, position DESC LIMIT 1)",
                 &[],
             )
@@ -665,7 +665,7 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .batch_execute(
             "INSERT INTO projection_checkpoints (projection, last_transaction_id, last_position)
-             SELECT 'users', transaction_id::text::bigint, position FROM events
+             SELECT 'users', transaction_id::text::bigint AS transaction_number, position FROM events
               ORDER BY transaction_id DESC, position DESC LIMIT 1
              ON CONFLICT (projection) DO UPDATE
                SET last_transaction_id = excluded.last_transaction_id, last_position = excluded.last_position",

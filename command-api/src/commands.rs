@@ -81,10 +81,50 @@ pub async fn execute<F>(
 where
     F: AsyncFn(&UnitOfWork) -> Result<Answer, ApiError>,
 {
+    run(store, idempotency, retries, false, decide_and_append).await
+}
+
+/// Like [`execute`], for commands that load streams and append once, nothing else. Without
+/// an idempotency key, the append joins the process's group commit (many commands, one
+/// transaction; ADR 0010); with one, the command runs in its own transaction, so that its
+/// answer is recorded atomically with its events.
+pub async fn execute_grouped<F>(
+    store: &EventStore,
+    idempotency: Option<&Idempotency>,
+    retries: u32,
+    decide_and_append: F,
+) -> Result<Answer, ApiError>
+where
+    F: AsyncFn(&UnitOfWork) -> Result<Answer, ApiError>,
+{
+    run(
+        store,
+        idempotency,
+        retries,
+        idempotency.is_none(),
+        decide_and_append,
+    )
+    .await
+}
+
+async fn run<F>(
+    store: &EventStore,
+    idempotency: Option<&Idempotency>,
+    retries: u32,
+    grouped: bool,
+    decide_and_append: F,
+) -> Result<Answer, ApiError>
+where
+    F: AsyncFn(&UnitOfWork) -> Result<Answer, ApiError>,
+{
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let unit = store.begin().await?;
+        let unit = if grouped {
+            store.begin_grouped()
+        } else {
+            store.begin().await?
+        };
         if let Some(idempotency) = idempotency {
             match unit
                 .claim_idempotency(

@@ -17,7 +17,7 @@ use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::commands::{Answer, execute};
+use crate::commands::{Answer, execute, execute_grouped};
 use crate::startup::AppState;
 use crate::state;
 use api_common::error::ApiError;
@@ -474,7 +474,8 @@ async fn log_in(
         .keys()
         .blind_index(EMAIL, &normalise_email(&input.email));
     let (owner, checked) = {
-        let unit = state.store.begin().await?;
+        // Reads only: no transaction of its own.
+        let unit = state.store.begin_grouped();
         let owner = unit
             .reservation_owner(tenant_id, EMAIL, &email_hash)
             .await?;
@@ -508,7 +509,7 @@ async fn log_in(
         .tokens
         .new_refresh_token(session_id)
         .map_err(ApiError::Internal)?;
-    let answer = execute(
+    let answer = execute_grouped(
         &state.store,
         idempotency.as_ref(),
         state.settings.command_retries,
@@ -620,7 +621,7 @@ async fn refresh_session(
         .tokens
         .new_refresh_token(session_id)
         .map_err(ApiError::Internal)?;
-    let answer = execute(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
+    let answer = execute_grouped(&state.store, idempotency.as_ref(), state.settings.command_retries, async |unit| {
         let session = state::session(unit, session_id).await?;
         let (Some(user_id), Some(tenant_id)) = (session.state.user_id, session.state.tenant_id) else {
             return Err(ApiError::Unauthenticated(INVALID_REFRESH.into()));
@@ -696,7 +697,7 @@ async fn revoke_session(
     let session_id = path_id(&path, "session")?;
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &[])?;
     let meta = RequestMeta::of(&request);
-    let answer = execute(
+    let answer = execute_grouped(
         &state.store,
         idempotency.as_ref(),
         state.settings.command_retries,
@@ -797,7 +798,7 @@ async fn update_profile(
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
     let meta = RequestMeta::of(&request);
     let user_id = caller.0.user_id;
-    let answer = execute(
+    let answer = execute_grouped(
         &state.store,
         idempotency.as_ref(),
         state.settings.command_retries,

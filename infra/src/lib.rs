@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod db;
 pub mod email_jobs;
 pub mod envelope;
+pub mod group_commit;
 pub mod metrics;
 pub mod migrate;
 pub mod secret;

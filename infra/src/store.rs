@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::crypto::{CryptoError, DataKey, ENCRYPTED_PREFIX, ERASED, KeyRing};
 use crate::db::{BeginError, PgTransaction};
 use crate::envelope::{EventMetadata, RecordedEvent};
+use crate::group_commit::GroupWriter;
 use crate::upcast::{UpcastError, upcast};
 
 #[derive(Debug, Error)]
@@ -48,6 +49,14 @@ pub enum StoreError {
     Database(#[from] tokio_postgres::Error),
     #[error("no database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+    /// The group commit this append was part of failed as a whole (the connection or the
+    /// commit); whether it committed is unknown only if the commit itself was cut off.
+    #[error("the group commit failed: {0}")]
+    Batch(String),
+    /// A grouped unit of work (no transaction of its own) was asked for something only a
+    /// transaction can do: a bug in the command, never the client's fault.
+    #[error("{0} needs a unit of work with its own transaction")]
+    NeedsTransaction(&'static str),
 }
 
 impl StoreError {
@@ -55,7 +64,7 @@ impl StoreError {
     /// retry later.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Pool(_) => true,
+            StoreError::Pool(_) | StoreError::Batch(_) => true,
             StoreError::Database(error) => {
                 error.is_closed()
                     || std::error::Error::source(error)
@@ -103,6 +112,8 @@ pub struct EventStore {
     pool: Pool,
     keys: Arc<KeyRing>,
     kept: Arc<KeptStates>,
+    /// The group-commit writer, started on first use (and again if its runtime ended).
+    writer: Arc<std::sync::Mutex<Option<GroupWriter>>>,
 }
 
 /// How many folded streams a process keeps between commands.
@@ -141,6 +152,7 @@ impl EventStore {
             pool,
             keys,
             kept: Arc::default(),
+            writer: Arc::default(),
         }
     }
 
@@ -161,12 +173,40 @@ impl EventStore {
                 BeginError::Database(e) => StoreError::Database(e),
             })?;
         Ok(UnitOfWork {
-            transaction,
+            mode: Mode::Transaction(Box::new(transaction)),
             keys: Arc::clone(&self.keys),
             kept: Arc::clone(&self.kept),
             opened: std::sync::Mutex::default(),
             appended: std::sync::Mutex::default(),
         })
+    }
+
+    /// Starts a grouped unit of work: reads on pooled connections as they come, and one
+    /// [`UnitOfWork::append`] that joins the next group commit (see
+    /// [`crate::group_commit`]). For commands that only append to streams they loaded, with
+    /// no reservation, lock or idempotency record.
+    pub fn begin_grouped(&self) -> UnitOfWork {
+        let writer = {
+            let mut writer = self
+                .writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*writer {
+                Some(running) if !running.is_closed() => running.clone(),
+                _ => writer.insert(GroupWriter::start(self.pool.clone())).clone(),
+            }
+        };
+        UnitOfWork {
+            mode: Mode::Grouped {
+                pool: self.pool.clone(),
+                writer,
+                appended: std::sync::atomic::AtomicBool::new(false),
+            },
+            keys: Arc::clone(&self.keys),
+            kept: Arc::clone(&self.kept),
+            opened: std::sync::Mutex::default(),
+            appended: std::sync::Mutex::default(),
+        }
     }
 
     /// Loads one stream outside any command (for reads).
@@ -208,21 +248,28 @@ impl EventStore {
 }
 
 /// An event as it is inserted: personal fields sealed, metadata serialised.
-struct EventRow {
-    event_id: Uuid,
-    aggregate_type: &'static str,
-    aggregate_id: Uuid,
-    sequence: i64,
-    event_type: &'static str,
-    schema_version: i32,
-    data: Value,
-    metadata: Value,
+pub(crate) struct EventRow {
+    pub(crate) event_id: Uuid,
+    pub(crate) aggregate_type: &'static str,
+    pub(crate) aggregate_id: Uuid,
+    pub(crate) sequence: i64,
+    pub(crate) event_type: &'static str,
+    pub(crate) schema_version: i32,
+    pub(crate) data: Value,
+    pub(crate) metadata: Value,
 }
+
+/// Inserts one event and answers its position.
+pub(crate) const INSERT_EVENT: &str =
+    "INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, sequence, type,
+                         version, data, metadata, occurred_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     RETURNING position";
 
 /// One command's transaction. Dropped without [`UnitOfWork::commit`], everything it did is
 /// rolled back.
 pub struct UnitOfWork {
-    transaction: PgTransaction,
+    mode: Mode,
     keys: Arc<KeyRing>,
     kept: Arc<KeptStates>,
     /// The data keys this transaction has opened (a command loads a stream, then appends to
@@ -232,9 +279,51 @@ pub struct UnitOfWork {
     appended: std::sync::Mutex<Vec<&'static str>>,
 }
 
+/// How a unit of work reaches the database.
+enum Mode {
+    /// Its own transaction: everything it does commits or rolls back together.
+    Transaction(Box<PgTransaction>),
+    /// No transaction of its own: reads on pooled connections, one append through the
+    /// group-commit writer.
+    Grouped {
+        pool: Pool,
+        writer: GroupWriter,
+        appended: std::sync::atomic::AtomicBool,
+    },
+}
+
+/// A connection for one operation: the transaction's, or one from the pool.
+enum Connection<'a> {
+    Borrowed(&'a Object),
+    Pooled(Box<Object>),
+}
+
+impl std::ops::Deref for Connection<'_> {
+    type Target = Object;
+
+    fn deref(&self) -> &Object {
+        match self {
+            Connection::Borrowed(client) => client,
+            Connection::Pooled(client) => client,
+        }
+    }
+}
+
 impl UnitOfWork {
-    fn client(&self) -> &Object {
-        self.transaction.client()
+    /// The transaction's connection; `operation` names what needed it.
+    fn client_for(&self, operation: &'static str) -> Result<&Object, StoreError> {
+        match &self.mode {
+            Mode::Transaction(transaction) => Ok(transaction.client()),
+            Mode::Grouped { .. } => Err(StoreError::NeedsTransaction(operation)),
+        }
+    }
+
+    /// A connection for a read (or a write that stands on its own).
+    async fn connection(&self) -> Result<Connection<'_>, StoreError> {
+        match &self.mode {
+            Mode::Transaction(transaction) => Ok(Connection::Borrowed(transaction.client())),
+            Mode::Grouped { pool, .. } => Ok(Connection::Pooled(Box::new(pool.get().await?))),
+        }
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -242,7 +331,9 @@ impl UnitOfWork {
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.transaction.commit().await?;
+        if let Mode::Transaction(transaction) = self.mode {
+            transaction.commit().await?;
+        }
         let appended = std::mem::take(
             &mut *self
                 .appended
@@ -255,15 +346,19 @@ impl UnitOfWork {
         Ok(())
     }
 
+    /// Rolls the transaction back; a grouped unit has nothing to roll back (its append, if
+    /// it made one, has committed).
     pub async fn rollback(self) {
-        self.transaction.rollback().await;
+        if let Mode::Transaction(transaction) = self.mode {
+            transaction.rollback().await;
+        }
     }
 
     /// Serialises, per tenant, the commands that decide against the tenant's membership
     /// (role and status changes, erasure), until this transaction ends.
     #[tracing::instrument(skip(self))]
     pub async fn lock_tenant_membership(&self, tenant_id: Uuid) -> Result<(), StoreError> {
-        self.client()
+        self.client_for("locking the membership")?
             .execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended('eventra.membership.' || $1, 0))",
                 &[&tenant_id.to_string()],
@@ -281,8 +376,8 @@ impl UnitOfWork {
         key: &str,
         request_hash: &[u8],
     ) -> Result<IdempotencyClaim, StoreError> {
-        let inserted = self
-            .client()
+        let client = self.client_for("an idempotency key")?;
+        let inserted = client
             .execute(
                 "INSERT INTO idempotency_keys (scope, idempotency_key, request_hash)
                  VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -292,8 +387,7 @@ impl UnitOfWork {
         if inserted == 1 {
             return Ok(IdempotencyClaim::Fresh);
         }
-        let row = self
-            .client()
+        let row = client
             .query_one(
                 "SELECT request_hash, response_status, response_body FROM idempotency_keys
                  WHERE scope = $1 AND idempotency_key = $2",
@@ -321,7 +415,7 @@ impl UnitOfWork {
         body: &Value,
     ) -> Result<(), StoreError> {
         let status = i16::try_from(status).unwrap_or(200);
-        self.client()
+        self.client_for("an idempotency key")?
             .execute(
                 "UPDATE idempotency_keys SET response_status = $3, response_body = $4
                  WHERE scope = $1 AND idempotency_key = $2",
@@ -333,7 +427,7 @@ impl UnitOfWork {
 
     /// Releases a claimed key (the command was refused; a retry runs it afresh).
     pub async fn forget_idempotency(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        self.client()
+        self.client_for("an idempotency key")?
             .execute(
                 "DELETE FROM idempotency_keys WHERE scope = $1 AND idempotency_key = $2",
                 &[&scope, &key],
@@ -347,7 +441,8 @@ impl UnitOfWork {
         aggregate_type: &str,
         aggregate_id: Uuid,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        load_stream(self.client(), &self.keys, aggregate_type, aggregate_id, 0).await
+        let client = self.connection().await?;
+        load_stream(&client, &self.keys, aggregate_type, aggregate_id, 0).await
     }
 
     /// The events of one stream after sequence `after`, personal data opened.
@@ -357,9 +452,10 @@ impl UnitOfWork {
         aggregate_id: Uuid,
         after: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = stream_rows(self.client(), aggregate_type, aggregate_id, after).await?;
+        let client = self.connection().await?;
+        let rows = stream_rows(&client, aggregate_type, aggregate_id, after).await?;
         let mut opened = std::mem::take(&mut *self.opened_keys());
-        let events = decode_rows_with(self.client(), &self.keys, rows, &mut opened).await;
+        let events = decode_rows_with(&client, &self.keys, rows, &mut opened).await;
         self.opened_keys().extend(opened);
         events
     }
@@ -403,8 +499,8 @@ impl UnitOfWork {
         tenant_id: Uuid,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let types: Vec<&str> = domain::TenantMembers::EVENT_TYPES.to_vec();
-        let rows = self
-            .client()
+        let client = self.connection().await?;
+        let rows = client
             .query(
                 &format!(
                     "{SELECT_EVENTS} WHERE tenant_id = $1 AND aggregate_type = 'user' AND type = ANY($2)
@@ -413,7 +509,7 @@ impl UnitOfWork {
                 &[&tenant_id, &types],
             )
             .await?;
-        decode_rows(self.client(), &self.keys, rows).await
+        decode_rows(&client, &self.keys, rows).await
     }
 
     /// Reserves a unique value for `owner` within a tenant.
@@ -426,7 +522,7 @@ impl UnitOfWork {
         owner_id: Uuid,
     ) -> Result<(), StoreError> {
         let result = self
-            .client()
+            .client_for("a reservation")?
             .execute(
                 "INSERT INTO unique_reservations (tenant_id, kind, value_hash, owner_id) VALUES ($1, $2, $3, $4)",
                 &[&tenant_id, &kind, &value_hash, &owner_id],
@@ -451,7 +547,8 @@ impl UnitOfWork {
         value_hash: &[u8],
     ) -> Result<Option<Uuid>, StoreError> {
         let row = self
-            .client()
+            .connection()
+            .await?
             .query_opt(
                 "SELECT owner_id FROM unique_reservations WHERE tenant_id = $1 AND kind = $2 AND value_hash = $3",
                 &[&tenant_id, &kind, &value_hash],
@@ -477,15 +574,6 @@ impl UnitOfWork {
             .iter()
             .map(|e| (e.aggregate_id, e.version))
             .collect();
-        let statement = self
-            .client()
-            .prepare_cached(
-                "INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, sequence, type,
-                                     version, data, metadata, occurred_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 RETURNING position",
-            )
-            .await?;
         // Every row first (each subject's key fetched once per transaction), then all
         // inserts at once.
         let mut rows = Vec::with_capacity(events.len());
@@ -513,7 +601,39 @@ impl UnitOfWork {
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             });
         }
-        let (client, statement) = (self.client(), &statement);
+        if let Mode::Grouped {
+            writer, appended, ..
+        } = &self.mode
+        {
+            // One append per grouped unit: two would commit separately.
+            if appended.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::NeedsTransaction("a second append"));
+            }
+            let ids: Vec<(Uuid, Uuid, i64, &'static str)> = rows
+                .iter()
+                .map(|row| (row.event_id, row.aggregate_id, row.sequence, row.event_type))
+                .collect();
+            let positions = writer
+                .submit(tenant_id, rows, events.to_vec(), occurred_at)
+                .await?;
+            let mut appended = Vec::with_capacity(ids.len());
+            for ((event_id, aggregate_id, sequence, event_type), position) in
+                ids.into_iter().zip(positions)
+            {
+                metrics::counter!("eventra_events_appended_total", "type" => event_type)
+                    .increment(1);
+                appended.push(AppendedEvent {
+                    event_id,
+                    aggregate_id,
+                    sequence,
+                    position,
+                });
+            }
+            return Ok(appended);
+        }
+        let client = self.client_for("an append")?;
+        let statement = client.prepare_cached(INSERT_EVENT).await?;
+        let statement = &statement;
         let inserts = rows
             .iter()
             .map(|row| {
@@ -554,8 +674,7 @@ impl UnitOfWork {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(row.event_type);
-            crate::auth_state::apply(self.client(), tenant_id, position, event, occurred_at)
-                .await?;
+            crate::auth_state::apply(client, tenant_id, position, event, occurred_at).await?;
             appended.push(AppendedEvent {
                 event_id: row.event_id,
                 aggregate_id: row.aggregate_id,
@@ -573,7 +692,7 @@ impl UnitOfWork {
         // Nothing personal stays in memory either (a later load folds the erasure anew).
         self.kept.lock().retain(|(_, id), _| *id != subject_id);
         self.opened_keys().remove(&subject_id);
-        let client = self.client();
+        let client = self.client_for("an erasure")?;
         client
             .execute(
                 "DELETE FROM data_keys WHERE subject_id = $1",
@@ -602,7 +721,7 @@ impl UnitOfWork {
         &self,
         job: &crate::email_jobs::NewJob,
     ) -> Result<Option<Uuid>, StoreError> {
-        Ok(crate::email_jobs::enqueue(self.client(), job).await?)
+        Ok(crate::email_jobs::enqueue(self.client_for("queueing an email")?, job).await?)
     }
 
     /// The subject's data key, created on first use.
@@ -624,11 +743,11 @@ impl UnitOfWork {
         tenant_id: Uuid,
         subject_id: Uuid,
     ) -> Result<DataKey, StoreError> {
-        if let Some(key) = fetch_data_key(self.client(), &self.keys, subject_id).await? {
+        let client = self.connection().await?;
+        if let Some(key) = fetch_data_key(&client, &self.keys, subject_id).await? {
             return Ok(key);
         }
-        let erased = self
-            .client()
+        let erased = client
             .query_opt(
                 "SELECT 1 FROM erased_subjects WHERE subject_id = $1",
                 &[&subject_id],
@@ -639,7 +758,7 @@ impl UnitOfWork {
         }
         let key = DataKey::generate()?;
         let wrapped = self.keys.wrap(subject_id, &key)?;
-        self.client()
+        client
             .execute(
                 "INSERT INTO data_keys (subject_id, tenant_id, master_key_id, wrapped_key)
                  VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING",
@@ -652,15 +771,19 @@ impl UnitOfWork {
             )
             .await?;
         // Another transaction may have won the insert; read back whichever key is stored.
-        fetch_data_key(self.client(), &self.keys, subject_id)
+        fetch_data_key(&client, &self.keys, subject_id)
             .await?
             .ok_or(StoreError::SubjectErased)
     }
 }
 
+/// The columns of an event. The numeric transaction id has its own name: were it called
+/// `transaction_id`, an `ORDER BY transaction_id` would sort by that expression instead of
+/// walking the `(transaction_id, position)` index (a full sort per page of a replay).
 const SELECT_EVENTS: &str =
     "SELECT position, event_id, tenant_id, aggregate_type, aggregate_id, sequence, type,
-        version, data, metadata, occurred_at, transaction_id::text::bigint FROM events";
+        version, data, metadata, occurred_at, transaction_id::text::bigint AS transaction_number
+       FROM events";
 
 /// What to read from the store in publication order.
 #[derive(Debug, Clone, Copy, Default)]

@@ -521,10 +521,12 @@ pub fn search_users(
     }
     let query = BooleanQuery::new(clauses);
     let searcher = reader.searcher();
-    // Enough to skip the ties at the cursor's exact time.
+    // One more than the page (to know whether there is a next one); after a cursor, enough
+    // more to skip the ties at the cursor's exact time.
+    let wanted = search.limit + if search.after.is_some() { 64 } else { 1 };
     let hits = searcher.search(
         &query,
-        &TopDocs::with_limit(search.limit + 64).order_by_fast_field::<i64>("created", Order::Asc),
+        &TopDocs::with_limit(wanted).order_by_fast_field::<i64>("created", Order::Asc),
     )?;
     let mut found = Vec::with_capacity(hits.len());
     for (created, address) in hits {

@@ -1,0 +1,236 @@
+//! Group commit: the appends of many concurrent commands in one transaction.
+//!
+//! A command that only appends to streams it loaded (expected versions, no reservation, no
+//! lock, no idempotency record) hands its rows to the process's writer task and waits. The
+//! writer takes everything waiting (up to [`MAX_BATCH`]), inserts each command's events
+//! under its own savepoint — every statement of the batch pipelined, one round trip — then
+//! updates the authentication state and commits once: one transaction and one WAL flush for
+//! the batch. A command whose stream moved on (a unique violation on its sequence) or whose
+//! insert failed otherwise is rolled back to its savepoint alone and answered with that
+//! failure; the others commit. A failure of the transaction itself (the connection, the
+//! commit) answers every command of the batch with it. See docs/adr/0010-group-commit.md.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use domain::DomainEvent;
+use futures_util::TryStreamExt as _;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::db::{PgTransaction, pipelined};
+use crate::store::{EventRow, INSERT_EVENT, StoreError};
+
+/// The most commands one transaction takes.
+pub const MAX_BATCH: usize = 256;
+
+/// How long an insert may wait for a row lock held by another transaction (a command in
+/// its own transaction appending to the same stream) before it counts as a conflict; a
+/// transaction held open elsewhere must not stall every grouped command.
+const LOCK_TIMEOUT: &str = "500ms";
+
+/// One command's append, waiting for its batch.
+struct Submission {
+    tenant_id: Uuid,
+    rows: Vec<EventRow>,
+    events: Vec<DomainEvent>,
+    occurred_at: DateTime<Utc>,
+    reply: oneshot::Sender<Result<Vec<i64>, StoreError>>,
+}
+
+/// The handle to the writer task; dropping every handle ends it.
+#[derive(Clone)]
+pub struct GroupWriter {
+    queue: mpsc::Sender<Submission>,
+}
+
+impl GroupWriter {
+    /// Starts the writer on the current Tokio runtime.
+    pub fn start(pool: Pool) -> Self {
+        let (queue, submissions) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(pool, submissions));
+        GroupWriter { queue }
+    }
+
+    /// Whether the writer task has ended (its runtime shut down).
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Appends `rows` (the events of one command, in order) in the next batch; returns their
+    /// positions once the batch has committed.
+    pub(crate) async fn submit(
+        &self,
+        tenant_id: Uuid,
+        rows: Vec<EventRow>,
+        events: Vec<DomainEvent>,
+        occurred_at: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Submission {
+                tenant_id,
+                rows,
+                events,
+                occurred_at,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Batch("the group-commit writer has stopped".into()))?;
+        answer.await.map_err(|_| {
+            StoreError::Batch("the group-commit writer stopped before answering".into())
+        })?
+    }
+}
+
+async fn run(pool: Pool, mut submissions: mpsc::Receiver<Submission>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while submissions.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let size = batch.len();
+        metrics::histogram!("eventra_group_commit_commands").record(size as f64);
+        match write(&pool, &batch).await {
+            Ok(outcomes) => {
+                for (submission, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = submission.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, commands = size, "a group commit failed");
+                let message = error.to_string();
+                for submission in batch.drain(..) {
+                    let _ = submission
+                        .reply
+                        .send(Err(StoreError::Batch(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// What one statement of a batch answered: a position (an insert) or nothing.
+type Step = Result<Option<i64>, tokio_postgres::Error>;
+
+/// Writes one batch in one transaction; each command's outcome, or the batch's failure.
+async fn write(
+    pool: &Pool,
+    batch: &[Submission],
+) -> Result<Vec<Result<Vec<i64>, StoreError>>, StoreError> {
+    let transaction = PgTransaction::begin(pool).await.map_err(|e| match e {
+        crate::db::BeginError::Pool(e) => StoreError::Pool(e),
+        crate::db::BeginError::Database(e) => StoreError::Database(e),
+    })?;
+    let client = transaction.client();
+    client
+        .batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        .await?;
+    let insert = client.prepare_cached(INSERT_EVENT).await?;
+    let savepoint = client.prepare_cached("SAVEPOINT grouped").await?;
+    let release = client.prepare_cached("RELEASE SAVEPOINT grouped").await?;
+    let mut outcomes: Vec<Option<Result<Vec<i64>, StoreError>>> =
+        batch.iter().map(|_| None).collect();
+    let mut start = 0;
+    while start < batch.len() {
+        // Every remaining command: SAVEPOINT, its inserts, RELEASE — all sent at once.
+        let mut owners = Vec::new();
+        let mut steps: Vec<std::pin::Pin<Box<dyn Future<Output = Step> + Send + '_>>> = Vec::new();
+        for (index, submission) in batch.iter().enumerate().skip(start) {
+            owners.push(index);
+            steps.push(Box::pin(async {
+                client.execute(&savepoint, &[]).await.map(|_| None)
+            }));
+            for row in &submission.rows {
+                owners.push(index);
+                let params: [&(dyn ToSql + Sync); 10] = [
+                    &row.event_id,
+                    &submission.tenant_id,
+                    &row.aggregate_type,
+                    &row.aggregate_id,
+                    &row.sequence,
+                    &row.event_type,
+                    &row.schema_version,
+                    &row.data,
+                    &row.metadata,
+                    &submission.occurred_at,
+                ];
+                let insert = &insert;
+                steps.push(Box::pin(async move {
+                    let answer = client.query_raw(insert, params).await?;
+                    let mut answer = std::pin::pin!(answer);
+                    Ok(answer.try_next().await?.map(|row| row.get::<_, i64>(0)))
+                }));
+            }
+            owners.push(index);
+            steps.push(Box::pin(async {
+                client.execute(&release, &[]).await.map(|_| None)
+            }));
+        }
+        let answers = pipelined(steps).await;
+        let mut positions: Vec<Vec<i64>> = vec![Vec::new(); batch.len() - start];
+        let mut failed = None;
+        for (owner, answer) in owners.into_iter().zip(answers) {
+            match answer {
+                Ok(Some(position)) => positions[owner - start].push(position),
+                Ok(None) => {}
+                Err(error) => {
+                    failed = Some((owner, error));
+                    break;
+                }
+            }
+        }
+        let end = failed.as_ref().map_or(batch.len(), |(owner, _)| *owner);
+        for (index, positions) in (start..end).zip(positions) {
+            outcomes[index] = Some(Ok(positions));
+        }
+        let Some((owner, error)) = failed else { break };
+        // Undo the failed command alone; the ones after it are sent again.
+        client
+            .batch_execute("ROLLBACK TO SAVEPOINT grouped; RELEASE SAVEPOINT grouped")
+            .await?;
+        outcomes[owner] = Some(Err(failure(error, &batch[owner])));
+        start = owner + 1;
+    }
+    // The authentication state, in order, for what was appended.
+    for (submission, outcome) in batch.iter().zip(&outcomes) {
+        if let Some(Ok(positions)) = outcome {
+            for (event, position) in submission.events.iter().zip(positions) {
+                crate::auth_state::apply(
+                    client,
+                    submission.tenant_id,
+                    *position,
+                    event,
+                    submission.occurred_at,
+                )
+                .await?;
+            }
+        }
+    }
+    transaction.commit().await?;
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.unwrap_or_else(|| Err(StoreError::Batch("left out of its batch".into())))
+        })
+        .collect())
+}
+
+/// A command's own failure: its stream moved on (or is locked by a transaction that did
+/// not end in time), or the database refused its rows.
+fn failure(error: tokio_postgres::Error, submission: &Submission) -> StoreError {
+    let code = error.code();
+    let retryable = [
+        SqlState::UNIQUE_VIOLATION,
+        SqlState::LOCK_NOT_AVAILABLE,
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::T_R_SERIALIZATION_FAILURE,
+    ];
+    if retryable.iter().any(|c| code == Some(c))
+        && let Some(row) = submission.rows.first()
+    {
+        return StoreError::Conflict {
+            aggregate_type: row.aggregate_type.to_owned(),
+            aggregate_id: row.aggregate_id,
+        };
+    }
+    StoreError::Database(error)
+}
