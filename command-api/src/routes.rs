@@ -108,7 +108,11 @@ async fn append_to_user(
     metadata: &infra::envelope::EventMetadata,
     at: chrono::DateTime<Utc>,
 ) -> Result<Vec<AppendedEvent>, ApiError> {
-    Ok(unit
+    let mut after = user.state.clone();
+    for event in &events {
+        after.apply_at(event, at);
+    }
+    let appended = unit
         .append(
             tenant_id,
             &[ExpectedVersion {
@@ -119,7 +123,20 @@ async fn append_to_user(
             metadata,
             at,
         )
-        .await?)
+        .await?;
+    // The next command on this user reads only what others append after these.
+    if let Some(last) = appended.last() {
+        unit.keep_once_committed(
+            "user",
+            user_id,
+            infra::store::Kept {
+                state: std::sync::Arc::new(after),
+                version: last.sequence,
+                last_position: last.position,
+            },
+        );
+    }
+    Ok(appended)
 }
 
 /// `{user_id, version, position}` after appending to a user's stream (what was appended,

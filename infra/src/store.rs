@@ -177,6 +177,7 @@ impl EventStore {
             keys: Arc::clone(&self.keys),
             kept: Arc::clone(&self.kept),
             opened: std::sync::Mutex::default(),
+            to_keep: std::sync::Mutex::default(),
             appended: std::sync::Mutex::default(),
         })
     }
@@ -205,6 +206,7 @@ impl EventStore {
             keys: Arc::clone(&self.keys),
             kept: Arc::clone(&self.kept),
             opened: std::sync::Mutex::default(),
+            to_keep: std::sync::Mutex::default(),
             appended: std::sync::Mutex::default(),
         }
     }
@@ -275,6 +277,8 @@ pub struct UnitOfWork {
     /// The data keys this transaction has opened (a command loads a stream, then appends to
     /// it: the key is fetched once).
     opened: std::sync::Mutex<HashMap<Uuid, Arc<DataKey>>>,
+    /// States to keep once this unit commits.
+    to_keep: std::sync::Mutex<Vec<(&'static str, Uuid, Kept)>>,
     /// The types of the events appended, counted once the transaction commits.
     appended: std::sync::Mutex<Vec<&'static str>>,
 }
@@ -333,6 +337,15 @@ impl UnitOfWork {
     pub async fn commit(self) -> Result<(), StoreError> {
         if let Mode::Transaction(transaction) = self.mode {
             transaction.commit().await?;
+        }
+        let to_keep = std::mem::take(
+            &mut *self
+                .to_keep
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (aggregate_type, aggregate_id, kept) in to_keep {
+            self.kept.keep(aggregate_type, aggregate_id, kept);
         }
         let appended = std::mem::take(
             &mut *self
@@ -476,7 +489,26 @@ impl UnitOfWork {
 
     /// Keeps a state folded from the committed events of a stream up to `version`.
     pub fn keep(&self, aggregate_type: &'static str, aggregate_id: Uuid, kept: Kept) {
-        let mut states = self.kept.lock();
+        self.kept.keep(aggregate_type, aggregate_id, kept);
+    }
+
+    /// Keeps a state that includes what this unit appended, once (and only if) it commits.
+    pub fn keep_once_committed(
+        &self,
+        aggregate_type: &'static str,
+        aggregate_id: Uuid,
+        kept: Kept,
+    ) {
+        self.to_keep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((aggregate_type, aggregate_id, kept));
+    }
+}
+
+impl KeptStates {
+    fn keep(&self, aggregate_type: &'static str, aggregate_id: Uuid, kept: Kept) {
+        let mut states = self.lock();
         if states.len() >= KEPT_STATES {
             states.clear();
         }
@@ -491,7 +523,9 @@ impl UnitOfWork {
             }
         }
     }
+}
 
+impl UnitOfWork {
     /// The membership events of every user of a tenant, in order.
     #[tracing::instrument(skip(self))]
     pub async fn load_membership_events(
@@ -585,8 +619,11 @@ impl UnitOfWork {
             let mut data = event_data(event)?;
             let mut event_metadata = metadata.clone();
             if let Some(subject) = event.data_subject() {
-                let key = self.data_key(tenant_id, subject).await?;
-                encrypt_fields(&key, event_id, event.personal_fields(), &mut data)?;
+                // The key is needed only when there is something personal to seal.
+                if has_personal_values(&data, event.personal_fields()) {
+                    let key = self.data_key(tenant_id, subject).await?;
+                    encrypt_fields(&key, event_id, event.personal_fields(), &mut data)?;
+                }
                 event_metadata.data_subject = Some(subject);
             }
             rows.push(EventRow {
@@ -691,6 +728,10 @@ impl UnitOfWork {
     pub async fn erase_subject(&self, tenant_id: Uuid, subject_id: Uuid) -> Result<(), StoreError> {
         // Nothing personal stays in memory either (a later load folds the erasure anew).
         self.kept.lock().retain(|(_, id), _| *id != subject_id);
+        self.to_keep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(_, id, _)| *id != subject_id);
         self.opened_keys().remove(&subject_id);
         let client = self.client_for("an erasure")?;
         client
@@ -1037,6 +1078,12 @@ fn event_data(event: &DomainEvent) -> Result<Value, StoreError> {
 
 fn field_context(event_id: Uuid, field: &str) -> Vec<u8> {
     [event_id.as_bytes().as_slice(), b"/", field.as_bytes()].concat()
+}
+
+fn has_personal_values(data: &Value, fields: &[&str]) -> bool {
+    fields
+        .iter()
+        .any(|field| data.get(field).is_some_and(|value| !value.is_null()))
 }
 
 fn encrypt_fields(
