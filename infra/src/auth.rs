@@ -4,12 +4,11 @@
 use anyhow::Context as _;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
 use chrono::{DateTime, Duration, Utc};
+use deadpool_postgres::ClientWrapper as Client;
 use domain::Role;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio_postgres::Client;
-use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::Secret;
@@ -221,19 +220,17 @@ pub async fn authenticate(
     client: &Client,
     claims: &AccessClaims,
 ) -> Result<Principal, AuthenticationError> {
-    let row = client
-        // Typed parameters: parsed, bound and run in one round trip (every request does this).
-        .query_typed_opt(
+    // Every request does this: a cached statement (one round trip, planned once).
+    let statement = client
+        .prepare_cached(
             "SELECT p.role, p.platform_admin
                FROM auth_sessions s JOIN auth_principals p ON p.user_id = s.user_id
               WHERE s.session_id = $1 AND s.user_id = $2 AND s.tenant_id = $3
                 AND s.revoked_at IS NULL AND s.expires_at > now() AND p.status = 'active'",
-            &[
-                (&claims.sid, Type::UUID),
-                (&claims.sub, Type::UUID),
-                (&claims.tid, Type::UUID),
-            ],
         )
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&claims.sid, &claims.sub, &claims.tid])
         .await?
         .ok_or(AuthenticationError::Rejected)?;
     let role: String = row.get(0);

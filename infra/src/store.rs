@@ -14,6 +14,8 @@ use domain::DomainEvent;
 use futures_util::TryStreamExt as _;
 use serde_json::Value;
 use thiserror::Error;
+// Pooled connections: their statement cache keeps the hot queries parsed and planned.
+use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
@@ -913,7 +915,7 @@ pub async fn decrypt_personal_data(
 
 /// Loads one stream from sequence `after + 1` on, personal data opened (or marked erased).
 pub async fn load_stream(
-    client: &Client,
+    client: &ClientWrapper,
     keys: &KeyRing,
     aggregate_type: &str,
     aggregate_id: Uuid,
@@ -924,38 +926,32 @@ pub async fn load_stream(
 }
 
 async fn stream_rows(
-    client: &Client,
+    client: &ClientWrapper,
     aggregate_type: &str,
     aggregate_id: Uuid,
     after: i64,
 ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-    // Typed parameters: one round trip (every command loads a stream).
+    // Every command loads a stream: a cached statement (one round trip, planned once).
+    let statement = client
+        .prepare_cached(&format!(
+            "{SELECT_EVENTS} WHERE aggregate_id = $2 AND sequence > $3 AND aggregate_type = $1
+              ORDER BY sequence"
+        ))
+        .await?;
     Ok(client
-        .query_typed(
-            &format!(
-                "{SELECT_EVENTS} WHERE aggregate_id = $2 AND sequence > $3 AND aggregate_type = $1
-                  ORDER BY sequence"
-            ),
-            &[
-                (&aggregate_type, Type::TEXT),
-                (&aggregate_id, Type::UUID),
-                (&after, Type::INT8),
-            ],
-        )
+        .query(&statement, &[&aggregate_type, &aggregate_id, &after])
         .await?)
 }
 
 async fn fetch_data_key(
-    client: &Client,
+    client: &ClientWrapper,
     keys: &KeyRing,
     subject_id: Uuid,
 ) -> Result<Option<DataKey>, StoreError> {
-    let row = client
-        .query_typed_opt(
-            "SELECT wrapped_key FROM data_keys WHERE subject_id = $1",
-            &[(&subject_id, Type::UUID)],
-        )
+    let statement = client
+        .prepare_cached("SELECT wrapped_key FROM data_keys WHERE subject_id = $1")
         .await?;
+    let row = client.query_opt(&statement, &[&subject_id]).await?;
     match row {
         Some(row) => {
             let wrapped: Vec<u8> = row.get(0);

@@ -310,18 +310,22 @@ pub async fn lock_checkpoint(
     client: &Object,
     projection: Projection,
 ) -> Result<Pair, tokio_postgres::Error> {
+    let select = client
+        .prepare_cached(
+            "SELECT last_transaction_id, last_position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
+        )
+        .await?;
+    if let Some(row) = client.query_opt(&select, &[&projection.name()]).await? {
+        return Ok((row.get(0), row.get(1)));
+    }
+    // The projection's first batch.
     client
         .execute(
             "INSERT INTO projection_checkpoints (projection) VALUES ($1) ON CONFLICT DO NOTHING",
             &[&projection.name()],
         )
         .await?;
-    let row = client
-        .query_one(
-            "SELECT last_transaction_id, last_position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
-            &[&projection.name()],
-        )
-        .await?;
+    let row = client.query_one(&select, &[&projection.name()]).await?;
     Ok((row.get(0), row.get(1)))
 }
 
@@ -332,13 +336,24 @@ async fn save_checkpoint(
     applied: i64,
     last_event_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
+    let statement = client
+        .prepare_cached(
             "UPDATE projection_checkpoints SET last_transaction_id = $2, last_position = $3,
                     events_applied = events_applied + $4, last_event_at = coalesce($5, last_event_at),
                     updated_at = now()
               WHERE projection = $1",
-            &[&projection.name(), &checkpoint.0, &checkpoint.1, &applied, &last_event_at],
+        )
+        .await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &projection.name(),
+                &checkpoint.0,
+                &checkpoint.1,
+                &applied,
+                &last_event_at,
+            ],
         )
         .await?;
     Ok(())

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use actix_web::HttpRequest;
 use api_common::ApiError;
 use deadpool_postgres::Object;
-use tokio_postgres::types::Type;
 
 pub const MIN_POSITION_HEADER: &str = "x-min-position";
 pub const PROJECTION_POSITION_HEADER: &str = "X-Projection-Position";
@@ -34,9 +33,9 @@ pub fn min_position(request: &HttpRequest) -> Result<Option<i64>, ApiError> {
 /// client error.
 pub async fn target(client: &Object, position: i64) -> Result<(i64, i64), ApiError> {
     let row = client
-        .query_typed_opt(
+        .query_opt(
             "SELECT transaction_id::text::bigint FROM events WHERE position = $1",
-            &[(&position, Type::INT8)],
+            &[&position],
         )
         .await
         .map_err(|e| ApiError::Unavailable(e.into()))?;
@@ -50,11 +49,14 @@ pub async fn target(client: &Object, position: i64) -> Result<(i64, i64), ApiErr
 
 /// The projection's checkpoint `(transaction_id, position)`; `(0, 0)` before its first event.
 pub async fn checkpoint(client: &Object, projection: &str) -> Result<(i64, i64), ApiError> {
-    let row = client
-        .query_typed_opt(
+    let statement = client
+        .prepare_cached(
             "SELECT last_transaction_id, last_position FROM projection_checkpoints WHERE projection = $1",
-            &[(&projection, Type::TEXT)],
         )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    let row = client
+        .query_opt(&statement, &[&projection])
         .await
         .map_err(|e| ApiError::Unavailable(e.into()))?;
     Ok(row.map_or((0, 0), |r| (r.get(0), r.get(1))))

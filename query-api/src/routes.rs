@@ -9,7 +9,6 @@ use deadpool_postgres::Object;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_postgres::Row;
-use tokio_postgres::types::Type;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
@@ -330,11 +329,14 @@ async fn me(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let (row, position) = read_view(&state, &request, "users", async |client| {
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM rm_users WHERE user_id = $1"
+            ))
+            .await
+            .map_err(database)?;
         client
-            .query_typed_opt(
-                &format!("SELECT {USER_COLUMNS} FROM rm_users WHERE user_id = $1"),
-                &[(&caller.0.user_id, Type::UUID)],
-            )
+            .query_opt(&statement, &[&caller.0.user_id])
             .await
             .map_err(database)
     })
