@@ -131,6 +131,11 @@ pub struct SearchProjection {
     pub dir: PathBuf,
 }
 
+/// Events read (and committed) at most at once.
+const SEARCH_PAGE: i64 = 500;
+/// The pause after a commit that caught up with the store.
+const COMMIT_PAUSE: Duration = Duration::from_millis(200);
+
 impl SearchProjection {
     /// Applies the event store to the index until `shutdown`, committing each batch with
     /// its checkpoint; new documents are searchable within a second.
@@ -203,7 +208,17 @@ impl SearchProjection {
                 self.apply_next(&mut live, true).await
             };
             match step.await {
-                Ok(applied) if applied > 0 => failures = 0,
+                Ok(applied) if applied >= SEARCH_PAGE as usize => failures = 0,
+                Ok(applied) if applied > 0 => {
+                    // Caught up: let the next events gather for a moment. Each commit makes
+                    // a segment that merging must pay for again; a few commits a second keep
+                    // that cost low and new documents searchable well within a second.
+                    failures = 0;
+                    tokio::select! {
+                        _ = tokio::time::sleep(COMMIT_PAUSE) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
                 Ok(_) => {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(100)) => {}
@@ -292,7 +307,7 @@ impl SearchProjection {
             &self.keys,
             ReadRange {
                 after,
-                limit: 500,
+                limit: SEARCH_PAGE,
                 ..Default::default()
             },
             true,
