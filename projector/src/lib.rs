@@ -17,3 +17,4 @@ pub mod settings;
 pub mod status;
 pub mod stream;
 pub mod templates;
+pub mod users;

@@ -16,7 +16,7 @@ use crate::emails::EmailPolicy;
 use crate::projections::{Env, Projection};
 use crate::runtime::{Pair, apply_page, lock_checkpoint};
 
-const PAGE: i64 = 1000;
+const PAGE: i64 = 5000;
 const STAGING: &str = "_staging";
 
 #[derive(Debug, Clone)]

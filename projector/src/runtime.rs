@@ -489,7 +489,9 @@ pub async fn apply_page(
         return Ok(());
     }
     client.batch_execute("SAVEPOINT apply_page").await?;
-    let outcome = if projection.is_pipelined() {
+    let outcome = if projection == Projection::Users {
+        crate::users::apply(client, events, suffix).await
+    } else if projection.is_pipelined() {
         let mut statements = Vec::with_capacity(events.len());
         let mut built = Ok(());
         for event in events {

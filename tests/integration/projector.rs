@@ -724,3 +724,115 @@ async fn under_concurrent_writers_the_relay_publishes_every_event_once_in_each_s
         pipeline.finish().await;
     }
 }
+
+#[tokio::test]
+async fn the_users_model_folded_a_page_at_a_time_equals_event_by_event_and_the_rules() {
+    let pipeline = Pipeline::start().await;
+    let app = &pipeline.app;
+    let tenant = app.sign_up_tenant("Folded").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Fold Me").await;
+    let leaving = app.sign_up_user(tenant.tenant_id, "Leaving").await;
+    let me = |body: serde_json::Value| app.patch("/v1/me", Some(&user.token), body);
+    assert_eq!(
+        me(json!({"phone": "+4930123456", "locale": "de"}))
+            .await
+            .status,
+        reqwest::StatusCode::OK
+    );
+    assert_eq!(
+        me(json!({"phone": null, "display_name": "Folded"}))
+            .await
+            .status,
+        reqwest::StatusCode::OK
+    );
+    let path = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id);
+    let admin = |body: serde_json::Value| app.patch(&path, Some(&tenant.admin_token), body);
+    for body in [
+        json!({"role": "admin"}),
+        json!({"status": "deactivated"}),
+        json!({"status": "active"}),
+    ] {
+        let answer = admin(body).await;
+        assert_eq!(answer.status, reqwest::StatusCode::OK, "{:?}", answer.body);
+    }
+    let erased = app
+        .delete(
+            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, leaving.user_id),
+            Some(&tenant.admin_token),
+        )
+        .await;
+    assert_eq!(erased.status, reqwest::StatusCode::OK);
+    let running = pipeline.spawn_projector();
+    pipeline.wait_for_projections().await;
+    running.stop().await;
+
+    // What the rules say the row is.
+    let row = app
+        .db
+        .query_one(
+            "SELECT display_name, phone, locale, role, status, version FROM rm_users WHERE user_id = $1",
+            &[&user.user_id],
+        )
+        .await
+        .expect("the user's row");
+    assert_eq!(row.get::<_, String>(0), "Folded");
+    assert_eq!(
+        row.get::<_, Option<String>>(1),
+        None,
+        "the phone was cleared"
+    );
+    assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("de"));
+    assert_eq!(row.get::<_, Option<String>>(3).as_deref(), Some("admin"));
+    assert_eq!(row.get::<_, String>(4), "active");
+    let version = pipeline.app.stream_types(user.user_id).await.len() as i64;
+    assert_eq!(row.get::<_, i64>(5), version);
+    let gone = app
+        .db
+        .query_opt(
+            "SELECT 1 FROM rm_users WHERE user_id = $1",
+            &[&leaving.user_id],
+        )
+        .await
+        .expect("query");
+    assert!(gone.is_none(), "the erased user has no row");
+
+    // The same events applied one at a time give the same table.
+    let client = pipeline.pool.get().await.expect("connection");
+    client
+        .batch_execute("CREATE TABLE rm_users_single (LIKE rm_users INCLUDING ALL)")
+        .await
+        .expect("table");
+    let events = infra::store::read_in_order(
+        &client,
+        &pipeline.keys,
+        infra::store::ReadRange {
+            limit: 10_000,
+            ..Default::default()
+        },
+        true,
+    )
+    .await
+    .expect("events");
+    for event in &events {
+        projector::users::apply(&client, std::slice::from_ref(event), "_single")
+            .await
+            .expect("apply");
+    }
+    let dump = |table: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query(
+                    &format!("SELECT t::text FROM {table} t ORDER BY t::text"),
+                    &[],
+                )
+                .await
+                .expect("dump")
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(dump("rm_users_single").await, dump("rm_users").await);
+    pipeline.finish().await;
+}
