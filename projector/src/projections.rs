@@ -132,6 +132,16 @@ impl Projection {
         execute_pipelined(client, &statements).await
     }
 
+    /// Whether the projection reads personal fields (names, email, phone): only then are an
+    /// event's sealed fields opened for it. The others (memberships, sessions, activity,
+    /// audit) never store personal data and skip the key lookups and decryption.
+    pub fn needs_personal_data(&self) -> bool {
+        matches!(
+            self,
+            Projection::Tenants | Projection::Users | Projection::Search | Projection::EmailJobs
+        )
+    }
+
     /// Whether an event's effect is a list of statements computed from the event alone (the
     /// Postgres read models but users, and the search index, which has none here), so that
     /// a page of events can be sent to Postgres at once. The email queue reads other
@@ -170,6 +180,16 @@ type Param = Box<dyn ToSql + Sync + Send>;
 pub struct Statement {
     sql: String,
     params: Vec<Param>,
+}
+
+impl Statement {
+    /// A statement without parameters (a savepoint).
+    pub fn bare(sql: &str) -> Self {
+        Statement {
+            sql: sql.to_owned(),
+            params: Vec::new(),
+        }
+    }
 }
 
 /// The parameters of a statement, each copied (`to_owned`) out of the event.

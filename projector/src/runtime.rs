@@ -22,7 +22,7 @@ use infra::store::{ReadRange, StoreError, decrypt_personal_data, read_in_order};
 use tokio::sync::watch;
 
 use crate::emails::EmailPolicy;
-use crate::projections::{Env, HandlerError, Projection, execute_pipelined};
+use crate::projections::{Env, HandlerError, Projection, Statement, execute_pipelined};
 use crate::settings::StreamSettings;
 use crate::stream::{
     PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_pair,
@@ -181,7 +181,7 @@ impl Runner {
                     limit: 500,
                     ..Default::default()
                 },
-                true,
+                self.projection.needs_personal_data(),
             )
             .await?;
             let Some(last) = events.last() else {
@@ -448,7 +448,11 @@ async fn apply_batch(
         deliveries.push(delivered);
     }
     // Every subject's key in one query; an event that cannot be opened is dead-lettered.
-    let opened = decrypt_personal_data(client, keys, &mut events).await?;
+    let opened = if projection.needs_personal_data() {
+        decrypt_personal_data(client, keys, &mut events).await?
+    } else {
+        events.iter().map(|_| Ok(())).collect()
+    };
     let mut ready = Vec::with_capacity(events.len());
     let mut ready_deliveries = Vec::with_capacity(events.len());
     for ((event, delivered), result) in events.into_iter().zip(deliveries).zip(opened) {
@@ -488,11 +492,10 @@ pub async fn apply_page(
     if events.is_empty() {
         return Ok(());
     }
-    client.batch_execute("SAVEPOINT apply_page").await?;
-    let outcome = if projection == Projection::Users {
-        crate::users::apply(client, events, suffix).await
-    } else if projection.is_pipelined() {
-        let mut statements = Vec::with_capacity(events.len());
+    let outcome = if projection.is_pipelined() {
+        // The savepoint, the page's statements and the release go out together.
+        let mut statements = Vec::with_capacity(events.len() + 2);
+        statements.push(Statement::bare("SAVEPOINT apply_page"));
         let mut built = Ok(());
         for event in events {
             built = projection.statements(event, suffix, &mut statements);
@@ -500,11 +503,22 @@ pub async fn apply_page(
                 break;
             }
         }
+        statements.push(Statement::bare("RELEASE SAVEPOINT apply_page"));
         match built {
-            Ok(()) => execute_pipelined(client, &statements).await,
-            Err(error) => Err(error),
+            Ok(()) => match execute_pipelined(client, &statements).await {
+                Ok(()) => return Ok(()),
+                Err(error) => Err(error),
+            },
+            Err(error) => {
+                client.batch_execute("SAVEPOINT apply_page").await?;
+                Err(error)
+            }
         }
+    } else if projection == Projection::Users {
+        client.batch_execute("SAVEPOINT apply_page").await?;
+        crate::users::apply(client, events, suffix).await
     } else {
+        client.batch_execute("SAVEPOINT apply_page").await?;
         let mut outcome = Ok(());
         for event in events {
             outcome = projection.apply(client, env, event, suffix).await;

@@ -132,9 +132,9 @@ pub struct SearchProjection {
 }
 
 /// Events read (and committed) at most at once.
-const SEARCH_PAGE: i64 = 500;
-/// The pause after a commit that caught up with the store.
-const COMMIT_PAUSE: Duration = Duration::from_millis(200);
+const SEARCH_PAGE: i64 = 2000;
+/// Once caught up, commits are at least this far apart.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 
 impl SearchProjection {
     /// Applies the event store to the index until `shutdown`, committing each batch with
@@ -168,6 +168,7 @@ impl SearchProjection {
         };
         let mut failures = 0u32;
         while !*shutdown.borrow() {
+            let started = tokio::time::Instant::now();
             let step = async {
                 if let Some(request) = self.pending_rebuild().await? {
                     let next = generation + 1;
@@ -210,12 +211,14 @@ impl SearchProjection {
             match step.await {
                 Ok(applied) if applied >= SEARCH_PAGE as usize => failures = 0,
                 Ok(applied) if applied > 0 => {
-                    // Caught up: let the next events gather for a moment. Each commit makes
-                    // a segment that merging must pay for again; a few commits a second keep
-                    // that cost low and new documents searchable well within a second.
+                    // Caught up: let the next events gather until the interval since this
+                    // batch began is over. Each commit makes a segment that merging must pay
+                    // for again; a few commits a second keep that cost low, new documents
+                    // searchable well within a second, and the pace of the writes (the
+                    // pause shrinks as a batch takes longer).
                     failures = 0;
                     tokio::select! {
-                        _ = tokio::time::sleep(COMMIT_PAUSE) => {}
+                        _ = tokio::time::sleep_until(started + COMMIT_INTERVAL) => {}
                         _ = shutdown.changed() => {}
                     }
                 }
