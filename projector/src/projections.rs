@@ -124,9 +124,6 @@ impl Projection {
                 .map_err(|e| HandlerError::Poison(e.to_string()))?;
             return crate::emails::apply(client, env.keys, &env.email, event, &domain).await;
         }
-        if *self == Projection::Users {
-            return crate::users::apply(client, std::slice::from_ref(event), suffix).await;
-        }
         let mut statements = Vec::new();
         self.statements(event, suffix, &mut statements)?;
         execute_pipelined(client, &statements).await
@@ -142,12 +139,12 @@ impl Projection {
         )
     }
 
-    /// Whether an event's effect is a list of statements computed from the event alone (the
-    /// Postgres read models but users, and the search index, which has none here), so that
-    /// a page of events can be sent to Postgres at once. The email queue reads other
-    /// streams; the users model is folded a page at a time (`crate::users`).
+    /// Whether an event's effect is a list of statements computed from the event alone
+    /// (every Postgres read model, and the search index, which has none here), so that a
+    /// page of events can be sent to Postgres at once. The email queue reads other streams.
+    /// (A replay of the users model folds its pages instead: `crate::users`.)
     pub fn is_pipelined(&self) -> bool {
-        !matches!(self, Projection::EmailJobs | Projection::Users)
+        *self != Projection::EmailJobs
     }
 
     /// Adds to `out` the statements that apply one event (personal data already decrypted)
@@ -168,8 +165,9 @@ impl Projection {
             Projection::Sessions => sessions(&mut writer, event, &domain),
             Projection::Activity => activity(&mut writer, event, &domain),
             Projection::Audit => audit(&mut writer, event, &domain),
+            Projection::Users => users(&mut writer, event, &domain),
             // Not statements: see `is_pipelined`.
-            Projection::Users | Projection::Search | Projection::EmailJobs => Ok(()),
+            Projection::Search | Projection::EmailJobs => Ok(()),
         }
     }
 }
@@ -282,6 +280,106 @@ fn tenants(
                 event.position
             ],
         );
+    }
+    Ok(())
+}
+
+fn users(
+    writer: &mut Writer<'_>,
+    event: &RecordedEvent,
+    domain: &DomainEvent,
+) -> Result<(), HandlerError> {
+    let DomainEvent::User {
+        user_id,
+        event: user_event,
+    } = domain
+    else {
+        return Ok(());
+    };
+    let table = "rm_users";
+    let (at, version, position) = (&event.occurred_at, &event.sequence, &event.position);
+    match user_event {
+        UserEvent::Created {
+            tenant_id,
+            email,
+            display_name,
+            ..
+        } => {
+            writer
+                .run(
+                    "INSERT INTO {t} (user_id, tenant_id, email, display_name, status, created_at, updated_at,
+                                      version, last_position)
+                     VALUES ($1, $2, $3, $4, 'active', $5, $5, $6, $7) ON CONFLICT (user_id) DO NOTHING",
+                    table,
+                    params![user_id, tenant_id, email, display_name, at, version, position],
+                );
+        }
+        UserEvent::MemberJoined { role, .. }
+        | UserEvent::MemberRoleChanged { new_role: role, .. } => {
+            writer
+                .run(
+                    "UPDATE {t} SET role = $2, updated_at = $3, version = $4, last_position = $5 WHERE user_id = $1",
+                    table,
+                    params![user_id, role.as_str(), at, version, position],
+                );
+        }
+        UserEvent::ProfileUpdated {
+            display_name,
+            phone,
+            locale,
+            cleared,
+            ..
+        } => {
+            let clear_phone = cleared.contains(&ClearableField::Phone);
+            writer.run(
+                "UPDATE {t} SET display_name = coalesce($2, display_name),
+                                    phone = CASE WHEN $3 THEN NULL ELSE coalesce($4, phone) END,
+                                    locale = coalesce($5, locale),
+                                    updated_at = $6, version = $7, last_position = $8
+                      WHERE user_id = $1",
+                table,
+                params![
+                    user_id,
+                    display_name,
+                    clear_phone,
+                    phone,
+                    locale,
+                    at,
+                    version,
+                    position
+                ],
+            );
+        }
+        UserEvent::Deactivated { .. } | UserEvent::Reactivated { .. } => {
+            let status = if matches!(user_event, UserEvent::Deactivated { .. }) {
+                "deactivated"
+            } else {
+                "active"
+            };
+            writer
+                .run(
+                    "UPDATE {t} SET status = $2, updated_at = $3, version = $4, last_position = $5 WHERE user_id = $1",
+                    table,
+                    params![user_id, status, at, version, position],
+                );
+        }
+        UserEvent::Deleted { .. } => {
+            // Erasure: nothing of the person stays in the read model.
+            writer.run(
+                "DELETE FROM {t} WHERE user_id = $1",
+                table,
+                params![user_id],
+            );
+        }
+        UserEvent::LoginFailed { .. }
+        | UserEvent::MemberRemoved { .. }
+        | UserEvent::PlatformAdminGranted { .. } => {
+            writer.run(
+                "UPDATE {t} SET version = $2, last_position = $3 WHERE user_id = $1",
+                table,
+                params![user_id, version, position],
+            );
+        }
     }
     Ok(())
 }

@@ -17,7 +17,8 @@ use crate::projections::{Env, Projection};
 use crate::runtime::{Pair, apply_page, lock_checkpoint};
 
 const PAGE: i64 = 5000;
-const STAGING: &str = "_staging";
+/// The suffix of the tables a replay builds beside the live ones.
+pub const STAGING: &str = "_staging";
 
 #[derive(Debug, Clone)]
 pub struct ReplayReport {

@@ -492,7 +492,11 @@ pub async fn apply_page(
     if events.is_empty() {
         return Ok(());
     }
-    let outcome = if projection.is_pipelined() {
+    let outcome = if projection == Projection::Users && suffix == crate::replay::STAGING {
+        // A replay folds the users model a page at a time (each row written once).
+        client.batch_execute("SAVEPOINT apply_page").await?;
+        crate::users::apply(client, events, suffix).await
+    } else if projection.is_pipelined() {
         // The savepoint, the page's statements and the release go out together.
         let mut statements = Vec::with_capacity(events.len() + 2);
         statements.push(Statement::bare("SAVEPOINT apply_page"));
@@ -514,9 +518,6 @@ pub async fn apply_page(
                 Err(error)
             }
         }
-    } else if projection == Projection::Users {
-        client.batch_execute("SAVEPOINT apply_page").await?;
-        crate::users::apply(client, events, suffix).await
     } else {
         client.batch_execute("SAVEPOINT apply_page").await?;
         let mut outcome = Ok(());

@@ -726,7 +726,7 @@ async fn under_concurrent_writers_the_relay_publishes_every_event_once_in_each_s
 }
 
 #[tokio::test]
-async fn the_users_model_folded_a_page_at_a_time_equals_event_by_event_and_the_rules() {
+async fn the_users_model_folded_for_replays_equals_the_live_one_and_the_rules() {
     let pipeline = Pipeline::start().await;
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Folded").await;
@@ -796,7 +796,7 @@ async fn the_users_model_folded_a_page_at_a_time_equals_event_by_event_and_the_r
         .expect("query");
     assert!(gone.is_none(), "the erased user has no row");
 
-    // The same events applied one at a time give the same table.
+    // The fold a replay uses, one event at a time, gives the table the live statements gave.
     let client = pipeline.pool.get().await.expect("connection");
     client
         .batch_execute("CREATE TABLE rm_users_single (LIKE rm_users INCLUDING ALL)")
