@@ -441,13 +441,19 @@ async fn list_users(
     let more = found.len() as i64 > limit;
     let page: Vec<(i64, Uuid)> = found.into_iter().take(limit as usize).collect();
     let ids: Vec<Uuid> = page.iter().map(|(_, id)| *id).collect();
+    // Driven by the page's ids (primary-key lookups): with `user_id = ANY($2) AND
+    // tenant_id = $1` the planner intersected bitmaps and walked the tenant index over all
+    // 100,000 of a large tenant's users for every page (75 % of the CPU in the benchmark).
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM unnest($2::uuid[]) AS page(id)
+               JOIN rm_users ON rm_users.user_id = page.id
+              WHERE rm_users.tenant_id = $1"
+        ))
+        .await
+        .map_err(database)?;
     let rows = client
-        .query(
-            &format!(
-                "SELECT {USER_COLUMNS} FROM rm_users WHERE tenant_id = $1 AND user_id = ANY($2)"
-            ),
-            &[&tenant_id, &ids],
-        )
+        .query(&statement, &[&tenant_id, &ids])
         .await
         .map_err(database)?;
     let mut by_id: std::collections::HashMap<Uuid, UserView> = rows
