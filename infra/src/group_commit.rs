@@ -13,10 +13,8 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use domain::DomainEvent;
-use futures_util::TryStreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::db::{PgTransaction, pipelined};
@@ -141,23 +139,15 @@ async fn write(
             }));
             for row in &submission.rows {
                 owners.push(index);
-                let params: [&(dyn ToSql + Sync); 10] = [
-                    &row.event_id,
-                    &submission.tenant_id,
-                    &row.aggregate_type,
-                    &row.aggregate_id,
-                    &row.sequence,
-                    &row.event_type,
-                    &row.schema_version,
-                    &row.data,
-                    &row.metadata,
-                    &submission.occurred_at,
-                ];
-                let insert = &insert;
-                steps.push(Box::pin(async move {
-                    let answer = client.query_raw(insert, params).await?;
-                    let mut answer = std::pin::pin!(answer);
-                    Ok(answer.try_next().await?.map(|row| row.get::<_, i64>(0)))
+                steps.push(Box::pin(async {
+                    row.insert(
+                        client,
+                        &insert,
+                        submission.tenant_id,
+                        submission.occurred_at,
+                    )
+                    .await
+                    .map(Some)
                 }));
             }
             owners.push(index);

@@ -263,6 +263,38 @@ pub(crate) struct EventRow {
     pub(crate) metadata: Value,
 }
 
+impl EventRow {
+    /// Inserts the row with `statement` ([`INSERT_EVENT`]) and answers its position. The
+    /// request is sent on the first poll, as [`crate::db::pipelined`] needs.
+    pub(crate) async fn insert(
+        &self,
+        client: &Client,
+        statement: &tokio_postgres::Statement,
+        tenant_id: Uuid,
+        occurred_at: DateTime<Utc>,
+    ) -> Result<i64, tokio_postgres::Error> {
+        let params: [&(dyn ToSql + Sync); 10] = [
+            &self.event_id,
+            &tenant_id,
+            &self.aggregate_type,
+            &self.aggregate_id,
+            &self.sequence,
+            &self.event_type,
+            &self.schema_version,
+            &self.data,
+            &self.metadata,
+            &occurred_at,
+        ];
+        let answer = client.query_raw(statement, params).await?;
+        let mut answer = std::pin::pin!(answer);
+        Ok(answer
+            .try_next()
+            .await?
+            .map(|row| row.get(0))
+            .unwrap_or_default())
+    }
+}
+
 /// Inserts one event and answers its position.
 pub(crate) const INSERT_EVENT: &str =
     "INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, sequence, type,
@@ -672,29 +704,9 @@ impl UnitOfWork {
         }
         let client = self.client_for("an append")?;
         let statement = client.prepare_cached(INSERT_EVENT).await?;
-        let statement = &statement;
         let inserts = rows
             .iter()
-            .map(|row| {
-                let params: [&(dyn ToSql + Sync); 10] = [
-                    &row.event_id,
-                    &tenant_id,
-                    &row.aggregate_type,
-                    &row.aggregate_id,
-                    &row.sequence,
-                    &row.event_type,
-                    &row.schema_version,
-                    &row.data,
-                    &row.metadata,
-                    &occurred_at,
-                ];
-                Box::pin(async move {
-                    let answer = client.query_raw(statement, params).await?;
-                    let mut answer = std::pin::pin!(answer);
-                    let position: Option<i64> = answer.try_next().await?.map(|row| row.get(0));
-                    Ok::<_, tokio_postgres::Error>(position.unwrap_or_default())
-                })
-            })
+            .map(|row| Box::pin(row.insert(client, &statement, tenant_id, occurred_at)))
             .collect();
         let positions = crate::db::pipelined(inserts).await;
         let mut appended = Vec::with_capacity(events.len());
