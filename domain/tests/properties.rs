@@ -171,10 +171,104 @@ proptest! {
     }
 
     #[test]
-    fn email_validation_never_panics_and_accepts_only_what_it_can_normalise(input in "\\PC{0,300}") {
+    fn email_validation_never_panics_on_arbitrary_text(input in "\\PC{0,300}") {
         if domain::values::validate_email(&input).is_ok() {
             prop_assert!(input.contains('@'));
             prop_assert!(input.len() <= domain::values::MAX_EMAIL_BYTES);
         }
     }
+
+    #[test]
+    fn valid_addresses_are_accepted_and_normalised_to_one_lower_case_form(
+        (address, local, domain) in valid_email(),
+        flips in proptest::collection::vec(any::<bool>(), 0..80),
+        padding in "[ \t]{0,3}",
+    ) {
+        prop_assert!(domain::values::validate_email(&address).is_ok(), "{address} was refused");
+        let normalised = domain::values::normalise_email(&address);
+        prop_assert_eq!(&normalised, &format!("{}@{}", local.to_lowercase(), domain.to_lowercase()));
+        prop_assert!(domain::values::validate_email(&normalised).is_ok());
+        prop_assert_eq!(domain::values::normalise_email(&normalised), normalised.clone(), "normalising twice changes nothing");
+        // Any mix of cases and surrounding blanks names the same address.
+        let recased: String = address
+            .chars()
+            .zip(flips.iter().chain(std::iter::repeat(&false)))
+            .map(|(c, upper)| if *upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+            .collect();
+        let padded = format!("{padding}{recased}{padding}");
+        prop_assert_eq!(domain::values::normalise_email(&padded), normalised);
+    }
+
+    #[test]
+    fn near_valid_addresses_are_refused((address, defect) in near_valid_email()) {
+        prop_assert!(
+            domain::values::validate_email(&address).is_err(),
+            "{address:?} ({defect}) was accepted"
+        );
+    }
+}
+
+/// A local part of letters, digits and `._+-`, up to 64 bytes.
+fn local_part() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9][A-Za-z0-9._+-]{0,40}"
+}
+
+/// A domain label: letters and digits, inner hyphens, at most 63 characters.
+fn label() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z0-9]{1,20}",
+        "[A-Za-z0-9][A-Za-z0-9-]{0,20}[A-Za-z0-9]"
+    ]
+}
+
+/// A domain of two to four labels.
+fn domain_name() -> impl Strategy<Value = String> {
+    proptest::collection::vec(label(), 2..=4).prop_map(|labels| labels.join("."))
+}
+
+/// `(address, local part, domain)` of an address the rules accept.
+fn valid_email() -> impl Strategy<Value = (String, String, String)> {
+    (local_part(), domain_name())
+        .prop_map(|(local, domain)| (format!("{local}@{domain}"), local, domain))
+}
+
+/// A valid address with one defect, and the defect's name.
+fn near_valid_email() -> impl Strategy<Value = (String, &'static str)> {
+    (
+        local_part(),
+        domain_name(),
+        0..10usize,
+        "[A-Za-z0-9]{65,70}",
+        0..3usize,
+    )
+        .prop_map(|(local, domain, defect, long, at)| {
+            let (first_label, rest) = domain.split_once('.').unwrap_or((&domain, "example"));
+            match defect {
+                0 => (format!("{local}{domain}"), "no @"),
+                1 => (format!("@{domain}"), "empty local part"),
+                2 => (format!("{local}@"), "empty domain"),
+                3 => (format!("{local}@{first_label}"), "a single label"),
+                4 => (format!("{local}@{first_label}..{rest}"), "an empty label"),
+                5 => (
+                    format!("{local}@-{domain}"),
+                    "a label starting with a hyphen",
+                ),
+                6 => (
+                    format!("{local}@{first_label}-.{rest}"),
+                    "a label ending with a hyphen",
+                ),
+                7 => {
+                    let inner = [" ", "\t", "\n"][at];
+                    (
+                        format!("{local}{inner}x@{domain}"),
+                        "a blank or control character",
+                    )
+                }
+                8 => (format!("{long}@{domain}"), "a local part over 64 bytes"),
+                _ => (
+                    format!("{local}@{first_label}{}.{rest}", ["_", "!", "/"][at]),
+                    "a character not allowed in a domain",
+                ),
+            }
+        })
 }

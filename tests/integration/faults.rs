@@ -204,6 +204,7 @@ async fn cutting_database_connections_mid_load_never_answers_500_and_loses_no_ac
     let app = Arc::new(TestApp::spawn().await);
     let tenant = app.sign_up_tenant("Cut").await;
     let user = app.sign_up_user(tenant.tenant_id, "Cut User").await;
+    let load_running = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let mut clients = JoinSet::new();
     for client in 0..8 {
         let app = Arc::clone(&app);
@@ -211,12 +212,9 @@ async fn cutting_database_connections_mid_load_never_answers_500_and_loses_no_ac
         clients.spawn(async move {
             let mut acknowledged = Vec::new();
             for n in 0..25 {
+                let name = format!("Client {client} update {n}");
                 let answer = app
-                    .patch(
-                        "/v1/me",
-                        Some(&token),
-                        json!({"display_name": format!("Client {client} update {n}")}),
-                    )
+                    .patch("/v1/me", Some(&token), json!({"display_name": name}))
                     .await;
                 assert!(
                     [
@@ -230,48 +228,81 @@ async fn cutting_database_connections_mid_load_never_answers_500_and_loses_no_ac
                     answer.body
                 );
                 if answer.status == StatusCode::OK {
-                    acknowledged.push(answer.body["version"].as_i64().expect("version"));
+                    acknowledged.push((answer.body["version"].as_i64().expect("version"), name));
                 }
             }
             acknowledged
         });
     }
+    // Connections are cut while the load runs; a cut counts as mid-command when the backend
+    // it ended was running a statement or inside a transaction.
     let killer = {
         let database_url = app.database_url.clone();
+        let load_running = Arc::clone(&load_running);
         tokio::spawn(async move {
             let db = connect(&database_url).await;
-            for _ in 0..10 {
+            let mut cuts = 0;
+            let mut mid_command = 0;
+            while load_running.load(std::sync::atomic::Ordering::SeqCst)
+                && (cuts < 10 || mid_command == 0)
+            {
                 tokio::time::sleep(Duration::from_millis(40)).await;
-                let _ = db
-                    .execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                          WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                if let Ok(rows) = db
+                    .query(
+                        "SELECT state, pg_terminate_backend(pid) FROM pg_stat_activity
+                          WHERE datname = current_database() AND pid <> pg_backend_pid()
+                            AND backend_type = 'client backend'",
                         &[],
                     )
-                    .await;
+                    .await
+                {
+                    cuts += 1;
+                    mid_command += rows
+                        .iter()
+                        .filter(|row| {
+                            row.get::<_, bool>(1)
+                                && matches!(
+                                    row.get::<_, Option<String>>(0).as_deref(),
+                                    Some("active" | "idle in transaction")
+                                )
+                        })
+                        .count();
+                }
             }
+            mid_command
         })
     };
-    let mut versions = Vec::new();
+    let mut acknowledged = Vec::new();
     while let Some(result) = clients.join_next().await {
-        versions.extend(result.expect("client"));
+        acknowledged.extend(result.expect("client"));
     }
-    killer.await.expect("killer");
-    let db = connect(&app.database_url).await;
-    let stored: HashSet<i64> = db
-        .query(
-            "SELECT sequence FROM events WHERE aggregate_id = $1",
-            &[&user.user_id],
-        )
+    load_running.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mid_command = killer.await.expect("killer");
+    assert!(mid_command > 0, "no cut landed while a command was running");
+    assert!(!acknowledged.is_empty(), "some updates were acknowledged");
+
+    // Each acknowledged update is the stored event at its version, with what it wrote: a
+    // lost update whose sequence was reused by a later one would show another name there.
+    let stored: std::collections::HashMap<i64, String> = app
+        .decrypted_stream("user", user.user_id)
         .await
-        .expect("query")
-        .iter()
-        .map(|row| row.get(0))
+        .into_iter()
+        .filter(|e| e.event_type == "user.profile_updated")
+        .map(|e| {
+            (
+                e.sequence,
+                e.data["display_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
         .collect();
-    for version in &versions {
-        assert!(
-            stored.contains(version),
-            "acknowledged version {version} is not stored"
+    for (version, name) in &acknowledged {
+        assert_eq!(
+            stored.get(version),
+            Some(name),
+            "acknowledged update {version} ({name}) is not what is stored"
         );
     }
     let after = app

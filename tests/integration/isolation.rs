@@ -1,6 +1,11 @@
+use chrono::Utc;
+use domain::Role;
+use infra::Secret;
+use infra::auth::Tokens;
 use integration_tests::TestApp;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
+use uuid::Uuid;
 
 #[tokio::test]
 async fn another_tenants_admin_gets_not_found_on_every_endpoint_and_changes_nothing() {
@@ -74,4 +79,203 @@ async fn a_token_of_one_tenant_cannot_act_through_another_tenants_path() {
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     let answer = app.delete(&path, Some(&first.admin_token)).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
+
+/// A request body the matrix sends to an operation that takes one: valid, so that a refusal
+/// comes from who is asking, never from what was sent.
+fn valid_body(method: &str, path: &str) -> Option<Value> {
+    match (method, path) {
+        ("patch", "/v1/me") => Some(json!({"locale": "en"})),
+        ("patch", "/v1/tenants/{tenant_id}/users/{user_id}") => Some(json!({"role": "admin"})),
+        _ => None,
+    }
+}
+
+/// One documented operation, with its parameters filled in.
+struct Call<'a> {
+    app: &'a TestApp,
+    method: &'a str,
+    path: &'a str,
+    url: String,
+}
+
+impl Call<'_> {
+    /// Sends the operation with `token` and checks it is refused with `status` as a problem;
+    /// returns what was checked.
+    async fn expect(&self, who: &str, token: Option<String>, status: StatusCode) -> String {
+        let (method, path) = (self.method, self.path);
+        let mut request = self.app.http.request(
+            method.to_uppercase().parse().expect("method"),
+            self.url.as_str(),
+        );
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = valid_body(method, path) {
+            request = request.json(&body);
+        }
+        let answer = self.app.send(request).await;
+        assert_eq!(
+            answer.status, status,
+            "{method} {path} as {who}: {:?}",
+            answer.body
+        );
+        assert!(answer.is_problem(), "{method} {path} as {who}");
+        format!("{method} {path} as {who}: {status}")
+    }
+}
+
+/// Whether an operation requires a bearer token, by its document.
+fn needs_token(operation: &Value) -> bool {
+    operation["security"]
+        .as_array()
+        .is_some_and(|schemes| schemes.iter().any(|s| s.get("bearer").is_some()))
+}
+
+#[tokio::test]
+async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens() {
+    let app = TestApp::spawn().await;
+    let victim = app.sign_up_tenant("Victim").await;
+    let member = app.sign_up_user(victim.tenant_id, "Member").await;
+    let target = app.sign_up_user(victim.tenant_id, "Target").await;
+    let outsider = app.sign_up_tenant("Outsider").await;
+    let logged_out = app.sign_up_user(victim.tenant_id, "Logged Out").await;
+    let logout = app
+        .delete(
+            &format!("/v1/sessions/{}", logged_out.session_id),
+            Some(&logged_out.token),
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    let expired = Tokens::new(
+        &Secret::new(
+            app.settings
+                .jwt_secret
+                .as_ref()
+                .expect("secret")
+                .expose()
+                .as_bytes()
+                .to_vec(),
+        ),
+        chrono::Duration::seconds(-60),
+        chrono::Duration::minutes(5),
+    )
+    .issue_access_token(
+        victim.admin_id,
+        victim.tenant_id,
+        Uuid::new_v4(),
+        Role::Admin,
+        Utc::now(),
+    )
+    .expect("token");
+    let before = app.event_count().await;
+
+    let mut checked = Vec::new();
+    for base in [&app.address, &app.query_address] {
+        let document = app
+            .send(app.http.get(format!("{base}/openapi.json")))
+            .await
+            .body;
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                if !needs_token(operation) {
+                    continue;
+                }
+                let documents = |status: &str| operation["responses"].get(status).is_some();
+                let mut concrete = path.clone();
+                for (parameter, value) in [
+                    ("{tenant_id}", victim.tenant_id),
+                    ("{user_id}", target.user_id),
+                    ("{session_id}", target.session_id),
+                ] {
+                    concrete = concrete.replace(parameter, &value.to_string());
+                }
+                assert!(
+                    !concrete.contains('{'),
+                    "{method} {path}: the matrix cannot fill this path's parameters; teach it"
+                );
+                assert!(
+                    operation.get("requestBody").is_none() || valid_body(method, path).is_some(),
+                    "{method} {path} takes a body: give the matrix a valid one"
+                );
+                let call = Call {
+                    app: &app,
+                    method,
+                    path,
+                    url: format!("{base}{concrete}"),
+                };
+                for (who, token) in [
+                    ("no token", None),
+                    ("an expired token", Some(expired.clone())),
+                    ("a revoked token", Some(logged_out.token.clone())),
+                ] {
+                    checked.push(call.expect(who, token, StatusCode::UNAUTHORIZED).await);
+                }
+                let scoped = path.contains("{tenant_id}") || path.contains("{session_id}");
+                if scoped {
+                    checked.push(
+                        call.expect(
+                            "another tenant's admin",
+                            Some(outsider.admin_token.clone()),
+                            StatusCode::NOT_FOUND,
+                        )
+                        .await,
+                    );
+                }
+                if documents("403") {
+                    checked.push(
+                        call.expect(
+                            "a member",
+                            Some(member.token.clone()),
+                            StatusCode::FORBIDDEN,
+                        )
+                        .await,
+                    );
+                } else if path.contains("{session_id}") {
+                    // Another's session is not the member's to see: it does not exist for them.
+                    checked.push(
+                        call.expect(
+                            "a member",
+                            Some(member.token.clone()),
+                            StatusCode::NOT_FOUND,
+                        )
+                        .await,
+                    );
+                }
+                if path == "/v1/projections" {
+                    checked.push(
+                        call.expect(
+                            "a tenant's admin",
+                            Some(victim.admin_token.clone()),
+                            StatusCode::FORBIDDEN,
+                        )
+                        .await,
+                    );
+                }
+            }
+        }
+    }
+    // Both documents were read and their operations sent, and nothing was appended.
+    assert!(
+        checked
+            .iter()
+            .any(|c| c.starts_with("patch /v1/tenants/{tenant_id}/users/{user_id}"))
+            && checked
+                .iter()
+                .any(|c| c.starts_with("get /v1/tenants/{tenant_id}/audit")),
+        "{checked:#?}"
+    );
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "a refused request appended"
+    );
+    assert!(checked.len() >= 50, "{checked:#?}");
+    // The member, the target and the victim's admin are untouched.
+    for token in [&member.token, &target.token, &victim.admin_token] {
+        let answer = app
+            .patch("/v1/me", Some(token), json!({"locale": "de"}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    }
 }

@@ -235,23 +235,28 @@ async fn a_duplicate_delivery_changes_nothing() {
             .expect("ack");
     }
     let stream_total = pipeline.stream_messages().await;
-    // Wait until every projection consumed the duplicates.
-    for _ in 0..200 {
-        let mut pending = 0;
+    assert_eq!(
+        stream_total as i64,
+        event_count(&pipeline).await + 3,
+        "the duplicates are in the stream"
+    );
+    // Every projection has consumed the duplicates (delivered and acknowledged them) before
+    // anything is compared.
+    integration_tests::wait_until("every projection to acknowledge the duplicates", || async {
+        let mut consumed = true;
         for projection in Projection::ALL {
             let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
                 .get_consumer(&pipeline.settings.stream.consumer_name(projection.name()))
                 .await
                 .expect("consumer");
             let info = consumer.info().await.expect("info");
-            pending += info.num_pending + info.num_ack_pending as u64;
-            assert!(info.delivered.stream_sequence <= stream_total);
+            consumed &= info.ack_floor.stream_sequence == stream_total
+                && info.num_pending == 0
+                && info.num_ack_pending == 0;
         }
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        consumed
+    })
+    .await;
     assert_eq!(pipeline.applied().await, applied);
     assert_eq!(pipeline.read_models_text().await, models);
     running.stop().await;
@@ -351,29 +356,85 @@ async fn a_poison_message_and_a_poison_event_are_dead_lettered_and_later_events_
     pipeline.finish().await;
 }
 
+/// Whether any projection's consumer holds messages delivered and not yet acknowledged.
+async fn a_batch_is_in_flight(pipeline: &Pipeline) -> bool {
+    let Ok(stream) = pipeline.js.get_stream(&pipeline.settings.stream.name).await else {
+        return false;
+    };
+    for projection in Projection::ALL {
+        let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> = stream
+            .get_consumer(&pipeline.settings.stream.consumer_name(projection.name()))
+            .await;
+        if let Ok(mut consumer) = consumer
+            && consumer
+                .info()
+                .await
+                .is_ok_and(|info| info.num_ack_pending > 0)
+        {
+            return true;
+        }
+    }
+    false
+}
+
 #[tokio::test]
 async fn a_projector_killed_mid_stream_resumes_and_applies_every_event_exactly_once() {
-    let pipeline = Pipeline::start().await;
-    let _ = some_activity(&pipeline, 12).await;
-    pipeline.relay_all().await;
-    let events = event_count(&pipeline).await;
-    // The read-model projections are killed in-process; the search index's crash safety
-    // rests on its commit payload and is exercised by the process-level runs.
-    for _ in 0..3 {
+    let mut pipeline = Pipeline::start().await;
+    // Small batches under live writes, so that kills land while a batch is delivered and
+    // not yet applied and acknowledged.
+    pipeline.settings.batch_size = 4;
+    let pipeline = std::sync::Arc::new(pipeline);
+    let writer = {
+        let pipeline = std::sync::Arc::clone(&pipeline);
+        tokio::spawn(async move { some_activity(&pipeline, 40).await })
+    };
+    // The read-model projections are killed in-process; the search index is killed with
+    // its process in `faults`.
+    let mut kills_mid_batch = 0;
+    while kills_mid_batch < 3 && !writer.is_finished() {
         let running = pipeline.spawn_projector_of(Projection::ALL.to_vec());
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        let mut in_flight = false;
+        for _ in 0..400 {
+            in_flight = a_batch_is_in_flight(&pipeline).await;
+            if in_flight || writer.is_finished() {
+                break;
+            }
+        }
         running.kill().await;
+        if in_flight {
+            kills_mid_batch += 1;
+        }
     }
+    writer.await.expect("the writer");
+    assert!(
+        kills_mid_batch > 0,
+        "no kill landed while a batch was in flight"
+    );
+    let events = event_count(&pipeline).await;
     let running = pipeline.spawn_projector();
     pipeline.wait_for_projections().await;
+    running.stop().await;
     for (projection, applied) in pipeline.applied().await {
         assert_eq!(
             applied, events,
             "{projection} applied each event exactly once"
         );
     }
-    running.stop().await;
-    pipeline.finish().await;
+    // The rows equal what the event store rebuilds from nothing.
+    let resumed = pipeline.read_models_text().await;
+    for projection in Projection::ALL {
+        projector::replay::replay(&pipeline.pool, &pipeline.keys, projection, None, false)
+            .await
+            .expect("replay");
+    }
+    assert_eq!(
+        resumed,
+        pipeline.read_models_text().await,
+        "the resumed rows differ from a rebuild"
+    );
+    if let Ok(pipeline) = std::sync::Arc::try_unwrap(pipeline) {
+        pipeline.finish().await;
+    }
 }
 
 #[tokio::test]
@@ -643,9 +704,24 @@ async fn messages_published_by_another_event_store_are_ignored() {
         checkpoint < 1_000_000,
         "the foreign event did not move any checkpoint"
     );
-    assert_ne!(pipeline.applied().await, applied);
-    assert_ne!(pipeline.read_models_text().await, models);
+    // Every projection counted exactly the store's events, and the rows are what the store
+    // alone rebuilds: nothing of the foreign event is in them.
+    let events = event_count(&pipeline).await;
+    for (projection, count) in pipeline.applied().await {
+        assert_eq!(count, events, "{projection} counted the foreign event");
+    }
+    assert!(applied.iter().all(|(_, count)| *count < events));
     running.stop().await;
+    let live = pipeline.read_models_text().await;
+    for row in models.lines() {
+        assert!(live.contains(row), "a row changed: {row}");
+    }
+    for projection in Projection::ALL {
+        projector::replay::replay(&pipeline.pool, &pipeline.keys, projection, None, false)
+            .await
+            .expect("replay");
+    }
+    assert_eq!(pipeline.read_models_text().await, live);
     pipeline.finish().await;
 }
 

@@ -20,6 +20,30 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into())
 }
 
+/// How long a test waits for a condition before it fails: generous, because it only bounds
+/// a wait that should end much sooner (a shared two-core machine can be slow), never a claim
+/// about speed.
+pub const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Polls `condition` until it holds; fails the test naming `what` it waited for.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "timed out after {WAIT_LIMIT:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     /// The query API, over the same database.
@@ -322,6 +346,29 @@ impl TestApp {
             .iter()
             .map(|row| row.get(0))
             .collect()
+    }
+
+    /// The event store as the command API opens it (personal data decrypted).
+    pub fn store(&self) -> infra::store::EventStore {
+        infra::store::EventStore::new(
+            infra::db::pool(&self.database_url, 2).expect("pool"),
+            std::sync::Arc::new(infra::crypto::KeyRing::new(
+                MasterKey::from_base64(self.settings.master_key.as_ref().expect("key").expose())
+                    .expect("key"),
+            )),
+        )
+    }
+
+    /// One stream's events in order, personal fields decrypted.
+    pub async fn decrypted_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: Uuid,
+    ) -> Vec<infra::envelope::RecordedEvent> {
+        self.store()
+            .load_stream(aggregate_type, aggregate_id)
+            .await
+            .expect("load a stream")
     }
 
     /// The whole events table as text, as an operator would see it with psql.
