@@ -29,7 +29,12 @@ impl HandlerError {
     /// way every time: they are poison, not transient.
     pub fn classify(error: tokio_postgres::Error) -> Self {
         match error.code().map(|c| &c.code()[..2]) {
-            Some("22" | "23") => HandlerError::Poison(error.to_string()),
+            Some("22" | "23") => HandlerError::Poison(match error.as_db_error() {
+                // The server's own words (which constraint, which value) tell an operator
+                // what to fix; the bare error only says "db error".
+                Some(db) => format!("{} ({})", db.message(), db.code().code()),
+                None => error.to_string(),
+            }),
             _ => HandlerError::Transient(error),
         }
     }

@@ -313,6 +313,85 @@ mod tests {
         }
     }
 
+    /// Words that only one of the two languages uses.
+    const ENGLISH_WORDS: &[&str] = &[
+        "you", "your", "the", "was", "were", "has", "and", "with", "is", "to", "welcome", "hello",
+        "alert",
+    ];
+    const GERMAN_WORDS: &[&str] = &[
+        "sie",
+        "ihr",
+        "ihre",
+        "ihrem",
+        "wurde",
+        "wurden",
+        "bei",
+        "und",
+        "ist",
+        "nicht",
+        "hallo",
+        "willkommen",
+        "eine",
+    ];
+
+    fn words_of<'a>(text: &'a str, vocabulary: &[&str]) -> Vec<&'a str> {
+        text.split(|c: char| !c.is_alphabetic())
+            .filter(|word| vocabulary.contains(&word.to_lowercase().as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn every_template_in_every_locale_speaks_that_language_only() {
+        for template in Template::ALL {
+            for (locale, german) in [
+                (None, false),
+                (Some("en"), false),
+                (Some("en-GB"), false),
+                (Some("fr"), false),
+                (Some("de"), true),
+                (Some("de-AT"), true),
+                (Some("de_CH"), true),
+            ] {
+                for reason in ["revoked_by_admin", "refresh_token_reused"] {
+                    let rendered = render(
+                        template,
+                        &json!({"display_name": "Ada", "tenant_name": "Acme", "locale": locale,
+                                "fields": ["display_name", "phone", "locale"], "role": "member",
+                                "old_role": "member", "new_role": "admin", "session_id": "s-1",
+                                "reason": reason}),
+                    );
+                    let (own, other) = if german {
+                        (GERMAN_WORDS, ENGLISH_WORDS)
+                    } else {
+                        (ENGLISH_WORDS, GERMAN_WORDS)
+                    };
+                    for (part, text) in [("subject", &rendered.subject), ("text", &rendered.text)] {
+                        assert!(
+                            !words_of(text, own).is_empty(),
+                            "{template:?} {locale:?} {part} is not in its language: {text}"
+                        );
+                        assert_eq!(
+                            words_of(text, other),
+                            Vec::<&str>::new(),
+                            "{template:?} {locale:?} {part} mixes languages: {text}"
+                        );
+                    }
+                    assert!(
+                        rendered
+                            .html
+                            .contains(if german { "lang=\"de\"" } else { "lang=\"en\"" }),
+                        "{template:?} {locale:?}"
+                    );
+                }
+            }
+            // The two languages say it differently, subject and body alike.
+            let english = render(template, &json!({"locale": "en"}));
+            let german = render(template, &json!({"locale": "de"}));
+            assert_ne!(english.subject, german.subject, "{template:?}");
+            assert_ne!(english.text, german.text, "{template:?}");
+        }
+    }
+
     #[test]
     fn german_locales_read_german_and_others_english() {
         let vars =

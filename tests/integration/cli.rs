@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use integration_tests::Pipeline;
+use projector::projections::Projection;
 
 pub(crate) fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -45,6 +46,20 @@ pub(crate) fn run(pipeline: &Pipeline, name: &str, args: &[&str]) -> (bool, Stri
     )
 }
 
+/// The users model's rows of one user.
+async fn pill_rows(pipeline: &Pipeline, user_id: uuid::Uuid) -> i64 {
+    pipeline
+        .app
+        .db
+        .query_one(
+            "SELECT count(*) FROM rm_users WHERE user_id = $1",
+            &[&user_id],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
 #[tokio::test]
 async fn operators_see_status_replay_and_list_dead_letters_from_the_command_line() {
     let pipeline = Pipeline::start().await;
@@ -73,9 +88,16 @@ async fn operators_see_status_replay_and_list_dead_letters_from_the_command_line
         "{stdout}"
     );
 
+    let before = pipeline.read_models_text().await;
+    assert!(before.contains("Operated Admin"), "{before}");
     let (ok, stdout, stderr) = run(&pipeline, "projector", &["replay", "users"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("replayed users"), "{stdout}");
+    assert_eq!(
+        pipeline.read_models_text().await,
+        before,
+        "a replay rebuilds the same rows"
+    );
     let tenant_arg = tenant.tenant_id.to_string();
     let (ok, stdout, stderr) = run(
         &pipeline,
@@ -84,10 +106,113 @@ async fn operators_see_status_replay_and_list_dead_letters_from_the_command_line
     );
     assert!(ok, "{stderr}");
     assert!(stdout.contains(&tenant_arg), "{stdout}");
+    assert_eq!(pipeline.read_models_text().await, before);
 
     let (ok, stdout, stderr) = run(&pipeline, "projector", &["dead-letters", "list"]);
     assert!(ok, "{stderr}");
     assert!(stdout.trim().is_empty(), "{stdout}");
+
+    // A bug in the read model (here a constraint an operator added by mistake) dead-letters
+    // an event; once it is fixed, a retry applies the event.
+    pipeline
+        .app
+        .db
+        .batch_execute(
+            "ALTER TABLE rm_users ADD CONSTRAINT operator_mistake
+               CHECK (display_name <> 'Poison Pill') NOT VALID",
+        )
+        .await
+        .expect("the mistake");
+    let running = pipeline.spawn_projector();
+    let pill = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "Poison Pill")
+        .await;
+    // And a message that is no event at all, to be discarded.
+    pipeline
+        .js
+        .publish(
+            pipeline
+                .settings
+                .stream
+                .subject_for(tenant.tenant_id, "user.created"),
+            "{not an envelope".into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    pipeline.wait_for_projections().await;
+    integration_tests::wait_until("the users projection to dead-letter both", || async {
+        projector::dead_letters::list(&pipeline.pool, Some(Projection::Users), 10)
+            .await
+            .is_ok_and(|letters| letters.len() == 2)
+    })
+    .await;
+    running.stop().await;
+    let (ok, stdout, stderr) = run(
+        &pipeline,
+        "projector",
+        &["dead-letters", "list", "--projection", "users"],
+    );
+    assert!(ok, "{stderr}");
+    let letters: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a dead letter as JSON"))
+        .collect();
+    assert_eq!(letters.len(), 2, "{stdout}");
+    let event_letter = letters
+        .iter()
+        .find(|l| l["event_id"].is_string())
+        .expect("the event's dead letter");
+    assert!(
+        event_letter["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("operator_mistake")),
+        "{event_letter}"
+    );
+    let message_letter = letters
+        .iter()
+        .find(|l| l["event_id"].is_null())
+        .expect("the message's dead letter");
+    assert_eq!(pill_rows(&pipeline, pill.user_id).await, 0);
+
+    pipeline
+        .app
+        .db
+        .batch_execute("ALTER TABLE rm_users DROP CONSTRAINT operator_mistake")
+        .await
+        .expect("the fix");
+    let id = event_letter["id"].to_string();
+    let (ok, stdout, stderr) = run(&pipeline, "projector", &["dead-letters", "retry", &id]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("applied and removed"), "{stdout}");
+    assert_eq!(
+        pill_rows(&pipeline, pill.user_id).await,
+        1,
+        "the retried event applied"
+    );
+    let id = message_letter["id"].to_string();
+    let (ok, _, stderr) = run(&pipeline, "projector", &["dead-letters", "retry", &id]);
+    assert!(!ok, "a malformed message cannot be retried");
+    assert!(stderr.contains("discard it"), "{stderr}");
+    let (ok, stdout, stderr) = run(&pipeline, "projector", &["dead-letters", "discard", &id]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("discarded"), "{stdout}");
+    // The other projections dead-lettered the same message; discarded, nothing is left.
+    let (ok, stdout, stderr) = run(&pipeline, "projector", &["dead-letters", "list"]);
+    assert!(ok, "{stderr}");
+    for line in stdout.lines() {
+        let letter: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        assert!(letter["event_id"].is_null(), "{letter}");
+        assert_eq!(letter["subject"], message_letter["subject"]);
+        let id = letter["id"].to_string();
+        let (ok, _, stderr) = run(&pipeline, "projector", &["dead-letters", "discard", &id]);
+        assert!(ok, "{stderr}");
+    }
+    let (ok, stdout, stderr) = run(&pipeline, "projector", &["dead-letters", "list"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.trim().is_empty(), "nothing is left: {stdout}");
 
     let (ok, _, stderr) = run(&pipeline, "projector", &["replay", "everything"]);
     assert!(!ok);

@@ -7,6 +7,7 @@ use infra::auth::Tokens;
 use integration_tests::{PASSWORD, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 #[tokio::test]
 async fn login_issues_a_short_lived_access_token_and_a_refresh_token_bound_to_a_session() {
@@ -21,19 +22,69 @@ async fn login_issues_a_short_lived_access_token_and_a_refresh_token_bound_to_a_
     assert!(login.body["position"].as_i64().is_some());
     let session_id = login.id("session_id");
     assert_eq!(app.stream_types(session_id).await, ["user.logged_in"]);
-    let stored: Vec<u8> = app
+    let row = app
         .db
         .query_one(
-            "SELECT refresh_token_hash FROM auth_sessions WHERE session_id = $1",
+            "SELECT refresh_token_hash, tenant_id, user_id, EXTRACT(EPOCH FROM expires_at - created_at)::bigint
+               FROM auth_sessions WHERE session_id = $1",
             &[&session_id],
         )
         .await
-        .expect("session row")
-        .get(0);
+        .expect("session row");
+    // The session belongs to the user who logged in, in their tenant, for the refresh
+    // token's lifetime; the refresh token names the session.
+    assert_eq!(row.get::<_, uuid::Uuid>(1), tenant.tenant_id);
+    assert_eq!(row.get::<_, uuid::Uuid>(2), tenant.admin_id);
+    assert_eq!(
+        row.get::<_, i64>(3),
+        app.settings.refresh_token_ttl_seconds,
+        "the session lasts as long as its refresh token"
+    );
     let refresh = login.str("refresh_token");
+    assert_eq!(
+        infra::auth::refresh_token_session(&refresh),
+        Some(session_id),
+        "the refresh token names its session"
+    );
+    // The access token is bound to the same session and user.
+    let secret = Secret::new(
+        app.settings
+            .jwt_secret
+            .as_ref()
+            .expect("secret")
+            .expose()
+            .as_bytes()
+            .to_vec(),
+    );
+    let claims = Tokens::new(
+        &secret,
+        chrono::Duration::minutes(15),
+        chrono::Duration::hours(1),
+    )
+    .verify_access_token(&login.str("access_token"))
+    .expect("a valid access token");
+    assert_eq!(claims.sid, session_id);
+    assert_eq!(claims.sub, tenant.admin_id);
+    assert_eq!(claims.tid, tenant.tenant_id);
+    // What is stored is the SHA-256 of the token, not the token in any encoding.
+    let stored = String::from_utf8(row.get::<_, Vec<u8>>(0)).expect("a hex digest");
+    let digest: String = Sha256::digest(refresh.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(stored, digest, "refresh tokens are stored as their hash");
+    let secret_part = refresh.split_once('.').map(|(_, s)| s).unwrap_or_default();
+    assert!(!stored.contains(secret_part) && !stored.contains(&refresh));
+    let table = app
+        .db
+        .query("SELECT s::text FROM auth_sessions s", &[])
+        .await
+        .expect("dump");
     assert!(
-        !String::from_utf8_lossy(&stored).contains(&refresh),
-        "refresh tokens are stored hashed"
+        table
+            .iter()
+            .all(|r| !r.get::<_, String>(0).contains(secret_part)),
+        "the token's secret is nowhere in the sessions table"
     );
 }
 

@@ -64,36 +64,64 @@ async fn every_event_carries_the_envelope_of_the_contract() {
             .expect("key"),
         )),
     );
-    let events = store
-        .load_stream("user", tenant.admin_id)
-        .await
-        .expect("load");
-    let envelope = events[0].envelope();
-    for field in [
-        "id",
-        "type",
-        "timestamp",
-        "version",
-        "source",
-        "tenantId",
-        "userId",
-        "data",
-        "aggregateId",
-        "sequence",
-        "position",
-        "correlationId",
-        "causationId",
-    ] {
-        assert!(
-            !envelope[field].is_null(),
-            "{field} is missing from {envelope}"
-        );
-    }
-    assert_eq!(envelope["type"], "user.created");
-    assert_eq!(envelope["tenantId"], tenant.tenant_id.to_string());
-    assert_eq!(envelope["source"], "command-api");
+    // Every stream's events: the tenant's, its admin's, a member's, and their sessions'.
+    let member = app.sign_up_user(tenant.tenant_id, "Enveloped").await;
+    let failed = app
+        .log_in(tenant.tenant_id, &member.email, "a wrong password here")
+        .await;
+    assert_eq!(failed.status, reqwest::StatusCode::UNAUTHORIZED);
+    let events = store.load_all(0, 1000).await.expect("load");
+    let types: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
-        envelope["data"]["email"], tenant.admin_email,
+        types,
+        [
+            "tenant.created",
+            "tenant.member_joined",
+            "user.created",
+            "user.logged_in",
+            "user.login_failed"
+        ]
+        .into(),
+        "the events this test covers"
+    );
+    for event in &events {
+        let envelope = event.envelope();
+        for field in [
+            "id",
+            "type",
+            "timestamp",
+            "version",
+            "source",
+            "tenantId",
+            "data",
+            "aggregateId",
+            "sequence",
+            "position",
+            "correlationId",
+            "causationId",
+        ] {
+            assert!(
+                !envelope[field].is_null(),
+                "{field} is missing from {envelope}"
+            );
+        }
+        assert_eq!(envelope["type"], event.event_type.as_str());
+        assert_eq!(envelope["tenantId"], tenant.tenant_id.to_string());
+        assert_eq!(envelope["source"], "command-api");
+        assert_eq!(envelope["position"], event.position);
+        // Events about a person name them; the tenant's own event names its first admin.
+        if event.aggregate_type != "tenant" {
+            assert!(envelope["userId"].is_string(), "{envelope}");
+        }
+    }
+    let created = events
+        .iter()
+        .find(|e| e.event_type == "user.created" && e.aggregate_id == tenant.admin_id)
+        .expect("the admin's user.created");
+    assert_eq!(
+        created.envelope()["data"]["email"],
+        tenant.admin_email,
         "personal data is decrypted on load"
     );
 }
