@@ -101,7 +101,20 @@ async fn settle(pipeline: &Pipeline) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Nothing is being sent and nothing is due: the worker has nothing left to do now.
+    integration_tests::wait_until("the email worker to have nothing due", || async {
+        pipeline
+            .app
+            .db
+            .query_one(
+                "SELECT count(*) FROM email_jobs
+                  WHERE status = 'sending' OR (status = 'pending' AND due_at <= now())",
+                &[],
+            )
+            .await
+            .is_ok_and(|row| row.get::<_, i64>(0) == 0)
+    })
+    .await;
 }
 
 fn the_projector_without_search() -> Vec<Projection> {
@@ -667,13 +680,33 @@ async fn the_per_recipient_rate_limit_defers_notices_but_never_security_alerts()
     let tenant = app.sign_up_tenant("Limits").await;
     let user = app.sign_up_user(tenant.tenant_id, "Rita").await;
     assert_eq!(smtp.wait_for(&user.email, 1, WAIT).await.len(), 1);
-    for name in ["Rita A", "Rita B", "Rita C"] {
+    for (index, name) in ["Rita A", "Rita B", "Rita C"].into_iter().enumerate() {
         let answer = app
             .patch("/v1/me", Some(&user.token), json!({"display_name": name}))
             .await;
         assert_eq!(answer.status, StatusCode::OK);
-        // One at a time, so that the limit is reached in a known order.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // One at a time, so that the limit is reached in a known order: the next update
+        // waits until this one's notice has been sent, deferred or coalesced.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let jobs = jobs_of(app, user.user_id).await;
+            let notices: Vec<&Job> = jobs
+                .iter()
+                .filter(|j| j.template == "profile_updated")
+                .collect();
+            let handled = notices.iter().all(|j| {
+                j.status == "sent" || j.note.as_deref().is_some_and(|n| n.starts_with("deferred"))
+            });
+            let events: i32 = notices.iter().map(|j| j.coalesced_events).sum();
+            if handled && events > index as i32 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the notice of update {index} was not handled: {jobs:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
     let answer = app
         .patch(

@@ -90,7 +90,7 @@ async fn killing_the_api_under_load_loses_no_acknowledged_command_and_leaves_no_
         .expect("rng")
         .to_base64();
     let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-    let data_dir = std::env::temp_dir().join(format!("eventra-kill-{}", Uuid::new_v4().simple()));
+    let data_dir = integration_tests::TempDir::new("eventra-kill");
     let mut process = start_process(&database_url, &master_key, &jwt_secret, &data_dir).await;
     let http = reqwest::Client::new();
     let tenant = http
@@ -136,7 +136,17 @@ async fn killing_the_api_under_load_loses_no_acknowledged_command_and_leaves_no_
             acknowledged
         });
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Killed once the load is well under way (some signups committed).
+    let db = connect(&database_url).await;
+    integration_tests::wait_until("signups to commit before the kill", || async {
+        db.query_one(
+            "SELECT count(*) FROM events WHERE type = 'user.created'",
+            &[],
+        )
+        .await
+        .is_ok_and(|row| row.get::<_, i64>(0) > 40)
+    })
+    .await;
     process.child.kill().expect("SIGKILL");
     let _ = process.child.wait();
     let mut acknowledged = HashSet::new();
@@ -343,7 +353,7 @@ async fn wait_for_port(port: u16) {
 #[tokio::test]
 async fn a_nats_server_killed_and_restarted_under_load_loses_nothing_and_applies_nothing_twice() {
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("eventra-nats-{}", Uuid::new_v4().simple()));
+    let dir = integration_tests::TempDir::new("eventra-nats");
     let mut nats = start_nats(port, &dir);
     wait_for_port(port).await;
     let pipeline =
@@ -376,7 +386,19 @@ async fn a_nats_server_killed_and_restarted_under_load_loses_nothing_and_applies
             created
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // NATS dies while the writes are under way.
+    integration_tests::wait_until("the writes to begin", || async {
+        pipeline
+            .app
+            .db
+            .query_one(
+                "SELECT count(*) FROM events WHERE type = 'user.created'",
+                &[],
+            )
+            .await
+            .is_ok_and(|row| row.get::<_, i64>(0) > 3)
+    })
+    .await;
     nats.kill().expect("SIGKILL nats-server");
     let _ = nats.wait();
     // The projector says it is not ready while NATS is gone, and names the culprit.
@@ -412,7 +434,7 @@ async fn a_nats_server_killed_and_restarted_under_load_loses_nothing_and_applies
     running.stop().await;
     let _ = nats.kill();
     let _ = nats.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }
 
 #[tokio::test]
@@ -422,7 +444,7 @@ async fn json_logs_carry_the_ids_and_never_a_password_a_token_or_personal_data()
         .expect("rng")
         .to_base64();
     let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-    let data_dir = std::env::temp_dir().join(format!("eventra-logs-{}", Uuid::new_v4().simple()));
+    let data_dir = integration_tests::TempDir::new("eventra-logs");
     let log_path = data_dir.join("command-api.log");
     std::fs::create_dir_all(&data_dir).expect("data dir");
     let log = std::fs::File::create(&log_path).expect("log file");
@@ -531,7 +553,7 @@ async fn json_logs_carry_the_ids_and_never_a_password_a_token_or_personal_data()
     ] {
         assert!(!logs.contains(secret), "{secret:?} appears in the logs");
     }
-    let _ = std::fs::remove_dir_all(&data_dir);
+    drop(data_dir);
 }
 
 async fn ready_status(url: &str) -> (u16, serde_json::Value) {

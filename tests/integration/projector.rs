@@ -603,7 +603,25 @@ async fn one_relay_leads_and_another_takes_over_when_it_dies() {
     wait_published(event_count(&pipeline).await).await;
     let second = pipeline.relay();
     let second_task = tokio::spawn(async move { second.run(shutdown).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both relays have asked for the leadership.
+    integration_tests::wait_until("the second relay to try for the leadership and be refused", || async {
+        let tried: i64 = pipeline
+            .app
+            .db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity a
+                  WHERE a.datname = current_database() AND a.state = 'idle'
+                    AND a.query LIKE 'SELECT pg_try_advisory_lock%'
+                    AND NOT EXISTS (SELECT 1 FROM pg_locks l
+                                     WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)",
+                &[],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        tried >= 1
+    })
+    .await;
     let leaders: i64 = pipeline
         .app
         .db

@@ -44,6 +44,41 @@ where
     }
 }
 
+/// A directory under the system's temporary directory, removed when dropped (also when the
+/// test fails).
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        TempDir(std::env::temp_dir().join(format!("{prefix}-{}", Uuid::new_v4().simple())))
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     /// The query API, over the same database.
@@ -52,6 +87,13 @@ pub struct TestApp {
     pub database_url: String,
     pub db: tokio_postgres::Client,
     pub settings: Settings,
+}
+
+impl Drop for TestApp {
+    /// The test's data directory (search index, mail files) goes with it, pass or fail.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.settings.data_dir);
+    }
 }
 
 /// An answer: status, headers and the JSON body (or `Value::Null`).
@@ -392,6 +434,40 @@ pub struct Pipeline {
     pub js: async_nats::jetstream::Context,
     pub keys: std::sync::Arc<infra::crypto::KeyRing>,
     pub pool: deadpool_postgres::Pool,
+    finished: bool,
+}
+
+impl Drop for Pipeline {
+    /// A test that failed before [`Pipeline::finish`] still removes its stream: from a thread
+    /// of its own, since the test's runtime may be unwinding.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let (url, name) = (
+            self.settings.nats_url.clone(),
+            self.settings.stream.name.clone(),
+        );
+        let removal = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let removal = async {
+                    if let Ok(client) = async_nats::connect(&url).await {
+                        let _ = async_nats::jetstream::new(client)
+                            .delete_stream(&name)
+                            .await;
+                    }
+                };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), removal).await;
+            });
+        });
+        let _ = removal.join();
+    }
 }
 
 impl Pipeline {
@@ -454,6 +530,7 @@ impl Pipeline {
             js,
             keys,
             pool,
+            finished: false,
         }
     }
 
@@ -634,8 +711,9 @@ impl Pipeline {
         text
     }
 
-    pub async fn finish(self) {
+    pub async fn finish(mut self) {
         let _ = self.js.delete_stream(&self.settings.stream.name).await;
+        self.finished = true;
     }
 }
 
