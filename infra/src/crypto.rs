@@ -100,6 +100,13 @@ impl MasterKey {
         }
         fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let key = Self::generate()?;
+        // The key is written in full to a file of this process's own, then linked into place:
+        // the link either appears with the whole key or fails because another process's key
+        // is already there, so no process ever reads a file that is still being written.
+        let partial = data_dir.join(format!(
+            ".{file_name}.{}.partial",
+            Uuid::new_v4().simple()
+        ));
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -107,13 +114,25 @@ impl MasterKey {
             use std::os::unix::fs::OpenOptionsExt as _;
             options.mode(0o600);
         }
-        match options.open(&path) {
-            Ok(mut file) => {
+        let written = options
+            .open(&partial)
+            .and_then(|mut file| {
                 file.write_all(key.to_base64().as_bytes())?;
-                Ok((key, true))
-            }
+                file.sync_all()
+            })
+            .with_context(|| format!("writing {}", partial.display()));
+        let linked = written.and_then(|()| {
+            fs::hard_link(&partial, &path).map_err(anyhow::Error::from)
+        });
+        let _ = fs::remove_file(&partial);
+        match linked {
+            Ok(()) => Ok((key, true)),
             // Another process created it first: use theirs.
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(error)
+                if error
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) =>
+            {
                 let encoded = fs::read_to_string(&path)?;
                 Ok((Self::from_base64(&encoded)?, false))
             }
@@ -274,6 +293,84 @@ mod tests {
         let unwrapped = ring.unwrap(subject, &wrapped).expect("unwrap");
         assert_eq!(unwrapped.0, key.0);
         assert!(ring.unwrap(Uuid::new_v4(), &wrapped).is_err());
+    }
+
+    fn scratch_dir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("eventra-keys-{}", Uuid::new_v4().simple()))
+    }
+
+    #[test]
+    fn a_generated_master_key_is_kept_private_and_read_back_unchanged() {
+        let dir = scratch_dir();
+        let (key, generated) = MasterKey::load_or_generate(&dir, "master.key").expect("generate");
+        assert!(generated);
+        let path = dir.join("master.key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&path).expect("file").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "only the owner may read the key file");
+        }
+        let (again, generated) = MasterKey::load_or_generate(&dir, "master.key").expect("read");
+        assert!(!generated, "an existing key is never replaced");
+        assert_eq!(again.id(), key.id());
+        assert_eq!(again.to_base64(), key.to_base64());
+        // What the first key wrapped, the key read back opens.
+        let subject = Uuid::new_v4();
+        let data_key = DataKey::generate().expect("rng");
+        let wrapped = KeyRing::new(key).wrap(subject, &data_key).expect("wrap");
+        assert_eq!(
+            KeyRing::new(again)
+                .unwrap(subject, &wrapped)
+                .expect("unwrap")
+                .0,
+            data_key.0
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn processes_generating_a_master_key_at_once_all_use_one_key() {
+        let dir = scratch_dir();
+        let ids: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        MasterKey::load_or_generate(&dir, "master.key")
+                            .expect("load or generate")
+                            .0
+                            .id()
+                            .to_owned()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        assert!(ids.windows(2).all(|pair| pair[0] == pair[1]), "{ids:?}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_key_file_or_a_short_key_is_refused_not_replaced() {
+        let dir = scratch_dir();
+        fs::create_dir_all(&dir).expect("dir");
+        fs::write(dir.join("master.key"), "not base64 at all!").expect("write");
+        assert!(MasterKey::load_or_generate(&dir, "master.key").is_err());
+        assert_eq!(
+            fs::read_to_string(dir.join("master.key")).expect("read"),
+            "not base64 at all!",
+            "a damaged key is left for the operator, never overwritten"
+        );
+        assert!(MasterKey::from_base64(&STANDARD.encode([7u8; 16])).is_err());
+        assert!(MasterKey::from_base64(&STANDARD.encode([7u8; 32])).is_ok());
+        assert_ne!(
+            MasterKey::from_bytes([1; 32]).id(),
+            MasterKey::from_bytes([2; 32]).id()
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -111,3 +111,75 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
     assert_eq!(reuse.status, StatusCode::CREATED);
     assert_ne!(reuse.id("user_id"), user_id);
 }
+
+#[tokio::test]
+async fn an_erased_subject_never_gets_a_data_key_again() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Forever").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Gone For Good").await;
+    let erased = app
+        .delete(
+            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id),
+            Some(&tenant.admin_token),
+        )
+        .await;
+    assert_eq!(erased.status, StatusCode::OK, "{:?}", erased.body);
+    let recorded: i64 = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM erased_subjects WHERE subject_id = $1 AND tenant_id = $2",
+            &[&user.user_id, &tenant.tenant_id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(recorded, 1, "the erasure is remembered");
+
+    // A writer that still holds the user's id (a stale cache, a late import) tries to
+    // record personal data for them: no new key is made, nothing is appended.
+    let store = app.store();
+    let version = app.stream_types(user.user_id).await.len() as i64;
+    let unit = store.begin().await.expect("begin");
+    let result = unit
+        .append(
+            tenant.tenant_id,
+            &[infra::store::ExpectedVersion {
+                aggregate_id: user.user_id,
+                version,
+            }],
+            &[domain::DomainEvent::User {
+                user_id: user.user_id,
+                event: domain::UserEvent::ProfileUpdated {
+                    user_id: user.user_id,
+                    display_name: Some("Back From The Dead".into()),
+                    phone: None,
+                    locale: None,
+                    cleared: vec![],
+                    updated_by: user.user_id,
+                },
+            }],
+            &infra::envelope::EventMetadata {
+                source: "test".into(),
+                ..Default::default()
+            },
+            chrono::Utc::now(),
+        )
+        .await;
+    unit.rollback().await;
+    assert!(
+        matches!(result, Err(infra::store::StoreError::SubjectErased)),
+        "{result:?}"
+    );
+    let keys: i64 = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM data_keys WHERE subject_id = $1",
+            &[&user.user_id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(keys, 0);
+    assert_eq!(app.stream_types(user.user_id).await.len() as i64, version);
+    assert!(!app.events_table_text().await.contains("Back From The Dead"));
+}
