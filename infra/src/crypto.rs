@@ -103,10 +103,7 @@ impl MasterKey {
         // The key is written in full to a file of this process's own, then linked into place:
         // the link either appears with the whole key or fails because another process's key
         // is already there, so no process ever reads a file that is still being written.
-        let partial = data_dir.join(format!(
-            ".{file_name}.{}.partial",
-            Uuid::new_v4().simple()
-        ));
+        let partial = data_dir.join(format!(".{file_name}.{}.partial", Uuid::new_v4().simple()));
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -121,9 +118,8 @@ impl MasterKey {
                 file.sync_all()
             })
             .with_context(|| format!("writing {}", partial.display()));
-        let linked = written.and_then(|()| {
-            fs::hard_link(&partial, &path).map_err(anyhow::Error::from)
-        });
+        let linked =
+            written.and_then(|()| fs::hard_link(&partial, &path).map_err(anyhow::Error::from));
         let _ = fs::remove_file(&partial);
         match linked {
             Ok(()) => Ok((key, true)),

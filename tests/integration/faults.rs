@@ -577,3 +577,63 @@ async fn wait_for_ready_status(url: &str, wanted: u16) -> (u16, serde_json::Valu
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_command_api_is_not_ready_while_postgres_is_unreachable_and_recovers_by_itself() {
+    let server = format!("127.0.0.1:{}", integration_tests::server_port());
+    let proxy = integration_tests::proxy::Proxy::start(server.clone()).await;
+    let port = proxy.port;
+    let app = TestApp::spawn_with(|settings| {
+        settings.database_url = settings
+            .database_url
+            .replace(&server, &format!("127.0.0.1:{port}"));
+    })
+    .await;
+    assert!(app.settings.database_url.contains(&port.to_string()));
+    let tenant = app.sign_up_tenant("Outage").await;
+    let ready = format!("{}/ready", app.address);
+    let (status, body) = ready_status(&ready).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["postgres"]["status"], "up", "{body}");
+
+    proxy.cut().await;
+    let (status, body) = wait_for_ready_status(&ready, 503).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["postgres"]["status"], "down", "{body}");
+    assert_eq!(body["status"], 503, "a problem document: {body}");
+    // A command during the outage is a clean 503 problem, never a 500.
+    let refused = app
+        .patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "de"}))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        refused.body
+    );
+    assert!(refused.is_problem());
+    let answer = app
+        .post(
+            &format!("/v1/tenants/{}/users", tenant.tenant_id),
+            None,
+            json!({"email": "outage@example.com", "password": PASSWORD, "display_name": "Outage"}),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        answer.body
+    );
+
+    proxy.restore();
+    let (status, body) = wait_for_ready_status(&ready, 200).await;
+    assert_eq!(
+        status, 200,
+        "ready again once Postgres is reachable: {body}"
+    );
+    let answer = app
+        .patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "de"}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+}

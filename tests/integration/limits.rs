@@ -321,3 +321,134 @@ async fn metrics_report_requests_events_rejections_and_the_pool() {
     );
     assert!(text.contains("eventra_events_appended_total{type=\"user.profile_updated\"}"));
 }
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_lets_requests_through_and_is_counted() {
+    let proxy = integration_tests::proxy::Proxy::start(
+        std::env::var("TEST_REDIS_ADDR").unwrap_or_else(|_| "127.0.0.1:6379".into()),
+    )
+    .await;
+    let redis_url = format!("redis://127.0.0.1:{}", proxy.port);
+    let app = TestApp::spawn_with(|s| {
+        s.traffic.standard_per_hour = 2;
+        s.traffic.redis_url = Some(redis_url.clone());
+    })
+    .await;
+    let tenant = app.sign_up_tenant("Unanswered").await;
+    let patch = || app.patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "en"}));
+    assert_eq!(patch().await.status, StatusCode::OK);
+    assert_eq!(patch().await.status, StatusCode::OK);
+    assert_eq!(
+        patch().await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Redis counts while it answers"
+    );
+    let errors_before = store_errors(&app).await;
+    // Redis hangs: connections are taken and never answered. Requests are let through
+    // (failing open) rather than refused or held.
+    proxy.hang().await;
+    for _ in 0..3 {
+        let answer = tokio::time::timeout(integration_tests::WAIT_LIMIT, patch())
+            .await
+            .expect("a request does not wait for a hung Redis");
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    }
+    assert!(
+        store_errors(&app).await >= errors_before + 3.0,
+        "each uncounted request is counted as a store error"
+    );
+    // Redis is back: the budget it kept (spent) applies again.
+    proxy.restore();
+    integration_tests::wait_until("Redis to count again", || async {
+        patch().await.status == StatusCode::TOO_MANY_REQUESTS
+    })
+    .await;
+}
+
+/// The command API's `eventra_rate_limit_store_errors_total`.
+async fn store_errors(app: &TestApp) -> f64 {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("eventra_rate_limit_store_errors_total{")
+                && l.contains("service=\"command-api\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn tenants_past_the_label_cap_are_counted_as_other() {
+    let app = TestApp::spawn_with(|s| s.traffic.max_tenant_labels = 1).await;
+    let first = app.sign_up_tenant("Labelled").await;
+    let second = app.sign_up_tenant("Unlabelled").await;
+    for token in [&first.admin_token, &second.admin_token] {
+        let answer = app
+            .patch("/v1/me", Some(token), json!({"locale": "en"}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let first_label = format!("tenant=\"{}\"", first.tenant_id);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("eventra_http_requests_total{")
+                && l.contains("route=\"/v1/me\"")
+                && l.contains(&first_label)),
+        "the first tenant keeps its label"
+    );
+    assert!(
+        !text.contains(&second.tenant_id.to_string()),
+        "a tenant past the cap is never a label"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("eventra_http_requests_total{")
+                && l.contains("route=\"/v1/me\"")
+                && l.contains("tenant=\"other\"")),
+        "it is counted as other"
+    );
+}
+
+#[tokio::test]
+async fn the_query_api_limits_each_tenant_too() {
+    let app = TestApp::spawn_with(|s| s.traffic.standard_per_hour = 2).await;
+    let tenant = app.sign_up_tenant("Reader").await;
+    let other = app.sign_up_tenant("OtherReader").await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(app.query("/v1/me", Some(&tenant.admin_token), None).await);
+    }
+    assert_ne!(statuses[0].status, StatusCode::TOO_MANY_REQUESTS);
+    assert_ne!(statuses[1].status, StatusCode::TOO_MANY_REQUESTS);
+    let refused = &statuses[2];
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        refused.body
+    );
+    assert!(refused.is_problem());
+    assert!(header(refused, "retry-after").is_some_and(|s| s > 0));
+    assert_eq!(header(refused, "x-ratelimit-remaining"), Some(0));
+    // Another tenant's budget is its own.
+    let answer = app.query("/v1/me", Some(&other.admin_token), None).await;
+    assert_ne!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&answer, "x-ratelimit-limit"), Some(2));
+}

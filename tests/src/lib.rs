@@ -1,5 +1,6 @@
 //! The test harness: a command API on a free port over a fresh database per test.
 
+pub mod proxy;
 pub mod smtp;
 
 use std::str::FromStr;
@@ -77,6 +78,14 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The test server's port (the tests reach it on 127.0.0.1).
+pub fn server_port() -> u16 {
+    tokio_postgres::Config::from_str(&server_url())
+        .ok()
+        .and_then(|config| config.get_ports().first().copied())
+        .unwrap_or(5432)
 }
 
 pub struct TestApp {
