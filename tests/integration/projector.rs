@@ -930,3 +930,266 @@ async fn the_users_model_folded_for_replays_equals_the_live_one_and_the_rules() 
     assert_eq!(dump("rm_users_single").await, dump("rm_users").await);
     pipeline.finish().await;
 }
+
+/// The users model's row count for one tenant.
+async fn users_of(db: &tokio_postgres::Client, tenant_id: uuid::Uuid) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM rm_users WHERE tenant_id = $1",
+        &[&tenant_id],
+    )
+    .await
+    .expect("count")
+    .get(0)
+}
+
+#[tokio::test]
+async fn readers_keep_the_old_rows_while_a_replay_runs_under_live_writes() {
+    let pipeline = std::sync::Arc::new(Pipeline::start().await);
+    let running = pipeline.spawn_projector_of(Projection::ALL.to_vec());
+    let tenant = some_activity(&pipeline, 8).await;
+    pipeline.wait_for_projections_of(&Projection::ALL).await;
+    let before = users_of(&pipeline.app.db, tenant.tenant_id).await;
+    assert_eq!(before, 9);
+
+    // A reader runs throughout: users are only ever added, so the count it sees never drops.
+    let (stop_reading, reading) = tokio::sync::watch::channel(false);
+    let reader = {
+        let database_url = pipeline.app.database_url.clone();
+        let tenant_id = tenant.tenant_id;
+        tokio::spawn(async move {
+            let db = integration_tests::connect(&database_url).await;
+            let (mut last, mut reads) = (0, 0);
+            while !*reading.borrow() {
+                let seen = users_of(&db, tenant_id).await;
+                assert!(seen >= last, "a reader saw {seen} users after {last}");
+                assert!(seen >= 9, "a reader saw a partial model: {seen} users");
+                last = seen;
+                reads += 1;
+            }
+            reads
+        })
+    };
+    // The replay is held at its switch: the rebuilt rows wait beside the live ones.
+    let holder = integration_tests::connect(&pipeline.app.database_url).await;
+    holder.batch_execute("BEGIN").await.expect("begin");
+    holder
+        .execute(
+            "SELECT 1 FROM projection_checkpoints WHERE projection = 'users' FOR UPDATE",
+            &[],
+        )
+        .await
+        .expect("hold the checkpoint");
+    let replay = {
+        let pipeline = std::sync::Arc::clone(&pipeline);
+        tokio::spawn(async move {
+            projector::replay::replay(
+                &pipeline.pool,
+                &pipeline.keys,
+                Projection::Users,
+                None,
+                false,
+            )
+            .await
+            .expect("replay")
+        })
+    };
+    // (Observed from another connection: the holder's transaction sees a frozen snapshot
+    // of the activity statistics.)
+    integration_tests::wait_until("the replay to wait at its switch", || async {
+        let staged: bool = pipeline
+            .app
+            .db
+            .query_one("SELECT to_regclass('rm_users_staging') IS NOT NULL", &[])
+            .await
+            .expect("staging")
+            .get(0);
+        let waiting: i64 = pipeline
+            .app
+            .db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        staged && waiting > 0
+    })
+    .await;
+    // Writes go on meanwhile; readers still see every old row.
+    for index in 0..4 {
+        pipeline
+            .app
+            .sign_up_user(tenant.tenant_id, &format!("During {index}"))
+            .await;
+    }
+    assert_eq!(users_of(&pipeline.app.db, tenant.tenant_id).await, before);
+    assert!(!replay.is_finished());
+    holder.batch_execute("ROLLBACK").await.expect("release");
+    replay.await.expect("the replay");
+    pipeline.wait_for_projections_of(&Projection::ALL).await;
+    assert_eq!(
+        users_of(&pipeline.app.db, tenant.tenant_id).await,
+        before + 4
+    );
+    let _ = stop_reading.send(true);
+    assert!(reader.await.expect("the reader") > 0);
+    running.stop().await;
+    let live = pipeline.read_models_text().await;
+    projector::replay::replay(
+        &pipeline.pool,
+        &pipeline.keys,
+        Projection::Users,
+        None,
+        false,
+    )
+    .await
+    .expect("replay");
+    assert_eq!(
+        pipeline.read_models_text().await,
+        live,
+        "the switched-in model is whole"
+    );
+    if let Ok(pipeline) = std::sync::Arc::try_unwrap(pipeline) {
+        pipeline.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_projection_whose_database_fails_retries_and_never_skips_an_event() {
+    let pipeline = Pipeline::start().await;
+    let running = pipeline.spawn_projector_of(Projection::ALL.to_vec());
+    let tenant = some_activity(&pipeline, 1).await;
+    pipeline.wait_for_projections_of(&Projection::ALL).await;
+    // The users model's table is away (an operator's mistake, a failed migration): every
+    // write of the users projection fails, and it is not the events' fault.
+    pipeline
+        .app
+        .db
+        .batch_execute("ALTER TABLE rm_users RENAME TO rm_users_away")
+        .await
+        .expect("rename");
+    let later = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "While Away")
+        .await;
+    let head = event_count(&pipeline).await;
+    // The other projections move on; users stays behind, retrying.
+    integration_tests::wait_until("the audit projection to apply the later events", || async {
+        pipeline
+            .applied()
+            .await
+            .iter()
+            .any(|(name, applied)| name == "audit" && *applied == head)
+    })
+    .await;
+    let users_applied = |applied: &[(String, i64)]| {
+        applied
+            .iter()
+            .find(|(name, _)| name == "users")
+            .map(|(_, count)| *count)
+    };
+    assert!(users_applied(&pipeline.applied().await) < Some(head));
+    let letters = projector::dead_letters::list(&pipeline.pool, None, 10)
+        .await
+        .expect("list");
+    assert!(
+        letters.is_empty(),
+        "a database failure dead-lettered: {letters:?}"
+    );
+    pipeline
+        .app
+        .db
+        .batch_execute("ALTER TABLE rm_users_away RENAME TO rm_users")
+        .await
+        .expect("rename back");
+    pipeline.wait_for_projections_of(&Projection::ALL).await;
+    assert_eq!(users_applied(&pipeline.applied().await), Some(head));
+    let name: String = pipeline
+        .app
+        .db
+        .query_one(
+            "SELECT display_name FROM rm_users WHERE user_id = $1",
+            &[&later.user_id],
+        )
+        .await
+        .expect("the later user is projected")
+        .get(0);
+    assert_eq!(name, "While Away");
+    assert!(
+        projector::dead_letters::list(&pipeline.pool, None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    running.stop().await;
+    let live = pipeline.read_models_text().await;
+    projector::replay::replay(
+        &pipeline.pool,
+        &pipeline.keys,
+        Projection::Users,
+        None,
+        false,
+    )
+    .await
+    .expect("replay");
+    assert_eq!(pipeline.read_models_text().await, live);
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn personal_fields_stay_encrypted_in_the_stream() {
+    let pipeline = Pipeline::start().await;
+    let tenant = pipeline.app.sign_up_tenant("Sealed").await;
+    let user = pipeline
+        .app
+        .sign_up_user(tenant.tenant_id, "Secretive Sam")
+        .await;
+    let update = pipeline
+        .app
+        .patch(
+            "/v1/me",
+            Some(&user.token),
+            json!({"display_name": "Secretive Samuel", "phone": "+4915100011122"}),
+        )
+        .await;
+    assert_eq!(update.status, reqwest::StatusCode::OK);
+    let events = event_count(&pipeline).await;
+    assert_eq!(pipeline.relay_until(events as usize).await as i64, events);
+    let stream = pipeline
+        .js
+        .get_stream(&pipeline.settings.stream.name)
+        .await
+        .expect("stream");
+    let mut sealed_fields = 0;
+    for sequence in 1..=pipeline.stream_messages().await {
+        let message = stream.get_raw_message(sequence).await.expect("message");
+        let payload = String::from_utf8_lossy(&message.payload).into_owned();
+        for secret in [
+            user.email.as_str(),
+            tenant.admin_email.as_str(),
+            "Secretive",
+            "Sealed Admin",
+            "4915100011122",
+            "argon2",
+        ] {
+            assert!(
+                !payload.contains(secret),
+                "{secret} is in clear in the stream: {payload}"
+            );
+        }
+        let envelope: serde_json::Value = serde_json::from_str(&payload).expect("json");
+        for field in ["email", "display_name", "phone", "password_hash"] {
+            if let Some(value) = envelope["data"][field].as_str() {
+                assert!(value.starts_with("pii:v1:"), "{field} = {value}");
+                sealed_fields += 1;
+            }
+        }
+    }
+    assert!(
+        sealed_fields >= 6,
+        "the personal fields were seen sealed: {sealed_fields}"
+    );
+    pipeline.finish().await;
+}

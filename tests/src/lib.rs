@@ -621,6 +621,16 @@ impl Pipeline {
 
     /// Waits until every projection has applied every committed event.
     pub async fn wait_for_projections(&self) {
+        self.wait_for_projections_of(&projector::projections::Projection::EVERY)
+            .await;
+    }
+
+    /// Waits until each of `projections` has applied every committed event.
+    pub async fn wait_for_projections_of(
+        &self,
+        projections: &[projector::projections::Projection],
+    ) {
+        let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
         let head: i64 = self
             .app
             .db
@@ -628,12 +638,14 @@ impl Pipeline {
             .await
             .expect("count")
             .get(0);
-        for _ in 0..400 {
+        let started = std::time::Instant::now();
+        while started.elapsed() < WAIT_LIMIT {
             let client = self.pool.get().await.expect("connection");
             let status = projector::status::status(&client).await.expect("status");
             if status
                 .projections
                 .iter()
+                .filter(|p| names.contains(&p.name.as_str()))
                 .all(|p| p.lag_events == 0 && p.position > 0)
                 && status.events == head
             {
