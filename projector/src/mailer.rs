@@ -13,6 +13,8 @@ pub enum Mailer {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         /// The URL without credentials, for logs and readiness.
         endpoint: String,
+        /// The bound on one whole send (`SMTP_TIMEOUT_SECS`).
+        timeout: Duration,
     },
     Files(PathBuf),
 }
@@ -45,6 +47,7 @@ impl Mailer {
                 Ok(Mailer::Smtp {
                     transport,
                     endpoint: without_credentials(url),
+                    timeout,
                 })
             }
             None => Ok(Mailer::Files(mail_dir)),
@@ -60,10 +63,20 @@ impl Mailer {
 
     pub async fn send(&self, job_id: Uuid, message: &Message) -> Result<(), SendError> {
         match self {
-            Mailer::Smtp { transport, .. } => match transport.send(message.clone()).await {
-                Ok(_) => Ok(()),
-                Err(error) if error.is_permanent() => Err(SendError::Permanent(error.to_string())),
-                Err(error) => Err(SendError::Transient(error.to_string())),
+            // The transport's own timeout bounds connecting and socket reads, but a server
+            // that takes the message and never answers held a send forever: the whole send
+            // is bounded too.
+            Mailer::Smtp {
+                transport, timeout, ..
+            } => match tokio::time::timeout(*timeout, transport.send(message.clone())).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) if error.is_permanent() => {
+                    Err(SendError::Permanent(error.to_string()))
+                }
+                Ok(Err(error)) => Err(SendError::Transient(error.to_string())),
+                Err(_) => Err(SendError::Transient(format!(
+                    "the SMTP server did not answer within {timeout:?}"
+                ))),
             },
             Mailer::Files(dir) => {
                 let formatted = message.formatted();
@@ -85,10 +98,13 @@ impl Mailer {
     /// Whether the SMTP server answers (readiness); files are always ready.
     pub async fn probe(&self) -> Result<(), String> {
         match self {
-            Mailer::Smtp { transport, .. } => match transport.test_connection().await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err("the SMTP server did not accept a connection".into()),
-                Err(error) => Err(error.to_string()),
+            Mailer::Smtp {
+                transport, timeout, ..
+            } => match tokio::time::timeout(*timeout, transport.test_connection()).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(Ok(false)) => Err("the SMTP server did not accept a connection".into()),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err(format!("the SMTP server did not answer within {timeout:?}")),
             },
             Mailer::Files(_) => Ok(()),
         }

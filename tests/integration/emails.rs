@@ -746,3 +746,192 @@ async fn the_per_recipient_rate_limit_defers_notices_but_never_security_alerts()
     projector.stop().await;
     pipeline.finish().await;
 }
+
+/// The outcomes of a job's attempts, in order.
+async fn outcomes_of(app: &TestApp, job_id: Uuid) -> Vec<String> {
+    app.db
+        .query(
+            "SELECT outcome FROM email_job_attempts WHERE job_id = $1 ORDER BY attempt",
+            &[&job_id],
+        )
+        .await
+        .expect("attempts")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failure_that_never_clears_is_dead_after_the_last_attempt() {
+    let (pipeline, smtp) = mail_pipeline(|settings| {
+        settings.email_worker.max_attempts = 3;
+        settings.email_worker.retry_base = Duration::from_millis(20);
+        settings.email_worker.retry_max = Duration::from_millis(50);
+    })
+    .await;
+    smtp.answer_next(100, "421 4.3.2 still busy");
+    let projector = pipeline.spawn_projector_of(the_projector_without_search());
+    let tenant = pipeline.app.sign_up_tenant("Hopeless").await;
+    let job = wait_for_job(&pipeline.app, tenant.admin_id, "welcome", |j| {
+        j.status == "dead"
+    })
+    .await;
+    assert_eq!(job.attempts, 3, "EMAIL_MAX_ATTEMPTS attempts, then no more");
+    assert_eq!(
+        outcomes_of(&pipeline.app, job.job_id).await,
+        ["retry", "retry", "dead"]
+    );
+    assert!(
+        job.last_error.as_deref().is_some_and(|e| e.contains("421")),
+        "{job:?}"
+    );
+    assert!(smtp.received_by(&tenant.admin_email).is_empty());
+    settle(&pipeline).await;
+    let after = jobs_of(&pipeline.app, tenant.admin_id).await;
+    assert_eq!(
+        after
+            .iter()
+            .find(|j| j.job_id == job.job_id)
+            .map(|j| j.attempts),
+        Some(3)
+    );
+    projector.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn events_older_than_the_age_limit_mail_no_one() {
+    let (pipeline, smtp) = mail_pipeline(|settings| {
+        settings.email_policy.max_event_age = Duration::from_secs(3600);
+        settings.email_policy.coalesce_window = Duration::ZERO;
+    })
+    .await;
+    let app = &pipeline.app;
+    let tenant = app.sign_up_tenant("Aged").await;
+    // A profile update recorded two hours ago (as a store restored from a backup holds),
+    // then one made now.
+    let store = app.store();
+    let version = app.stream_types(tenant.admin_id).await.len() as i64;
+    let unit = store.begin().await.expect("begin");
+    unit.append(
+        tenant.tenant_id,
+        &[infra::store::ExpectedVersion {
+            aggregate_id: tenant.admin_id,
+            version,
+        }],
+        &[domain::DomainEvent::User {
+            user_id: tenant.admin_id,
+            event: domain::UserEvent::ProfileUpdated {
+                user_id: tenant.admin_id,
+                display_name: Some("Old News".into()),
+                phone: None,
+                locale: None,
+                cleared: vec![],
+                updated_by: tenant.admin_id,
+            },
+        }],
+        &infra::envelope::EventMetadata {
+            source: "test".into(),
+            ..Default::default()
+        },
+        chrono::Utc::now() - chrono::Duration::hours(2),
+    )
+    .await
+    .expect("append");
+    unit.commit().await.expect("commit");
+    let fresh = app
+        .patch(
+            "/v1/me",
+            Some(&tenant.admin_token),
+            json!({"display_name": "Fresh News"}),
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK, "{:?}", fresh.body);
+    let projector = pipeline.spawn_projector_of(the_projector_without_search());
+    wait_for_job(app, tenant.admin_id, "profile_updated", |j| {
+        j.status == "sent"
+    })
+    .await;
+    settle(&pipeline).await;
+    let jobs = jobs_of(app, tenant.admin_id).await;
+    let notices: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| j.template == "profile_updated")
+        .collect();
+    assert_eq!(notices.len(), 1, "only the fresh update mails: {jobs:#?}");
+    let mails = smtp.received_by(&tenant.admin_email);
+    assert_eq!(mails.len(), 2, "the welcome and the fresh notice");
+    assert!(mails.iter().all(|m| !m.data.contains("Old News")));
+    projector.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_outlived_its_lease_cannot_overwrite_the_next_workers_result() {
+    let (pipeline, smtp) = mail_pipeline(|_| {}).await;
+    let app = &pipeline.app;
+    let tenant_id = Uuid::new_v4();
+    let user_id = Uuid::new_v4();
+    infra::email_jobs::enqueue(
+        &app.db,
+        &infra::email_jobs::NewJob {
+            tenant_id,
+            user_id,
+            event_id: Uuid::new_v4(),
+            position: 1,
+            template: infra::email_jobs::Template::Welcome,
+            recipient: "late@example.com".into(),
+            variables: json!({"display_name": "Late", "tenant_name": "Leases"}),
+            due_at: chrono::Utc::now(),
+        },
+    )
+    .await
+    .expect("enqueue");
+    let worker = |lease: Duration, timeout: Duration| {
+        Arc::new(EmailWorker {
+            pool: pipeline.pool.clone(),
+            mailer: Arc::new(
+                Mailer::new(Some(&smtp.url()), std::path::PathBuf::new(), timeout).expect("mailer"),
+            ),
+            settings: WorkerSettings {
+                workers: 1,
+                poll_interval: Duration::from_millis(20),
+                lease,
+                ..Default::default()
+            },
+        })
+    };
+    // The first worker's send hangs (the server took the data and never answers) past its
+    // short lease; it gives up only when its SMTP timeout ends, much later.
+    smtp.stall_next_data();
+    let (stop_first, first_shutdown) = tokio::sync::watch::channel(false);
+    let first = tokio::spawn(
+        worker(Duration::from_millis(300), Duration::from_secs(4)).run(first_shutdown),
+    );
+    wait_for_job(app, user_id, "welcome", |j| {
+        j.status == "sending" && j.attempts == 1
+    })
+    .await;
+    assert_eq!(smtp.wait_for("late@example.com", 1, WAIT).await.len(), 1);
+    // A second worker claims the job once the lease ran out and delivers it.
+    let (stop_second, second_shutdown) = tokio::sync::watch::channel(false);
+    let second =
+        tokio::spawn(worker(Duration::from_secs(60), Duration::from_secs(5)).run(second_shutdown));
+    let sent = wait_for_job(app, user_id, "welcome", |j| j.status == "sent").await;
+    assert_eq!(sent.attempts, 2);
+    let _ = stop_second.send(true);
+    second.await.expect("second worker");
+    // The first worker's attempt ends (it timed out) and its outcome is refused.
+    let _ = stop_first.send(true);
+    first.await.expect("first worker");
+    let jobs = jobs_of(app, user_id).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].status, "sent",
+        "the late worker overwrote the result: {jobs:#?}"
+    );
+    assert_eq!(jobs[0].attempts, 2);
+    assert_eq!(jobs[0].last_error, None, "{jobs:#?}");
+    assert_eq!(outcomes_of(app, sent.job_id).await, ["sent"]);
+    pipeline.finish().await;
+}
