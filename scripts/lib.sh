@@ -102,6 +102,8 @@ ensure_redis() {
 # The validators of the deployment files: promtool (Debian's prometheus package) and
 # check-jsonschema (PyPI, in a virtualenv under ~/.cache/eventra).
 ensure_validators() {
+  # The tests make their TLS certificates with openssl.
+  command -v openssl >/dev/null || apt_install openssl
   if ! command -v promtool >/dev/null; then
     apt_install prometheus
   fi

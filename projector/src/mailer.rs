@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use uuid::Uuid;
 
@@ -32,18 +33,24 @@ pub enum SendError {
 
 impl Mailer {
     /// `smtp://[user:password@]host:port[?tls=required|opportunistic]` or `smtps://…`
-    /// (lettre's connection URLs); `None` writes files into `mail_dir`.
+    /// (lettre's connection URLs); `None` writes files into `mail_dir`. The server's
+    /// certificate is checked against the public web's roots, or against the certificates in
+    /// `ca_file` (PEM) for a server with a certificate of an organisation's own CA.
     pub fn new(
         smtp_url: Option<&str>,
         mail_dir: PathBuf,
         timeout: Duration,
+        ca_file: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
         match smtp_url {
             Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .context("SMTP_URL is not a valid SMTP connection URL")?
-                    .timeout(Some(timeout))
-                    .build();
+                    .timeout(Some(timeout));
+                if let Some(ca_file) = ca_file {
+                    builder = builder.tls(tls_with_ca(url, ca_file)?);
+                }
+                let transport = builder.build();
                 Ok(Mailer::Smtp {
                     transport,
                     endpoint: without_credentials(url),
@@ -111,6 +118,70 @@ impl Mailer {
     }
 }
 
+/// How `url` asks for TLS, as lettre reads it: `smtps` wraps the connection, `tls=required`
+/// and `tls=opportunistic` upgrade it with STARTTLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    None,
+    Wrapper,
+    Required,
+    Opportunistic,
+}
+
+fn tls_mode(url: &str) -> TlsMode {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let tls = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("tls="))
+        .unwrap_or_default();
+    if url.starts_with("smtps://") {
+        TlsMode::Wrapper
+    } else if tls == "required" {
+        TlsMode::Required
+    } else if tls == "opportunistic" {
+        TlsMode::Opportunistic
+    } else {
+        TlsMode::None
+    }
+}
+
+/// The host part of an SMTP URL: the name the server's certificate must carry.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if let Some(bracketed) = host_port.strip_prefix('[') {
+        return bracketed.split(']').next().unwrap_or_default();
+    }
+    host_port.split(':').next().unwrap_or_default()
+}
+
+/// The URL's TLS mode, with the certificates of `ca_file` as the only trusted roots.
+fn tls_with_ca(url: &str, ca_file: &std::path::Path) -> anyhow::Result<Tls> {
+    let pem = std::fs::read(ca_file)
+        .with_context(|| format!("reading SMTP_CA_FILE {}", ca_file.display()))?;
+    let certificate = Certificate::from_pem(&pem).with_context(|| {
+        format!(
+            "SMTP_CA_FILE {} holds no PEM certificate",
+            ca_file.display()
+        )
+    })?;
+    let parameters = TlsParameters::builder(host_of(url).to_owned())
+        .add_root_certificate(certificate)
+        .build_rustls()
+        .context("the TLS settings for SMTP")?;
+    Ok(match tls_mode(url) {
+        TlsMode::Wrapper => Tls::Wrapper(parameters),
+        TlsMode::Required => Tls::Required(parameters),
+        TlsMode::Opportunistic => Tls::Opportunistic(parameters),
+        TlsMode::None => anyhow::bail!(
+            "SMTP_CA_FILE is set but SMTP_URL asks for no TLS (use smtps:// or ?tls=required)"
+        ),
+    })
+}
+
 fn without_credentials(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
@@ -138,14 +209,70 @@ mod tests {
 
     #[tokio::test]
     async fn an_unparsable_url_is_a_configuration_error() {
-        assert!(Mailer::new(Some("not a url"), PathBuf::new(), Duration::from_secs(1)).is_err());
+        assert!(
+            Mailer::new(
+                Some("not a url"),
+                PathBuf::new(),
+                Duration::from_secs(1),
+                None
+            )
+            .is_err()
+        );
         assert!(
             Mailer::new(
                 Some("smtp://127.0.0.1:2525"),
                 PathBuf::new(),
-                Duration::from_secs(1)
+                Duration::from_secs(1),
+                None
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn the_tls_mode_and_the_certificate_name_come_from_the_url() {
+        assert_eq!(tls_mode("smtps://mail.example:465"), TlsMode::Wrapper);
+        assert_eq!(
+            tls_mode("smtp://u:p@mail.example:587?tls=required"),
+            TlsMode::Required
+        );
+        assert_eq!(
+            tls_mode("smtp://mail.example?tls=opportunistic"),
+            TlsMode::Opportunistic
+        );
+        assert_eq!(tls_mode("smtp://mail.example:25"), TlsMode::None);
+        assert_eq!(
+            host_of("smtp://u:p@mail.example:587?tls=required"),
+            "mail.example"
+        );
+        assert_eq!(host_of("smtps://127.0.0.1:465"), "127.0.0.1");
+        assert_eq!(host_of("smtp://[::1]:25"), "::1");
+        assert_eq!(host_of("smtp://relay"), "relay");
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_is_refused_for_a_connection_without_tls_or_without_certificates() {
+        let dir = std::env::temp_dir().join(format!("eventra-ca-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no certificate here").expect("write");
+        let missing = dir.join("missing.pem");
+        for (url, file) in [
+            ("smtps://127.0.0.1:465", missing.as_path()),
+            ("smtp://127.0.0.1:25", empty.as_path()),
+        ] {
+            assert!(
+                Mailer::new(
+                    Some(url),
+                    PathBuf::new(),
+                    Duration::from_secs(1),
+                    Some(file)
+                )
+                .is_err(),
+                "{url} with {}",
+                file.display()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -42,6 +42,9 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// `SMTP_TIMEOUT_SECS`, default 15.
     pub smtp_timeout: Duration,
+    /// `SMTP_CA_FILE`: PEM certificates to trust for the SMTP server instead of the public
+    /// web's roots (a relay with a certificate of the organisation's own CA).
+    pub smtp_ca_file: Option<PathBuf>,
 }
 
 /// Where events are published.
@@ -115,6 +118,7 @@ impl Settings {
             },
             smtp_url: var("SMTP_URL"),
             smtp_timeout: Duration::from_secs(parse("SMTP_TIMEOUT_SECS", "15")?),
+            smtp_ca_file: var("SMTP_CA_FILE").map(PathBuf::from),
         })
     }
 
@@ -133,7 +137,12 @@ impl Settings {
     }
 
     pub fn mailer(&self) -> anyhow::Result<crate::mailer::Mailer> {
-        crate::mailer::Mailer::new(self.smtp_url.as_deref(), self.mail_dir(), self.smtp_timeout)
+        crate::mailer::Mailer::new(
+            self.smtp_url.as_deref(),
+            self.mail_dir(),
+            self.smtp_timeout,
+            self.smtp_ca_file.as_deref(),
+        )
     }
 }
 

@@ -404,6 +404,7 @@ async fn two_workers_never_send_the_same_job_twice() {
                     Some(&smtp.url()),
                     std::path::PathBuf::new(),
                     Duration::from_secs(5),
+                    None,
                 )
                 .expect("mailer"),
             ),
@@ -891,7 +892,8 @@ async fn a_worker_that_outlived_its_lease_cannot_overwrite_the_next_workers_resu
         Arc::new(EmailWorker {
             pool: pipeline.pool.clone(),
             mailer: Arc::new(
-                Mailer::new(Some(&smtp.url()), std::path::PathBuf::new(), timeout).expect("mailer"),
+                Mailer::new(Some(&smtp.url()), std::path::PathBuf::new(), timeout, None)
+                    .expect("mailer"),
             ),
             settings: WorkerSettings {
                 workers: 1,
@@ -934,4 +936,97 @@ async fn a_worker_that_outlived_its_lease_cannot_overwrite_the_next_workers_resu
     assert_eq!(jobs[0].last_error, None, "{jobs:#?}");
     assert_eq!(outcomes_of(app, sent.job_id).await, ["sent"]);
     pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn mail_goes_out_over_starttls_and_smtps_to_a_server_of_the_organisations_own_ca() {
+    let certificates = integration_tests::smtp::TestCertificates::generate();
+    for mode in [
+        integration_tests::smtp::TlsMode::StartTls,
+        integration_tests::smtp::TlsMode::Implicit,
+    ] {
+        let smtp = SmtpServer::start_tls(&certificates, mode).await;
+        let ca_file = certificates.ca_file();
+        let mut pipeline = Pipeline::start().await;
+        pipeline.settings.smtp_url = Some(smtp.url());
+        pipeline.settings.smtp_ca_file = Some(ca_file.clone());
+        let projector = pipeline.spawn_projector_of(the_projector_without_search());
+        let tenant = pipeline.app.sign_up_tenant("Sealed").await;
+        let mails = smtp.wait_for(&tenant.admin_email, 1, WAIT).await;
+        assert_eq!(mails.len(), 1, "{mode:?}");
+        assert!(mails[0].tls, "{mode:?}: the message came in the clear");
+        assert_eq!(mails[0].subject(), "Welcome to Sealed");
+        projector.stop().await;
+        pipeline.finish().await;
+
+        // Without the CA the server's certificate is not trusted: nothing is sent in the
+        // clear instead, the job waits to be retried.
+        let mailer = Mailer::new(
+            Some(&smtp.url()),
+            std::path::PathBuf::new(),
+            Duration::from_secs(5),
+            None,
+        )
+        .expect("mailer");
+        let message = lettre::Message::builder()
+            .from(
+                "Eventra <no-reply@eventra.localhost>"
+                    .parse()
+                    .expect("from"),
+            )
+            .to("someone@example.com".parse().expect("to"))
+            .subject("untrusted")
+            .body("x".to_owned())
+            .expect("message");
+        let before = smtp.received().len();
+        let outcome = mailer.send(Uuid::new_v4(), &message).await;
+        assert!(
+            matches!(outcome, Err(projector::mailer::SendError::Transient(_))),
+            "{mode:?}: {outcome:?}"
+        );
+        assert_eq!(
+            smtp.received().len(),
+            before,
+            "{mode:?}: sent to an untrusted server"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_requires_starttls_gets_nothing_from_a_client_that_does_not_ask() {
+    let certificates = integration_tests::smtp::TestCertificates::generate();
+    let smtp =
+        SmtpServer::start_tls(&certificates, integration_tests::smtp::TlsMode::StartTls).await;
+    let plain = format!("smtp://127.0.0.1:{}", smtp.port);
+    let mailer = Mailer::new(
+        Some(&plain),
+        std::path::PathBuf::new(),
+        Duration::from_secs(5),
+        None,
+    )
+    .expect("mailer");
+    let message = lettre::Message::builder()
+        .from(
+            "Eventra <no-reply@eventra.localhost>"
+                .parse()
+                .expect("from"),
+        )
+        .to("someone@example.com".parse().expect("to"))
+        .subject("in the clear")
+        .body("x".to_owned())
+        .expect("message");
+    let outcome = mailer.send(Uuid::new_v4(), &message).await;
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert!(smtp.received().is_empty());
+    // A CA file with a URL that asks for no TLS is a configuration error, not a silent
+    // downgrade.
+    assert!(
+        Mailer::new(
+            Some(&plain),
+            std::path::PathBuf::new(),
+            Duration::from_secs(5),
+            Some(&certificates.ca_file())
+        )
+        .is_err()
+    );
 }

@@ -525,6 +525,7 @@ impl Pipeline {
             },
             smtp_url: None,
             smtp_timeout: std::time::Duration::from_secs(5),
+            smtp_ca_file: None,
         };
         let js = projector::stream::connect(&settings.nats_url)
             .await

@@ -1,13 +1,15 @@
-//! A small SMTP server for tests: it speaks real SMTP over TCP on loopback, records what it
-//! receives, and can be told to answer 4xx or 5xx, to stall, or to go away and come back.
+//! A small SMTP server for tests: it speaks real SMTP over TCP on loopback (in the clear,
+//! with STARTTLS, or wrapped in TLS), records what it receives, and can be told to answer
+//! 4xx or 5xx, to stall, or to go away and come back.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 /// A message as the server took it.
 #[derive(Debug, Clone)]
@@ -15,6 +17,8 @@ pub struct Received {
     pub from: String,
     pub to: Vec<String>,
     pub data: String,
+    /// Whether the message came over TLS.
+    pub tls: bool,
 }
 
 impl Received {
@@ -48,39 +52,194 @@ struct Script {
     connections: usize,
 }
 
+/// How a server speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// `STARTTLS` is offered, and required before `MAIL`.
+    StartTls,
+    /// The connection is TLS from its first byte (`smtps`).
+    Implicit,
+}
+
+/// A server certificate for 127.0.0.1, issued by a CA of the test's own.
+pub struct TestCertificates {
+    dir: crate::TempDir,
+    acceptor: TlsAcceptor,
+}
+
+impl TestCertificates {
+    /// Makes a CA and a server certificate signed by it with the `openssl` tool.
+    pub fn generate() -> TestCertificates {
+        let dir = crate::TempDir::new("eventra-tls");
+        std::fs::create_dir_all(&dir).expect("certificate dir");
+        let openssl = |args: &[&str]| {
+            let output = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir.0)
+                .output()
+                .expect("run openssl");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=Eventra Test CA",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("server.pem"))
+                .expect("server.pem")
+                .collect::<Result<_, _>>()
+                .expect("certificates");
+        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).expect("server.key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server certificate");
+        TestCertificates {
+            dir,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+
+    /// The CA's certificate (PEM), for the client to trust.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
 pub struct SmtpServer {
     pub port: u16,
     script: Arc<Mutex<Script>>,
     tasks: Arc<Mutex<JoinSet<()>>>,
+    tls: Option<(TlsAcceptor, TlsMode)>,
 }
 
 impl SmtpServer {
     pub async fn start() -> SmtpServer {
+        Self::start_with(None).await
+    }
+
+    /// A server speaking TLS with `certificates`' server certificate.
+    pub async fn start_tls(certificates: &TestCertificates, mode: TlsMode) -> SmtpServer {
+        Self::start_with(Some((certificates.acceptor.clone(), mode))).await
+    }
+
+    async fn start_with(tls: Option<(TlsAcceptor, TlsMode)>) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind SMTP");
         let port = listener.local_addr().expect("address").port();
         let server = SmtpServer {
             port,
             script: Arc::default(),
             tasks: Arc::new(Mutex::new(JoinSet::new())),
+            tls,
         };
         server.serve(listener);
         server
     }
 
+    /// The URL a client uses: `smtps://` for implicit TLS, `?tls=required` for STARTTLS.
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        match &self.tls {
+            None => format!("smtp://127.0.0.1:{}", self.port),
+            Some((_, TlsMode::StartTls)) => format!("smtp://127.0.0.1:{}?tls=required", self.port),
+            Some((_, TlsMode::Implicit)) => format!("smtps://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// How many connections the server accepted.
+    pub fn connections(&self) -> usize {
+        self.script.lock().expect("script").connections
     }
 
     fn serve(&self, listener: TcpListener) {
         let script = Arc::clone(&self.script);
         let tasks = Arc::clone(&self.tasks);
         let accept_tasks = Arc::clone(&self.tasks);
+        let tls = self.tls.clone();
         tasks.lock().expect("tasks").spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let script = Arc::clone(&script);
                 script.lock().expect("script").connections += 1;
+                let tls = tls.clone();
                 accept_tasks.lock().expect("tasks").spawn(async move {
-                    let _ = session(stream, script).await;
+                    let _ = match tls {
+                        None => session(Box::new(stream), script, None, false).await,
+                        Some((acceptor, TlsMode::StartTls)) => {
+                            session(Box::new(stream), script, Some(acceptor), false).await
+                        }
+                        Some((acceptor, TlsMode::Implicit)) => {
+                            match acceptor.accept(stream).await {
+                                Ok(stream) => session(Box::new(stream), script, None, true).await,
+                                Err(error) => Err(error),
+                            }
+                        }
+                    };
                 });
             }
         });
@@ -173,102 +332,162 @@ fn address_of(argument: &str) -> String {
     argument[start..end].trim().to_owned()
 }
 
-async fn session(stream: TcpStream, script: Arc<Mutex<Script>>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read);
-    write.write_all(b"220 eventra-test ESMTP\r\n").await?;
-    let mut from = String::new();
-    let mut to: Vec<String> = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if lines.read_line(&mut line).await? == 0 {
-            return Ok(());
-        }
-        let command = line.trim_end().to_owned();
-        let verb = command
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        match verb.as_str() {
-            "EHLO" => {
-                write
-                    .write_all(b"250-eventra-test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
-                    .await?
-            }
-            "HELO" => write.write_all(b"250 eventra-test\r\n").await?,
-            "MAIL" => {
-                let answer = script.lock().expect("script").mail_answers.pop_front();
-                if let Some(answer) = answer {
-                    write.write_all(format!("{answer}\r\n").as_bytes()).await?;
-                    if answer.starts_with("421") {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                from = address_of(&command[4..]);
-                to.clear();
-                write.write_all(b"250 2.1.0 OK\r\n").await?;
-            }
-            "RCPT" => {
-                let address = address_of(&command[4..]);
-                let rejection = script
-                    .lock()
-                    .expect("script")
-                    .rejected
-                    .iter()
-                    .find(|(pattern, _)| address.contains(pattern.as_str()))
-                    .map(|(_, answer)| answer.clone());
-                match rejection {
-                    Some(answer) => write.write_all(format!("{answer}\r\n").as_bytes()).await?,
-                    None => {
-                        to.push(address);
-                        write.write_all(b"250 2.1.5 OK\r\n").await?;
-                    }
-                }
-            }
-            "DATA" => {
-                write
-                    .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
-                    .await?;
-                let mut data = String::new();
-                loop {
-                    line.clear();
-                    if lines.read_line(&mut line).await? == 0 {
-                        return Ok(());
-                    }
-                    if line.trim_end_matches(['\r', '\n']) == "." {
-                        break;
-                    }
-                    let unstuffed = line.strip_prefix('.').unwrap_or(&line);
-                    data.push_str(&unstuffed.replace("\r\n", "\n"));
-                }
-                let stall = {
-                    let mut script = script.lock().expect("script");
-                    script.received.push(Received {
-                        from: from.clone(),
-                        to: to.clone(),
-                        data,
-                    });
-                    std::mem::take(&mut script.stall_next_data)
-                };
-                if stall {
-                    std::future::pending::<()>().await;
-                }
-                write.write_all(b"250 2.0.0 queued\r\n").await?;
-            }
-            "RSET" => {
-                from.clear();
-                to.clear();
-                write.write_all(b"250 2.0.0 OK\r\n").await?;
-            }
-            "NOOP" => write.write_all(b"250 2.0.0 OK\r\n").await?,
-            "QUIT" => {
-                write.write_all(b"221 2.0.0 bye\r\n").await?;
+/// A connection, in the clear or in TLS.
+trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
+
+type Session = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
+
+/// One SMTP session. With `starttls`, STARTTLS is offered and required before `MAIL`; after
+/// it the session goes on inside TLS without a new greeting. `secure` says whether the
+/// connection is TLS already.
+fn session(
+    stream: Box<dyn Connection>,
+    script: Arc<Mutex<Script>>,
+    starttls: Option<TlsAcceptor>,
+    secure: bool,
+) -> Session {
+    Box::pin(async move {
+        let mut lines = BufReader::new(stream);
+        lines
+            .get_mut()
+            .write_all(b"220 eventra-test ESMTP\r\n")
+            .await?;
+        converse(lines, script, starttls, secure).await
+    })
+}
+
+fn converse(
+    mut lines: BufReader<Box<dyn Connection>>,
+    script: Arc<Mutex<Script>>,
+    starttls: Option<TlsAcceptor>,
+    secure: bool,
+) -> Session {
+    Box::pin(async move {
+        let mut from = String::new();
+        let mut to: Vec<String> = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if lines.read_line(&mut line).await? == 0 {
                 return Ok(());
             }
-            _ => write.write_all(b"502 5.5.2 not implemented\r\n").await?,
+            let command = line.trim_end().to_owned();
+            let verb = command
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            let write = lines.get_mut();
+            match verb.as_str() {
+                "EHLO" => {
+                    let offer = if starttls.is_some() && !secure {
+                        "250-STARTTLS\r\n"
+                    } else {
+                        ""
+                    };
+                    write
+                        .write_all(
+                            format!("250-eventra-test\r\n{offer}250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                                .as_bytes(),
+                        )
+                        .await?
+                }
+                "HELO" => write.write_all(b"250 eventra-test\r\n").await?,
+                "STARTTLS" => match &starttls {
+                    Some(acceptor) if !secure => {
+                        write.write_all(b"220 2.0.0 ready to start TLS\r\n").await?;
+                        write.flush().await?;
+                        let stream = lines.into_inner();
+                        let stream = acceptor.accept(stream).await?;
+                        return converse(
+                            BufReader::new(Box::new(stream)),
+                            script,
+                            starttls.clone(),
+                            true,
+                        )
+                        .await;
+                    }
+                    _ => write.write_all(b"502 5.5.1 TLS not available\r\n").await?,
+                },
+                "MAIL" if starttls.is_some() && !secure => {
+                    write
+                        .write_all(b"530 5.7.0 must issue a STARTTLS command first\r\n")
+                        .await?
+                }
+                "MAIL" => {
+                    let answer = script.lock().expect("script").mail_answers.pop_front();
+                    if let Some(answer) = answer {
+                        write.write_all(format!("{answer}\r\n").as_bytes()).await?;
+                        if answer.starts_with("421") {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    from = address_of(&command[4..]);
+                    to.clear();
+                    write.write_all(b"250 2.1.0 OK\r\n").await?;
+                }
+                "RCPT" => {
+                    let address = address_of(&command[4..]);
+                    let rejection = script
+                        .lock()
+                        .expect("script")
+                        .rejected
+                        .iter()
+                        .find(|(pattern, _)| address.contains(pattern.as_str()))
+                        .map(|(_, answer)| answer.clone());
+                    match rejection {
+                        Some(answer) => write.write_all(format!("{answer}\r\n").as_bytes()).await?,
+                        None => {
+                            to.push(address);
+                            write.write_all(b"250 2.1.5 OK\r\n").await?;
+                        }
+                    }
+                }
+                "DATA" => {
+                    write
+                        .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
+                        .await?;
+                    let mut data = String::new();
+                    loop {
+                        line.clear();
+                        if lines.read_line(&mut line).await? == 0 {
+                            return Ok(());
+                        }
+                        if line.trim_end_matches(['\r', '\n']) == "." {
+                            break;
+                        }
+                        let unstuffed = line.strip_prefix('.').unwrap_or(&line);
+                        data.push_str(&unstuffed.replace("\r\n", "\n"));
+                    }
+                    let stall = {
+                        let mut script = script.lock().expect("script");
+                        script.received.push(Received {
+                            from: from.clone(),
+                            to: to.clone(),
+                            data,
+                            tls: secure,
+                        });
+                        std::mem::take(&mut script.stall_next_data)
+                    };
+                    if stall {
+                        std::future::pending::<()>().await;
+                    }
+                    lines.get_mut().write_all(b"250 2.0.0 queued\r\n").await?;
+                }
+                "RSET" => {
+                    from.clear();
+                    to.clear();
+                    write.write_all(b"250 2.0.0 OK\r\n").await?;
+                }
+                "NOOP" => write.write_all(b"250 2.0.0 OK\r\n").await?,
+                "QUIT" => {
+                    write.write_all(b"221 2.0.0 bye\r\n").await?;
+                    return Ok(());
+                }
+                _ => write.write_all(b"502 5.5.2 not implemented\r\n").await?,
+            }
         }
-    }
+    })
 }
