@@ -43,7 +43,13 @@ pub async fn run(
         let server = crate::http::serve(listener, pool.clone(), js.client(), mailer.clone())?;
         let handle = server.handle();
         let mut server_shutdown = shutdown.clone();
-        tokio::spawn(server);
+        // In the task set like everything else: a caller that drops this future (a test
+        // killing the projector in-process) ends the server with it, and its connections.
+        tasks.spawn(async move {
+            if let Err(error) = server.await {
+                tracing::warn!(%error, "the projector's HTTP server stopped");
+            }
+        });
         tasks.spawn(async move {
             let _ = server_shutdown.wait_for(|stop| *stop).await;
             handle.stop(true).await;

@@ -166,6 +166,10 @@ impl SearchProjection {
                 live
             }
         };
+        // A crash between the index's commit and the copy of its checkpoint below left the
+        // copy behind; with no new events it stayed behind, and an idle projector reported a
+        // lag that was not there (the index itself was whole).
+        self.mirror_index_checkpoint(&live.index).await?;
         let mut failures = 0u32;
         while !*shutdown.borrow() {
             let started = tokio::time::Instant::now();
@@ -203,6 +207,7 @@ impl SearchProjection {
                             &[&request, &(next as i64), &(events as i64)],
                         )
                         .await?;
+                    self.mirror_index_checkpoint(&live.index).await?;
                     tracing::info!(generation, events, "switched to the rebuilt search index");
                     return Ok(events);
                 }
@@ -239,6 +244,28 @@ impl SearchProjection {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Copies the index's checkpoint (its commit payload, the truth) to where `projector
+    /// status`, `/v1/projections` and the lag metrics read it, when the copy is behind.
+    async fn mirror_index_checkpoint(&self, index: &Index) -> anyhow::Result<()> {
+        let (transaction_id, position) = checkpoint(index)?;
+        if position == 0 {
+            return Ok(());
+        }
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO projection_checkpoints (projection, last_transaction_id, last_position, events_applied)
+                 VALUES ('search', $1, $2, 0)
+                 ON CONFLICT (projection) DO UPDATE SET last_transaction_id = $1, last_position = $2, updated_at = now()
+                  WHERE (projection_checkpoints.last_transaction_id, projection_checkpoints.last_position) < ($1, $2)",
+                &[&transaction_id, &position],
+            )
+            .await?;
+        metrics::gauge!("eventra_projection_position", "projection" => "search")
+            .set(position as f64);
         Ok(())
     }
 

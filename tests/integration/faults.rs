@@ -637,3 +637,113 @@ async fn the_command_api_is_not_ready_while_postgres_is_unreachable_and_recovers
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
 }
+
+/// The projector binary, run as an operator runs it, over the pipeline's database, stream
+/// and search directory.
+fn start_projector_process(pipeline: &integration_tests::Pipeline, port: u16) -> Child {
+    let settings = &pipeline.settings;
+    Command::new(crate::cli::binary("projector"))
+        .arg("run")
+        .env("DATABASE_URL", &settings.database_url)
+        .env("DATABASE_POOL_SIZE", "4")
+        .env("NATS_URL", &settings.nats_url)
+        .env("NATS_STREAM", &settings.stream.name)
+        .env("NATS_SUBJECT_PREFIX", &settings.stream.subject_prefix)
+        .env(
+            "EVENTRA_MASTER_KEY",
+            settings.master_key.as_deref().unwrap_or_default(),
+        )
+        .env("EVENTRA_DATA_DIR", &settings.data_dir)
+        .env("SEARCH_INDEX_DIR", &settings.search_dir)
+        .env("PROJECTOR_ADDR", format!("127.0.0.1:{port}"))
+        .env("PROJECTOR_BATCH_SIZE", "8")
+        .env("RELAY_POLL_INTERVAL_MS", "100")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the projector")
+}
+
+/// The search index's own checkpoint (its last commit's payload), by position.
+fn search_index_position(search_dir: &std::path::Path) -> i64 {
+    let generation = projector::search::current_generation(search_dir);
+    projector::search::open(&projector::search::generation_dir(search_dir, generation))
+        .and_then(|(index, _)| projector::search::checkpoint(&index))
+        .map_or(0, |(_, position)| position)
+}
+
+#[tokio::test]
+async fn a_projector_process_killed_mid_batch_leaves_a_search_index_equal_to_the_store() {
+    let pipeline = Arc::new(integration_tests::Pipeline::start().await);
+    let tenant = pipeline.app.sign_up_tenant("Indexed").await;
+    // Writes stream in the whole time: signups and renames.
+    let (stop_writing, writing) = tokio::sync::watch::channel(false);
+    let writer = {
+        let pipeline = Arc::clone(&pipeline);
+        let tenant_id = tenant.tenant_id;
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !*writing.borrow() {
+                let user = pipeline
+                    .app
+                    .sign_up_user(tenant_id, &format!("Indexed {n}"))
+                    .await;
+                let answer = pipeline
+                    .app
+                    .patch(
+                        "/v1/me",
+                        Some(&user.token),
+                        json!({"display_name": format!("Renamed {n}")}),
+                    )
+                    .await;
+                assert_eq!(answer.status, StatusCode::OK);
+                n += 1;
+            }
+            n
+        })
+    };
+    let search_dir = pipeline.settings.search_dir.clone();
+    let mut kills_behind = 0;
+    for _ in 0..3 {
+        let port = free_port();
+        let mut projector = start_projector_process(&pipeline, port);
+        // Killed once the index has moved on since the last kill and while it is behind the
+        // store: events read and not yet committed to the index, or about to be.
+        let start = search_index_position(&search_dir);
+        integration_tests::wait_until("the index to take new events", || async {
+            search_index_position(&search_dir) > start
+        })
+        .await;
+        projector.kill().expect("SIGKILL the projector");
+        let _ = projector.wait();
+        let head: i64 = pipeline
+            .app
+            .db
+            .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
+            .await
+            .expect("head")
+            .get(0);
+        if search_index_position(&search_dir) < head {
+            kills_behind += 1;
+        }
+    }
+    assert!(
+        kills_behind > 0,
+        "no kill landed while the index was behind the store"
+    );
+    let _ = stop_writing.send(true);
+    let written = writer.await.expect("the writer");
+    assert!(written > 0);
+    // Restarted, it catches up, and the index is exactly the store.
+    let mut projector = start_projector_process(&pipeline, free_port());
+    pipeline.wait_for_projections().await;
+    projector.kill().expect("stop");
+    let _ = projector.wait();
+    pipeline
+        .assert_search_index_equals_the_store(&search_dir, tenant.tenant_id)
+        .await;
+    if let Ok(pipeline) = Arc::try_unwrap(pipeline) {
+        pipeline.finish().await;
+    }
+}

@@ -388,8 +388,9 @@ async fn a_projector_killed_mid_stream_resumes_and_applies_every_event_exactly_o
         let pipeline = std::sync::Arc::clone(&pipeline);
         tokio::spawn(async move { some_activity(&pipeline, 40).await })
     };
-    // The read-model projections are killed in-process; the search index is killed with
-    // its process in `faults`.
+    // The read-model projections are killed here in-process (the search index is killed in
+    // `the_search_index_killed_with_its_projector_in_process...` and as a process in
+    // `faults`).
     let mut kills_mid_batch = 0;
     while kills_mid_batch < 3 && !writer.is_finished() {
         let running = pipeline.spawn_projector_of(Projection::ALL.to_vec());
@@ -1192,4 +1193,34 @@ async fn personal_fields_stay_encrypted_in_the_stream() {
         "the personal fields were seen sealed: {sealed_fields}"
     );
     pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn the_search_index_killed_with_its_projector_in_process_resumes_equal_to_the_store() {
+    let pipeline = std::sync::Arc::new(Pipeline::start().await);
+    let writer = {
+        let pipeline = std::sync::Arc::clone(&pipeline);
+        tokio::spawn(async move { some_activity(&pipeline, 40).await })
+    };
+    // The whole projector, search included, dropped wherever it is, again and again while
+    // the writes go on; each kill lands at another moment of the index's batches.
+    let mut kills = 0u64;
+    while !writer.is_finished() {
+        let running = pipeline.spawn_projector();
+        tokio::time::sleep(Duration::from_millis(10 + (53 * kills) % 250)).await;
+        running.kill().await;
+        kills += 1;
+    }
+    let tenant = writer.await.expect("the writer");
+    assert!(kills > 3, "the projector was killed {kills} times");
+    let running = pipeline.spawn_projector();
+    // Caught up, by the index's own checkpoint and by what `projector status` reports.
+    pipeline.wait_for_projections().await;
+    running.stop().await;
+    pipeline
+        .assert_search_index_equals_the_store(&pipeline.settings.search_dir, tenant.tenant_id)
+        .await;
+    if let Ok(pipeline) = std::sync::Arc::try_unwrap(pipeline) {
+        pipeline.finish().await;
+    }
 }

@@ -682,6 +682,102 @@ impl Pipeline {
         );
     }
 
+    /// Checks that the search index in `search_dir` holds exactly what the event store says
+    /// of `tenant_id`: every present user once (found by their latest name), no erased one,
+    /// and one audit document per event.
+    pub async fn assert_search_index_equals_the_store(
+        &self,
+        search_dir: &std::path::Path,
+        tenant_id: Uuid,
+    ) {
+        let mut names: std::collections::BTreeMap<Uuid, String> = Default::default();
+        let mut events_of_tenant = 0;
+        for event in self.app.store().load_all(0, 1_000_000).await.expect("load") {
+            if event.tenant_id != tenant_id {
+                continue;
+            }
+            events_of_tenant += 1;
+            let name = event.data["display_name"].as_str().map(str::to_owned);
+            match (event.event_type.as_str(), name) {
+                ("user.created", Some(name)) => {
+                    names.insert(event.aggregate_id, name);
+                }
+                ("user.profile_updated", Some(name)) => {
+                    names.insert(event.aggregate_id, name);
+                }
+                ("user.deleted", _) => {
+                    names.remove(&event.aggregate_id);
+                }
+                _ => {}
+            }
+        }
+        let generation = projector::search::current_generation(search_dir);
+        let (index, fields) =
+            projector::search::open(&projector::search::generation_dir(search_dir, generation))
+                .expect("open the index");
+        let reader = index.reader().expect("a reader");
+        let everyone = projector::search::search_users(
+            &reader,
+            &fields,
+            &projector::search::UserSearch {
+                tenant_id,
+                limit: 100_000,
+                ..Default::default()
+            },
+        )
+        .expect("search");
+        let mut indexed: Vec<Uuid> = everyone.iter().map(|(_, id)| *id).collect();
+        let listed = indexed.len();
+        indexed.sort();
+        indexed.dedup();
+        assert_eq!(indexed.len(), listed, "a user is in the index twice");
+        assert_eq!(
+            indexed,
+            names.keys().copied().collect::<Vec<_>>(),
+            "the index's users differ from the store's"
+        );
+        for (user_id, name) in &names {
+            let found = projector::search::search_users(
+                &reader,
+                &fields,
+                &projector::search::UserSearch {
+                    tenant_id,
+                    q: Some(name.clone()),
+                    limit: 100_000,
+                    ..Default::default()
+                },
+            )
+            .expect("search");
+            assert!(
+                found.iter().any(|(_, id)| id == user_id),
+                "{user_id} is not found by their latest name {name:?}"
+            );
+        }
+        let audit = projector::search::search_audit(
+            &reader,
+            &fields,
+            &projector::search::AuditSearch {
+                tenant_id,
+                limit: 1_000_000,
+                ..Default::default()
+            },
+        )
+        .expect("audit search");
+        let mut positions: Vec<i64> = audit.iter().map(|(position, _)| *position).collect();
+        positions.sort_unstable();
+        positions.dedup();
+        assert_eq!(
+            positions.len(),
+            audit.len(),
+            "an event is in the index twice"
+        );
+        assert_eq!(
+            audit.len(),
+            events_of_tenant,
+            "audit documents differ from the events"
+        );
+    }
+
     /// Messages in the stream (0 while it does not exist).
     pub async fn stream_messages(&self) -> u64 {
         match self.js.get_stream(&self.settings.stream.name).await {
