@@ -925,7 +925,10 @@ async fn a_worker_that_outlived_its_lease_cannot_overwrite_the_next_workers_resu
     second.await.expect("second worker");
     // The first worker's attempt ends (it timed out) and its outcome is refused.
     let _ = stop_first.send(true);
-    first.await.expect("first worker");
+    tokio::time::timeout(integration_tests::WAIT_LIMIT, first)
+        .await
+        .expect("the first worker's hung send ends (SMTP_TIMEOUT bounds it)")
+        .expect("first worker");
     let jobs = jobs_of(app, user_id).await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(
