@@ -623,3 +623,103 @@ fn a_session_is_revoked_by_its_owner_or_an_admin_of_its_tenant_only() {
         Err(DomainError::SessionNotFound)
     );
 }
+
+fn as_platform_admin() -> Context {
+    Context {
+        now: now(),
+        actor: Actor::PlatformAdmin {
+            user_id: Uuid::from_u128(0x9a),
+        },
+    }
+}
+
+#[test]
+fn a_platform_admin_manages_any_tenants_members_and_ends_any_session() {
+    let given = a_tenant_with_an_admin_and_a_member();
+    assert_eq!(
+        domain::user::deactivate(&given.members, &given.user(MEMBER), &as_platform_admin()),
+        Ok(vec![UserEvent::Deactivated {
+            user_id: MEMBER,
+            deactivated_by: Uuid::from_u128(0x9a),
+            by_admin: true,
+        }])
+    );
+    assert!(matches!(
+        domain::session::revoke(&open_session(), &as_platform_admin()).as_deref(),
+        Ok([SessionEvent::Revoked {
+            reason: RevocationReason::RevokedByAdmin,
+            revoked_by: Some(by),
+            ..
+        }]) if *by == Uuid::from_u128(0x9a)
+    ));
+}
+
+#[test]
+fn the_membership_view_counts_every_active_admin() {
+    let second = Uuid::from_u128(0xa2);
+    let mut given = a_tenant_with_an_admin_and_a_member();
+    assert_eq!(given.members.active_admins(), 1);
+    given.members.apply(second, &joined(second, Role::Admin));
+    assert_eq!(given.members.active_admins(), 2);
+    assert!(!given.members.is_last_active_admin(ADMIN));
+    given.members.apply(
+        MEMBER,
+        &UserEvent::MemberRoleChanged {
+            tenant_id: TENANT,
+            user_id: MEMBER,
+            old_role: Role::Member,
+            new_role: Role::Admin,
+            changed_by: ADMIN,
+        },
+    );
+    assert_eq!(given.members.active_admins(), 3);
+}
+
+#[test]
+fn each_stream_version_is_the_number_of_its_events() {
+    let member = a_tenant_with_an_admin_and_a_member().user(MEMBER);
+    assert_eq!(member.version, 2);
+    let mut session = open_session();
+    assert_eq!(session.version, 1);
+    session.apply(
+        &SessionEvent::Refreshed {
+            session_id: SESSION,
+            user_id: MEMBER,
+            refresh_token_hash: "h2".into(),
+            expires_at: now() + Duration::days(30),
+        },
+        now(),
+    );
+    assert_eq!(session.version, 2);
+    let tenant = Tenant::from_events(&[
+        TenantEvent::Created {
+            tenant_id: TENANT,
+            name: "Acme".into(),
+            plan: Plan::Standard,
+            admin_user_id: ADMIN,
+        },
+        TenantEvent::RateLimitChanged {
+            tenant_id: TENANT,
+            requests_per_hour: Some(5),
+        },
+    ]);
+    assert_eq!(tenant.version, 2);
+    assert_eq!(tenant.rate_limit_per_hour, Some(5));
+}
+
+#[test]
+fn a_session_ends_at_its_expiry_instant() {
+    let member = a_tenant_with_an_admin_and_a_member().user(MEMBER);
+    let session = open_session();
+    let expiry = session.expires_at.expect("an expiry");
+    let at = |now| Context {
+        now,
+        actor: Actor::Anonymous,
+    };
+    assert!(session.is_open(expiry - Duration::microseconds(1)));
+    assert!(!session.is_open(expiry), "expired at the instant itself");
+    assert_eq!(
+        domain::session::refresh(&session, &member, refresh_with("h1"), &at(expiry)),
+        Ok(RefreshOutcome::Rejected(vec![]))
+    );
+}

@@ -57,3 +57,61 @@ pub fn jwt_secret(
     );
     Ok(crate::Secret::new(key.derive("eventra/jwt/v1").to_vec()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch_dir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("eventra-config-{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    #[test]
+    fn a_variable_is_read_unless_blank_and_parsed_with_its_name_in_the_error() {
+        assert!(var("PATH").is_some(), "PATH is set for every test run");
+        assert_eq!(var("EVENTRA_CONFIG_TEST_SURELY_UNSET"), None);
+        assert_eq!(
+            parse::<u32>("EVENTRA_CONFIG_TEST_SURELY_UNSET", " 42 ").expect("the default"),
+            42
+        );
+        let error = parse::<u32>("PATH", "1").expect_err("PATH is no number");
+        assert!(error.to_string().starts_with("PATH="), "{error}");
+    }
+
+    #[test]
+    fn a_configured_jwt_secret_needs_32_bytes_and_is_used_as_given() {
+        let dir = scratch_dir();
+        let short = crate::Secret::new("s".repeat(31));
+        assert!(jwt_secret(Some(&short), &dir).is_err());
+        let enough = crate::Secret::new("s".repeat(32));
+        assert_eq!(
+            jwt_secret(Some(&enough), &dir).expect("32 bytes").expose(),
+            "s".repeat(32).as_bytes()
+        );
+        assert!(!dir.exists(), "a configured secret writes no file");
+    }
+
+    #[test]
+    fn without_configuration_both_keys_come_from_files_that_stay() {
+        let dir = scratch_dir();
+        let first = jwt_secret(None, &dir).expect("generated");
+        let again = jwt_secret(None, &dir).expect("read back");
+        assert_eq!(first.expose(), again.expose());
+        assert_eq!(first.expose().len(), 32);
+        let master = master_key(None, &dir).expect("generated");
+        assert_eq!(master_key(None, &dir).expect("read back").id(), master.id());
+        // The token secret is derived, never the key file's bytes themselves.
+        let (file_key, _) =
+            crate::crypto::MasterKey::load_or_generate(&dir, "jwt.key").expect("the file");
+        assert_ne!(first.expose(), file_key.to_base64().as_bytes());
+        let configured = crate::Secret::new(master.to_base64());
+        assert_eq!(
+            master_key(Some(&configured), &scratch_dir())
+                .expect("configured")
+                .id(),
+            master.id()
+        );
+        assert!(master_key(Some(&crate::Secret::new("nope".into())), &dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

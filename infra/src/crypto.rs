@@ -370,6 +370,53 @@ mod tests {
     }
 
     #[test]
+    fn sealed_values_too_short_or_tampered_are_refused_without_panicking() {
+        let key = DataKey::generate().expect("rng");
+        for length in [0, 1, NONCE_BYTES - 1, NONCE_BYTES, NONCE_BYTES + 15] {
+            let value = format!("{ENCRYPTED_PREFIX}{}", STANDARD.encode(vec![7u8; length]));
+            assert!(key.decrypt(b"ctx", &value).is_err(), "{length} bytes");
+        }
+        let sealed = key.encrypt(b"ctx", b"secret").expect("encrypt");
+        let mut bytes = STANDARD
+            .decode(sealed.trim_start_matches(ENCRYPTED_PREFIX))
+            .expect("base64");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let tampered = format!("{ENCRYPTED_PREFIX}{}", STANDARD.encode(&bytes));
+        assert!(key.decrypt(b"ctx", &tampered).is_err());
+        assert!(key.decrypt(b"ctx", "not sealed at all").is_err());
+    }
+
+    #[test]
+    fn token_hashes_are_sha256_and_random_tokens_are_long_and_distinct() {
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let (a, b) = (
+            random_token::<32>().expect("rng"),
+            random_token::<32>().expect("rng"),
+        );
+        assert_eq!(a.len(), 43, "256 bits, URL-safe base64 without padding");
+        assert_ne!(a, b);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+    }
+
+    #[test]
+    fn a_master_key_prints_its_id_never_itself() {
+        let key = MasterKey::from_bytes([9; 32]);
+        let printed = format!("{key:?}");
+        assert_eq!(printed, format!("MasterKey({})", key.id()));
+        assert!(!printed.contains(&key.to_base64()));
+        let ring = KeyRing::new(key.clone());
+        assert_eq!(ring.master_key_id(), key.id());
+        assert_eq!(key.id().len(), 16, "eight bytes of a digest, in hex");
+    }
+
+    #[test]
     fn blind_indexes_are_stable_per_master_key_and_differ_between_keys() {
         let master = MasterKey::generate().expect("rng");
         let ring = KeyRing::new(master.clone());

@@ -71,6 +71,12 @@ mod tests {
     }
 
     #[test]
+    fn an_older_version_is_brought_up_to_the_current_one() {
+        let data = serde_json::json!({"user_id": "x"});
+        assert_eq!(upcast("user.deleted", 0, data.clone()), Ok((1, data)));
+    }
+
+    #[test]
     fn versions_from_the_future_and_unknown_types_are_refused() {
         assert!(matches!(
             upcast("user.created", 2, Value::Null),

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = integration_tests::WAIT_LIMIT;
 
 async fn mail_pipeline(
     customise: impl FnOnce(&mut projector::settings::Settings),

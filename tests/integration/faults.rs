@@ -566,9 +566,9 @@ async fn ready_status(url: &str) -> (u16, serde_json::Value) {
     }
 }
 
-/// Polls `/ready` until it answers `wanted` (up to 15 s); returns the last answer.
+/// Polls `/ready` until it answers `wanted` (up to the wait limit); returns the last answer.
 async fn wait_for_ready_status(url: &str, wanted: u16) -> (u16, serde_json::Value) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + integration_tests::WAIT_LIMIT;
     loop {
         let answer = ready_status(url).await;
         if answer.0 == wanted || tokio::time::Instant::now() >= deadline {

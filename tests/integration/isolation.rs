@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 #[tokio::test]
-async fn another_tenants_admin_gets_not_found_on_every_endpoint_and_changes_nothing() {
+async fn another_tenants_admin_gets_not_found_on_member_and_session_commands_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let victim = app.sign_up_tenant("Victim").await;
     let member = app.sign_up_user(victim.tenant_id, "Target").await;

@@ -601,13 +601,10 @@ async fn one_relay_leads_and_another_takes_over_when_it_dies() {
     let wait_published = |expected: i64| {
         let pipeline = &pipeline;
         async move {
-            for _ in 0..200 {
-                if pipeline.stream_messages().await as i64 >= expected {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            panic!("not published");
+            integration_tests::wait_until("the relay to publish every event", || async {
+                pipeline.stream_messages().await as i64 >= expected
+            })
+            .await;
         }
     };
     wait_published(event_count(&pipeline).await).await;
