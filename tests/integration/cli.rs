@@ -130,18 +130,8 @@ async fn operators_see_status_replay_and_list_dead_letters_from_the_command_line
         .await;
     // And a message that is no event at all, to be discarded.
     pipeline
-        .js
-        .publish(
-            pipeline
-                .settings
-                .stream
-                .subject_for(tenant.tenant_id, "user.created"),
-            "{not an envelope".into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
+        .publish_garbage(tenant.tenant_id, "{not an envelope")
+        .await;
     pipeline.wait_for_projections().await;
     integration_tests::wait_until("the users projection to dead-letter both", || async {
         projector::dead_letters::list(&pipeline.pool, Some(Projection::Users), 10)

@@ -436,16 +436,7 @@ async fn a_transaction_held_open_on_one_stream_does_not_stall_grouped_commands_o
     // (Observed from another connection: the holder's transaction sees a frozen snapshot
     // of the activity statistics.)
     integration_tests::wait_until("a command waiting on the held row lock", || async {
-        let waiting: i64 = app
-            .db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .expect("activity")
-            .get(0);
+        let waiting = app.lock_waiters().await;
         waiting > 0
     })
     .await;

@@ -748,6 +748,20 @@ async fn the_per_recipient_rate_limit_defers_notices_but_never_security_alerts()
     pipeline.finish().await;
 }
 
+/// A message to someone@example.com, for sending through a mailer directly.
+fn a_message(subject: &str) -> lettre::Message {
+    lettre::Message::builder()
+        .from(
+            "Eventra <no-reply@eventra.localhost>"
+                .parse()
+                .expect("from"),
+        )
+        .to("someone@example.com".parse().expect("to"))
+        .subject(subject)
+        .body("x".to_owned())
+        .expect("message")
+}
+
 /// The outcomes of a job's attempts, in order.
 async fn outcomes_of(app: &TestApp, job_id: Uuid) -> Vec<String> {
     app.db
@@ -971,16 +985,7 @@ async fn mail_goes_out_over_starttls_and_smtps_to_a_server_of_the_organisations_
             None,
         )
         .expect("mailer");
-        let message = lettre::Message::builder()
-            .from(
-                "Eventra <no-reply@eventra.localhost>"
-                    .parse()
-                    .expect("from"),
-            )
-            .to("someone@example.com".parse().expect("to"))
-            .subject("untrusted")
-            .body("x".to_owned())
-            .expect("message");
+        let message = a_message("untrusted");
         let before = smtp.received().len();
         let outcome = mailer.send(Uuid::new_v4(), &message).await;
         assert!(
@@ -1008,16 +1013,7 @@ async fn a_server_that_requires_starttls_gets_nothing_from_a_client_that_does_no
         None,
     )
     .expect("mailer");
-    let message = lettre::Message::builder()
-        .from(
-            "Eventra <no-reply@eventra.localhost>"
-                .parse()
-                .expect("from"),
-        )
-        .to("someone@example.com".parse().expect("to"))
-        .subject("in the clear")
-        .body("x".to_owned())
-        .expect("message");
+    let message = a_message("in the clear");
     let outcome = mailer.send(Uuid::new_v4(), &message).await;
     assert!(outcome.is_err(), "{outcome:?}");
     assert!(smtp.received().is_empty());

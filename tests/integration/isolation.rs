@@ -1,11 +1,7 @@
-use chrono::Utc;
 use domain::Role;
-use infra::Secret;
-use infra::auth::Tokens;
 use integration_tests::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 #[tokio::test]
 async fn another_tenants_admin_gets_not_found_on_member_and_session_commands_and_changes_nothing() {
@@ -147,27 +143,7 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
         )
         .await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
-    let expired = Tokens::new(
-        &Secret::new(
-            app.settings
-                .jwt_secret
-                .as_ref()
-                .expect("secret")
-                .expose()
-                .as_bytes()
-                .to_vec(),
-        ),
-        chrono::Duration::seconds(-60),
-        chrono::Duration::minutes(5),
-    )
-    .issue_access_token(
-        victim.admin_id,
-        victim.tenant_id,
-        Uuid::new_v4(),
-        Role::Admin,
-        Utc::now(),
-    )
-    .expect("token");
+    let expired = app.expired_token(victim.admin_id, victim.tenant_id, Role::Admin);
     let before = app.event_count().await;
 
     let mut checked = Vec::new();

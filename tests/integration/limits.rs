@@ -295,15 +295,7 @@ async fn metrics_report_requests_events_rejections_and_the_pool() {
             assert!(text.contains(expected), "{base}: {expected} missing");
         }
     }
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics(&app.address).await;
     let tenant_label = format!("tenant=\"{}\"", tenant.tenant_id);
     assert!(
         text.lines()
@@ -367,15 +359,7 @@ async fn a_redis_that_stops_answering_lets_requests_through_and_is_counted() {
 
 /// The command API's `eventra_rate_limit_store_errors_total`.
 async fn store_errors(app: &TestApp) -> f64 {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics(&app.address).await;
     text.lines()
         .filter(|l| {
             l.starts_with("eventra_rate_limit_store_errors_total{")
@@ -396,15 +380,7 @@ async fn tenants_past_the_label_cap_are_counted_as_other() {
             .await;
         assert_eq!(answer.status, StatusCode::OK);
     }
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics(&app.address).await;
     let first_label = format!("tenant=\"{}\"", first.tenant_id);
     assert!(
         text.lines()

@@ -272,18 +272,8 @@ async fn a_poison_message_and_a_poison_event_are_dead_lettered_and_later_events_
 
     // A message that is not an event at all.
     pipeline
-        .js
-        .publish(
-            pipeline
-                .settings
-                .stream
-                .subject_for(tenant.tenant_id, "user.created"),
-            "{definitely not an envelope".into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
+        .publish_garbage(tenant.tenant_id, "{definitely not an envelope")
+        .await;
     // An event in the store whose data does not decode (as an older, buggy writer might
     // have left it).
     pipeline
@@ -302,16 +292,11 @@ async fn a_poison_message_and_a_poison_event_are_dead_lettered_and_later_events_
         .await;
     pipeline.wait_for_projections().await;
 
-    let name: String = pipeline
+    let name = pipeline
         .app
-        .db
-        .query_one(
-            "SELECT display_name FROM rm_users WHERE user_id = $1",
-            &[&later.user_id],
-        )
+        .projected_name(later.user_id)
         .await
-        .expect("the later user is projected")
-        .get(0);
+        .expect("the later user is projected");
     assert_eq!(name, "After The Poison");
     let letters = projector::dead_letters::list(&pipeline.pool, Some(Projection::Users), 100)
         .await
@@ -431,17 +416,9 @@ async fn a_projector_killed_mid_stream_resumes_and_applies_every_event_exactly_o
         );
     }
     // The rows equal what the event store rebuilds from nothing.
-    let resumed = pipeline.read_models_text().await;
-    for projection in Projection::ALL {
-        projector::replay::replay(&pipeline.pool, &pipeline.keys, projection, None, false)
-            .await
-            .expect("replay");
-    }
-    assert_eq!(
-        resumed,
-        pipeline.read_models_text().await,
-        "the resumed rows differ from a rebuild"
-    );
+    pipeline
+        .assert_rows_equal_a_rebuild_of(&Projection::ALL, "the resumed rows differ from a rebuild")
+        .await;
     if let Ok(pipeline) = std::sync::Arc::try_unwrap(pipeline) {
         pipeline.finish().await;
     }
@@ -741,12 +718,9 @@ async fn messages_published_by_another_event_store_are_ignored() {
     for row in models.lines() {
         assert!(live.contains(row), "a row changed: {row}");
     }
-    for projection in Projection::ALL {
-        projector::replay::replay(&pipeline.pool, &pipeline.keys, projection, None, false)
-            .await
-            .expect("replay");
-    }
-    assert_eq!(pipeline.read_models_text().await, live);
+    pipeline
+        .assert_rows_equal_a_rebuild_of(&Projection::ALL, "a foreign row is in the models")
+        .await;
     pipeline.finish().await;
 }
 
@@ -1010,17 +984,7 @@ async fn readers_keep_the_old_rows_while_a_replay_runs_under_live_writes() {
             .await
             .expect("staging")
             .get(0);
-        let waiting: i64 = pipeline
-            .app
-            .db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .expect("activity")
-            .get(0);
+        let waiting = pipeline.app.lock_waiters().await;
         staged && waiting > 0
     })
     .await;
@@ -1043,21 +1007,9 @@ async fn readers_keep_the_old_rows_while_a_replay_runs_under_live_writes() {
     let _ = stop_reading.send(true);
     assert!(reader.await.expect("the reader") > 0);
     running.stop().await;
-    let live = pipeline.read_models_text().await;
-    projector::replay::replay(
-        &pipeline.pool,
-        &pipeline.keys,
-        Projection::Users,
-        None,
-        false,
-    )
-    .await
-    .expect("replay");
-    assert_eq!(
-        pipeline.read_models_text().await,
-        live,
-        "the switched-in model is whole"
-    );
+    pipeline
+        .assert_rows_equal_a_rebuild_of(&[Projection::Users], "the switched-in model is whole")
+        .await;
     if let Ok(pipeline) = std::sync::Arc::try_unwrap(pipeline) {
         pipeline.finish().await;
     }
@@ -1118,16 +1070,11 @@ async fn a_projection_whose_database_fails_retries_and_never_skips_an_event() {
         .expect("space again");
     pipeline.wait_for_projections_of(&Projection::ALL).await;
     assert_eq!(users_applied(&pipeline.applied().await), Some(head));
-    let name: String = pipeline
+    let name = pipeline
         .app
-        .db
-        .query_one(
-            "SELECT display_name FROM rm_users WHERE user_id = $1",
-            &[&later.user_id],
-        )
+        .projected_name(later.user_id)
         .await
-        .expect("the later user is projected")
-        .get(0);
+        .expect("the later user is projected");
     assert_eq!(name, "While Away");
     assert!(
         projector::dead_letters::list(&pipeline.pool, None, 10)
@@ -1136,17 +1083,9 @@ async fn a_projection_whose_database_fails_retries_and_never_skips_an_event() {
             .is_empty()
     );
     running.stop().await;
-    let live = pipeline.read_models_text().await;
-    projector::replay::replay(
-        &pipeline.pool,
-        &pipeline.keys,
-        Projection::Users,
-        None,
-        false,
-    )
-    .await
-    .expect("replay");
-    assert_eq!(pipeline.read_models_text().await, live);
+    pipeline
+        .assert_rows_equal_a_rebuild_of(&[Projection::Users], "an event was skipped")
+        .await;
     pipeline.finish().await;
 }
 

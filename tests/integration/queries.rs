@@ -1,10 +1,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::Utc;
 use domain::Role;
-use infra::Secret;
-use infra::auth::Tokens;
 use integration_tests::{Pipeline, TenantFixture, UserFixture};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -42,30 +39,9 @@ async fn every_query_endpoint_refuses_other_tenants_members_and_bad_tokens() {
         )
         .await;
     assert_eq!(revoke.status, StatusCode::NO_CONTENT);
-    let secret = Secret::new(
-        pipeline
-            .app
-            .settings
-            .jwt_secret
-            .as_ref()
-            .expect("secret")
-            .expose()
-            .as_bytes()
-            .to_vec(),
-    );
-    let expired = Tokens::new(
-        &secret,
-        chrono::Duration::seconds(-60),
-        chrono::Duration::minutes(5),
-    )
-    .issue_access_token(
-        tenant.admin_id,
-        tenant.tenant_id,
-        uuid::Uuid::new_v4(),
-        Role::Admin,
-        Utc::now(),
-    )
-    .expect("token");
+    let expired = pipeline
+        .app
+        .expired_token(tenant.admin_id, tenant.tenant_id, Role::Admin);
 
     let t = tenant.tenant_id;
     let admin_views = [

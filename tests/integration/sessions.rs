@@ -45,22 +45,10 @@ async fn login_issues_a_short_lived_access_token_and_a_refresh_token_bound_to_a_
         "the refresh token names its session"
     );
     // The access token is bound to the same session and user.
-    let secret = Secret::new(
-        app.settings
-            .jwt_secret
-            .as_ref()
-            .expect("secret")
-            .expose()
-            .as_bytes()
-            .to_vec(),
-    );
-    let claims = Tokens::new(
-        &secret,
-        chrono::Duration::minutes(15),
-        chrono::Duration::hours(1),
-    )
-    .verify_access_token(&login.str("access_token"))
-    .expect("a valid access token");
+    let claims = app
+        .tokens(chrono::Duration::minutes(15))
+        .verify_access_token(&login.str("access_token"))
+        .expect("a valid access token");
     assert_eq!(claims.sid, session_id);
     assert_eq!(claims.sub, tenant.admin_id);
     assert_eq!(claims.tid, tenant.tenant_id);

@@ -399,6 +399,32 @@ impl TestApp {
             .collect()
     }
 
+    /// A user's display name in the users read model, if they have a row.
+    pub async fn projected_name(&self, user_id: Uuid) -> Option<String> {
+        self.db
+            .query_opt(
+                "SELECT display_name FROM rm_users WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await
+            .expect("the users model")
+            .map(|row| row.get(0))
+    }
+
+    /// How many of this database's backends wait on a lock now (asked on the harness's own
+    /// connection: a transaction's own view of the activity statistics is frozen).
+    pub async fn lock_waiters(&self) -> i64 {
+        self.db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("activity")
+            .get(0)
+    }
+
     /// The event store as the command API opens it (personal data decrypted).
     pub fn store(&self) -> infra::store::EventStore {
         infra::store::EventStore::new(
@@ -420,6 +446,39 @@ impl TestApp {
             .load_stream(aggregate_type, aggregate_id)
             .await
             .expect("load a stream")
+    }
+
+    /// Access tokens signed with this app's secret, with `access_ttl` (negative: expired).
+    pub fn tokens(&self, access_ttl: chrono::Duration) -> infra::auth::Tokens {
+        let secret = Secret::new(
+            self.settings
+                .jwt_secret
+                .as_ref()
+                .expect("the test secret")
+                .expose()
+                .as_bytes()
+                .to_vec(),
+        );
+        infra::auth::Tokens::new(&secret, access_ttl, chrono::Duration::hours(1))
+    }
+
+    /// A correctly signed access token that expired a minute ago.
+    pub fn expired_token(&self, user_id: Uuid, tenant_id: Uuid, role: domain::Role) -> String {
+        self.tokens(chrono::Duration::seconds(-60))
+            .issue_access_token(user_id, tenant_id, Uuid::new_v4(), role, chrono::Utc::now())
+            .expect("a token")
+    }
+
+    /// The Prometheus text an API at `base` serves on `/metrics`.
+    pub async fn metrics(&self, base: &str) -> String {
+        self.http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
     }
 
     /// The whole events table as text, as an operator would see it with psql.
@@ -780,6 +839,20 @@ impl Pipeline {
         );
     }
 
+    /// Publishes bytes that are no event envelope on the stream, as for `tenant_id`'s
+    /// `user.created` (what a broken or hostile publisher might send).
+    pub async fn publish_garbage(&self, tenant_id: Uuid, bytes: &'static str) {
+        self.js
+            .publish(
+                self.settings.stream.subject_for(tenant_id, "user.created"),
+                bytes.into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+
     /// Messages in the stream (0 while it does not exist).
     pub async fn stream_messages(&self) -> u64 {
         match self.js.get_stream(&self.settings.stream.name).await {
@@ -801,6 +874,22 @@ impl Pipeline {
             .iter()
             .map(|row| (row.get(0), row.get(1)))
             .collect()
+    }
+
+    /// Rebuilds `projections` from the event store and checks that the rows are the ones
+    /// they were: what the live side built is what the store says.
+    pub async fn assert_rows_equal_a_rebuild_of(
+        &self,
+        projections: &[projector::projections::Projection],
+        why: &str,
+    ) {
+        let live = self.read_models_text().await;
+        for projection in projections {
+            projector::replay::replay(&self.pool, &self.keys, *projection, None, false)
+                .await
+                .expect("replay");
+        }
+        assert_eq!(self.read_models_text().await, live, "{why}");
     }
 
     /// Every read model as text, for comparing two builds.
