@@ -393,6 +393,30 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_notice_names_the_changed_fields_in_its_language() {
+        let fields = json!(["display_name", "phone", "locale", "something_else"]);
+        let english = render(Template::ProfileUpdated, &json!({"fields": fields}));
+        assert!(
+            english
+                .text
+                .contains("(display name, phone number, language, something_else)"),
+            "{}",
+            english.text
+        );
+        let german = render(
+            Template::ProfileUpdated,
+            &json!({"fields": fields, "locale": "de"}),
+        );
+        assert!(
+            german
+                .text
+                .contains("(Anzeigename, Telefonnummer, Sprache, something_else)"),
+            "{}",
+            german.text
+        );
+    }
+
+    #[test]
     fn german_locales_read_german_and_others_english() {
         let vars =
             |locale: &str| json!({"display_name": "Ada", "tenant_name": "Acme", "locale": locale});

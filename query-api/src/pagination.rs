@@ -98,6 +98,30 @@ mod tests {
         assert_eq!(limit(None).expect("default"), DEFAULT_LIMIT);
         assert!(limit(Some(0)).is_err());
         assert!(limit(Some(MAX_LIMIT + 1)).is_err());
+        assert!(limit(Some(-1)).is_err());
+        assert_eq!(limit(Some(1)).expect("the smallest page"), 1);
+        assert_eq!(limit(Some(MAX_LIMIT)).expect("the largest page"), MAX_LIMIT);
         assert_eq!(like_pattern("50%_a"), "%50\\%\\_a%");
+    }
+
+    #[test]
+    fn an_absent_or_blank_cursor_is_the_first_page_and_a_given_one_is_decoded() {
+        assert_eq!(Cursor::decode_optional(None, "users").expect("none"), None);
+        assert_eq!(
+            Cursor::decode_optional(Some("  "), "users").expect("blank"),
+            None
+        );
+        let cursor = Cursor {
+            kind: "users".into(),
+            before_position: None,
+            after_created_micros: Some(7),
+            after_id: Some(Uuid::from_u128(9)),
+        };
+        let text = format!(" {} ", cursor.encode());
+        assert_eq!(
+            Cursor::decode_optional(Some(&text), "users").expect("valid"),
+            Some(cursor)
+        );
+        assert!(Cursor::decode_optional(Some("garbage"), "users").is_err());
     }
 }
