@@ -825,35 +825,14 @@ async fn events_older_than_the_age_limit_mail_no_one() {
     let tenant = app.sign_up_tenant("Aged").await;
     // A profile update recorded two hours ago (as a store restored from a backup holds),
     // then one made now.
-    let store = app.store();
-    let version = app.stream_types(tenant.admin_id).await.len() as i64;
-    let unit = store.begin().await.expect("begin");
-    unit.append(
+    app.append_rename(
         tenant.tenant_id,
-        &[infra::store::ExpectedVersion {
-            aggregate_id: tenant.admin_id,
-            version,
-        }],
-        &[domain::DomainEvent::User {
-            user_id: tenant.admin_id,
-            event: domain::UserEvent::ProfileUpdated {
-                user_id: tenant.admin_id,
-                display_name: Some("Old News".into()),
-                phone: None,
-                locale: None,
-                cleared: vec![],
-                updated_by: tenant.admin_id,
-            },
-        }],
-        &infra::envelope::EventMetadata {
-            source: "test".into(),
-            ..Default::default()
-        },
+        tenant.admin_id,
+        "Old News",
         chrono::Utc::now() - chrono::Duration::hours(2),
     )
     .await
     .expect("append");
-    unit.commit().await.expect("commit");
     let fresh = app
         .patch(
             "/v1/me",

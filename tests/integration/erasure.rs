@@ -137,35 +137,15 @@ async fn an_erased_subject_never_gets_a_data_key_again() {
 
     // A writer that still holds the user's id (a stale cache, a late import) tries to
     // record personal data for them: no new key is made, nothing is appended.
-    let store = app.store();
     let version = app.stream_types(user.user_id).await.len() as i64;
-    let unit = store.begin().await.expect("begin");
-    let result = unit
-        .append(
+    let result = app
+        .append_rename(
             tenant.tenant_id,
-            &[infra::store::ExpectedVersion {
-                aggregate_id: user.user_id,
-                version,
-            }],
-            &[domain::DomainEvent::User {
-                user_id: user.user_id,
-                event: domain::UserEvent::ProfileUpdated {
-                    user_id: user.user_id,
-                    display_name: Some("Back From The Dead".into()),
-                    phone: None,
-                    locale: None,
-                    cleared: vec![],
-                    updated_by: user.user_id,
-                },
-            }],
-            &infra::envelope::EventMetadata {
-                source: "test".into(),
-                ..Default::default()
-            },
+            user.user_id,
+            "Back From The Dead",
             chrono::Utc::now(),
         )
         .await;
-    unit.rollback().await;
     assert!(
         matches!(result, Err(infra::store::StoreError::SubjectErased)),
         "{result:?}"

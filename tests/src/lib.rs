@@ -436,6 +436,53 @@ impl TestApp {
         )
     }
 
+    /// Renames `user_id` by appending `user.profile_updated` through the store itself, as a
+    /// writer other than the API would (recorded at `occurred_at`); committed when it is
+    /// accepted, rolled back when refused.
+    pub async fn append_rename(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        name: &str,
+        occurred_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), infra::store::StoreError> {
+        let store = self.store();
+        let version = self.stream_types(user_id).await.len() as i64;
+        let unit = store.begin().await.expect("begin");
+        let appended = unit
+            .append(
+                tenant_id,
+                &[infra::store::ExpectedVersion {
+                    aggregate_id: user_id,
+                    version,
+                }],
+                &[domain::DomainEvent::User {
+                    user_id,
+                    event: domain::UserEvent::ProfileUpdated {
+                        user_id,
+                        display_name: Some(name.into()),
+                        phone: None,
+                        locale: None,
+                        cleared: vec![],
+                        updated_by: user_id,
+                    },
+                }],
+                &infra::envelope::EventMetadata {
+                    source: "test".into(),
+                    ..Default::default()
+                },
+                occurred_at,
+            )
+            .await;
+        match appended {
+            Ok(_) => unit.commit().await,
+            Err(error) => {
+                unit.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
     /// One stream's events in order, personal fields decrypted.
     pub async fn decrypted_stream(
         &self,
