@@ -7,7 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use domain::DomainError;
-use infra::store::StoreError;
+use eventstore::StoreError;
 use serde_json::json;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";

@@ -10,8 +10,8 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use domain::{Actor, Role};
+use eventstore::EventMetadata;
 use infra::auth::{AuthenticationError, Principal, TokenError, authenticate};
-use infra::envelope::EventMetadata;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tracing::Span;
@@ -326,7 +326,20 @@ pub async fn echo_request_ids(
 
 /// Records the tenant on the request's root span (for anonymous commands that name one).
 pub fn record_tenant(request: &HttpRequest, tenant_id: Uuid) {
-    if let Some(span) = request.extensions().get::<RootSpan>() {
+    record_tenant_on(root_span(request).as_ref(), tenant_id);
+}
+
+/// The request's root span, to record on from code that cannot hold the request.
+pub fn root_span(request: &HttpRequest) -> Option<Span> {
+    request
+        .extensions()
+        .get::<RootSpan>()
+        .map(|span| Span::clone(span))
+}
+
+/// Records the tenant on a root span taken with [`root_span`].
+pub fn record_tenant_on(span: Option<&Span>, tenant_id: Uuid) {
+    if let Some(span) = span {
         span.record("tenant_id", tracing::field::display(tenant_id));
     }
 }

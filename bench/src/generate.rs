@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use api_common::error::ApiError;
+use command_api::commands::reserve_email;
+use command_api::pipeline::{Answer, Command, Decision, Request, execute, last_position};
 use domain::user::SignUpUser;
-use domain::values::normalise_email;
-use domain::{Actor, Context, DomainEvent, Plan, Tenant, TenantEvent, UserEvent};
-use infra::envelope::EventMetadata;
-use infra::store::{EventStore, ExpectedVersion};
+use domain::{Context, Plan, Tenant, TenantEvent, User, UserEvent};
+use eventstore::{AppendedEvent, Changes, EventStore, Transaction};
 use uuid::Uuid;
 
 const FIRST_NAMES: [&str; 20] = [
@@ -32,38 +32,66 @@ pub fn first_names() -> &'static [&'static str] {
     &FIRST_NAMES
 }
 
-fn metadata() -> EventMetadata {
-    EventMetadata {
-        source: "eventra-bench".into(),
-        ..Default::default()
-    }
-}
+/// What the generator's events name as their source.
+const SOURCE: &str = "eventra-bench";
 
 /// A tenant created through the store (for a database the API does not serve).
 pub async fn tenant(store: &EventStore, name: &str) -> anyhow::Result<Uuid> {
     let tenant_id = Uuid::now_v7();
-    let unit = store.begin().await?;
-    unit.append(
-        tenant_id,
-        &[ExpectedVersion {
-            aggregate_id: tenant_id,
-            version: 0,
-        }],
-        &[DomainEvent::Tenant {
+    run(
+        store,
+        &CreateTenant {
             tenant_id,
-            event: TenantEvent::Created {
-                tenant_id,
-                name: name.to_owned(),
-                plan: Plan::Standard,
-                admin_user_id: Uuid::now_v7(),
-            },
-        }],
-        &metadata(),
-        Utc::now(),
+            name: name.to_owned(),
+        },
     )
     .await?;
-    unit.commit().await?;
     Ok(tenant_id)
+}
+
+/// Runs a generator command through the command API's pipeline.
+async fn run<C: Command>(store: &EventStore, command: &C) -> anyhow::Result<serde_json::Value> {
+    let answer = execute(store, 0, &Request::tool(SOURCE), command)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    answer
+        .body()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the generator's command was refused"))
+}
+
+/// A tenant without its admin (no decision creates one: the generator names it directly).
+struct CreateTenant {
+    tenant_id: Uuid,
+    name: String,
+}
+
+impl Command for CreateTenant {
+    type Unit = Transaction;
+    type State = ();
+    type Outcome = ();
+
+    async fn load(&self, _: &Transaction) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    fn decide(&self, _: &(), context: &Context) -> Result<Decision, ApiError> {
+        let mut changes = Changes::new(self.tenant_id, context.now);
+        changes.create::<Tenant>(
+            self.tenant_id,
+            vec![TenantEvent::Created {
+                tenant_id: self.tenant_id,
+                name: self.name.clone(),
+                plan: Plan::Standard,
+                admin_user_id: Uuid::now_v7(),
+            }],
+        );
+        Ok(Decision::to_append(changes))
+    }
+
+    fn answer(&self, _: &(), _: (), _: &[AppendedEvent]) -> Result<Answer, ApiError> {
+        Answer::ok(serde_json::json!({}))
+    }
 }
 
 /// What a bulk load wrote.
@@ -126,64 +154,112 @@ async fn batch(
     updates: u32,
     password_hash: &str,
 ) -> anyhow::Result<Loaded> {
-    let tenant = Tenant {
-        tenant_id: Some(tenant_id),
-        ..Default::default()
-    };
-    let context = Context {
-        actor: Actor::Anonymous,
-        now: Utc::now(),
-    };
-    let unit = store.begin().await?;
-    let mut loaded = Loaded::default();
-    for n in numbers {
-        let user_id = Uuid::now_v7();
-        let email = format!("bench-{n}-{}@bench.example.com", tenant_id.simple());
-        let mut events = domain::user::sign_up(
-            &tenant,
-            &domain::User::default(),
-            SignUpUser {
-                user_id,
-                tenant_id,
-                email: email.clone(),
-                display_name: display_name(n),
-                password_hash: password_hash.to_owned(),
-            },
-            &context,
-        )?;
-        for update in 0..updates {
-            events.push(UserEvent::ProfileUpdated {
-                user_id,
-                display_name: Some(format!("{} v{update}", display_name(n))),
-                phone: None,
-                locale: Some(if update % 2 == 0 {
-                    "en".into()
-                } else {
-                    "de".into()
-                }),
-                cleared: Vec::new(),
-                updated_by: user_id,
-            });
-        }
-        let hash = unit.keys().blind_index("email", &normalise_email(&email));
-        unit.reserve(tenant_id, "email", &hash, user_id).await?;
-        let appended = unit
-            .append(
-                tenant_id,
-                &[ExpectedVersion {
-                    aggregate_id: user_id,
-                    version: 0,
-                }],
-                &DomainEvent::user(user_id, events),
-                &metadata(),
-                context.now,
-            )
-            .await?;
-        loaded.events += appended.len() as u64;
-        if let Some(last) = appended.last() {
-            loaded.last_position = loaded.last_position.max(last.position);
-        }
+    let written = run(
+        store,
+        &SignUpBatch {
+            tenant_id,
+            numbers,
+            updates,
+            password_hash,
+            emails: std::sync::Mutex::default(),
+        },
+    )
+    .await?;
+    Ok(Loaded {
+        events: written["events"].as_u64().unwrap_or_default(),
+        last_position: written["last_position"].as_i64().unwrap_or_default(),
+    })
+}
+
+/// A batch of users signing up in one transaction, each with its email reserved and
+/// `updates` profile updates after the signup.
+struct SignUpBatch<'a> {
+    tenant_id: Uuid,
+    numbers: std::ops::Range<u64>,
+    updates: u32,
+    password_hash: &'a str,
+    /// The emails the decision gave each user, reserved beside the events.
+    emails: std::sync::Mutex<Vec<(Uuid, String)>>,
+}
+
+impl Command for SignUpBatch<'_> {
+    type Unit = Transaction;
+    type State = Tenant;
+    type Outcome = ();
+
+    async fn load(&self, _: &Transaction) -> Result<Tenant, ApiError> {
+        Ok(Tenant {
+            tenant_id: Some(self.tenant_id),
+            ..Default::default()
+        })
     }
-    unit.commit().await?;
-    Ok(loaded)
+
+    fn decide(&self, tenant: &Tenant, context: &Context) -> Result<Decision, ApiError> {
+        let tenant_id = self.tenant_id;
+        let mut changes = Changes::new(tenant_id, context.now);
+        let mut emails = Vec::new();
+        for n in self.numbers.clone() {
+            let user_id = Uuid::now_v7();
+            let email = format!("bench-{n}-{}@bench.example.com", tenant_id.simple());
+            let mut events = domain::user::sign_up(
+                tenant,
+                &domain::User::default(),
+                SignUpUser {
+                    user_id,
+                    tenant_id,
+                    email: email.clone(),
+                    display_name: display_name(n),
+                    password_hash: self.password_hash.to_owned(),
+                },
+                context,
+            )?;
+            for update in 0..self.updates {
+                events.push(UserEvent::ProfileUpdated {
+                    user_id,
+                    display_name: Some(format!("{} v{update}", display_name(n))),
+                    phone: None,
+                    locale: Some(if update % 2 == 0 {
+                        "en".into()
+                    } else {
+                        "de".into()
+                    }),
+                    cleared: Vec::new(),
+                    updated_by: user_id,
+                });
+            }
+            changes.create::<User>(user_id, events);
+            emails.push((user_id, email));
+        }
+        *self
+            .emails
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = emails;
+        Ok(Decision::to_append(changes))
+    }
+
+    async fn within(
+        &self,
+        transaction: &Transaction,
+        _: &Tenant,
+        _: &Context,
+        _: &[AppendedEvent],
+    ) -> Result<(), ApiError> {
+        let emails = std::mem::take(
+            &mut *self
+                .emails
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (user_id, email) in emails {
+            reserve_email(transaction, self.tenant_id, &email, user_id).await?;
+        }
+        Ok(())
+    }
+
+    fn answer(&self, _: &Tenant, _: (), appended: &[AppendedEvent]) -> Result<Answer, ApiError> {
+        Answer::ok(serde_json::json!({
+            "events": appended.len(),
+            "last_position": last_position(appended, 0),
+        }))
+    }
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
+use eventstore::EventStore;
 use infra::crypto::{KeyRing, MasterKey};
-use infra::store::EventStore;
 use load::{Outcome, Summary, round};
 use serde::Serialize;
 use serde_json::{Value, json};

@@ -9,24 +9,16 @@ use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use chrono::Duration;
+use eventstore::EventStore;
 use infra::auth::{HashingPool, PasswordHashing, Tokens};
 use infra::crypto::KeyRing;
-use infra::store::EventStore;
 use tracing_actix_web::TracingLogger;
 
+use crate::app_state::AppState;
 use crate::settings::Settings;
 use api_common::Authenticator;
 use api_common::error::render_problem;
 use api_common::extract::{EventraRootSpan, echo_request_ids};
-
-/// What every handler shares.
-pub struct AppState {
-    pub store: EventStore,
-    /// Password hashing, on one thread per core.
-    pub hashing: HashingPool,
-    pub tokens: Arc<Tokens>,
-    pub settings: Arc<Settings>,
-}
 
 pub struct Application {
     port: u16,
@@ -101,7 +93,7 @@ impl Application {
                 .app_data(authenticator.clone())
                 .app_data(traffic.clone())
                 .app_data(web::PayloadConfig::new(max_body))
-                .configure(crate::routes::configure)
+                .configure(crate::http::configure)
         })
         .listen(listener)?
         .shutdown_timeout(10)

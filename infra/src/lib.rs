@@ -1,6 +1,7 @@
-//! Adapters shared by Eventra's binaries: the database pool and migrations, the event
-//! store with personal-data encryption, and authentication (passwords, tokens, and the
-//! authentication state both APIs check on every request).
+//! Adapters shared by Eventra's binaries, with no knowledge of streams: the database pool
+//! and migrations, personal-data encryption keys, passwords and tokens, the authentication
+//! state both APIs check on every request, the email queue's rows, configuration, metrics
+//! and logging. The event store is its own crate (`eventstore`).
 
 pub mod auth;
 pub mod auth_state;
@@ -8,13 +9,9 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod email_jobs;
-pub mod envelope;
-pub mod group_commit;
 pub mod metrics;
 pub mod migrate;
 pub mod secret;
-pub mod store;
 pub mod telemetry;
-pub mod upcast;
 
 pub use secret::Secret;

@@ -373,19 +373,3 @@ impl EmailWorker {
 fn template_label(name: &str) -> &'static str {
     Template::from_name(name).map_or("unknown", |t| t.as_str())
 }
-
-/// Jobs by state, for the metrics and `projector status`.
-pub async fn counts(
-    client: &tokio_postgres::Client,
-) -> Result<Vec<(String, i64)>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT s.status, count(j.job_id)
-               FROM unnest($1::text[]) AS s(status)
-               LEFT JOIN email_jobs j ON j.status = s.status
-              GROUP BY s.status ORDER BY s.status",
-            &[&infra::email_jobs::STATUSES.to_vec()],
-        )
-        .await?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
-}

@@ -9,10 +9,10 @@ use chrono::Utc;
 use deadpool_postgres::Object;
 use domain::event::{ClearableField, RevocationReason};
 use domain::{DomainEvent, SessionEvent, Tenant, User, UserEvent};
+use eventstore::RecordedEvent;
+use eventstore::{StoreError, load_stream};
 use infra::crypto::{ERASED, KeyRing};
 use infra::email_jobs::{NewJob, Template, enqueue, forget_recipient};
-use infra::envelope::RecordedEvent;
-use infra::store::{StoreError, load_stream};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

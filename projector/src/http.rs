@@ -112,7 +112,7 @@ async fn metrics() -> HttpResponse {
 pub async fn report_lag(pool: Pool, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         if let Ok(client) = pool.get().await
-            && let Ok(status) = crate::status::status(&client).await
+            && let Ok(status) = read_models::projections::status(&client).await
         {
             metrics::gauge!("eventra_event_store_head_position").set(status.head_position as f64);
             metrics::gauge!("eventra_relay_lag_events").set(status.relay.lag_events as f64);

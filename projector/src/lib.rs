@@ -14,7 +14,6 @@ pub mod replay;
 pub mod runtime;
 pub mod search;
 pub mod settings;
-pub mod status;
 pub mod stream;
 pub mod templates;
 pub mod users;

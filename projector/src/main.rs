@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Status { json } => {
             let pool = infra::db::pool(&settings.database_url, 2)?;
             let client = pool.get().await.context("connecting to Postgres")?;
-            let status = projector::status::status(&client).await?;
+            let status = read_models::projections::status(&client).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -172,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
                 report.events,
                 seconds,
                 report.events as f64 / seconds.max(f64::EPSILON),
-                report.checkpoint.1
+                report.checkpoint.position
             );
         }
         Command::DeadLetters { command } => {

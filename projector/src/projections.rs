@@ -5,8 +5,8 @@
 use deadpool_postgres::Object;
 use domain::event::{ClearableField, LoginFailure, RevocationReason};
 use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
+use eventstore::RecordedEvent;
 use infra::crypto::KeyRing;
-use infra::envelope::RecordedEvent;
 use serde_json::{Value, json};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;

@@ -11,15 +11,15 @@ use anyhow::Context as _;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use chrono::{DateTime, Utc};
+use eventstore::{Order, ReadRange, read_in_order};
 use futures_util::StreamExt as _;
 use infra::crypto::KeyRing;
-use infra::store::{ReadRange, read_in_order};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use crate::settings::StreamSettings;
 use crate::stream::{
-    PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_stream, format_pair,
+    PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_stream, format_order,
 };
 
 /// The notification channel the events table's trigger signals on commit.
@@ -41,7 +41,7 @@ pub struct Relay {
 /// Where the relay stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayCheckpoint {
-    pub after: (i64, i64),
+    pub after: Order,
     pub stream_created: Option<DateTime<Utc>>,
 }
 
@@ -153,7 +153,7 @@ impl Relay {
                 tracing::warn!(stream = %self.stream.name, "the stream was recreated; publishing every event again");
             }
             checkpoint = RelayCheckpoint {
-                after: (0, 0),
+                after: Order::START,
                 stream_created,
             };
         }
@@ -184,7 +184,7 @@ impl Relay {
                 TRANSACTION_ID_HEADER,
                 event.transaction_id.to_string().as_str(),
             );
-            headers.insert(PREVIOUS_HEADER, format_pair(previous).as_str());
+            headers.insert(PREVIOUS_HEADER, format_order(previous).as_str());
             headers.insert(STORE_HEADER, store_id.as_str());
             let payload = serde_json::to_vec(&event.envelope())?;
             let ack = self
@@ -227,11 +227,11 @@ pub async fn load_checkpoint(client: &Client) -> anyhow::Result<RelayCheckpoint>
         .await?;
     Ok(match row {
         Some(row) => RelayCheckpoint {
-            after: (row.get(0), row.get(1)),
+            after: Order::new(row.get(0), row.get(1)),
             stream_created: row.get(2),
         },
         None => RelayCheckpoint {
-            after: (0, 0),
+            after: Order::START,
             stream_created: None,
         },
     })
@@ -245,7 +245,7 @@ pub async fn save_checkpoint(client: &Client, checkpoint: &RelayCheckpoint) -> a
              ON CONFLICT (relay) DO UPDATE SET last_transaction_id = EXCLUDED.last_transaction_id,
                  last_position = EXCLUDED.last_position, stream_created = EXCLUDED.stream_created,
                  updated_at = now()",
-            &[&RELAY_NAME, &checkpoint.after.0, &checkpoint.after.1, &checkpoint.stream_created],
+            &[&RELAY_NAME, &checkpoint.after.transaction_id, &checkpoint.after.position, &checkpoint.stream_created],
         )
         .await?;
     Ok(())

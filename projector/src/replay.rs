@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use deadpool_postgres::Pool;
+use eventstore::{Order, ReadRange, read_in_order};
 use indicatif::{ProgressBar, ProgressStyle};
 use infra::crypto::KeyRing;
 use infra::db::PgTransaction;
-use infra::store::{ReadRange, read_in_order};
 use uuid::Uuid;
 
 use crate::emails::EmailPolicy;
 use crate::projections::{Env, Projection};
-use crate::runtime::{Pair, apply_page, lock_checkpoint};
+use crate::runtime::{apply_page, lock_checkpoint};
 
 const PAGE: i64 = 5000;
 /// The suffix of the tables a replay builds beside the live ones.
@@ -27,7 +27,7 @@ pub struct ReplayReport {
     pub events: u64,
     pub elapsed: Duration,
     /// The checkpoint the rebuilt model is at when switched in.
-    pub checkpoint: Pair,
+    pub checkpoint: Order,
 }
 
 /// Rebuilds `projection` (all of it, or one tenant's rows) from the event store.
@@ -61,7 +61,8 @@ pub async fn replay(
             tenant_id,
             events: u64::try_from(events).unwrap_or(0),
             elapsed: started.elapsed(),
-            checkpoint: (generation, 0),
+            // The rebuilt index names its generation, not a position.
+            checkpoint: Order::new(generation, 0),
         });
     }
     let started = Instant::now();
@@ -85,19 +86,19 @@ pub async fn replay(
             .await
             .with_context(|| format!("creating {table}{STAGING}"))?;
     }
-    let target: Pair = control
+    let target: Order = control
         .query_opt(
             "SELECT last_transaction_id, last_position FROM projection_checkpoints WHERE projection = $1",
             &[&projection.name()],
         )
         .await?
-        .map_or((0, 0), |row| (row.get(0), row.get(1)));
+        .map_or(Order::START, |row| Order::new(row.get(0), row.get(1)));
     let total: i64 = control
         .query_one(
             "SELECT count(*) FROM events
               WHERE (transaction_id, position) <= ($1::bigint::text::xid8, $2)
                 AND ($3::uuid IS NULL OR tenant_id = $3)",
-            &[&target.0, &target.1, &tenant_id],
+            &[&target.transaction_id, &target.position, &tenant_id],
         )
         .await?
         .get(0);
@@ -115,7 +116,7 @@ pub async fn replay(
         ProgressBar::hidden()
     };
 
-    let mut after = (0, 0);
+    let mut after = Order::START;
     let mut events = 0u64;
     loop {
         let transaction = PgTransaction::begin(pool).await?;
@@ -197,7 +198,7 @@ pub async fn replay(
 
 struct Applied {
     count: u64,
-    last_pair: Option<Pair>,
+    last_pair: Option<Order>,
 }
 
 /// Applies one page of events after `after` (up to `up_to`) to the staging tables.
@@ -205,8 +206,8 @@ async fn apply_range(
     transaction: &PgTransaction,
     keys: &KeyRing,
     projection: Projection,
-    after: Pair,
-    up_to: Option<Pair>,
+    after: Order,
+    up_to: Option<Order>,
     tenant_id: Option<Uuid>,
 ) -> anyhow::Result<Applied> {
     let client = transaction.client();

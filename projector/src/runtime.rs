@@ -14,22 +14,19 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, Message};
 use deadpool_postgres::{Object, Pool};
+use eventstore::RecordedEvent;
+use eventstore::{Order, ReadRange, StoreError, decrypt_personal_data, read_in_order};
 use futures_util::StreamExt as _;
 use infra::crypto::KeyRing;
 use infra::db::PgTransaction;
-use infra::envelope::RecordedEvent;
-use infra::store::{ReadRange, StoreError, decrypt_personal_data, read_in_order};
 use tokio::sync::watch;
 
 use crate::emails::EmailPolicy;
 use crate::projections::{Env, HandlerError, Projection, Statement, execute_pipelined};
 use crate::settings::StreamSettings;
 use crate::stream::{
-    PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_pair,
+    PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_order,
 };
-
-/// A projection's progress: the last `(transaction_id, position)` applied.
-pub type Pair = (i64, i64);
 
 pub struct Runner {
     pub projection: Projection,
@@ -44,7 +41,7 @@ pub struct Runner {
 /// A message as received: the event it carries, or why it could not be read.
 struct Incoming {
     message: Message,
-    event: Result<(RecordedEvent, Pair), String>,
+    event: Result<(RecordedEvent, Order), String>,
     /// Published by another event store (a stream left over from another database).
     foreign: bool,
 }
@@ -218,7 +215,7 @@ impl Runner {
             match apply_batch(self.projection, &self.pool, self.env(), &batch).await {
                 Ok(checkpoint) => {
                     metrics::gauge!("eventra_projection_position", "projection" => name)
-                        .set(checkpoint.1 as f64);
+                        .set(checkpoint.position as f64);
                     for incoming in &batch {
                         if let Err(error) = incoming.message.ack().await {
                             // Redelivered later and recognised as a duplicate.
@@ -290,7 +287,7 @@ fn parse(message: Message, store_id: &str) -> Incoming {
             .ok_or("the message has no valid transaction id header")?;
         let previous = headers
             .get(PREVIOUS_HEADER)
-            .and_then(|v| parse_pair(v.as_str()))
+            .and_then(|v| parse_order(v.as_str()))
             .ok_or("the message has no valid previous-event header")?;
         let envelope: serde_json::Value = serde_json::from_slice(&message.payload)
             .map_err(|e| format!("the payload is not JSON: {e}"))?;
@@ -309,14 +306,14 @@ fn parse(message: Message, store_id: &str) -> Incoming {
 pub async fn lock_checkpoint(
     client: &Object,
     projection: Projection,
-) -> Result<Pair, tokio_postgres::Error> {
+) -> Result<Order, tokio_postgres::Error> {
     let select = client
         .prepare_cached(
             "SELECT last_transaction_id, last_position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
         )
         .await?;
     if let Some(row) = client.query_opt(&select, &[&projection.name()]).await? {
-        return Ok((row.get(0), row.get(1)));
+        return Ok(Order::new(row.get(0), row.get(1)));
     }
     // The projection's first batch.
     client
@@ -326,13 +323,13 @@ pub async fn lock_checkpoint(
         )
         .await?;
     let row = client.query_one(&select, &[&projection.name()]).await?;
-    Ok((row.get(0), row.get(1)))
+    Ok(Order::new(row.get(0), row.get(1)))
 }
 
 async fn save_checkpoint(
     client: &Object,
     projection: Projection,
-    checkpoint: Pair,
+    checkpoint: Order,
     applied: i64,
     last_event_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(), tokio_postgres::Error> {
@@ -349,8 +346,8 @@ async fn save_checkpoint(
             &statement,
             &[
                 &projection.name(),
-                &checkpoint.0,
-                &checkpoint.1,
+                &checkpoint.transaction_id,
+                &checkpoint.position,
                 &applied,
                 &last_event_at,
             ],
@@ -376,7 +373,7 @@ async fn apply_batch(
     pool: &Pool,
     env: Env<'_>,
     batch: &[Incoming],
-) -> Result<Pair, BatchError> {
+) -> Result<Order, BatchError> {
     let keys = env.keys;
     let transaction = PgTransaction::begin(pool).await?;
     let client = transaction.client();

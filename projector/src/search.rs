@@ -3,108 +3,26 @@
 //! One writer (the `search` projection in `projector run`) applies the event store in
 //! publication order and commits with its checkpoint in the commit's payload, so the index
 //! and its progress can never disagree. Readers (the query API) open the same directory.
-//! Every query carries a mandatory tenant term. See docs/adr/0007-search-index.md.
+//! The schema and the queries are `read_models::search`. See docs/adr/0007-search-index.md.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use domain::{DomainEvent, UserEvent};
+use eventstore::Order;
+use eventstore::{ReadRange, read_in_order};
 use infra::crypto::KeyRing;
-use infra::store::{ReadRange, read_in_order};
-use tantivy::collector::TopDocs;
-use tantivy::directory::MmapDirectory;
-use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery};
-use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value,
+use read_models::search::{
+    SearchFields, checkpoint, current_generation, generation_dir, open, set_current_generation,
 };
-use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::collector::TopDocs;
+use tantivy::query::TermQuery;
+use tantivy::schema::{Field, IndexRecordOption, Value};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
 use tokio::sync::watch;
 use uuid::Uuid;
-
-use crate::runtime::Pair;
-
-/// The index's fields.
-#[derive(Clone)]
-pub struct SearchFields {
-    pub kind: Field,
-    pub tenant_id: Field,
-    pub doc_id: Field,
-    pub name: Field,
-    pub email: Field,
-    pub role: Field,
-    pub status: Field,
-    pub created: Field,
-    pub event_type: Field,
-    pub event_type_text: Field,
-    pub summary: Field,
-    pub subject_id: Field,
-    pub actor_id: Field,
-    pub occurred: Field,
-    pub position: Field,
-}
-
-fn schema() -> (Schema, SearchFields) {
-    let mut builder = Schema::builder();
-    let fields = SearchFields {
-        kind: builder.add_text_field("kind", STRING),
-        tenant_id: builder.add_text_field("tenant_id", STRING | STORED),
-        doc_id: builder.add_text_field("doc_id", STRING | STORED),
-        name: builder.add_text_field("name", TEXT | STORED),
-        email: builder.add_text_field("email", TEXT | STORED),
-        role: builder.add_text_field("role", STRING | STORED),
-        status: builder.add_text_field("status", STRING | STORED),
-        created: builder.add_i64_field("created", INDEXED | FAST | STORED),
-        event_type: builder.add_text_field("event_type", STRING),
-        event_type_text: builder.add_text_field("event_type_text", TEXT),
-        summary: builder.add_text_field("summary", TEXT),
-        subject_id: builder.add_text_field("subject_id", STRING),
-        actor_id: builder.add_text_field("actor_id", STRING),
-        occurred: builder.add_i64_field("occurred", INDEXED | FAST),
-        position: builder.add_i64_field("position", INDEXED | FAST | STORED),
-    };
-    (builder.build(), fields)
-}
-
-/// The generation readers should use: `SEARCH_INDEX_DIR/CURRENT` names it (1 when absent).
-pub fn current_generation(root: &Path) -> u64 {
-    std::fs::read_to_string(root.join("CURRENT"))
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(1)
-}
-
-/// The directory of one generation of the index.
-pub fn generation_dir(root: &Path, generation: u64) -> PathBuf {
-    root.join(format!("generation-{generation}"))
-}
-
-/// Points readers at `generation` (an atomic rename).
-fn set_current_generation(root: &Path, generation: u64) -> std::io::Result<()> {
-    let temporary = root.join("CURRENT.tmp");
-    std::fs::write(&temporary, generation.to_string())?;
-    std::fs::rename(temporary, root.join("CURRENT"))
-}
-
-/// Opens the index in `dir`, creating it when absent.
-pub fn open(dir: &Path) -> tantivy::Result<(Index, SearchFields)> {
-    std::fs::create_dir_all(dir)?;
-    let (schema, fields) = schema();
-    let directory =
-        MmapDirectory::open(dir).map_err(|e| tantivy::TantivyError::SystemError(e.to_string()))?;
-    Ok((Index::open_or_create(directory, schema)?, fields))
-}
-
-/// The last event the committed index reflects.
-pub fn checkpoint(index: &Index) -> tantivy::Result<Pair> {
-    let payload = index.load_metas()?.payload;
-    Ok(payload
-        .as_deref()
-        .and_then(|p| serde_json::from_str::<(i64, i64)>(p).ok())
-        .unwrap_or((0, 0)))
-}
 
 /// A user as the index holds them.
 #[derive(Debug, Clone, Default)]
@@ -250,7 +168,10 @@ impl SearchProjection {
     /// Copies the index's checkpoint (its commit payload, the truth) to where `projector
     /// status`, `/v1/projections` and the lag metrics read it, when the copy is behind.
     async fn mirror_index_checkpoint(&self, index: &Index) -> anyhow::Result<()> {
-        let (transaction_id, position) = checkpoint(index)?;
+        let Order {
+            transaction_id,
+            position,
+        } = checkpoint(index)?;
         if position == 0 {
             return Ok(());
         }
@@ -486,126 +407,6 @@ fn load_user(
     }))
 }
 
-/// One clause per word of `q` (at most eight): the word must match one of `fields` as a
-/// prefix, or, from four letters on, with one typo.
-fn words(q: &str, fields: [Field; 2]) -> Vec<(Occur, Box<dyn Query>)> {
-    q.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .take(8)
-        .map(|word| {
-            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-            for field in fields {
-                let term = Term::from_field_text(field, &word);
-                alternatives.push((
-                    Occur::Should,
-                    Box::new(FuzzyTermQuery::new_prefix(term.clone(), 0, true)),
-                ));
-                if word.chars().count() >= 4 {
-                    alternatives
-                        .push((Occur::Should, Box::new(FuzzyTermQuery::new(term, 1, true))));
-                }
-            }
-            (
-                Occur::Must,
-                Box::new(BooleanQuery::new(alternatives)) as Box<dyn Query>,
-            )
-        })
-        .collect()
-}
-
-/// What a users search asks for.
-#[derive(Debug, Clone, Default)]
-pub struct UserSearch {
-    pub tenant_id: Uuid,
-    pub q: Option<String>,
-    pub role: Option<String>,
-    pub status: Option<String>,
-    /// Continue after this (created at in microseconds, user id).
-    pub after: Option<(i64, Uuid)>,
-    pub limit: usize,
-}
-
-/// The ids of the matching users in creation order, each with its creation time.
-pub fn search_users(
-    reader: &IndexReader,
-    fields: &SearchFields,
-    search: &UserSearch,
-) -> tantivy::Result<Vec<(i64, Uuid)>> {
-    let term = |field: Field, value: &str| -> Box<dyn Query> {
-        Box::new(TermQuery::new(
-            Term::from_field_text(field, value),
-            IndexRecordOption::Basic,
-        ))
-    };
-    // The tenant is a mandatory term of every query: isolation happens inside the index.
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-        (Occur::Must, term(fields.kind, "user")),
-        (
-            Occur::Must,
-            term(fields.tenant_id, &search.tenant_id.to_string()),
-        ),
-    ];
-    if let Some(role) = &search.role {
-        clauses.push((Occur::Must, term(fields.role, role)));
-    }
-    if let Some(status) = &search.status {
-        clauses.push((Occur::Must, term(fields.status, status)));
-    }
-    if let Some(q) = &search.q {
-        clauses.extend(words(q, [fields.name, fields.email]));
-    }
-    if let Some((created, _)) = search.after {
-        clauses.push((
-            Occur::Must,
-            Box::new(RangeQuery::new(
-                std::ops::Bound::Included(Term::from_field_i64(fields.created, created)),
-                std::ops::Bound::Unbounded,
-            )),
-        ));
-    }
-    let query = BooleanQuery::new(clauses);
-    let searcher = reader.searcher();
-    // One more than the page (to know whether there is a next one); after a cursor, enough
-    // more to skip the ties at the cursor's exact time.
-    let wanted = search.limit + if search.after.is_some() { 64 } else { 1 };
-    let hits = searcher.search(
-        &query,
-        &TopDocs::with_limit(wanted).order_by_fast_field::<i64>("created", Order::Asc),
-    )?;
-    let mut found = Vec::with_capacity(hits.len());
-    for (created, address) in hits {
-        let doc: TantivyDocument = searcher.doc(address)?;
-        let Some(user_id) = doc
-            .get_first(fields.doc_id)
-            .and_then(|v| v.as_str())
-            .and_then(|v| Uuid::try_parse(v).ok())
-        else {
-            continue;
-        };
-        let created = created.unwrap_or_default();
-        if let Some((after_created, after_id)) = search.after
-            && (created, user_id) <= (after_created, after_id)
-        {
-            continue;
-        }
-        found.push((created, user_id));
-        if found.len() > search.limit {
-            break;
-        }
-    }
-    Ok(found)
-}
-
-/// When the index was last committed at `pair` or later.
-pub fn reached(index: &Index, pair: Pair) -> bool {
-    checkpoint(index).is_ok_and(|c| c >= pair)
-}
-
-pub fn micros_to_time(micros: i64) -> Option<DateTime<Utc>> {
-    DateTime::<Utc>::from_timestamp_micros(micros)
-}
-
 /// Asks the running projector to rebuild the search index beside the live one, and waits
 /// until it has switched; returns the new generation and the events indexed.
 pub async fn request_rebuild(pool: &Pool, timeout: Duration) -> anyhow::Result<(i64, i64)> {
@@ -635,149 +436,5 @@ pub async fn request_rebuild(pool: &Pool, timeout: Duration) -> anyhow::Result<(
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// What an audit search asks for.
-#[derive(Debug, Clone, Default)]
-pub struct AuditSearch {
-    pub tenant_id: Uuid,
-    pub event_type: Option<String>,
-    /// The actor or the subject.
-    pub user_id: Option<Uuid>,
-    pub from_micros: Option<i64>,
-    pub to_micros: Option<i64>,
-    pub q: Option<String>,
-    /// Only events with a lower position (the cursor).
-    pub before_position: Option<i64>,
-    pub limit: usize,
-}
-
-/// The event ids of matching audit documents, newest first, with their positions.
-pub fn search_audit(
-    reader: &IndexReader,
-    fields: &SearchFields,
-    search: &AuditSearch,
-) -> tantivy::Result<Vec<(i64, Uuid)>> {
-    let term = |field: Field, value: &str| -> Box<dyn Query> {
-        Box::new(TermQuery::new(
-            Term::from_field_text(field, value),
-            IndexRecordOption::Basic,
-        ))
-    };
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-        (Occur::Must, term(fields.kind, "audit")),
-        (
-            Occur::Must,
-            term(fields.tenant_id, &search.tenant_id.to_string()),
-        ),
-    ];
-    if let Some(event_type) = &search.event_type {
-        clauses.push((Occur::Must, term(fields.event_type, event_type)));
-    }
-    if let Some(user_id) = search.user_id {
-        let id = user_id.to_string();
-        clauses.push((
-            Occur::Must,
-            Box::new(BooleanQuery::new(vec![
-                (Occur::Should, term(fields.subject_id, &id)),
-                (Occur::Should, term(fields.actor_id, &id)),
-            ])),
-        ));
-    }
-    let bound = |value: Option<i64>, field: Field, inclusive: bool| match value {
-        Some(v) if inclusive => std::ops::Bound::Included(Term::from_field_i64(field, v)),
-        Some(v) => std::ops::Bound::Excluded(Term::from_field_i64(field, v)),
-        None => std::ops::Bound::Unbounded,
-    };
-    if search.from_micros.is_some() || search.to_micros.is_some() {
-        clauses.push((
-            Occur::Must,
-            Box::new(RangeQuery::new(
-                bound(search.from_micros, fields.occurred, true),
-                bound(search.to_micros, fields.occurred, true),
-            )),
-        ));
-    }
-    if search.before_position.is_some() {
-        clauses.push((
-            Occur::Must,
-            Box::new(RangeQuery::new(
-                std::ops::Bound::Unbounded,
-                bound(search.before_position, fields.position, false),
-            )),
-        ));
-    }
-    if let Some(q) = &search.q {
-        clauses.extend(words(q, [fields.summary, fields.event_type_text]));
-    }
-    let searcher = reader.searcher();
-    let hits = searcher.search(
-        &BooleanQuery::new(clauses),
-        &TopDocs::with_limit(search.limit + 1).order_by_fast_field::<i64>("position", Order::Desc),
-    )?;
-    let mut found = Vec::with_capacity(hits.len());
-    for (position, address) in hits {
-        let doc: TantivyDocument = searcher.doc(address)?;
-        if let Some(event_id) = doc
-            .get_first(fields.doc_id)
-            .and_then(|v| v.as_str())
-            .and_then(|v| Uuid::try_parse(v).ok())
-        {
-            found.push((position.unwrap_or_default(), event_id));
-        }
-    }
-    Ok(found)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_audit_document_is_found_by_tenant_and_type_only_in_its_tenant() {
-        let dir =
-            std::env::temp_dir().join(format!("eventra-search-unit-{}", Uuid::new_v4().simple()));
-        let (index, fields) = open(&dir).expect("index");
-        let mut writer: IndexWriter = index.writer(15_000_000).expect("writer");
-        let tenant = Uuid::new_v4();
-        for (tenant_id, position) in [(tenant, 1i64), (Uuid::new_v4(), 2)] {
-            writer
-                .add_document(doc!(
-                    fields.kind => "audit",
-                    fields.tenant_id => tenant_id.to_string(),
-                    fields.doc_id => Uuid::new_v4().to_string(),
-                    fields.event_type => "user.created",
-                    fields.event_type_text => "user created",
-                    fields.summary => "user signed up",
-                    fields.subject_id => "",
-                    fields.actor_id => "",
-                    fields.occurred => 5i64,
-                    fields.position => position,
-                ))
-                .expect("add");
-        }
-        writer.commit().expect("commit");
-        let reader = index.reader().expect("reader");
-        let search = |q: Option<&str>, event_type: Option<&str>| {
-            search_audit(
-                &reader,
-                &fields,
-                &AuditSearch {
-                    tenant_id: tenant,
-                    event_type: event_type.map(str::to_owned),
-                    q: q.map(str::to_owned),
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .expect("search")
-        };
-        assert_eq!(search(None, None).len(), 1);
-        assert_eq!(search(None, Some("user.created")).len(), 1);
-        assert_eq!(search(Some("signed"), None).len(), 1);
-        assert_eq!(search(Some("sgned"), None).len(), 1, "a typo still matches");
-        assert_eq!(search(None, Some("user.deleted")).len(), 0);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

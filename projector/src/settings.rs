@@ -148,9 +148,5 @@ impl Settings {
 
 /// `SEARCH_INDEX_DIR`, or `search` under `EVENTRA_DATA_DIR` (default `.data`).
 pub fn search_dir() -> PathBuf {
-    var("SEARCH_INDEX_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())).join("search")
-        })
+    read_models::search::configured_dir()
 }

@@ -84,11 +84,15 @@ pub async fn ensure_consumer(
         .with_context(|| format!("creating or reading the consumer {name}"))
 }
 
-pub fn format_pair((transaction_id, position): (i64, i64)) -> String {
-    format!("{transaction_id}/{position}")
+/// An order as a message header carries it: `transaction_id/position`.
+pub fn format_order(order: eventstore::Order) -> String {
+    format!("{}/{}", order.transaction_id, order.position)
 }
 
-pub fn parse_pair(text: &str) -> Option<(i64, i64)> {
+pub fn parse_order(text: &str) -> Option<eventstore::Order> {
     let (transaction_id, position) = text.split_once('/')?;
-    Some((transaction_id.parse().ok()?, position.parse().ok()?))
+    Some(eventstore::Order::new(
+        transaction_id.parse().ok()?,
+        position.parse().ok()?,
+    ))
 }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use domain::event::ClearableField;
 use domain::{DomainEvent, UserEvent};
-use infra::envelope::RecordedEvent;
+use eventstore::RecordedEvent;
 use uuid::Uuid;
 
 use crate::projections::HandlerError;

@@ -2,6 +2,7 @@
 //! projection it reads has applied the event at that position; every answer says which
 //! position it reflects in `X-Projection-Position`.
 
+use eventstore::Order;
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
@@ -29,9 +30,9 @@ pub fn min_position(request: &HttpRequest) -> Result<Option<i64>, ApiError> {
         })
 }
 
-/// The `(transaction_id, position)` of the event at `position`; a position no event has is a
+/// Where the event at `position` stands in publication order; a position no event has is a
 /// client error.
-pub async fn target(client: &Object, position: i64) -> Result<(i64, i64), ApiError> {
+pub async fn target(client: &Object, position: i64) -> Result<Order, ApiError> {
     let row = client
         .query_opt(
             "SELECT transaction_id::text::bigint FROM events WHERE position = $1",
@@ -40,15 +41,15 @@ pub async fn target(client: &Object, position: i64) -> Result<(i64, i64), ApiErr
         .await
         .map_err(|e| ApiError::Unavailable(e.into()))?;
     match row {
-        Some(row) => Ok((row.get::<_, i64>(0), position)),
+        Some(row) => Ok(Order::new(row.get::<_, i64>(0), position)),
         None => Err(ApiError::Validation(format!(
             "no event has position {position}; use a position a command answered"
         ))),
     }
 }
 
-/// The projection's checkpoint `(transaction_id, position)`; `(0, 0)` before its first event.
-pub async fn checkpoint(client: &Object, projection: &str) -> Result<(i64, i64), ApiError> {
+/// The projection's checkpoint; [`Order::START`] before its first event.
+pub async fn checkpoint(client: &Object, projection: &str) -> Result<Order, ApiError> {
     let statement = client
         .prepare_cached(
             "SELECT last_transaction_id, last_position FROM projection_checkpoints WHERE projection = $1",
@@ -59,7 +60,7 @@ pub async fn checkpoint(client: &Object, projection: &str) -> Result<(i64, i64),
         .query_opt(&statement, &[&projection])
         .await
         .map_err(|e| ApiError::Unavailable(e.into()))?;
-    Ok(row.map_or((0, 0), |r| (r.get(0), r.get(1))))
+    Ok(row.map_or(Order::START, |r| Order::new(r.get(0), r.get(1))))
 }
 
 /// Waits until `projection` has applied the event at `min_position` (if given), up to
@@ -71,19 +72,19 @@ pub async fn reach(
     timeout: Duration,
 ) -> Result<i64, ApiError> {
     let Some(position) = min_position.filter(|p| *p > 0) else {
-        return Ok(checkpoint(client, projection).await?.1);
+        return Ok(checkpoint(client, projection).await?.position);
     };
     let target = target(client, position).await?;
     let deadline = Instant::now() + timeout;
     loop {
         let current = checkpoint(client, projection).await?;
         if current >= target {
-            return Ok(current.1);
+            return Ok(current.position);
         }
         if Instant::now() >= deadline {
             return Err(ApiError::NotCaughtUp(format!(
                 "the {projection} view has not reached position {position} yet (it is at {}); retry shortly",
-                current.1
+                current.position
             )));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -2,11 +2,12 @@
 //! tenant-scoped, paginated by cursor, with read-your-writes.
 
 pub mod consistency;
+pub mod http;
 pub mod pagination;
-pub mod routes;
 pub mod search;
 pub mod settings;
 pub mod startup;
+pub mod state;
 
 pub use settings::Settings;
 pub use startup::Application;

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use api_common::ApiError;
-use projector::search::{
+use eventstore::Order;
+use read_models::search::{
     AuditSearch, SearchFields, UserSearch, checkpoint, search_audit, search_users,
 };
 use tantivy::{Index, IndexReader, ReloadPolicy};
@@ -32,20 +33,20 @@ impl SearchService {
             .lock()
             .map_err(|_| ApiError::internal(anyhow::anyhow!("search state poisoned")))?;
         // A rebuild switches `CURRENT` to a new generation: follow it.
-        let generation = projector::search::current_generation(&self.dir);
+        let generation = read_models::search::current_generation(&self.dir);
         if let Some((open_generation, index, reader, fields)) = opened.as_ref()
             && *open_generation == generation
         {
             return Ok((index.clone(), reader.clone(), fields.clone()));
         }
-        let dir = projector::search::generation_dir(&self.dir, generation);
+        let dir = read_models::search::generation_dir(&self.dir, generation);
         if !dir.join("meta.json").exists() {
             return Err(ApiError::NotCaughtUp(
                 "the search index is not built yet (the projector builds it); retry shortly".into(),
             ));
         }
         let (index, fields) =
-            projector::search::open(&dir).map_err(|e| ApiError::Unavailable(e.into()))?;
+            read_models::search::open(&dir).map_err(|e| ApiError::Unavailable(e.into()))?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
@@ -58,15 +59,13 @@ impl SearchService {
     /// Readiness: the live generation opens; its position.
     pub fn probe(&self) -> Result<i64, String> {
         let (index, _, _) = self.open().map_err(|e| e.to_string())?;
-        checkpoint(&index).map(|c| c.1).map_err(|e| e.to_string())
+        checkpoint(&index)
+            .map(|c| c.position)
+            .map_err(|e| e.to_string())
     }
 
     /// Waits (bounded) until the index reflects `target`; returns its position.
-    pub async fn reach(
-        &self,
-        target: Option<(i64, i64)>,
-        timeout: Duration,
-    ) -> Result<i64, ApiError> {
+    pub async fn reach(&self, target: Option<Order>, timeout: Duration) -> Result<i64, ApiError> {
         let (index, reader, _) = self.open()?;
         let deadline = Instant::now() + timeout;
         loop {
@@ -76,7 +75,7 @@ impl SearchService {
                     if Instant::now() >= deadline {
                         return Err(ApiError::NotCaughtUp(format!(
                             "the search index has not reached position {} yet (it is at {}); retry shortly",
-                            target.1, current.1
+                            target.position, current.position
                         )));
                     }
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -85,7 +84,7 @@ impl SearchService {
                     reader
                         .reload()
                         .map_err(|e| ApiError::Unavailable(e.into()))?;
-                    return Ok(current.1);
+                    return Ok(current.position);
                 }
             }
         }

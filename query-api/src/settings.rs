@@ -44,7 +44,7 @@ impl Settings {
                 "READ_YOUR_WRITES_TIMEOUT_MS",
                 "3000",
             )?),
-            search_dir: projector::settings::search_dir(),
+            search_dir: read_models::search::configured_dir(),
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
             traffic: api_common::traffic::TrafficSettings::from_env()?,
         })

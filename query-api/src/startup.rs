@@ -16,12 +16,7 @@ use infra::auth::Tokens;
 use tracing_actix_web::TracingLogger;
 
 use crate::settings::Settings;
-
-pub struct AppState {
-    pub pool: Pool,
-    pub search: crate::search::SearchService,
-    pub settings: Arc<Settings>,
-}
+use crate::state::AppState;
 
 pub struct Application {
     port: u16,
@@ -70,7 +65,7 @@ impl Application {
                     detail.truncate(300);
                     ApiError::Validation(detail).into()
                 }))
-                .configure(crate::routes::configure)
+                .configure(crate::http::configure)
         })
         .listen(listener)?
         .shutdown_timeout(10)

@@ -2,9 +2,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use domain::{DomainEvent, UserEvent};
+use eventstore::EventMetadata;
+use eventstore::{Changes, EventStore, ExpectedVersion, StoreError};
 use infra::crypto::{KeyRing, MasterKey};
-use infra::envelope::EventMetadata;
-use infra::store::{EventStore, ExpectedVersion, StoreError};
 use integration_tests::{PASSWORD, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -44,17 +44,19 @@ async fn two_appends_at_the_same_expected_version_commit_exactly_one() {
             };
             let result = unit
                 .append(
-                    tenant.tenant_id,
-                    &[ExpectedVersion {
-                        aggregate_id: user_id,
-                        version,
-                    }],
-                    &[event],
+                    Changes::of_events(
+                        tenant.tenant_id,
+                        Utc::now(),
+                        &[ExpectedVersion {
+                            aggregate_id: user_id,
+                            version,
+                        }],
+                        vec![event],
+                    ),
                     &EventMetadata {
                         source: "test".into(),
                         ..Default::default()
                     },
-                    Utc::now(),
                 )
                 .await;
             match result {
@@ -310,17 +312,25 @@ async fn grouped_appends_commit_together_and_a_conflict_fails_only_its_own_comma
             let unit = store.begin_grouped();
             let result = unit
                 .append(
-                    tenant_id,
-                    &[ExpectedVersion {
-                        aggregate_id: user_id,
-                        version: 0,
-                    }],
-                    &[profile_updated(user_id, "en")],
+                    Changes::of_events(
+                        tenant_id,
+                        Utc::now(),
+                        &[ExpectedVersion {
+                            aggregate_id: user_id,
+                            version: 0,
+                        }],
+                        vec![profile_updated(user_id, "en")],
+                    ),
                     &EventMetadata::default(),
-                    Utc::now(),
                 )
-                .await;
-            unit.commit().await.expect("a grouped unit commits nothing");
+                .await
+                .map(|(appended, transaction)| {
+                    assert!(
+                        transaction.is_none(),
+                        "a group commit leaves nothing to commit"
+                    );
+                    appended
+                });
             (user_id, result)
         });
     }
@@ -357,46 +367,6 @@ async fn grouped_appends_commit_together_and_a_conflict_fails_only_its_own_comma
         "nothing else was written"
     );
     assert_eq!(app.stream_types(contested).await.len(), 1);
-}
-
-#[tokio::test]
-async fn a_grouped_unit_refuses_what_needs_a_transaction_and_a_second_append() {
-    let app = TestApp::spawn().await;
-    let store = store_of(&app);
-    let (tenant_id, user_id) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let unit = store.begin_grouped();
-    assert!(matches!(
-        unit.reserve(tenant_id, "email", b"hash", user_id).await,
-        Err(StoreError::NeedsTransaction(_))
-    ));
-    assert!(matches!(
-        unit.claim_idempotency("scope", "key", b"hash").await,
-        Err(StoreError::NeedsTransaction(_))
-    ));
-    assert!(matches!(
-        unit.lock_tenant_membership(tenant_id).await,
-        Err(StoreError::NeedsTransaction(_))
-    ));
-    let unit = &unit;
-    let append = async |version: i64| {
-        unit.append(
-            tenant_id,
-            &[ExpectedVersion {
-                aggregate_id: user_id,
-                version,
-            }],
-            &[profile_updated(user_id, "de")],
-            &EventMetadata::default(),
-            Utc::now(),
-        )
-        .await
-    };
-    append(0).await.expect("the first append");
-    assert!(matches!(
-        append(1).await,
-        Err(StoreError::NeedsTransaction(_))
-    ));
-    assert_eq!(app.stream_types(user_id).await.len(), 1);
 }
 
 #[tokio::test]

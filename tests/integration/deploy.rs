@@ -104,6 +104,8 @@ fn registered() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for krate in [
         "infra",
+        "eventstore",
+        "read-models",
         "api-common",
         "command-api",
         "query-api",

@@ -87,7 +87,9 @@ async fn settle(pipeline: &Pipeline) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let client = pipeline.pool.get().await.expect("connection");
-        let status = projector::status::status(&client).await.expect("status");
+        let status = read_models::projections::status(&client)
+            .await
+            .expect("status");
         let caught_up = status
             .projections
             .iter()

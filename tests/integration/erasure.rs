@@ -62,7 +62,7 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
         .expect("count")
         .get(0);
     assert_eq!(keys, 0, "the data key is destroyed");
-    let store = infra::store::EventStore::new(
+    let store = eventstore::EventStore::new(
         infra::db::pool(&app.database_url, 2).expect("pool"),
         std::sync::Arc::new(infra::crypto::KeyRing::new(
             infra::crypto::MasterKey::from_base64(
@@ -147,7 +147,7 @@ async fn an_erased_subject_never_gets_a_data_key_again() {
         )
         .await;
     assert!(
-        matches!(result, Err(infra::store::StoreError::SubjectErased)),
+        matches!(result, Err(eventstore::StoreError::SubjectErased)),
         "{result:?}"
     );
     let keys: i64 = app

@@ -667,10 +667,10 @@ fn start_projector_process(pipeline: &integration_tests::Pipeline, port: u16) ->
 
 /// The search index's own checkpoint (its last commit's payload), by position.
 fn search_index_position(search_dir: &std::path::Path) -> i64 {
-    let generation = projector::search::current_generation(search_dir);
-    projector::search::open(&projector::search::generation_dir(search_dir, generation))
-        .and_then(|(index, _)| projector::search::checkpoint(&index))
-        .map_or(0, |(_, position)| position)
+    let generation = read_models::search::current_generation(search_dir);
+    read_models::search::open(&read_models::search::generation_dir(search_dir, generation))
+        .and_then(|(index, _)| read_models::search::checkpoint(&index))
+        .map_or(0, |order| order.position)
 }
 
 #[tokio::test]

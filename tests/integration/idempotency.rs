@@ -160,7 +160,7 @@ async fn keys_older_than_their_time_to_live_are_forgotten() {
         )
         .await
         .expect("age the key");
-    let store = infra::store::EventStore::new(
+    let store = eventstore::EventStore::new(
         infra::db::pool(&app.database_url, 2).expect("pool"),
         std::sync::Arc::new(infra::crypto::KeyRing::new(
             infra::crypto::MasterKey::generate().expect("rng"),

@@ -1,6 +1,7 @@
 //! Integration tests against the real PostgreSQL: one fresh database per test.
 
 mod admin;
+mod architecture;
 mod cli;
 mod concurrency;
 mod deploy;

@@ -3,8 +3,8 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use chrono::Utc;
 use domain::{DomainEvent, UserEvent};
-use infra::envelope::EventMetadata;
-use infra::store::{EventStore, ExpectedVersion};
+use eventstore::EventMetadata;
+use eventstore::{Changes, EventStore, ExpectedVersion};
 use integration_tests::Pipeline;
 use projector::projections::Projection;
 use serde_json::json;
@@ -62,27 +62,29 @@ async fn an_event_that_commits_late_is_published_and_before_those_that_committed
     let store = EventStore::new(pipeline.pool.clone(), pipeline.keys.clone());
     let held = store.begin().await.expect("begin");
     held.append(
-        tenant.tenant_id,
-        &[ExpectedVersion {
-            aggregate_id: tenant.admin_id,
-            version: 2,
-        }],
-        &[DomainEvent::User {
-            user_id: tenant.admin_id,
-            event: UserEvent::ProfileUpdated {
+        Changes::of_events(
+            tenant.tenant_id,
+            Utc::now(),
+            &[ExpectedVersion {
+                aggregate_id: tenant.admin_id,
+                version: 2,
+            }],
+            vec![DomainEvent::User {
                 user_id: tenant.admin_id,
-                display_name: None,
-                phone: None,
-                locale: Some("fi".into()),
-                cleared: vec![],
-                updated_by: tenant.admin_id,
-            },
-        }],
+                event: UserEvent::ProfileUpdated {
+                    user_id: tenant.admin_id,
+                    display_name: None,
+                    phone: None,
+                    locale: Some("fi".into()),
+                    cleared: vec![],
+                    updated_by: tenant.admin_id,
+                },
+            }],
+        ),
         &EventMetadata {
             source: "test".into(),
             ..Default::default()
         },
-        Utc::now(),
     )
     .await
     .expect("append");
@@ -877,10 +879,10 @@ async fn the_users_model_folded_for_replays_equals_the_live_one_and_the_rules() 
         .batch_execute("CREATE TABLE rm_users_single (LIKE rm_users INCLUDING ALL)")
         .await
         .expect("table");
-    let events = infra::store::read_in_order(
+    let events = eventstore::read_in_order(
         &client,
         &pipeline.keys,
-        infra::store::ReadRange {
+        eventstore::ReadRange {
             limit: 10_000,
             ..Default::default()
         },

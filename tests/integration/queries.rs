@@ -620,7 +620,10 @@ async fn the_search_index_finds_users_by_name_email_prefix_and_typo_within_the_t
     )
     .await
     .expect("rebuild");
-    assert_eq!(report.checkpoint.0, 2, "the second generation is live");
+    assert_eq!(
+        report.checkpoint.transaction_id, 2,
+        "the second generation is live"
+    );
     assert!(report.events >= pipeline.app.event_count().await as u64);
     for (q, expected) in [
         ("admiral", vec!["Admiral Hopper"]),

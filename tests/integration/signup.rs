@@ -55,7 +55,7 @@ async fn tenant_signup_creates_the_tenant_and_its_admin_in_one_step() {
 async fn every_event_carries_the_envelope_of_the_contract() {
     let app = TestApp::spawn().await;
     let tenant = app.sign_up_tenant("Envelope").await;
-    let store = infra::store::EventStore::new(
+    let store = eventstore::EventStore::new(
         infra::db::pool(&app.database_url, 2).expect("pool"),
         std::sync::Arc::new(infra::crypto::KeyRing::new(
             infra::crypto::MasterKey::from_base64(

@@ -426,8 +426,8 @@ impl TestApp {
     }
 
     /// The event store as the command API opens it (personal data decrypted).
-    pub fn store(&self) -> infra::store::EventStore {
-        infra::store::EventStore::new(
+    pub fn store(&self) -> eventstore::EventStore {
+        eventstore::EventStore::new(
             infra::db::pool(&self.database_url, 2).expect("pool"),
             std::sync::Arc::new(infra::crypto::KeyRing::new(
                 MasterKey::from_base64(self.settings.master_key.as_ref().expect("key").expose())
@@ -445,33 +445,35 @@ impl TestApp {
         user_id: Uuid,
         name: &str,
         occurred_at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), infra::store::StoreError> {
+    ) -> Result<(), eventstore::StoreError> {
         let store = self.store();
         let version = self.stream_types(user_id).await.len() as i64;
         let unit = store.begin().await.expect("begin");
         let appended = unit
             .append(
-                tenant_id,
-                &[infra::store::ExpectedVersion {
-                    aggregate_id: user_id,
-                    version,
-                }],
-                &[domain::DomainEvent::User {
-                    user_id,
-                    event: domain::UserEvent::ProfileUpdated {
+                eventstore::Changes::of_events(
+                    tenant_id,
+                    occurred_at,
+                    &[eventstore::ExpectedVersion {
+                        aggregate_id: user_id,
+                        version,
+                    }],
+                    vec![domain::DomainEvent::User {
                         user_id,
-                        display_name: Some(name.into()),
-                        phone: None,
-                        locale: None,
-                        cleared: vec![],
-                        updated_by: user_id,
-                    },
-                }],
-                &infra::envelope::EventMetadata {
+                        event: domain::UserEvent::ProfileUpdated {
+                            user_id,
+                            display_name: Some(name.into()),
+                            phone: None,
+                            locale: None,
+                            cleared: vec![],
+                            updated_by: user_id,
+                        },
+                    }],
+                ),
+                &eventstore::EventMetadata {
                     source: "test".into(),
                     ..Default::default()
                 },
-                occurred_at,
             )
             .await;
         match appended {
@@ -488,7 +490,7 @@ impl TestApp {
         &self,
         aggregate_type: &str,
         aggregate_id: Uuid,
-    ) -> Vec<infra::envelope::RecordedEvent> {
+    ) -> Vec<eventstore::RecordedEvent> {
         self.store()
             .load_stream(aggregate_type, aggregate_id)
             .await
@@ -750,7 +752,9 @@ impl Pipeline {
         let started = std::time::Instant::now();
         while started.elapsed() < WAIT_LIMIT {
             let client = self.pool.get().await.expect("connection");
-            let status = projector::status::status(&client).await.expect("status");
+            let status = read_models::projections::status(&client)
+                .await
+                .expect("status");
             if status
                 .projections
                 .iter()
@@ -785,7 +789,7 @@ impl Pipeline {
         }
         panic!(
             "projections did not catch up: {:?}\nstream messages: {}\nconsumers: {consumers:#?}",
-            projector::status::status(&client).await,
+            read_models::projections::status(&client).await,
             self.stream_messages().await
         );
     }
@@ -819,15 +823,15 @@ impl Pipeline {
                 _ => {}
             }
         }
-        let generation = projector::search::current_generation(search_dir);
+        let generation = read_models::search::current_generation(search_dir);
         let (index, fields) =
-            projector::search::open(&projector::search::generation_dir(search_dir, generation))
+            read_models::search::open(&read_models::search::generation_dir(search_dir, generation))
                 .expect("open the index");
         let reader = index.reader().expect("a reader");
-        let everyone = projector::search::search_users(
+        let everyone = read_models::search::search_users(
             &reader,
             &fields,
-            &projector::search::UserSearch {
+            &read_models::search::UserSearch {
                 tenant_id,
                 limit: 100_000,
                 ..Default::default()
@@ -845,10 +849,10 @@ impl Pipeline {
             "the index's users differ from the store's"
         );
         for (user_id, name) in &names {
-            let found = projector::search::search_users(
+            let found = read_models::search::search_users(
                 &reader,
                 &fields,
-                &projector::search::UserSearch {
+                &read_models::search::UserSearch {
                     tenant_id,
                     q: Some(name.clone()),
                     limit: 100_000,
@@ -861,10 +865,10 @@ impl Pipeline {
                 "{user_id} is not found by their latest name {name:?}"
             );
         }
-        let audit = projector::search::search_audit(
+        let audit = read_models::search::search_audit(
             &reader,
             &fields,
-            &projector::search::AuditSearch {
+            &read_models::search::AuditSearch {
                 tenant_id,
                 limit: 1_000_000,
                 ..Default::default()

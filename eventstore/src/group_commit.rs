@@ -17,8 +17,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use crate::db::{PgTransaction, pipelined};
-use crate::store::{EventRow, INSERT_EVENT, StoreError};
+use infra::db::{PgTransaction, pipelined};
+
+use crate::append::{EventRow, INSERT_EVENT};
+use crate::error::StoreError;
 
 /// The most commands one transaction takes.
 pub const MAX_BATCH: usize = 256;
@@ -114,10 +116,7 @@ async fn write(
     pool: &Pool,
     batch: &[Submission],
 ) -> Result<Vec<Result<Vec<i64>, StoreError>>, StoreError> {
-    let transaction = PgTransaction::begin(pool).await.map_err(|e| match e {
-        crate::db::BeginError::Pool(e) => StoreError::Pool(e),
-        crate::db::BeginError::Database(e) => StoreError::Database(e),
-    })?;
+    let transaction = PgTransaction::begin(pool).await?;
     let client = transaction.client();
     client
         .batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
@@ -184,7 +183,7 @@ async fn write(
     for (submission, outcome) in batch.iter().zip(&outcomes) {
         if let Some(Ok(positions)) = outcome {
             for (event, position) in submission.events.iter().zip(positions) {
-                crate::auth_state::apply(
+                infra::auth_state::apply(
                     client,
                     submission.tenant_id,
                     *position,

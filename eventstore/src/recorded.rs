@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::order::Order;
+
 /// Who and what caused an event; stored in the `metadata` column.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventMetadata {
@@ -75,9 +77,9 @@ impl RecordedEvent {
         })
     }
 
-    /// The (transaction id, position) pair that orders publication.
-    pub fn order(&self) -> (i64, i64) {
-        (self.transaction_id, self.position)
+    /// Where the event stands in publication order.
+    pub fn order(&self) -> Order {
+        Order::new(self.transaction_id, self.position)
     }
 
     /// Reads an envelope back (as published by the relay). `transaction_id` travels in a

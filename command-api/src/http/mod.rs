@@ -1,0 +1,108 @@
+//! The HTTP side of the command API, one module per resource of the contract (v1). A
+//! handler parses and validates the request, builds its command and hands it to
+//! [`crate::pipeline::execute`]; request bodies live beside their handlers.
+
+pub mod operations;
+pub mod profile;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+
+use actix_web::{HttpResponse, web};
+use api_common::docs::{BearerAuth, Problem, RateLimited};
+use api_common::error::ApiError;
+use api_common::extract::{Idempotency, RequestMeta};
+use domain::Actor;
+use utoipa::OpenApi;
+
+use crate::app_state::AppState;
+use crate::pipeline::{Command, Request, execute};
+
+/// The command API's OpenAPI document, generated from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Eventra command API", version = "1", description = "Commands of the Eventra user platform. Every success answers the `position` of its last event; pass it to the query API as `X-Min-Position` to read your write. Errors are `application/problem+json`."),
+    paths(
+        operations::health, operations::ready, operations::metrics,
+        tenants::sign_up_tenant, users::sign_up_user, sessions::log_in,
+        sessions::refresh_session, sessions::revoke_session, profile::update_profile,
+        users::manage_user, users::erase_user
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth, &RateLimited),
+    tags((name = "tenants"), (name = "users"), (name = "sessions"), (name = "profile"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+/// The `Idempotency-Key` header every command accepts.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyKey {
+    /// A retry with the same key and request returns the first answer and appends nothing;
+    /// the same key with another request is a 422.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    idempotency_key: Option<String>,
+}
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    api_common::docs::configure(config, ApiDoc::openapi());
+    operations::configure(config);
+    config
+        .service(web::resource("/v1/tenants").route(web::post().to(tenants::sign_up_tenant)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/users")
+                .route(web::post().to(users::sign_up_user)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/sessions")
+                .route(web::post().to(sessions::log_in)),
+        )
+        .service(
+            web::resource("/v1/sessions/refresh").route(web::post().to(sessions::refresh_session)),
+        )
+        .service(
+            web::resource("/v1/sessions/{session_id}")
+                .route(web::delete().to(sessions::revoke_session)),
+        )
+        .service(web::resource("/v1/me").route(web::patch().to(profile::update_profile)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/users/{user_id}")
+                .route(web::patch().to(users::manage_user))
+                .route(web::delete().to(users::erase_user)),
+        );
+}
+
+/// Runs `command` for an HTTP request and turns its answer into the response.
+async fn run<C: Command>(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: Actor,
+    idempotency: Option<&Idempotency>,
+    command: &C,
+) -> Result<HttpResponse, ApiError> {
+    let request = Request::http(meta, actor, idempotency);
+    execute(
+        &state.store,
+        state.settings.command_retries,
+        &request,
+        command,
+    )
+    .await?
+    .into_response()
+}
+
+/// Hashes a password on the hashing threads (slow by design: never on the request's).
+async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
+    state
+        .hashing
+        .run(move |hashing| hashing.hash(&password))
+        .await
+        .map_err(ApiError::Internal)?
+        .map_err(ApiError::Internal)
+}

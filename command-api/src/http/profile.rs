@@ -1,0 +1,100 @@
+//! `PATCH /v1/me`: the caller's own profile.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use api_common::docs::Problem;
+use api_common::error::ApiError;
+use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json};
+use domain::Actor;
+use domain::user::ProfileChanges;
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+
+use super::{IdempotencyKey, run};
+use crate::app_state::AppState;
+use crate::commands::UserVersion;
+use crate::commands::update_profile::UpdateProfile;
+
+/// A field that may be absent but, when given, not `null`.
+fn not_null(field: &str, value: Option<Option<String>>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(None) => Err(ApiError::Validation(format!(
+            "{field} cannot be null; leave it out to keep it"
+        ))),
+        Some(Some(value)) => Ok(Some(value)),
+        None => Ok(None),
+    }
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateProfileBody {
+    /// 1 to 100 characters; cannot be null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(
+        value_type = String,
+        required = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F]*[^\s\u0000-\u001F\u007F][^\u0000-\u001F\u007F]*$"
+    )]
+    display_name: Option<Option<String>>,
+    /// E.164, such as `+4915112345678`; `null` clears the phone number.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "+4915112345678", pattern = r"^\+[0-9]{8,15}$")]
+    phone: Option<Option<String>>,
+    /// A BCP 47 language tag such as `en` or `de-CH`; cannot be null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(
+        value_type = String,
+        required = false,
+        example = "de-CH",
+        max_length = 35,
+        pattern = "^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$"
+    )]
+    locale: Option<Option<String>>,
+}
+
+/// `PATCH /v1/me`: the caller updates their own profile.
+#[utoipa::path(patch, path = "/v1/me", tag = "profile",
+    request_body = UpdateProfileBody,
+    params(IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+    (status = 200, description = "the profile's new version", body = UserVersion),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "changed concurrently too often", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn update_profile(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let input: UpdateProfileBody = parse_json(&request, &body)?;
+    let command = UpdateProfile {
+        tenant_id: caller.0.tenant_id,
+        user_id: caller.0.user_id,
+        changes: ProfileChanges {
+            display_name: not_null("display_name", input.display_name)?,
+            phone: input.phone,
+            locale: not_null("locale", input.locale)?,
+        },
+    };
+    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
+    let actor = Actor::User {
+        user_id: caller.0.user_id,
+        tenant_id: caller.0.tenant_id,
+        role: caller.0.role,
+    };
+    let meta = RequestMeta::of(&request);
+    run(&state, &meta, actor, idempotency.as_ref(), &command).await
+}

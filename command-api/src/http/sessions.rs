@@ -1,0 +1,181 @@
+//! `/v1/tenants/{tenant_id}/sessions` and `/v1/sessions`: log in, refresh, log out.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use api_common::docs::Problem;
+use api_common::error::ApiError;
+use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
+use domain::Actor;
+use infra::auth::refresh_token_session;
+use infra::crypto::token_hash;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{IdempotencyKey, run};
+use crate::app_state::AppState;
+use crate::commands::log_in::{INVALID_CREDENTIALS, LogIn, SessionIssued, find_account};
+use crate::commands::refresh_session::{INVALID_REFRESH, RefreshSession};
+use crate::commands::revoke_session::RevokeSession;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LogInBody {
+    email: String,
+    password: String,
+}
+
+/// `POST /v1/tenants/{tenant_id}/sessions`: log in with email and password.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/sessions", tag = "sessions",
+    request_body = LogInBody,
+    params(("tenant_id" = Uuid, Path), IdempotencyKey),
+    responses(
+    (status = 201, description = "a new session", body = SessionIssued),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "wrong email or password (recorded as user.login_failed)", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn log_in(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = path_id(&path, "tenant")?;
+    record_tenant(&request, tenant_id);
+    let input: LogInBody = parse_json(&request, &body)?;
+    if input.email.len() > domain::values::MAX_EMAIL_BYTES || input.password.chars().count() > 1024
+    {
+        return Err(ApiError::Unauthenticated(INVALID_CREDENTIALS.into()));
+    }
+    let idempotency = Idempotency::of(&request, None, &body)?;
+    let (owner, checked) = find_account(&state.store, tenant_id, &input.email).await?;
+    let password = input.password;
+    let verified_hash = state
+        .hashing
+        .run(move |hashing| match checked {
+            Some(hash) if hashing.verify(&password, &hash) => Some(hash),
+            Some(_) => None,
+            None => {
+                hashing.verify_dummy(&password);
+                None
+            }
+        })
+        .await
+        .map_err(ApiError::Internal)?;
+    let Some(user_id) = owner else {
+        tracing::info!(%tenant_id, "login for an unknown email");
+        return Err(ApiError::Unauthenticated(INVALID_CREDENTIALS.into()));
+    };
+    let session_id = Uuid::now_v7();
+    let refresh = state
+        .tokens
+        .new_refresh_token(session_id)
+        .map_err(ApiError::Internal)?;
+    let command = LogIn {
+        tenant_id,
+        user_id,
+        verified_hash,
+        session_id,
+        refresh: &refresh,
+        tokens: &state.tokens,
+    };
+    let meta = RequestMeta::of(&request);
+    run(
+        &state,
+        &meta,
+        Actor::Anonymous,
+        idempotency.as_ref(),
+        &command,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+/// `POST /v1/sessions/refresh`: rotate the refresh token and get a new access token.
+#[utoipa::path(post, path = "/v1/sessions/refresh", tag = "sessions",
+    request_body = RefreshBody,
+    params(IdempotencyKey),
+    responses(
+    (status = 200, description = "the rotated refresh token and a new access token", body = SessionIssued),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn refresh_session(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let input: RefreshBody = parse_json(&request, &body)?;
+    let session_id = refresh_token_session(&input.refresh_token)
+        .ok_or_else(|| ApiError::Unauthenticated(INVALID_REFRESH.into()))?;
+    let idempotency = Idempotency::of(&request, None, &body)?;
+    let next = state
+        .tokens
+        .new_refresh_token(session_id)
+        .map_err(ApiError::Internal)?;
+    let span = api_common::extract::root_span(&request);
+    let command = RefreshSession {
+        session_id,
+        presented_hash: token_hash(&input.refresh_token),
+        next: &next,
+        tokens: &state.tokens,
+        on_tenant: &move |tenant_id| {
+            api_common::extract::record_tenant_on(span.as_ref(), tenant_id)
+        },
+    };
+    let meta = RequestMeta::of(&request);
+    run(
+        &state,
+        &meta,
+        Actor::Anonymous,
+        idempotency.as_ref(),
+        &command,
+    )
+    .await
+}
+
+/// `DELETE /v1/sessions/{session_id}`: log out, or an admin ends a member's session.
+#[utoipa::path(delete, path = "/v1/sessions/{session_id}", tag = "sessions",
+    params(("session_id" = Uuid, Path), IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+    (status = 204, description = "the session has ended"),
+    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such session for this caller", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
+    (status = 400, description = "invalid Idempotency-Key", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn revoke_session(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session_id = path_id(&path, "session")?;
+    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &[])?;
+    let command = RevokeSession {
+        session_id,
+        caller_id: caller.0.user_id,
+    };
+    let meta = RequestMeta::of(&request);
+    run(
+        &state,
+        &meta,
+        caller.actor(),
+        idempotency.as_ref(),
+        &command,
+    )
+    .await
+}

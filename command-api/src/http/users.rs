@@ -1,0 +1,207 @@
+//! `/v1/tenants/{tenant_id}/users`: signup under a tenant, and an admin managing or erasing
+//! a member.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use api_common::docs::Problem;
+use api_common::error::ApiError;
+use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
+use domain::values::{validate_display_name, validate_email, validate_password};
+use domain::{Actor, Role};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{IdempotencyKey, hash_password, run};
+use crate::app_state::AppState;
+use crate::commands::UserVersion;
+use crate::commands::erase_user::{EraseUser, UserErased};
+use crate::commands::manage_user::{ManageUser, Status};
+use crate::commands::sign_up_user::{SignUpUser, UserCreated};
+
+/// A new user: email (unique in the tenant, case-insensitive), password (10 to 128
+/// characters, not the email), display name (1 to 100 characters).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    #[schema(
+        example = "ada@acme.example",
+        max_length = 254,
+        pattern = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
+    )]
+    pub email: String,
+    #[schema(example = "correct horse battery", min_length = 10, max_length = 128, format = Password)]
+    pub password: String,
+    #[schema(
+        example = "Ada",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F]*[^\s\u0000-\u001F\u007F][^\u0000-\u001F\u007F]*$"
+    )]
+    pub display_name: String,
+}
+
+impl NewUserBody {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        validate_email(self.email.trim())?;
+        validate_password(&self.password, &self.email)?;
+        validate_display_name(self.display_name.trim())?;
+        Ok(())
+    }
+}
+
+/// `POST /v1/tenants/{tenant_id}/users`: a user signs up under a tenant.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/users", tag = "users",
+    request_body = NewUserBody,
+    params(("tenant_id" = Uuid, Path), IdempotencyKey),
+    responses(
+    (status = 201, description = "the user, a member of the tenant", body = UserCreated),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the email is taken in this tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn sign_up_user(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = path_id(&path, "tenant")?;
+    record_tenant(&request, tenant_id);
+    let input: NewUserBody = parse_json(&request, &body)?;
+    input.validate()?;
+    let idempotency = Idempotency::of(&request, None, &body)?;
+    let password_hash = hash_password(&state, input.password).await?;
+    let command = SignUpUser(domain::user::SignUpUser {
+        user_id: Uuid::now_v7(),
+        tenant_id,
+        email: input.email,
+        display_name: input.display_name,
+        password_hash,
+    });
+    let meta = RequestMeta::of(&request);
+    run(
+        &state,
+        &meta,
+        Actor::Anonymous,
+        idempotency.as_ref(),
+        &command,
+    )
+    .await
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum RoleInput {
+    Admin,
+    Member,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum StatusInput {
+    Active,
+    Deactivated,
+}
+
+/// The role and/or status to set; what is absent, or already so, stays as it is.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ManageUserBody {
+    #[serde(default)]
+    role: Option<RoleInput>,
+    #[serde(default)]
+    status: Option<StatusInput>,
+}
+
+/// `PATCH /v1/tenants/{tenant_id}/users/{user_id}`: an admin changes a member's role or
+/// status.
+#[utoipa::path(patch, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
+    request_body = ManageUserBody,
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+    (status = 200, description = "the user's new version", body = UserVersion),
+    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the last active admin cannot be demoted or deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn manage_user(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.tenant_in_path(&path.0)?;
+    let user_id = path_id(&path.1, "user")?;
+    let input: ManageUserBody = parse_json(&request, &body)?;
+    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
+    let command = ManageUser {
+        tenant_id,
+        user_id,
+        caller_id: caller.0.user_id,
+        role: input.role.map(|role| match role {
+            RoleInput::Admin => Role::Admin,
+            RoleInput::Member => Role::Member,
+        }),
+        status: input.status.map(|status| match status {
+            StatusInput::Active => Status::Active,
+            StatusInput::Deactivated => Status::Deactivated,
+        }),
+    };
+    let meta = RequestMeta::of(&request);
+    run(
+        &state,
+        &meta,
+        caller.actor(),
+        idempotency.as_ref(),
+        &command,
+    )
+    .await
+}
+
+/// `DELETE /v1/tenants/{tenant_id}/users/{user_id}`: an admin erases a member (GDPR).
+#[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+    (status = 200, description = "the user is erased: data key destroyed, personal data unreadable", body = UserErased),
+    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the last active admin cannot be erased", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
+    (status = 400, description = "invalid Idempotency-Key", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn erase_user(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.tenant_in_path(&path.0)?;
+    let user_id = path_id(&path.1, "user")?;
+    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &[])?;
+    let command = EraseUser {
+        tenant_id,
+        user_id,
+        caller_id: caller.0.user_id,
+    };
+    let meta = RequestMeta::of(&request);
+    run(
+        &state,
+        &meta,
+        caller.actor(),
+        idempotency.as_ref(),
+        &command,
+    )
+    .await
+}

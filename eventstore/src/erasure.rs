@@ -1,0 +1,49 @@
+//! Crypto-shredding (ADR 3): destroying a subject's data key, and what must happen in the
+//! same transaction (the deletion confirmation queued while the address can still be read).
+
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::unit::Transaction;
+
+impl Transaction {
+    /// Destroys the subject's data key and releases their reserved unique values, so
+    /// nothing personal about them can be read or matched again.
+    #[tracing::instrument(skip(self))]
+    pub async fn erase_subject(&self, tenant_id: Uuid, subject_id: Uuid) -> Result<(), StoreError> {
+        // Nothing personal stays in memory either (a later load folds the erasure anew).
+        self.shared.kept.forget(subject_id);
+        self.forget_pending(subject_id);
+        self.shared.opened.lock().remove(&subject_id);
+        let client = self.client();
+        client
+            .execute(
+                "DELETE FROM data_keys WHERE subject_id = $1",
+                &[&subject_id],
+            )
+            .await?;
+        client
+            .execute(
+                "INSERT INTO erased_subjects (subject_id, tenant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&subject_id, &tenant_id],
+            )
+            .await?;
+        client
+            .execute(
+                "DELETE FROM unique_reservations WHERE owner_id = $1",
+                &[&subject_id],
+            )
+            .await?;
+        infra::email_jobs::forget_recipient(client, subject_id).await?;
+        Ok(())
+    }
+
+    /// Queues an email in this transaction (the deletion confirmation, which must capture
+    /// the address before the key that opens it is destroyed).
+    pub async fn queue_email(
+        &self,
+        job: &infra::email_jobs::NewJob,
+    ) -> Result<Option<Uuid>, StoreError> {
+        Ok(infra::email_jobs::enqueue(self.client(), job).await?)
+    }
+}

@@ -1,0 +1,37 @@
+//! Unique values within a tenant (an email), reserved in the transaction of the command
+//! that takes them; [`crate::Reader::reservation_owner`] reads who holds one.
+
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::unit::Transaction;
+
+impl Transaction {
+    /// Reserves a unique value for `owner` within a tenant.
+    #[tracing::instrument(skip(self, value_hash))]
+    pub async fn reserve(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        value_hash: &[u8],
+        owner_id: Uuid,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client()
+            .execute(
+                "INSERT INTO unique_reservations (tenant_id, kind, value_hash, owner_id) VALUES ($1, $2, $3, $4)",
+                &[&tenant_id, &kind, &value_hash, &owner_id],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::Duplicate {
+                    kind: kind.to_owned(),
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The query endpoints of the API contract (v1), one module per resource. Everything is
+//! tenant-scoped and read-only; the helpers here wait for a view to reach the request's
+//! `X-Min-Position` and answer with `X-Projection-Position`.
+
+pub mod email_jobs;
+pub mod logs;
+pub mod operations;
+pub mod users;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use api_common::docs::{BearerAuth, Problem, RateLimited};
+use api_common::extract::path_id;
+use api_common::{ApiError, Caller};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Object;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_postgres::Row;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::consistency::{PROJECTION_POSITION_HEADER, min_position, reach};
+use crate::pagination::{Cursor, like_pattern, limit};
+use crate::state::AppState;
+
+/// The read-your-writes header.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct MinPosition {
+    /// Wait (bounded) until the view has applied the event at this position, as answered by
+    /// a command.
+    #[param(rename = "X-Min-Position", value_type = i64, required = false, minimum = 0)]
+    min_position: Option<i64>,
+}
+
+/// The query API's OpenAPI document, generated from the handlers below.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Eventra query API", version = "1", description = "Tenant-scoped reads of the Eventra user platform. Send `X-Min-Position` with the position a command answered to read your own write; answers carry `X-Projection-Position`. Errors are `application/problem+json`."),
+    paths(
+        operations::health, operations::ready, operations::metrics, users::me, users::list_users,
+        users::one_user, logs::activity, logs::audit, email_jobs::email_jobs, operations::projections
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth, &RateLimited),
+    tags((name = "profile"), (name = "users"), (name = "logs"), (name = "email"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    api_common::docs::configure(config, ApiDoc::openapi());
+    config
+        .service(web::resource("/health").route(web::get().to(operations::health)))
+        .service(web::resource("/ready").route(web::get().to(operations::ready)))
+        .service(web::resource("/metrics").route(web::get().to(operations::metrics)))
+        .service(web::resource("/v1/me").route(web::get().to(users::me)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/users").route(web::get().to(users::list_users)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/users/{user_id}")
+                .route(web::get().to(users::one_user)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/activity").route(web::get().to(logs::activity)),
+        )
+        .service(web::resource("/v1/tenants/{tenant_id}/audit").route(web::get().to(logs::audit)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/email-jobs")
+                .route(web::get().to(email_jobs::email_jobs)),
+        )
+        .service(web::resource("/v1/projections").route(web::get().to(operations::projections)));
+}
+
+/// A connection, once the view `projection` has reached the request's `X-Min-Position`;
+/// with the view's position for `X-Projection-Position`.
+async fn view(
+    state: &AppState,
+    request: &HttpRequest,
+    projection: &str,
+) -> Result<(Object, i64), ApiError> {
+    let client = connection(state).await?;
+    let position = reach(
+        &client,
+        projection,
+        min_position(request)?,
+        state.settings.read_your_writes_timeout,
+    )
+    .await?;
+    Ok((client, position))
+}
+
+/// Runs `read` on a connection to a view and returns its result with the position to
+/// report. Without `X-Min-Position`, the checkpoint and `read` go out together (pipelined,
+/// one round trip; the checkpoint is read first, so the answer reflects at least that
+/// position); with it, `read` runs once the view has reached it.
+async fn read_view<T>(
+    state: &AppState,
+    request: &HttpRequest,
+    projection: &str,
+    read: impl AsyncFnOnce(&Object) -> Result<T, ApiError>,
+) -> Result<(T, i64), ApiError> {
+    let wanted = min_position(request)?.filter(|p| *p > 0);
+    let client = connection(state).await?;
+    if wanted.is_none() {
+        let (checkpoint, value) = tokio::try_join!(
+            crate::consistency::checkpoint(&client, projection),
+            read(&client)
+        )?;
+        return Ok((value, checkpoint.position));
+    }
+    let position = reach(
+        &client,
+        projection,
+        wanted,
+        state.settings.read_your_writes_timeout,
+    )
+    .await?;
+    Ok((read(&client).await?, position))
+}
+
+/// Like [`view`] for lists whose matches come from the search index: waits for the read
+/// model and for the index; the position reported is the index's.
+async fn search_view(
+    state: &AppState,
+    request: &HttpRequest,
+    projection: &str,
+) -> Result<(Object, i64), ApiError> {
+    let (client, _) = view(state, request, projection).await?;
+    let target = match min_position(request)?.filter(|p| *p > 0) {
+        Some(position) => Some(crate::consistency::target(&client, position).await?),
+        None => None,
+    };
+    let position = state
+        .search
+        .reach(target, state.settings.read_your_writes_timeout)
+        .await?;
+    Ok((client, position))
+}
+
+async fn connection(state: &AppState) -> Result<Object, ApiError> {
+    state
+        .pool
+        .get()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))
+}
+
+fn database(error: tokio_postgres::Error) -> ApiError {
+    if error.is_closed() || error.code().is_none() {
+        ApiError::Unavailable(error.into())
+    } else {
+        ApiError::Internal(error.into())
+    }
+}
+
+fn answer<T: Serialize>(body: T, position: i64) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((PROJECTION_POSITION_HEADER, position.to_string()))
+        .json(body)
+}
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "only administrators of the tenant may see this".into(),
+        ))
+    }
+}
+
+fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text.trim())
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::Validation(format!(
+                        "{field} must be an RFC 3339 time such as 2026-01-22T10:00:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn text_filter(
+    field: &str,
+    value: Option<&String>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    match value.map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
+            Err(ApiError::Validation(format!(
+                "{field} must be at most {max} characters without control characters"
+            )))
+        }
+        Some(v) => Ok(Some(v.to_owned())),
+    }
+}

@@ -1,0 +1,243 @@
+//! `/v1/me` and `/v1/tenants/{tenant_id}/users`: profiles from the users read model, lists
+//! through the search index.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use api_common::docs::{BearerAuth, Problem, RateLimited};
+use api_common::extract::path_id;
+use api_common::{ApiError, Caller};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Object;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_postgres::Row;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::consistency::{PROJECTION_POSITION_HEADER, min_position, reach};
+use crate::pagination::{Cursor, like_pattern, limit};
+use crate::state::AppState;
+
+use super::{
+    answer, connection, database, parse_time, read_view, require_admin, search_view, text_filter,
+    view,
+};
+
+/// A user's profile as the read model holds it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    user_id: Uuid,
+    tenant_id: Uuid,
+    email: String,
+    display_name: String,
+    phone: Option<String>,
+    locale: Option<String>,
+    #[schema(example = "member")]
+    role: Option<String>,
+    #[schema(example = "active")]
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// The version of the user's stream the view reflects.
+    version: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    items: Vec<UserView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+pub(super) fn user_view(row: &Row) -> UserView {
+    UserView {
+        user_id: row.get("user_id"),
+        tenant_id: row.get("tenant_id"),
+        email: row.get("email"),
+        display_name: row.get("display_name"),
+        phone: row.get("phone"),
+        locale: row.get("locale"),
+        role: row.get("role"),
+        status: row.get("status"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+        version: row.get("version"),
+    }
+}
+
+const USER_COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, locale, role, status, created_at, updated_at, version";
+
+/// `GET /v1/me`: the caller's own profile.
+#[utoipa::path(get, path = "/v1/me", tag = "profile", security(("bearer" = [])),
+    params(MinPosition),
+    responses(
+    (status = 200, description = "the caller's profile", body = UserView, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
+    (status = 400, description = "malformed X-Min-Position", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "the profile is not projected yet", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn me(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let (row, position) = read_view(&state, &request, "users", async |client| {
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM rm_users WHERE user_id = $1"
+            ))
+            .await
+            .map_err(database)?;
+        client
+            .query_opt(&statement, &[&caller.0.user_id])
+            .await
+            .map_err(database)
+    })
+    .await?;
+    let row = row.ok_or_else(|| {
+        ApiError::NotFound("the profile is not available yet; retry with X-Min-Position".into())
+    })?;
+    Ok(answer(user_view(&row), position))
+}
+
+/// `GET /v1/tenants/{tenant_id}/users/{user_id}`: one user (admins; members see only
+/// themselves).
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), MinPosition),
+    responses(
+    (status = 200, description = "one user (admins; members only themselves)", body = UserView, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
+    (status = 400, description = "malformed X-Min-Position", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "members see only themselves", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn one_user(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.tenant_in_path(&path.0)?;
+    let user_id = path_id(&path.1, "user")?;
+    if user_id != caller.0.user_id {
+        require_admin(&caller)?;
+    }
+    let (client, position) = view(&state, &request, "users").await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {USER_COLUMNS} FROM rm_users WHERE tenant_id = $1 AND user_id = $2"),
+            &[&tenant_id, &user_id],
+        )
+        .await
+        .map_err(database)?
+        .ok_or_else(|| ApiError::NotFound("no such user in this tenant".into()))?;
+    Ok(answer(user_view(&row), position))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UsersQuery {
+    /// Matches name or email (case-insensitive).
+    q: Option<String>,
+    #[param(value_type = Option<String>, pattern = "^(admin|member)$")]
+    role: Option<domain::Role>,
+    #[param(value_type = Option<String>, pattern = "^(active|deactivated)$")]
+    status: Option<domain::UserStatus>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// `GET /v1/tenants/{tenant_id}/users`: the tenant's users (admins), by name or email.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = Uuid, Path), UsersQuery, MinPosition),
+    responses(
+    (status = 200, description = "the tenant's users (admins)", body = UserPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
+    (status = 400, description = "invalid filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "only admins list users", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "not the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<UsersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.tenant_in_path(&path)?;
+    require_admin(&caller)?;
+    let limit = limit(query.limit)?;
+    let q = text_filter("q", query.q.as_ref(), 200)?;
+    let cursor = Cursor::decode_optional(query.cursor.as_deref(), "users")?;
+    let after = cursor
+        .as_ref()
+        .and_then(|c| c.after_created_micros.zip(c.after_id));
+    // The list comes from the search index; the users' details from the read model.
+    let (client, position) = search_view(&state, &request, "users").await?;
+    let found = state
+        .search
+        .users(read_models::search::UserSearch {
+            tenant_id,
+            q,
+            role: query.role.map(|r| r.as_str().to_owned()),
+            status: query.status.map(|s| s.as_str().to_owned()),
+            after,
+            limit: limit as usize,
+        })
+        .await?;
+    let more = found.len() as i64 > limit;
+    let page: Vec<(i64, Uuid)> = found.into_iter().take(limit as usize).collect();
+    let ids: Vec<Uuid> = page.iter().map(|(_, id)| *id).collect();
+    // Driven by the page's ids (primary-key lookups): with `user_id = ANY($2) AND
+    // tenant_id = $1` the planner intersected bitmaps and walked the tenant index over all
+    // 100,000 of a large tenant's users for every page (75 % of the CPU in the benchmark).
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM unnest($2::uuid[]) AS page(id)
+               JOIN rm_users ON rm_users.user_id = page.id
+              WHERE rm_users.tenant_id = $1"
+        ))
+        .await
+        .map_err(database)?;
+    let rows = client
+        .query(&statement, &[&tenant_id, &ids])
+        .await
+        .map_err(database)?;
+    let mut by_id: std::collections::HashMap<Uuid, UserView> = rows
+        .iter()
+        .map(|row| (row.get("user_id"), user_view(row)))
+        .collect();
+    let items: Vec<UserView> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
+    let next_cursor = match (more, page.last()) {
+        (true, Some((created, user_id))) => Some(
+            Cursor {
+                kind: "users".into(),
+                before_position: None,
+                after_created_micros: Some(*created),
+                after_id: Some(*user_id),
+            }
+            .encode(),
+        ),
+        _ => None,
+    };
+    Ok(answer(UserPage { items, next_cursor }, position))
+}
+
+const ACTIONS: &[&str] = &[
+    "signed_up",
+    "logged_in",
+    "login_failed",
+    "profile_updated",
+    "role_changed",
+    "deactivated",
+    "reactivated",
+    "session_revoked",
+    "erased",
+    "platform_admin_granted",
+];

@@ -1,0 +1,13 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+
+use crate::settings::Settings;
+
+pub struct AppState {
+    pub pool: Pool,
+    pub search: crate::search::SearchService,
+    pub settings: Arc<Settings>,
+}
