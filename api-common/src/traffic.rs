@@ -236,23 +236,10 @@ impl Traffic {
 
     async fn read_limit(&self, tenant_id: Uuid) -> anyhow::Result<u32> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT (SELECT data->>'plan' FROM events
-                          WHERE aggregate_type = 'tenant' AND aggregate_id = $1 AND type = 'tenant.created'),
-                        (SELECT data->>'requests_per_hour' FROM events
-                          WHERE aggregate_type = 'tenant' AND aggregate_id = $1 AND type = 'tenant.rate_limit_changed'
-                          ORDER BY sequence DESC LIMIT 1)",
-                &[&tenant_id],
-            )
-            .await?;
-        let (plan, limit): (Option<String>, Option<String>) = match row {
-            Some(row) => (row.get(0), row.get(1)),
-            None => (None, None),
-        };
-        Ok(match limit.and_then(|l| l.parse().ok()) {
+        let tenant: domain::Tenant = eventstore::fold_stream(&client, tenant_id).await?;
+        Ok(match tenant.rate_limit_per_hour {
             Some(limit) => limit,
-            None if plan.as_deref() == Some("premium") => self.settings.premium_per_hour,
+            None if tenant.plan == domain::Plan::Premium => self.settings.premium_per_hour,
             None => self.settings.standard_per_hour,
         })
     }

@@ -2,100 +2,28 @@
 //! `scripts/bench`) and the physical baselines of the same machine, then writes every figure
 //! and the ratios between them as JSON, and a table as markdown.
 
+mod api;
 mod baselines;
 mod generate;
 mod load;
+mod plan;
+mod replay;
+mod report;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use api::{Api, PASSWORD, is, status_of, uuid_of};
 use clap::Parser;
 use eventstore::EventStore;
 use infra::crypto::{KeyRing, MasterKey};
-use load::{Outcome, Summary, round};
-use serde::Serialize;
+use load::{Summary, round};
+use plan::{Args, Plan};
+use report::{Report, markdown, open_files_limit, peak_rss_mb, ratio};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-#[derive(Parser, Debug)]
-#[command(name = "eventra-bench")]
-struct Args {
-    #[arg(long, default_value = "http://127.0.0.1:18080")]
-    command_url: String,
-    #[arg(long, default_value = "http://127.0.0.1:18081")]
-    query_url: String,
-    /// The database the running system uses.
-    #[arg(long)]
-    database_url: String,
-    /// A second, scratch database for the replay scenario.
-    #[arg(long)]
-    replay_database_url: String,
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
-    /// The system's stream, deleted at the end (the run's events are scratch).
-    #[arg(long)]
-    stream: Option<String>,
-    /// The projector binary (for `projector replay users`).
-    #[arg(long)]
-    projector: String,
-    /// `name=pid` of each service, for peak memory.
-    #[arg(long, value_delimiter = ',')]
-    pids: Vec<String>,
-    /// Smaller numbers, same scenarios (under three minutes).
-    #[arg(long)]
-    quick: bool,
-    /// Only measure raw appends (before the services hold their connections) into this
-    /// file, then exit.
-    #[arg(long)]
-    raw_append_out: Option<String>,
-    /// Raw appends measured earlier in this run (by `--raw-append-out`).
-    #[arg(long)]
-    raw_append_in: Option<String>,
-    /// Where `<UTC timestamp>.json` goes.
-    #[arg(long, default_value = "bench/results")]
-    out_dir: String,
-}
-
-/// The sizes of a run.
-struct Plan {
-    seconds: u64,
-    writers: usize,
-    big_connections: usize,
-    search_users: u64,
-    replay_users: u64,
-    replay_updates: u32,
-    jetstream_messages: u64,
-}
-
-impl Plan {
-    fn of(quick: bool) -> Plan {
-        if quick {
-            Plan {
-                seconds: 2,
-                writers: 64,
-                big_connections: 200,
-                search_users: 2_000,
-                replay_users: 2_000,
-                replay_updates: 8,
-                jetstream_messages: 20_000,
-            }
-        } else {
-            Plan {
-                seconds: 10,
-                writers: 64,
-                big_connections: 1_000,
-                search_users: 100_000,
-                replay_users: 100_000,
-                replay_updates: 8,
-                jetstream_messages: 200_000,
-            }
-        }
-    }
-}
-
-const PASSWORD: &str = "correct horse battery staple";
 
 pub async fn connect(database_url: &str) -> anyhow::Result<tokio_postgres::Client> {
     let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
@@ -103,107 +31,6 @@ pub async fn connect(database_url: &str) -> anyhow::Result<tokio_postgres::Clien
         .with_context(|| format!("connecting to {database_url}"))?;
     tokio::spawn(connection);
     Ok(client)
-}
-
-struct Api {
-    http: reqwest::Client,
-    command: String,
-    query: String,
-}
-
-impl Api {
-    async fn post(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: Value,
-    ) -> anyhow::Result<(u16, Value)> {
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.command))
-            .json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
-    }
-
-    async fn sign_up(&self, tenant_id: Uuid, n: usize) -> anyhow::Result<(Uuid, String)> {
-        let email = format!("writer-{n}-{}@bench.example.com", Uuid::new_v4().simple());
-        let (status, body) = self
-            .post(
-                &format!("/v1/tenants/{tenant_id}/users"),
-                None,
-                json!({"email": email, "password": PASSWORD, "display_name": format!("Writer {n}")}),
-            )
-            .await?;
-        if status != 201 {
-            bail!("signup answered {status}: {body}");
-        }
-        Ok((uuid_of(&body, "user_id")?, email))
-    }
-
-    async fn log_in(&self, tenant_id: Uuid, email: &str) -> anyhow::Result<String> {
-        let (status, body) = self
-            .post(
-                &format!("/v1/tenants/{tenant_id}/sessions"),
-                None,
-                json!({"email": email, "password": PASSWORD}),
-            )
-            .await?;
-        if status != 201 {
-            bail!("login answered {status}: {body}");
-        }
-        Ok(body["access_token"].as_str().unwrap_or_default().to_owned())
-    }
-}
-
-fn uuid_of(body: &Value, field: &str) -> anyhow::Result<Uuid> {
-    body[field]
-        .as_str()
-        .and_then(|v| Uuid::try_parse(v).ok())
-        .with_context(|| format!("no {field} in {body}"))
-}
-
-fn status_of(result: reqwest::Result<reqwest::Response>) -> Outcome {
-    result.map_or(0, |r| r.status().as_u16())
-}
-
-fn is(status: u16) -> fn(Outcome) -> bool {
-    match status {
-        200 => |o| o == 200,
-        201 => |o| o == 201,
-        _ => |o| (200..300).contains(&o),
-    }
-}
-
-fn peak_rss_mb(pid: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(round(kib / 1024.0))
-}
-
-fn ratio(numerator: f64, denominator: f64) -> f64 {
-    if denominator > 0.0 {
-        (numerator / denominator * 1000.0).round() / 1000.0
-    } else {
-        0.0
-    }
-}
-
-#[derive(Serialize)]
-struct Report {
-    started_at: String,
-    quick: bool,
-    machine: Value,
-    scenarios: BTreeMap<String, Value>,
-    baselines: BTreeMap<String, Value>,
-    ratios: BTreeMap<String, f64>,
-    figures: BTreeMap<String, f64>,
-    rss_mb: BTreeMap<String, f64>,
 }
 
 #[tokio::main]
@@ -639,78 +466,18 @@ async fn main() -> anyhow::Result<()> {
     baselines.insert("jetstream_publish_per_second".into(), json!(publish));
 
     // Replay over a scratch database of generated events.
-    infra::migrate::migrate_database(&args.replay_database_url).await?;
-    let replay_pool = infra::db::pool(&args.replay_database_url, 8)?;
-    let replay_store = EventStore::new(replay_pool, Arc::clone(&keys));
-    let replay_tenant = generate::tenant(&replay_store, "Replay").await?;
-    say(&format!(
-        "generating {} users with {} profile updates each for the replay",
-        plan.replay_users, plan.replay_updates
-    ));
-    let generated_at = Instant::now();
-    let replay_loaded = generate::users(
-        &replay_store,
-        replay_tenant,
-        0,
-        plan.replay_users,
-        plan.replay_updates,
-        &password_hash,
-        4,
-    )
-    .await?;
-    let replay_generate_seconds = generated_at.elapsed().as_secs_f64();
-    // The live projection of this scratch database "has" every event, so that the replay
-    // rebuilds all of them (no projector runs against it).
-    connect(&args.replay_database_url)
-        .await?
-        .batch_execute(
-            "INSERT INTO projection_checkpoints (projection, last_transaction_id, last_position)
-             SELECT 'users', transaction_id::text::bigint AS transaction_number, position FROM events
-              ORDER BY transaction_id DESC, position DESC LIMIT 1
-             ON CONFLICT (projection) DO UPDATE
-               SET last_transaction_id = excluded.last_transaction_id, last_position = excluded.last_position",
-        )
-        .await?;
-    say("raw ordered read baseline");
-    let (rows, read_rate) = baselines::ordered_read(&args.replay_database_url).await?;
+    let (ordered_read, replay_users) =
+        replay::measure(&args, &plan, &keys, &master_key, &password_hash, &say).await?;
+    let (rows, read_rate, replay_rate) = (
+        ordered_read.rows,
+        ordered_read.rows_per_second,
+        replay_users.events_per_second,
+    );
     baselines.insert(
         "ordered_read".into(),
         json!({"rows": rows, "rows_per_second": read_rate}),
     );
-    say("projector replay users");
-    let replay_started = Instant::now();
-    let output = {
-        let (projector, url, key) = (
-            args.projector.clone(),
-            args.replay_database_url.clone(),
-            master_key.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(projector)
-                .args(["replay", "users"])
-                .env("DATABASE_URL", url)
-                .env("EVENTRA_MASTER_KEY", key)
-                .env("RUST_LOG", "warn")
-                .output()
-        })
-        .await?
-        .context("running projector replay")?
-    };
-    let replay_seconds = replay_started.elapsed().as_secs_f64();
-    if !output.status.success() {
-        bail!(
-            "projector replay failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let replay_rate = rows as f64 / replay_seconds;
-    scenarios.insert(
-        "replay_users".into(),
-        json!({"events": rows, "generated_events": replay_loaded.events,
-               "generate_seconds": round(replay_generate_seconds),
-               "seconds": round(replay_seconds), "events_per_second": round(replay_rate),
-               "output": String::from_utf8_lossy(&output.stdout).trim()}),
-    );
+    scenarios.insert("replay_users".into(), replay_users.json);
 
     let mut rss_mb = BTreeMap::new();
     for entry in &args.pids {
@@ -772,45 +539,4 @@ async fn main() -> anyhow::Result<()> {
     println!("{}", markdown(&report));
     println!("written to {path}");
     Ok(())
-}
-
-fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
-
-fn markdown(report: &Report) -> String {
-    let mut out = String::new();
-    out.push_str("| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |\n|---|---:|---:|---:|---:|---:|---|\n");
-    for (name, value) in &report.scenarios {
-        if value.get("p99_ms").is_some() {
-            out.push_str(&format!(
-                "| {name} | {} | {} | {} | {} | {} | {} |\n",
-                value["per_second"],
-                value["p50_ms"],
-                value["p95_ms"],
-                value["p99_ms"],
-                value["max_ms"],
-                value["errors"]
-            ));
-        }
-    }
-    for (name, value) in &report.scenarios {
-        if value.get("p99_ms").is_none() {
-            out.push_str(&format!("\n- {name}: {value}"));
-        }
-    }
-    out.push_str("\n\n| baseline | value |\n|---|---|\n");
-    for (name, value) in &report.baselines {
-        out.push_str(&format!("| {name} | {value} |\n"));
-    }
-    out.push_str("\n| ratio or figure | value |\n|---|---:|\n");
-    for (name, value) in report.ratios.iter().chain(report.figures.iter()) {
-        out.push_str(&format!("| {name} | {value} |\n"));
-    }
-    for (name, value) in &report.rss_mb {
-        out.push_str(&format!("| rss_mb {name} | {value} |\n"));
-    }
-    out
 }

@@ -40,7 +40,7 @@ pub use data_keys::decrypt_personal_data;
 pub use error::StoreError;
 pub use idempotency::IdempotencyClaim;
 pub use order::{Order, ReadRange};
-pub use read::{load_stream, read_in_order};
+pub use read::{fold_stream, load_stream, read_in_order};
 pub use reader::Reader;
 pub use recorded::{DecodeError, EventMetadata, RecordedEvent};
 pub use store::{EventStore, Unit};

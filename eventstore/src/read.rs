@@ -6,6 +6,7 @@ use infra::crypto::KeyRing;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
+use crate::aggregate::Aggregate;
 use crate::error::StoreError;
 use crate::order::{Order, ReadRange};
 use crate::recorded::RecordedEvent;
@@ -21,6 +22,26 @@ pub async fn load_stream(
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let rows = stream_rows(client, aggregate_type, aggregate_id, after).await?;
     decode_rows(client, keys, rows).await
+}
+
+/// The state of one stream folded outside any command, without opening personal data (for
+/// streams that hold none, such as a tenant's: the rate limiter reads a tenant's limit this
+/// way, upcast like every other read).
+pub async fn fold_stream<A: Aggregate>(
+    client: &ClientWrapper,
+    aggregate_id: Uuid,
+) -> Result<A, StoreError> {
+    let mut state = A::default();
+    for row in stream_rows(client, A::TYPE, aggregate_id, 0).await? {
+        let recorded = decode_row(row, None)?;
+        let event = recorded
+            .to_domain()
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        if let Some(event) = A::unwrap(event) {
+            state.apply(&event, recorded.occurred_at);
+        }
+    }
+    Ok(state)
 }
 
 /// Reads committed events in publication order, only from transactions below the

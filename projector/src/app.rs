@@ -57,7 +57,7 @@ pub async fn run(
     }
     tasks.spawn(crate::http::report_lag(pool.clone(), shutdown.clone()));
     if run_search {
-        let search = crate::search::SearchProjection {
+        let search = crate::projections::search::SearchProjection {
             pool: pool.clone(),
             keys: Arc::clone(&keys),
             dir: settings.search_dir.clone(),
@@ -73,7 +73,7 @@ pub async fn run(
         });
     }
     if let Some(mailer) = mailer {
-        let worker = Arc::new(crate::email_worker::EmailWorker {
+        let worker = Arc::new(crate::email::worker::EmailWorker {
             pool: pool.clone(),
             mailer,
             settings: settings.email_worker.clone(),

@@ -21,14 +21,14 @@ struct Probe {
     pool: Pool,
     nats: async_nats::Client,
     /// The mailer, when this projector sends email.
-    mailer: Option<Arc<crate::mailer::Mailer>>,
+    mailer: Option<Arc<crate::email::transport::Mailer>>,
 }
 
 pub fn serve(
     listener: TcpListener,
     pool: Pool,
     nats: async_nats::Client,
-    mailer: Option<Arc<crate::mailer::Mailer>>,
+    mailer: Option<Arc<crate::email::transport::Mailer>>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let probe = web::Data::new(Probe { pool, nats, mailer });
     Ok(HttpServer::new(move || {

@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use infra::crypto::KeyRing;
 use projector::dead_letters::{self, RetryOutcome};
-use projector::mail_jobs::{self, Selection};
+use projector::email::cli::{self, Selection};
 use projector::projections::Projection;
 use projector::settings::Settings;
 use uuid::Uuid;
@@ -216,17 +216,17 @@ async fn main() -> anyhow::Result<()> {
                     tenant,
                     limit,
                 } => {
-                    let status = status.as_deref().map(mail_jobs::parse_status).transpose()?;
-                    for job in mail_jobs::list(&pool, status, tenant, limit).await? {
+                    let status = status.as_deref().map(cli::parse_status).transpose()?;
+                    for job in cli::list(&pool, status, tenant, limit).await? {
                         println!("{}", serde_json::to_string(&job)?);
                     }
                 }
                 EmailJobCommand::Retry { ids, all_dead } => {
-                    let count = mail_jobs::retry(&pool, &selection(ids, all_dead)?).await?;
+                    let count = cli::retry(&pool, &selection(ids, all_dead)?).await?;
                     println!("{count} job(s) queued again");
                 }
                 EmailJobCommand::Discard { ids, all_dead } => {
-                    let count = mail_jobs::discard(&pool, &selection(ids, all_dead)?).await?;
+                    let count = cli::discard(&pool, &selection(ids, all_dead)?).await?;
                     println!("{count} job(s) discarded");
                 }
             }

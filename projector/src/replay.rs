@@ -12,9 +12,10 @@ use infra::crypto::KeyRing;
 use infra::db::PgTransaction;
 use uuid::Uuid;
 
-use crate::emails::EmailPolicy;
+use crate::checkpoint::lock_checkpoint;
+use crate::email::projection::EmailPolicy;
+use crate::page::{Applier, apply_page};
 use crate::projections::{Env, Projection};
-use crate::runtime::{apply_page, lock_checkpoint};
 
 const PAGE: i64 = 5000;
 /// The suffix of the tables a replay builds beside the live ones.
@@ -55,7 +56,7 @@ pub async fn replay(
         }
         let started = Instant::now();
         let (generation, events) =
-            crate::search::request_rebuild(pool, Duration::from_secs(3600)).await?;
+            crate::projections::search::request_rebuild(pool, Duration::from_secs(3600)).await?;
         return Ok(ReplayReport {
             projection,
             tenant_id,
@@ -227,7 +228,12 @@ async fn apply_range(
         keys,
         email: EmailPolicy::default(),
     };
-    apply_page(client, env, projection, &events, STAGING, &|_| 0).await?;
+    // The users model is folded a page at a time: each row written once.
+    let applier = match projection {
+        Projection::Users => Applier::FoldedUsers,
+        _ => Applier::Statements,
+    };
+    apply_page(client, env, projection, &events, STAGING, applier, &|_| 0).await?;
     Ok(Applied {
         count: events.len() as u64,
         last_pair: events.last().map(|e| e.order()),

@@ -21,8 +21,10 @@ use infra::crypto::KeyRing;
 use infra::db::PgTransaction;
 use tokio::sync::watch;
 
-use crate::emails::EmailPolicy;
-use crate::projections::{Env, HandlerError, Projection, Statement, execute_pipelined};
+use crate::checkpoint::{dead_letter_event, lock_checkpoint, save_checkpoint};
+use crate::email::projection::EmailPolicy;
+use crate::page::{Applier, apply_page};
+use crate::projections::{Env, Projection};
 use crate::settings::StreamSettings;
 use crate::stream::{
     PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_order,
@@ -185,7 +187,16 @@ impl Runner {
                 transaction.rollback().await;
                 return Ok(total);
             };
-            apply_page(client, self.env(), self.projection, &events, "", &|_| 1).await?;
+            apply_page(
+                client,
+                self.env(),
+                self.projection,
+                &events,
+                "",
+                Applier::Statements,
+                &|_| 1,
+            )
+            .await?;
             save_checkpoint(
                 client,
                 self.projection,
@@ -301,61 +312,6 @@ fn parse(message: Message, store_id: &str) -> Incoming {
     }
 }
 
-/// The checkpoint of a projection, locked for the rest of the transaction (this also
-/// serialises a live batch with a replay's switch-over).
-pub async fn lock_checkpoint(
-    client: &Object,
-    projection: Projection,
-) -> Result<Order, tokio_postgres::Error> {
-    let select = client
-        .prepare_cached(
-            "SELECT last_transaction_id, last_position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
-        )
-        .await?;
-    if let Some(row) = client.query_opt(&select, &[&projection.name()]).await? {
-        return Ok(Order::new(row.get(0), row.get(1)));
-    }
-    // The projection's first batch.
-    client
-        .execute(
-            "INSERT INTO projection_checkpoints (projection) VALUES ($1) ON CONFLICT DO NOTHING",
-            &[&projection.name()],
-        )
-        .await?;
-    let row = client.query_one(&select, &[&projection.name()]).await?;
-    Ok(Order::new(row.get(0), row.get(1)))
-}
-
-async fn save_checkpoint(
-    client: &Object,
-    projection: Projection,
-    checkpoint: Order,
-    applied: i64,
-    last_event_at: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<(), tokio_postgres::Error> {
-    let statement = client
-        .prepare_cached(
-            "UPDATE projection_checkpoints SET last_transaction_id = $2, last_position = $3,
-                    events_applied = events_applied + $4, last_event_at = coalesce($5, last_event_at),
-                    updated_at = now()
-              WHERE projection = $1",
-        )
-        .await?;
-    client
-        .execute(
-            &statement,
-            &[
-                &projection.name(),
-                &checkpoint.transaction_id,
-                &checkpoint.position,
-                &applied,
-                &last_event_at,
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
 /// A failure of the infrastructure (never of an event): retried, never skipped.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
@@ -463,148 +419,21 @@ async fn apply_batch(
             }
         }
     }
-    apply_page(client, env, projection, &ready, "", &|i| {
-        ready_deliveries.get(i).copied().unwrap_or(1)
-    })
+    apply_page(
+        client,
+        env,
+        projection,
+        &ready,
+        "",
+        Applier::Statements,
+        &|i| ready_deliveries.get(i).copied().unwrap_or(1),
+    )
     .await?;
     save_checkpoint(client, projection, checkpoint, applied, last_event_at).await?;
     transaction.commit().await?;
     metrics::counter!("eventra_projection_events_applied_total", "projection" => projection.name())
         .increment(applied as u64);
     Ok(checkpoint)
-}
-
-/// Applies a page of events in order under one savepoint. The statements of a Postgres
-/// read model are pipelined (one round trip for the page); if one event is poison, the page
-/// is rolled back and applied again event by event, so that only the poison one is
-/// dead-lettered. `deliveries(i)` is how often the `i`-th event was delivered.
-pub async fn apply_page(
-    client: &Object,
-    env: Env<'_>,
-    projection: Projection,
-    events: &[RecordedEvent],
-    suffix: &str,
-    deliveries: &(dyn Fn(usize) -> i64 + Sync),
-) -> Result<(), tokio_postgres::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let outcome = if projection == Projection::Users && suffix == crate::replay::STAGING {
-        // A replay folds the users model a page at a time (each row written once).
-        client.batch_execute("SAVEPOINT apply_page").await?;
-        crate::users::apply(client, events, suffix).await
-    } else if projection.is_pipelined() {
-        // The savepoint, the page's statements and the release go out together.
-        let mut statements = Vec::with_capacity(events.len() + 2);
-        statements.push(Statement::bare("SAVEPOINT apply_page"));
-        let mut built = Ok(());
-        for event in events {
-            built = projection.statements(event, suffix, &mut statements);
-            if built.is_err() {
-                break;
-            }
-        }
-        statements.push(Statement::bare("RELEASE SAVEPOINT apply_page"));
-        match built {
-            Ok(()) => match execute_pipelined(client, &statements).await {
-                Ok(()) => return Ok(()),
-                Err(error) => Err(error),
-            },
-            Err(error) => {
-                client.batch_execute("SAVEPOINT apply_page").await?;
-                Err(error)
-            }
-        }
-    } else {
-        client.batch_execute("SAVEPOINT apply_page").await?;
-        let mut outcome = Ok(());
-        for event in events {
-            outcome = projection.apply(client, env, event, suffix).await;
-            if outcome.is_err() {
-                break;
-            }
-        }
-        outcome
-    };
-    match outcome {
-        Ok(()) => {}
-        Err(HandlerError::Poison(_)) => {
-            client
-                .batch_execute("ROLLBACK TO SAVEPOINT apply_page")
-                .await?;
-            for (i, event) in events.iter().enumerate() {
-                apply_one(client, env, projection, event, suffix, deliveries(i)).await?;
-            }
-        }
-        Err(HandlerError::Transient(error)) => return Err(error),
-    }
-    client.batch_execute("RELEASE SAVEPOINT apply_page").await
-}
-
-/// Applies one event inside a savepoint; a poison event is dead-lettered instead.
-pub async fn apply_one(
-    client: &Object,
-    env: Env<'_>,
-    projection: Projection,
-    event: &RecordedEvent,
-    suffix: &str,
-    deliveries: i64,
-) -> Result<(), tokio_postgres::Error> {
-    client.batch_execute("SAVEPOINT apply_event").await?;
-    match projection.apply(client, env, event, suffix).await {
-        Ok(()) => {
-            client
-                .batch_execute("RELEASE SAVEPOINT apply_event")
-                .await?;
-            Ok(())
-        }
-        Err(HandlerError::Poison(reason)) => {
-            client
-                .batch_execute("ROLLBACK TO SAVEPOINT apply_event")
-                .await?;
-            dead_letter_event(client, projection, event, &reason, deliveries).await
-        }
-        Err(HandlerError::Transient(error)) => Err(error),
-    }
-}
-
-/// Records an event the projection could not apply; the projection moves past it.
-pub async fn dead_letter_event(
-    client: &Object,
-    projection: Projection,
-    event: &RecordedEvent,
-    reason: &str,
-    deliveries: i64,
-) -> Result<(), tokio_postgres::Error> {
-    {
-        {
-            tracing::error!(
-                projection = projection.name(),
-                event_id = %event.event_id,
-                tenant_id = %event.tenant_id,
-                error = %reason,
-                "event dead-lettered"
-            );
-            metrics::counter!("eventra_projection_dead_letters_total", "projection" => projection.name()).increment(1);
-            client
-                .execute(
-                    "INSERT INTO dead_letters (projection, event_id, tenant_id, position, subject, payload, error, deliveries)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[
-                        &projection.name(),
-                        &event.event_id,
-                        &event.tenant_id,
-                        &event.position,
-                        &event.event_type,
-                        &event.envelope().to_string(),
-                        &reason,
-                        &deliveries,
-                    ],
-                )
-                .await?;
-            Ok(())
-        }
-    }
 }
 
 async fn dead_letter_message(

@@ -6,8 +6,8 @@ use std::time::Duration;
 use infra::config::{parse, var};
 use infra::crypto::MasterKey;
 
-use crate::email_worker::WorkerSettings;
-use crate::emails::EmailPolicy;
+use crate::email::projection::EmailPolicy;
+use crate::email::worker::WorkerSettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -136,8 +136,8 @@ impl Settings {
         self.data_dir.join("mail")
     }
 
-    pub fn mailer(&self) -> anyhow::Result<crate::mailer::Mailer> {
-        crate::mailer::Mailer::new(
+    pub fn mailer(&self) -> anyhow::Result<crate::email::transport::Mailer> {
+        crate::email::transport::Mailer::new(
             self.smtp_url.as_deref(),
             self.mail_dir(),
             self.smtp_timeout,

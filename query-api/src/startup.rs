@@ -11,7 +11,6 @@ use api_common::error::render_problem;
 use api_common::extract::{EventraRootSpan, echo_request_ids};
 use api_common::{ApiError, Authenticator};
 use chrono::Duration;
-use deadpool_postgres::Pool;
 use infra::auth::Tokens;
 use tracing_actix_web::TracingLogger;
 

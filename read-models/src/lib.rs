@@ -5,6 +5,7 @@
 //! Both sides depend on this crate and not on each other: the query API links neither NATS
 //! nor the mailer to reach the index.
 
+pub mod activity;
 pub mod projections;
 pub mod search;
 

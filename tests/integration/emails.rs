@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use integration_tests::smtp::SmtpServer;
 use integration_tests::{PASSWORD, Pipeline, TestApp};
-use projector::email_worker::{EmailWorker, WorkerSettings};
-use projector::mailer::Mailer;
+use projector::email::transport::Mailer;
+use projector::email::worker::{EmailWorker, WorkerSettings};
 use projector::projections::Projection;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -970,7 +970,10 @@ async fn mail_goes_out_over_starttls_and_smtps_to_a_server_of_the_organisations_
         let before = smtp.received().len();
         let outcome = mailer.send(Uuid::new_v4(), &message).await;
         assert!(
-            matches!(outcome, Err(projector::mailer::SendError::Transient(_))),
+            matches!(
+                outcome,
+                Err(projector::email::transport::SendError::Transient(_))
+            ),
             "{mode:?}: {outcome:?}"
         );
         assert_eq!(

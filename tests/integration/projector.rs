@@ -891,7 +891,7 @@ async fn the_users_model_folded_for_replays_equals_the_live_one_and_the_rules() 
     .await
     .expect("events");
     for event in &events {
-        projector::users::apply(&client, std::slice::from_ref(event), "_single")
+        projector::projections::users_fold::apply(&client, std::slice::from_ref(event), "_single")
             .await
             .expect("apply");
     }

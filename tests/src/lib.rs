@@ -623,8 +623,8 @@ impl Pipeline {
             http_addr: "127.0.0.1:0".parse().expect("address"),
             search_dir: app.settings.data_dir.join("search"),
             log_json: false,
-            email_policy: projector::emails::EmailPolicy::default(),
-            email_worker: projector::email_worker::WorkerSettings {
+            email_policy: projector::email::projection::EmailPolicy::default(),
+            email_worker: projector::email::worker::WorkerSettings {
                 workers: 1,
                 poll_interval: std::time::Duration::from_millis(50),
                 retry_base: std::time::Duration::from_millis(200),

@@ -1,25 +1,17 @@
 //! `/v1/tenants/{tenant_id}/email-jobs`: the email queue, for the tenant's admins.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::{BearerAuth, Problem, RateLimited};
-use api_common::extract::path_id;
+use api_common::docs::Problem;
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Object;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tokio_postgres::Row;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::consistency::{PROJECTION_POSITION_HEADER, min_position, reach};
-use crate::pagination::{Cursor, like_pattern, limit};
+use crate::pagination::{Cursor, limit};
 use crate::state::AppState;
 
-use super::{
-    answer, connection, database, parse_time, read_view, require_admin, search_view, text_filter,
-    view,
-};
+use super::{MinPosition, answer, database, require_admin, text_filter, view};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

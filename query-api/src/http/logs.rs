@@ -2,24 +2,19 @@
 //! first, paged by position.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::{BearerAuth, Problem, RateLimited};
-use api_common::extract::path_id;
+use api_common::docs::Problem;
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Object;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tokio_postgres::Row;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::consistency::{PROJECTION_POSITION_HEADER, min_position, reach};
 use crate::pagination::{Cursor, like_pattern, limit};
 use crate::state::AppState;
 
 use super::{
-    answer, connection, database, parse_time, read_view, require_admin, search_view, text_filter,
-    view,
+    MinPosition, answer, database, parse_time, require_admin, search_view, text_filter, view,
 };
 
 /// One thing a user did or had done to their account.
@@ -108,11 +103,11 @@ pub async fn activity(
     let limit = limit(query.limit)?;
     let action = text_filter("action", query.action.as_ref(), 64)?;
     if let Some(action) = &action
-        && !ACTIONS.contains(&action.as_str())
+        && !read_models::activity::ACTIONS.contains(&action.as_str())
     {
         return Err(ApiError::Validation(format!(
             "action must be one of {}",
-            ACTIONS.join(", ")
+            read_models::activity::ACTIONS.join(", ")
         )));
     }
     let window = LogWindow::parse(

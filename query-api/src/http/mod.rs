@@ -9,18 +9,13 @@ pub mod users;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use api_common::docs::{BearerAuth, Problem, RateLimited};
-use api_common::extract::path_id;
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tokio_postgres::Row;
-use utoipa::{IntoParams, OpenApi, ToSchema};
-use uuid::Uuid;
+use serde::Serialize;
+use utoipa::{IntoParams, OpenApi};
 
 use crate::consistency::{PROJECTION_POSITION_HEADER, min_position, reach};
-use crate::pagination::{Cursor, like_pattern, limit};
 use crate::state::AppState;
 
 /// The read-your-writes header.

@@ -1,25 +1,16 @@
 //! `/health`, `/ready`, `/metrics`, and `/v1/projections` for platform administrators.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::{BearerAuth, Problem, RateLimited};
-use api_common::extract::path_id;
+use actix_web::{HttpResponse, web};
+use api_common::docs::Problem;
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Object;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tokio_postgres::Row;
-use utoipa::{IntoParams, OpenApi, ToSchema};
-use uuid::Uuid;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
 
-use crate::consistency::{PROJECTION_POSITION_HEADER, min_position, reach};
-use crate::pagination::{Cursor, like_pattern, limit};
 use crate::state::AppState;
 
-use super::{
-    answer, connection, database, parse_time, read_view, require_admin, search_view, text_filter,
-    view,
-};
+use super::{connection, database};
 
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "the process answers", body = Value)))]
 pub async fn health() -> HttpResponse {

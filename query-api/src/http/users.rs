@@ -2,24 +2,20 @@
 //! through the search index.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::{BearerAuth, Problem, RateLimited};
+use api_common::docs::Problem;
 use api_common::extract::path_id;
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Object;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use tokio_postgres::Row;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::consistency::{PROJECTION_POSITION_HEADER, min_position, reach};
-use crate::pagination::{Cursor, like_pattern, limit};
+use crate::pagination::{Cursor, limit};
 use crate::state::AppState;
 
 use super::{
-    answer, connection, database, parse_time, read_view, require_admin, search_view, text_filter,
-    view,
+    MinPosition, answer, database, read_view, require_admin, search_view, text_filter, view,
 };
 
 /// A user's profile as the read model holds it.
@@ -228,16 +224,3 @@ pub async fn list_users(
     };
     Ok(answer(UserPage { items, next_cursor }, position))
 }
-
-const ACTIONS: &[&str] = &[
-    "signed_up",
-    "logged_in",
-    "login_failed",
-    "profile_updated",
-    "role_changed",
-    "deactivated",
-    "reactivated",
-    "session_revoked",
-    "erased",
-    "platform_admin_granted",
-];

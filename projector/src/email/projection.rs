@@ -16,7 +16,7 @@ use infra::email_jobs::{NewJob, Template, enqueue, forget_recipient};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::projections::HandlerError;
+use crate::error::HandlerError;
 
 /// How events become jobs.
 #[derive(Debug, Clone, Copy)]

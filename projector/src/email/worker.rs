@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use crate::mailer::{Mailer, SendError};
-use crate::templates::render;
+use crate::email::templates::render;
+use crate::email::transport::{Mailer, SendError};
 
 /// How the worker sends.
 #[derive(Debug, Clone)]

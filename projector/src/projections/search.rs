@@ -275,7 +275,7 @@ impl SearchProjection {
                 continue; // Undecodable: the Postgres projections dead-letter it.
             };
             // Every event is an audit document: type, summary (never personal data), who.
-            let (subject, summary) = crate::projections::summary(&domain);
+            let (subject, summary) = crate::projections::audit::summary(&domain);
             writer.add_document(doc!(
                 fields.kind => "audit",
                 fields.tenant_id => event.tenant_id.to_string(),

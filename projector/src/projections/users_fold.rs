@@ -19,7 +19,7 @@ use domain::{DomainEvent, UserEvent};
 use eventstore::RecordedEvent;
 use uuid::Uuid;
 
-use crate::projections::HandlerError;
+use crate::error::HandlerError;
 
 const COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, locale, role, status, \
                        created_at, updated_at, version, last_position";

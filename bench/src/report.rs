@@ -1,0 +1,76 @@
+//! What a run reports: scenarios, baselines, ratios and figures, as JSON and as a table.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::load::round;
+
+#[derive(Serialize)]
+pub struct Report {
+    pub started_at: String,
+    pub quick: bool,
+    pub machine: Value,
+    pub scenarios: BTreeMap<String, Value>,
+    pub baselines: BTreeMap<String, Value>,
+    pub ratios: BTreeMap<String, f64>,
+    pub figures: BTreeMap<String, f64>,
+    pub rss_mb: BTreeMap<String, f64>,
+}
+
+pub fn ratio(numerator: f64, denominator: f64) -> f64 {
+    if denominator > 0.0 {
+        (numerator / denominator * 1000.0).round() / 1000.0
+    } else {
+        0.0
+    }
+}
+
+pub fn peak_rss_mb(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(round(kib / 1024.0))
+}
+
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    out.push_str("| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |\n|---|---:|---:|---:|---:|---:|---|\n");
+    for (name, value) in &report.scenarios {
+        if value.get("p99_ms").is_some() {
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} | {} |\n",
+                value["per_second"],
+                value["p50_ms"],
+                value["p95_ms"],
+                value["p99_ms"],
+                value["max_ms"],
+                value["errors"]
+            ));
+        }
+    }
+    for (name, value) in &report.scenarios {
+        if value.get("p99_ms").is_none() {
+            out.push_str(&format!("\n- {name}: {value}"));
+        }
+    }
+    out.push_str("\n\n| baseline | value |\n|---|---|\n");
+    for (name, value) in &report.baselines {
+        out.push_str(&format!("| {name} | {value} |\n"));
+    }
+    out.push_str("\n| ratio or figure | value |\n|---|---:|\n");
+    for (name, value) in report.ratios.iter().chain(report.figures.iter()) {
+        out.push_str(&format!("| {name} | {value} |\n"));
+    }
+    for (name, value) in &report.rss_mb {
+        out.push_str(&format!("| rss_mb {name} | {value} |\n"));
+    }
+    out
+}

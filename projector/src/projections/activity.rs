@@ -1,0 +1,94 @@
+//! `rm_activity`: what each user did, in the vocabulary of `read_models::activity`.
+
+use domain::event::{ClearableField, LoginFailure};
+use domain::{DomainEvent, SessionEvent, UserEvent};
+use eventstore::RecordedEvent;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::ReadModel;
+use super::sessions::revocation_reason;
+use super::statements::{Param, Writer};
+use crate::error::HandlerError;
+
+pub struct Activity;
+
+impl ReadModel for Activity {
+    fn statements(
+        writer: &mut Writer<'_>,
+        event: &RecordedEvent,
+        domain: &DomainEvent,
+    ) -> Result<(), HandlerError> {
+        if let Some((user_id, action, details)) = activity_of(domain) {
+            writer
+                .run(
+                    "INSERT INTO {t} (event_id, tenant_id, position, user_id, actor_id, action, details, occurred_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
+                    "rm_activity",
+                    params![event.event_id, event.tenant_id, event.position, user_id, event.metadata.actor_id, action, details, event.occurred_at],
+                );
+        }
+        Ok(())
+    }
+}
+
+/// The activity of a user (seed US-10): what they did or what was done to their account.
+pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, Value)> {
+    match domain {
+        DomainEvent::User { user_id, event } => match event {
+            UserEvent::Created { .. } => Some((*user_id, "signed_up", json!({}))),
+            UserEvent::LoginFailed { reason, .. } => Some((
+                *user_id,
+                "login_failed",
+                json!({"reason": match reason { LoginFailure::InvalidPassword => "invalid_password", LoginFailure::Deactivated => "deactivated" }}),
+            )),
+            UserEvent::ProfileUpdated {
+                display_name,
+                phone,
+                locale,
+                cleared,
+                ..
+            } => {
+                let mut fields: Vec<&str> = Vec::new();
+                if display_name.is_some() {
+                    fields.push("display_name");
+                }
+                if phone.is_some() || cleared.contains(&ClearableField::Phone) {
+                    fields.push("phone");
+                }
+                if locale.is_some() {
+                    fields.push("locale");
+                }
+                Some((*user_id, "profile_updated", json!({"fields": fields})))
+            }
+            UserEvent::MemberRoleChanged {
+                old_role, new_role, ..
+            } => Some((
+                *user_id,
+                "role_changed",
+                json!({"old_role": old_role.as_str(), "new_role": new_role.as_str()}),
+            )),
+            UserEvent::Deactivated { .. } => Some((*user_id, "deactivated", json!({}))),
+            UserEvent::Reactivated { .. } => Some((*user_id, "reactivated", json!({}))),
+            UserEvent::Deleted { .. } => Some((*user_id, "erased", json!({}))),
+            UserEvent::MemberJoined { .. } | UserEvent::MemberRemoved { .. } => None,
+            UserEvent::PlatformAdminGranted { .. } => {
+                Some((*user_id, "platform_admin_granted", json!({})))
+            }
+        },
+        DomainEvent::Session { session_id, event } => match event {
+            SessionEvent::LoggedIn { user_id, .. } => {
+                Some((*user_id, "logged_in", json!({"session_id": session_id})))
+            }
+            SessionEvent::Revoked {
+                user_id, reason, ..
+            } => Some((
+                *user_id,
+                "session_revoked",
+                json!({"session_id": session_id, "reason": revocation_reason(*reason)}),
+            )),
+            SessionEvent::Refreshed { .. } => None,
+        },
+        DomainEvent::Tenant { .. } => None,
+    }
+}

@@ -1,0 +1,138 @@
+//! `rm_audit`: every event with a summary that never contains personal data (also the
+//! search index's audit documents).
+
+use domain::event::LoginFailure;
+use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
+use eventstore::RecordedEvent;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::ReadModel;
+use super::activity::activity_of;
+use super::sessions::revocation_reason;
+use super::statements::{Param, Writer};
+use crate::error::HandlerError;
+
+pub struct Audit;
+
+impl ReadModel for Audit {
+    fn statements(
+        writer: &mut Writer<'_>,
+        event: &RecordedEvent,
+        domain: &DomainEvent,
+    ) -> Result<(), HandlerError> {
+        let (subject_id, summary) = summary(domain);
+        writer
+            .run(
+                "INSERT INTO {t} (event_id, tenant_id, position, event_type, aggregate_type, aggregate_id, actor_id,
+                                  subject_id, summary, occurred_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING",
+                "rm_audit",
+                params![event.event_id, event.tenant_id, event.position, event.event_type, event.aggregate_type, event.aggregate_id, event.metadata.actor_id, subject_id, summary, event.occurred_at],
+            );
+        Ok(())
+    }
+}
+
+/// A one-line description of an event that never contains personal data.
+pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
+    match domain {
+        DomainEvent::Tenant {
+            tenant_id,
+            event:
+                TenantEvent::Created {
+                    plan,
+                    admin_user_id,
+                    ..
+                },
+        } => (
+            Some(*admin_user_id),
+            format!("tenant {tenant_id} created on the {} plan", plan.as_str()),
+        ),
+        DomainEvent::Tenant {
+            tenant_id,
+            event:
+                TenantEvent::RateLimitChanged {
+                    requests_per_hour, ..
+                },
+        } => (
+            None,
+            match requests_per_hour {
+                Some(limit) => format!("tenant {tenant_id} limited to {limit} requests an hour"),
+                None => format!("tenant {tenant_id} back to its plan's request limit"),
+            },
+        ),
+        DomainEvent::User { user_id, event } => {
+            let text = match event {
+                UserEvent::Created { .. } => "user signed up".to_owned(),
+                UserEvent::MemberJoined { role, .. } => {
+                    format!("user joined the tenant as {}", role.as_str())
+                }
+                UserEvent::LoginFailed { reason, .. } => format!(
+                    "login failed ({})",
+                    match reason {
+                        LoginFailure::InvalidPassword => "invalid password",
+                        LoginFailure::Deactivated => "account deactivated",
+                    }
+                ),
+                UserEvent::ProfileUpdated { .. } => match activity_of(domain) {
+                    Some((_, _, details)) => format!("profile updated: {}", fields_list(&details)),
+                    None => "profile updated".to_owned(),
+                },
+                UserEvent::MemberRoleChanged {
+                    old_role, new_role, ..
+                } => {
+                    format!(
+                        "role changed from {} to {}",
+                        old_role.as_str(),
+                        new_role.as_str()
+                    )
+                }
+                UserEvent::Deactivated { by_admin, .. } => {
+                    if *by_admin {
+                        "user deactivated by an administrator".to_owned()
+                    } else {
+                        "user deactivated".to_owned()
+                    }
+                }
+                UserEvent::Reactivated { .. } => "user reactivated".to_owned(),
+                UserEvent::MemberRemoved { .. } => "user removed from the tenant".to_owned(),
+                UserEvent::Deleted { .. } => "user erased; personal data destroyed".to_owned(),
+                UserEvent::PlatformAdminGranted { .. } => {
+                    "user made a platform administrator".to_owned()
+                }
+            };
+            (Some(*user_id), text)
+        }
+        DomainEvent::Session { session_id, event } => match event {
+            SessionEvent::LoggedIn { user_id, .. } => {
+                (Some(*user_id), format!("logged in (session {session_id})"))
+            }
+            SessionEvent::Refreshed { user_id, .. } => {
+                (Some(*user_id), format!("session {session_id} refreshed"))
+            }
+            SessionEvent::Revoked {
+                user_id, reason, ..
+            } => (
+                Some(*user_id),
+                format!(
+                    "session {session_id} revoked ({})",
+                    revocation_reason(*reason).replace('_', " ")
+                ),
+            ),
+        },
+    }
+}
+
+fn fields_list(details: &Value) -> String {
+    details["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,72 @@
+//! `rm_memberships`: who belongs to which tenant, with what role and status.
+
+use domain::{DomainEvent, UserEvent};
+use eventstore::RecordedEvent;
+
+use super::ReadModel;
+use super::statements::{Param, Writer};
+use crate::error::HandlerError;
+
+pub struct Memberships;
+
+impl ReadModel for Memberships {
+    fn statements(
+        writer: &mut Writer<'_>,
+        event: &RecordedEvent,
+        domain: &DomainEvent,
+    ) -> Result<(), HandlerError> {
+        let DomainEvent::User {
+            user_id,
+            event: user_event,
+        } = domain
+        else {
+            return Ok(());
+        };
+        let table = "rm_memberships";
+        let (tenant_id, at, position) = (&event.tenant_id, &event.occurred_at, &event.position);
+        match user_event {
+            UserEvent::MemberJoined { role, .. } => {
+                writer
+                    .run(
+                        "INSERT INTO {t} (tenant_id, user_id, role, status, joined_at, updated_at, last_position)
+                         VALUES ($1, $2, $3, 'active', $4, $4, $5) ON CONFLICT (tenant_id, user_id) DO NOTHING",
+                        table,
+                        params![tenant_id, user_id, role.as_str(), at, position],
+                    );
+            }
+            UserEvent::MemberRoleChanged { new_role, .. } => {
+                writer
+                    .run(
+                        "UPDATE {t} SET role = $3, updated_at = $4, last_position = $5 WHERE tenant_id = $1 AND user_id = $2",
+                        table,
+                        params![tenant_id, user_id, new_role.as_str(), at, position],
+                    );
+            }
+            UserEvent::Deactivated { .. } | UserEvent::Reactivated { .. } => {
+                let status = if matches!(user_event, UserEvent::Deactivated { .. }) {
+                    "deactivated"
+                } else {
+                    "active"
+                };
+                writer
+                    .run(
+                        "UPDATE {t} SET status = $3, updated_at = $4, last_position = $5 WHERE tenant_id = $1 AND user_id = $2",
+                        table,
+                        params![tenant_id, user_id, status, at, position],
+                    );
+            }
+            UserEvent::MemberRemoved { .. } | UserEvent::Deleted { .. } => {
+                writer.run(
+                    "DELETE FROM {t} WHERE tenant_id = $1 AND user_id = $2",
+                    table,
+                    params![tenant_id, user_id],
+                );
+            }
+            UserEvent::Created { .. }
+            | UserEvent::LoginFailed { .. }
+            | UserEvent::ProfileUpdated { .. }
+            | UserEvent::PlatformAdminGranted { .. } => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,92 @@
+//! `rm_sessions`: each session with its state and why it ended.
+
+use domain::event::RevocationReason;
+use domain::{DomainEvent, SessionEvent, UserEvent};
+use eventstore::RecordedEvent;
+
+use super::ReadModel;
+use super::statements::{Param, Writer};
+use crate::error::HandlerError;
+
+pub struct Sessions;
+
+impl ReadModel for Sessions {
+    fn statements(
+        writer: &mut Writer<'_>,
+        event: &RecordedEvent,
+        domain: &DomainEvent,
+    ) -> Result<(), HandlerError> {
+        let table = "rm_sessions";
+        let (at, position) = (&event.occurred_at, &event.position);
+        match domain {
+            DomainEvent::Session {
+                session_id,
+                event: session_event,
+            } => match session_event {
+                SessionEvent::LoggedIn {
+                    user_id,
+                    tenant_id,
+                    expires_at,
+                    ..
+                } => {
+                    writer
+                        .run(
+                            "INSERT INTO {t} (session_id, tenant_id, user_id, created_at, expires_at, last_position)
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id) DO NOTHING",
+                            table,
+                            params![session_id, tenant_id, user_id, at, expires_at, position],
+                        );
+                }
+                SessionEvent::Refreshed { expires_at, .. } => {
+                    writer
+                        .run(
+                            "UPDATE {t} SET expires_at = $2, last_refreshed_at = $3, last_position = $4 WHERE session_id = $1",
+                            table,
+                            params![session_id, expires_at, at, position],
+                        );
+                }
+                SessionEvent::Revoked { reason, .. } => {
+                    writer
+                        .run(
+                            "UPDATE {t} SET revoked_at = coalesce(revoked_at, $2), revoke_reason = coalesce(revoke_reason, $3),
+                                            last_position = $4 WHERE session_id = $1",
+                            table,
+                            params![session_id, at, revocation_reason(*reason), position],
+                        );
+                }
+            },
+            DomainEvent::User {
+                user_id,
+                event: UserEvent::Deactivated { .. },
+            } => {
+                writer
+                    .run(
+                        "UPDATE {t} SET revoked_at = $2, revoke_reason = 'user_deactivated', last_position = $3
+                          WHERE user_id = $1 AND revoked_at IS NULL",
+                        table,
+                        params![user_id, at, position],
+                    );
+            }
+            DomainEvent::User {
+                user_id,
+                event: UserEvent::Deleted { .. },
+            } => {
+                writer.run(
+                    "DELETE FROM {t} WHERE user_id = $1",
+                    table,
+                    params![user_id],
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn revocation_reason(reason: RevocationReason) -> &'static str {
+    match reason {
+        RevocationReason::Logout => "logout",
+        RevocationReason::RevokedByAdmin => "revoked_by_admin",
+        RevocationReason::RefreshTokenReused => "refresh_token_reused",
+    }
+}

@@ -1,0 +1,114 @@
+//! `rm_users`: one row per user with their profile, role and status (personal data, deleted
+//! with the user).
+
+use domain::event::ClearableField;
+use domain::{DomainEvent, UserEvent};
+use eventstore::RecordedEvent;
+
+use super::ReadModel;
+use super::statements::{Param, Writer};
+use crate::error::HandlerError;
+
+pub struct Users;
+
+impl ReadModel for Users {
+    fn statements(
+        writer: &mut Writer<'_>,
+        event: &RecordedEvent,
+        domain: &DomainEvent,
+    ) -> Result<(), HandlerError> {
+        let DomainEvent::User {
+            user_id,
+            event: user_event,
+        } = domain
+        else {
+            return Ok(());
+        };
+        let table = "rm_users";
+        let (at, version, position) = (&event.occurred_at, &event.sequence, &event.position);
+        match user_event {
+            UserEvent::Created {
+                tenant_id,
+                email,
+                display_name,
+                ..
+            } => {
+                writer
+                    .run(
+                        "INSERT INTO {t} (user_id, tenant_id, email, display_name, status, created_at, updated_at,
+                                          version, last_position)
+                         VALUES ($1, $2, $3, $4, 'active', $5, $5, $6, $7) ON CONFLICT (user_id) DO NOTHING",
+                        table,
+                        params![user_id, tenant_id, email, display_name, at, version, position],
+                    );
+            }
+            UserEvent::MemberJoined { role, .. }
+            | UserEvent::MemberRoleChanged { new_role: role, .. } => {
+                writer
+                    .run(
+                        "UPDATE {t} SET role = $2, updated_at = $3, version = $4, last_position = $5 WHERE user_id = $1",
+                        table,
+                        params![user_id, role.as_str(), at, version, position],
+                    );
+            }
+            UserEvent::ProfileUpdated {
+                display_name,
+                phone,
+                locale,
+                cleared,
+                ..
+            } => {
+                let clear_phone = cleared.contains(&ClearableField::Phone);
+                writer.run(
+                    "UPDATE {t} SET display_name = coalesce($2, display_name),
+                                        phone = CASE WHEN $3 THEN NULL ELSE coalesce($4, phone) END,
+                                        locale = coalesce($5, locale),
+                                        updated_at = $6, version = $7, last_position = $8
+                          WHERE user_id = $1",
+                    table,
+                    params![
+                        user_id,
+                        display_name,
+                        clear_phone,
+                        phone,
+                        locale,
+                        at,
+                        version,
+                        position
+                    ],
+                );
+            }
+            UserEvent::Deactivated { .. } | UserEvent::Reactivated { .. } => {
+                let status = if matches!(user_event, UserEvent::Deactivated { .. }) {
+                    "deactivated"
+                } else {
+                    "active"
+                };
+                writer
+                    .run(
+                        "UPDATE {t} SET status = $2, updated_at = $3, version = $4, last_position = $5 WHERE user_id = $1",
+                        table,
+                        params![user_id, status, at, version, position],
+                    );
+            }
+            UserEvent::Deleted { .. } => {
+                // Erasure: nothing of the person stays in the read model.
+                writer.run(
+                    "DELETE FROM {t} WHERE user_id = $1",
+                    table,
+                    params![user_id],
+                );
+            }
+            UserEvent::LoginFailed { .. }
+            | UserEvent::MemberRemoved { .. }
+            | UserEvent::PlatformAdminGranted { .. } => {
+                writer.run(
+                    "UPDATE {t} SET version = $2, last_position = $3 WHERE user_id = $1",
+                    table,
+                    params![user_id, version, position],
+                );
+            }
+        }
+        Ok(())
+    }
+}
