@@ -137,6 +137,34 @@ pub enum UserEvent {
     },
 }
 
+impl UserEvent {
+    /// The profile fields a `user.profile_updated` changes, in a fixed order (what the
+    /// activity log and the profile notice name); empty for every other event.
+    pub fn changed_fields(&self) -> Vec<&'static str> {
+        let UserEvent::ProfileUpdated {
+            display_name,
+            phone,
+            locale,
+            cleared,
+            ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        let mut fields = Vec::new();
+        if display_name.is_some() {
+            fields.push("display_name");
+        }
+        if phone.is_some() || cleared.contains(&ClearableField::Phone) {
+            fields.push("phone");
+        }
+        if locale.is_some() {
+            fields.push("locale");
+        }
+        fields
+    }
+}
+
 impl EventKind for UserEvent {
     const AGGREGATE_TYPE: &'static str = "user";
     fn event_type(&self) -> &'static str {

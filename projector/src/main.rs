@@ -18,12 +18,20 @@ struct Cli {
     command: Command,
 }
 
+/// A projection by its name (`projector status` lists them).
+fn projection(name: &str) -> Result<Projection, String> {
+    Projection::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Projection::EVERY.iter().map(Projection::name).collect();
+        format!("no projection {name:?}; one of {}", names.join(", "))
+    })
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the relay and the projections until Ctrl-C or SIGTERM.
     Run {
         /// Only these projections (default: all).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_parser = projection)]
         projections: Vec<Projection>,
     },
     /// Each projection's position, lag and dead letters, and the relay's.
@@ -34,6 +42,7 @@ enum Command {
     },
     /// Rebuild a projection from the event store beside the live one, then switch.
     Replay {
+        #[arg(value_parser = projection)]
         projection: Projection,
         /// Only this tenant's rows.
         #[arg(long)]
@@ -84,7 +93,7 @@ enum EmailJobCommand {
 #[derive(Subcommand)]
 enum DeadLetterCommand {
     List {
-        #[arg(long)]
+        #[arg(long, value_parser = projection)]
         projection: Option<Projection>,
         #[arg(long, default_value_t = 100)]
         limit: i64,

@@ -7,7 +7,7 @@ use eventstore::RecordedEvent;
 use crate::checkpoint::dead_letter_event;
 use crate::error::HandlerError;
 use crate::projections::statements::{Statement, execute_pipelined};
-use crate::projections::{Env, Projection};
+use crate::projections::{Env, Projecting as _, Projection};
 
 /// How a page of events reaches a projection's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

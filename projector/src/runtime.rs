@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use crate::checkpoint::{dead_letter_event, lock_checkpoint, save_checkpoint};
 use crate::email::projection::EmailPolicy;
 use crate::page::{Applier, apply_page};
-use crate::projections::{Env, Projection};
+use crate::projections::{Env, Projecting as _, Projection};
 use crate::settings::StreamSettings;
 use crate::stream::{
     PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_order,

@@ -37,8 +37,9 @@ impl ProjectionName {
         ProjectionName::EmailJobs,
     ];
 
-    /// The Postgres read models.
-    pub const READ_MODELS: [ProjectionName; 6] = [
+    /// The Postgres read models (every projection but the search index and the email
+    /// queue).
+    pub const ALL: [ProjectionName; 6] = [
         ProjectionName::Tenants,
         ProjectionName::Users,
         ProjectionName::Memberships,

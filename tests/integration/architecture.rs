@@ -57,13 +57,6 @@ const NOT_IN_DOMAIN: [&str; 10] = [
     "serde_json",
 ];
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate sits in the workspace")
-        .to_path_buf()
-}
-
 /// Each workspace crate's normal (not dev, not build) dependencies, by name.
 fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
     let output = std::process::Command::new(env!("CARGO"))
@@ -74,7 +67,7 @@ fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
             "--no-deps",
             "--offline",
         ])
-        .current_dir(workspace_root())
+        .current_dir(integration_tests::workspace_root())
         .output()
         .expect("cargo metadata runs");
     assert!(
@@ -154,26 +147,12 @@ fn module_file(src: &Path, path: &[&str]) -> Option<PathBuf> {
     })
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("a source folder").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 /// The modules each file of a crate names by `crate::` paths.
 fn module_imports(src: &Path) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
-    let mut files = Vec::new();
-    rust_files(src, &mut files);
     let mut imports = BTreeMap::new();
-    for file in files {
+    for (file, text) in integration_tests::rust_sources(src) {
         // Code only: a comment that names a module links nothing.
-        let text: String = std::fs::read_to_string(&file)
-            .expect("a source file")
+        let text: String = text
             .lines()
             .filter(|line| !line.trim_start().starts_with("//"))
             .collect::<Vec<_>>()
@@ -200,7 +179,7 @@ fn module_imports(src: &Path) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
 
 #[test]
 fn no_two_modules_of_a_crate_import_each_other() {
-    let root = workspace_root();
+    let root = integration_tests::workspace_root();
     let mut circles = Vec::new();
     for (name, _) in MAY_DEPEND_ON {
         let src = root
@@ -231,19 +210,14 @@ fn no_two_modules_of_a_crate_import_each_other() {
 
 #[test]
 fn no_source_file_outside_the_tests_is_much_over_five_hundred_lines() {
-    let root = workspace_root();
+    let root = integration_tests::workspace_root();
     let mut long = Vec::new();
     for (name, _) in MAY_DEPEND_ON {
         if name == "integration-tests" {
             continue;
         }
-        let mut files = Vec::new();
-        rust_files(&root.join(name).join("src"), &mut files);
-        for file in files {
-            let lines = std::fs::read_to_string(&file)
-                .expect("a source file")
-                .lines()
-                .count();
+        for (file, text) in integration_tests::rust_sources(&root.join(name).join("src")) {
+            let lines = text.lines().count();
             if lines > 550 {
                 long.push(format!(
                     "{} ({lines} lines)",

@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf()
+    integration_tests::workspace_root()
 }
 
 fn tool(name: &str, env: &str) -> PathBuf {
@@ -111,24 +108,13 @@ fn registered() -> BTreeSet<String> {
         "query-api",
         "projector",
     ] {
-        let mut stack = vec![root().join(krate).join("src")];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).expect("source dir").flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    let source = std::fs::read_to_string(&path).expect("source");
-                    for (at, _) in source.match_indices("metrics::") {
-                        let call = &source[at..(at + 200).min(source.len())];
-                        if let Some(open) = call.find("!(") {
-                            let rest = call[open + 2..].trim_start();
-                            if let Some(name) =
-                                rest.strip_prefix('"').and_then(|r| r.split('"').next())
-                            {
-                                names.insert(name.to_owned());
-                            }
-                        }
+        for (_, source) in integration_tests::rust_sources(&root().join(krate).join("src")) {
+            for (at, _) in source.match_indices("metrics::") {
+                let call = &source[at..(at + 200).min(source.len())];
+                if let Some(open) = call.find("!(") {
+                    let rest = call[open + 2..].trim_start();
+                    if let Some(name) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) {
+                        names.insert(name.to_owned());
                     }
                 }
             }

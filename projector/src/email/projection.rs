@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use deadpool_postgres::Object;
-use domain::event::{ClearableField, RevocationReason};
+use domain::event::RevocationReason;
 use domain::{DomainEvent, SessionEvent, Tenant, User, UserEvent};
 use eventstore::RecordedEvent;
 use eventstore::{StoreError, load_stream};
@@ -61,29 +61,11 @@ fn notice_of(domain: &DomainEvent) -> Option<Notice> {
                 Template::MemberJoined,
                 json!({"role": role.as_str()}),
             ),
-            UserEvent::ProfileUpdated {
-                display_name,
-                phone,
-                locale,
-                cleared,
-                ..
-            } => {
-                let mut fields = Vec::new();
-                if display_name.is_some() {
-                    fields.push("display_name");
-                }
-                if phone.is_some() || cleared.contains(&ClearableField::Phone) {
-                    fields.push("phone");
-                }
-                if locale.is_some() {
-                    fields.push("locale");
-                }
-                notice(
-                    *user_id,
-                    Template::ProfileUpdated,
-                    json!({"fields": fields}),
-                )
-            }
+            UserEvent::ProfileUpdated { .. } => notice(
+                *user_id,
+                Template::ProfileUpdated,
+                json!({"fields": event.changed_fields()}),
+            ),
             UserEvent::Deactivated { by_admin, .. } => notice(
                 *user_id,
                 if *by_admin {

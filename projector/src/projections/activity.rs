@@ -1,24 +1,18 @@
 //! `rm_activity`: what each user did, in the vocabulary of `read_models::activity`.
 
-use domain::event::{ClearableField, LoginFailure};
+use domain::event::LoginFailure;
 use domain::{DomainEvent, SessionEvent, UserEvent};
-use eventstore::RecordedEvent;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::ReadModel;
 use super::sessions::revocation_reason;
-use super::statements::{Param, Writer};
-use crate::error::HandlerError;
+use super::statements::Param;
+use super::{Applied, Applying, ReadModel};
 
 pub struct Activity;
 
 impl ReadModel for Activity {
-    fn statements(
-        writer: &mut Writer<'_>,
-        event: &RecordedEvent,
-        domain: &DomainEvent,
-    ) -> Result<(), HandlerError> {
+    fn statements(Applying(writer, event, domain): Applying<'_, '_>) -> Applied {
         if let Some((user_id, action, details)) = activity_of(domain) {
             writer
                 .run(
@@ -42,25 +36,11 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
                 "login_failed",
                 json!({"reason": match reason { LoginFailure::InvalidPassword => "invalid_password", LoginFailure::Deactivated => "deactivated" }}),
             )),
-            UserEvent::ProfileUpdated {
-                display_name,
-                phone,
-                locale,
-                cleared,
-                ..
-            } => {
-                let mut fields: Vec<&str> = Vec::new();
-                if display_name.is_some() {
-                    fields.push("display_name");
-                }
-                if phone.is_some() || cleared.contains(&ClearableField::Phone) {
-                    fields.push("phone");
-                }
-                if locale.is_some() {
-                    fields.push("locale");
-                }
-                Some((*user_id, "profile_updated", json!({"fields": fields})))
-            }
+            UserEvent::ProfileUpdated { .. } => Some((
+                *user_id,
+                "profile_updated",
+                json!({"fields": event.changed_fields()}),
+            )),
             UserEvent::MemberRoleChanged {
                 old_role, new_role, ..
             } => Some((

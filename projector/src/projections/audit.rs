@@ -3,24 +3,18 @@
 
 use domain::event::LoginFailure;
 use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
-use eventstore::RecordedEvent;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::ReadModel;
 use super::activity::activity_of;
 use super::sessions::revocation_reason;
-use super::statements::{Param, Writer};
-use crate::error::HandlerError;
+use super::statements::Param;
+use super::{Applied, Applying, ReadModel};
 
 pub struct Audit;
 
 impl ReadModel for Audit {
-    fn statements(
-        writer: &mut Writer<'_>,
-        event: &RecordedEvent,
-        domain: &DomainEvent,
-    ) -> Result<(), HandlerError> {
+    fn statements(Applying(writer, event, domain): Applying<'_, '_>) -> Applied {
         let (subject_id, summary) = summary(domain);
         writer
             .run(

@@ -1,20 +1,14 @@
 //! `rm_memberships`: who belongs to which tenant, with what role and status.
 
 use domain::{DomainEvent, UserEvent};
-use eventstore::RecordedEvent;
 
-use super::ReadModel;
-use super::statements::{Param, Writer};
-use crate::error::HandlerError;
+use super::statements::Param;
+use super::{Applied, Applying, ReadModel};
 
 pub struct Memberships;
 
 impl ReadModel for Memberships {
-    fn statements(
-        writer: &mut Writer<'_>,
-        event: &RecordedEvent,
-        domain: &DomainEvent,
-    ) -> Result<(), HandlerError> {
+    fn statements(Applying(writer, event, domain): Applying<'_, '_>) -> Applied {
         let DomainEvent::User {
             user_id,
             event: user_event,

@@ -27,28 +27,24 @@ use statements::{Statement, Writer, execute_pipelined};
 
 /// A Postgres read model.
 pub trait ReadModel {
-    /// Adds to `writer` the statements that apply one event (personal data already opened)
-    /// to the model's tables.
-    fn statements(
-        writer: &mut Writer<'_>,
-        event: &RecordedEvent,
-        domain: &DomainEvent,
-    ) -> Result<(), HandlerError>;
+    /// Adds to the writer the statements that apply one event (personal data already
+    /// opened) to the model's tables.
+    fn statements(applying: Applying<'_, '_>) -> Applied;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Projection {
-    Tenants,
-    Users,
-    Memberships,
-    Sessions,
-    Activity,
-    Audit,
-    /// The search index (Tantivy, on disk); not a Postgres read model.
-    Search,
-    /// The email queue: never replayed (a replay would mail people twice).
-    EmailJobs,
-}
+/// One event to apply: where its statements go, the event as stored, and as the domain's.
+pub struct Applying<'a, 'w>(
+    pub &'a mut Writer<'w>,
+    pub &'a RecordedEvent,
+    pub &'a DomainEvent,
+);
+
+/// What applying an event to a read model answers.
+pub type Applied = Result<(), HandlerError>;
+
+/// The projections by name: the vocabulary the query API and the CLI share
+/// (`read_models::ProjectionName`); what running one means is [`Projecting`].
+pub use read_models::ProjectionName as Projection;
 
 /// What handlers need beyond the event: the keys that open other streams' personal data
 /// and the email policy.
@@ -58,61 +54,38 @@ pub struct Env<'a> {
     pub email: EmailPolicy,
 }
 
-impl Projection {
-    /// Every projection, the search index and the email queue included.
-    pub const EVERY: [Projection; 8] = [
-        Projection::Tenants,
-        Projection::Users,
-        Projection::Memberships,
-        Projection::Sessions,
-        Projection::Activity,
-        Projection::Audit,
-        Projection::Search,
-        Projection::EmailJobs,
-    ];
-
-    /// The Postgres read models.
-    pub const ALL: [Projection; 6] = [
-        Projection::Tenants,
-        Projection::Users,
-        Projection::Memberships,
-        Projection::Sessions,
-        Projection::Activity,
-        Projection::Audit,
-    ];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Projection::Tenants => "tenants",
-            Projection::Users => "users",
-            Projection::Memberships => "memberships",
-            Projection::Sessions => "sessions",
-            Projection::Activity => "activity",
-            Projection::Audit => "audit",
-            Projection::Search => "search",
-            Projection::EmailJobs => "email-jobs",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::EVERY.into_iter().find(|p| p.name() == name)
-    }
-
-    /// The tables the projection owns (each has a `tenant_id` column).
-    pub fn tables(&self) -> &'static [&'static str] {
-        match self {
-            Projection::Tenants => &["rm_tenants"],
-            Projection::Users => &["rm_users"],
-            Projection::Memberships => &["rm_memberships"],
-            Projection::Sessions => &["rm_sessions"],
-            Projection::Activity => &["rm_activity"],
-            Projection::Audit => &["rm_audit"],
-            Projection::Search | Projection::EmailJobs => &[],
-        }
-    }
-
+/// What running a projection means: applying an event to its tables (the email queue's
+/// through its own handler), and which events it needs opened.
+pub trait Projecting {
     /// Applies one event (with personal data already decrypted) to the projection's tables.
-    pub async fn apply(
+    fn apply(
+        &self,
+        client: &Object,
+        env: Env<'_>,
+        event: &RecordedEvent,
+        suffix: &str,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Whether the projection reads personal fields (names, email, phone): only then are an
+    /// event's sealed fields opened for it.
+    fn needs_personal_data(&self) -> bool;
+
+    /// Whether an event's effect is a list of statements computed from the event alone, so
+    /// that a page of events can be sent to Postgres at once.
+    fn is_pipelined(&self) -> bool;
+
+    /// Adds to `out` the statements that apply one event to the projection's tables
+    /// (`<table><suffix>`).
+    fn statements(
+        &self,
+        event: &RecordedEvent,
+        suffix: &str,
+        out: &mut Vec<Statement>,
+    ) -> Result<(), HandlerError>;
+}
+
+impl Projecting for Projection {
+    async fn apply(
         &self,
         client: &Object,
         env: Env<'_>,
@@ -134,7 +107,7 @@ impl Projection {
     /// Whether the projection reads personal fields (names, email, phone): only then are an
     /// event's sealed fields opened for it. The others (memberships, sessions, activity,
     /// audit) never store personal data and skip the key lookups and decryption.
-    pub fn needs_personal_data(&self) -> bool {
+    fn needs_personal_data(&self) -> bool {
         matches!(
             self,
             Projection::Tenants | Projection::Users | Projection::Search | Projection::EmailJobs
@@ -145,13 +118,13 @@ impl Projection {
     /// (every Postgres read model, and the search index, which has none here), so that a
     /// page of events can be sent to Postgres at once. The email queue reads other streams.
     /// (A replay of the users model folds its pages instead: `crate::projections::users_fold`.)
-    pub fn is_pipelined(&self) -> bool {
+    fn is_pipelined(&self) -> bool {
         *self != Projection::EmailJobs
     }
 
     /// Adds to `out` the statements that apply one event (personal data already decrypted)
     /// to the projection's tables (`<table><suffix>`).
-    pub fn statements(
+    fn statements(
         &self,
         event: &RecordedEvent,
         suffix: &str,
@@ -162,14 +135,20 @@ impl Projection {
             .map_err(|e| HandlerError::Poison(e.to_string()))?;
         let mut writer = Writer { suffix, out };
         match self {
-            Projection::Tenants => tenants::Tenants::statements(&mut writer, event, &domain),
-            Projection::Memberships => {
-                memberships::Memberships::statements(&mut writer, event, &domain)
+            Projection::Tenants => {
+                tenants::Tenants::statements(Applying(&mut writer, event, &domain))
             }
-            Projection::Sessions => sessions::Sessions::statements(&mut writer, event, &domain),
-            Projection::Activity => activity::Activity::statements(&mut writer, event, &domain),
-            Projection::Audit => audit::Audit::statements(&mut writer, event, &domain),
-            Projection::Users => users::Users::statements(&mut writer, event, &domain),
+            Projection::Memberships => {
+                memberships::Memberships::statements(Applying(&mut writer, event, &domain))
+            }
+            Projection::Sessions => {
+                sessions::Sessions::statements(Applying(&mut writer, event, &domain))
+            }
+            Projection::Activity => {
+                activity::Activity::statements(Applying(&mut writer, event, &domain))
+            }
+            Projection::Audit => audit::Audit::statements(Applying(&mut writer, event, &domain)),
+            Projection::Users => users::Users::statements(Applying(&mut writer, event, &domain)),
             // Not statements: see `is_pipelined`.
             Projection::Search | Projection::EmailJobs => Ok(()),
         }

@@ -2,20 +2,14 @@
 
 use domain::event::RevocationReason;
 use domain::{DomainEvent, SessionEvent, UserEvent};
-use eventstore::RecordedEvent;
 
-use super::ReadModel;
-use super::statements::{Param, Writer};
-use crate::error::HandlerError;
+use super::statements::Param;
+use super::{Applied, Applying, ReadModel};
 
 pub struct Sessions;
 
 impl ReadModel for Sessions {
-    fn statements(
-        writer: &mut Writer<'_>,
-        event: &RecordedEvent,
-        domain: &DomainEvent,
-    ) -> Result<(), HandlerError> {
+    fn statements(Applying(writer, event, domain): Applying<'_, '_>) -> Applied {
         let table = "rm_sessions";
         let (at, position) = (&event.occurred_at, &event.position);
         match domain {

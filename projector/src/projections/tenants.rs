@@ -1,20 +1,14 @@
 //! `rm_tenants`: one row per tenant.
 
 use domain::{DomainEvent, TenantEvent};
-use eventstore::RecordedEvent;
 
-use super::ReadModel;
-use super::statements::{Param, Writer};
-use crate::error::HandlerError;
+use super::statements::Param;
+use super::{Applied, Applying, ReadModel};
 
 pub struct Tenants;
 
 impl ReadModel for Tenants {
-    fn statements(
-        writer: &mut Writer<'_>,
-        event: &RecordedEvent,
-        domain: &DomainEvent,
-    ) -> Result<(), HandlerError> {
+    fn statements(Applying(writer, event, domain): Applying<'_, '_>) -> Applied {
         if let DomainEvent::Tenant {
             event:
                 TenantEvent::Created {

@@ -3,20 +3,14 @@
 
 use domain::event::ClearableField;
 use domain::{DomainEvent, UserEvent};
-use eventstore::RecordedEvent;
 
-use super::ReadModel;
-use super::statements::{Param, Writer};
-use crate::error::HandlerError;
+use super::statements::Param;
+use super::{Applied, Applying, ReadModel};
 
 pub struct Users;
 
 impl ReadModel for Users {
-    fn statements(
-        writer: &mut Writer<'_>,
-        event: &RecordedEvent,
-        domain: &DomainEvent,
-    ) -> Result<(), HandlerError> {
+    fn statements(Applying(writer, event, domain): Applying<'_, '_>) -> Applied {
         let DomainEvent::User {
             user_id,
             event: user_event,
