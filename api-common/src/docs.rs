@@ -105,3 +105,57 @@ pub fn configure(config: &mut web::ServiceConfig, openapi: utoipa::openapi::Open
         )
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi));
 }
+
+/// Problem answers (`application/problem+json`, the `Problem` schema), by status and
+/// description, as an operation's responses.
+pub fn problems(
+    answers: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    answers
+        .iter()
+        .map(|(status, description)| {
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content(
+                    crate::error::PROBLEM_CONTENT_TYPE,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build();
+            ((*status).to_owned(), response.into())
+        })
+        .collect()
+}
+
+/// What a command with a JSON body can answer besides its own outcomes: a malformed or
+/// invalid body (400), one too large (413), one that is not JSON (415), and an idempotency
+/// key used before for another request (422).
+pub struct BodyProblems;
+
+impl utoipa::IntoResponses for BodyProblems {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problems(&[
+            ("400", "malformed body or invalid input"),
+            ("413", "body too large"),
+            ("415", "not JSON"),
+            ("422", "the idempotency key was used for another request"),
+        ])
+    }
+}
+
+/// What a command without a body can answer besides its own outcomes: a malformed
+/// `Idempotency-Key` (400) or one used before for another request (422).
+pub struct KeyProblems;
+
+impl utoipa::IntoResponses for KeyProblems {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problems(&[
+            ("400", "invalid Idempotency-Key"),
+            ("422", "the idempotency key was used for another request"),
+        ])
+    }
+}

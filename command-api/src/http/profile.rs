@@ -1,7 +1,7 @@
 //! `PATCH /v1/me`: the caller's own profile.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::Problem;
+use api_common::docs::{BodyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json};
 use domain::Actor;
@@ -66,12 +66,9 @@ struct UpdateProfileBody {
     security(("bearer" = [])),
     responses(
     (status = 200, description = "the profile's new version", body = UserVersion),
-    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
-    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "changed concurrently too often", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+    BodyProblems
 ))]
 pub async fn update_profile(
     state: web::Data<AppState>,

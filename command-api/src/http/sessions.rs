@@ -1,7 +1,7 @@
 //! `/v1/tenants/{tenant_id}/sessions` and `/v1/sessions`: log in, refresh, log out.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::Problem;
+use api_common::docs::{BodyProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
 use domain::Actor;
@@ -30,13 +30,10 @@ struct LogInBody {
     params(("tenant_id" = Uuid, Path), IdempotencyKey),
     responses(
     (status = 201, description = "a new session", body = SessionIssued),
-    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
-    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such tenant", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "wrong email or password (recorded as user.login_failed)", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "the account is deactivated", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+    BodyProblems
 ))]
 pub async fn log_in(
     state: web::Data<AppState>,
@@ -106,11 +103,8 @@ struct RefreshBody {
     params(IdempotencyKey),
     responses(
     (status = 200, description = "the rotated refresh token and a new access token", body = SessionIssued),
-    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
-    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+    BodyProblems
 ))]
 pub async fn refresh_session(
     state: web::Data<AppState>,
@@ -154,8 +148,7 @@ pub async fn refresh_session(
     (status = 204, description = "the session has ended"),
     (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such session for this caller", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
-    (status = 400, description = "invalid Idempotency-Key", body = Problem, content_type = "application/problem+json")
+    KeyProblems
 ))]
 pub async fn revoke_session(
     state: web::Data<AppState>,

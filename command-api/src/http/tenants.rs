@@ -1,7 +1,7 @@
 //! `POST /v1/tenants`: a tenant and its first admin.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::Problem;
+use api_common::docs::{BodyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Idempotency, RequestMeta, parse_json, record_tenant};
 use domain::{Actor, Plan};
@@ -53,11 +53,8 @@ struct SignUpTenantBody {
     params(IdempotencyKey),
     responses(
     (status = 201, description = "the tenant and its first admin", body = TenantCreated),
-    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
-    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "the email is taken", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+    BodyProblems
 ))]
 pub async fn sign_up_tenant(
     state: web::Data<AppState>,

@@ -2,7 +2,7 @@
 //! a member.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::Problem;
+use api_common::docs::{BodyProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
 use domain::values::{validate_display_name, validate_email, validate_password};
@@ -55,12 +55,9 @@ impl NewUserBody {
     params(("tenant_id" = Uuid, Path), IdempotencyKey),
     responses(
     (status = 201, description = "the user, a member of the tenant", body = UserCreated),
-    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
-    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such tenant", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "the email is taken in this tenant", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+    BodyProblems
 ))]
 pub async fn sign_up_user(
     state: web::Data<AppState>,
@@ -124,14 +121,11 @@ struct ManageUserBody {
     security(("bearer" = [])),
     responses(
     (status = 200, description = "the user's new version", body = UserVersion),
-    (status = 400, description = "malformed body or invalid input", body = Problem, content_type = "application/problem+json"),
-    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "the last active admin cannot be demoted or deactivated", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json")
+    BodyProblems
 ))]
 pub async fn manage_user(
     state: web::Data<AppState>,
@@ -178,8 +172,7 @@ pub async fn manage_user(
     (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "the last active admin cannot be erased", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "the idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
-    (status = 400, description = "invalid Idempotency-Key", body = Problem, content_type = "application/problem+json")
+    KeyProblems
 ))]
 pub async fn erase_user(
     state: web::Data<AppState>,
