@@ -159,3 +159,48 @@ impl utoipa::IntoResponses for KeyProblems {
         ])
     }
 }
+
+/// The schema of a text field, made from its value type's rule (`domain::values`), so that
+/// the documents say what the parser accepts and the two cannot drift apart.
+pub fn text_schema(rule: domain::values::TextRule) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(rule.min_length)
+        .max_length(Some(rule.max_length))
+        .pattern(rule.pattern)
+        .format(
+            rule.secret
+                .then_some(SchemaFormat::KnownFormat(KnownFormat::Password)),
+        )
+        .examples([rule.example])
+        .build()
+}
+
+/// The schemas of the domain's value types, for `#[schema(schema_with = …)]`.
+pub mod values {
+    use domain::values::{DisplayName, Email, Locale, Password, Phone, TenantName};
+    use utoipa::openapi::schema::{Object, SchemaType, Type};
+
+    pub fn email() -> Object {
+        super::text_schema(Email::RULE)
+    }
+    pub fn password() -> Object {
+        super::text_schema(Password::RULE)
+    }
+    pub fn display_name() -> Object {
+        super::text_schema(DisplayName::RULE)
+    }
+    pub fn tenant_name() -> Object {
+        super::text_schema(TenantName::RULE)
+    }
+    pub fn locale() -> Object {
+        super::text_schema(Locale::RULE)
+    }
+    /// A phone number, or `null` to clear it.
+    pub fn phone_or_null() -> Object {
+        let mut schema = super::text_schema(Phone::RULE);
+        schema.schema_type = SchemaType::from_iter([Type::String, Type::Null]);
+        schema
+    }
+}

@@ -10,6 +10,7 @@ use api_common::error::ApiError;
 use command_api::commands::reserve_email;
 use command_api::pipeline::{Answer, Command, Decision, Request, execute, last_position};
 use domain::user::SignUpUser;
+use domain::values::{DisplayName, Email};
 use domain::{Context, Plan, Tenant, TenantEvent, User, UserEvent};
 use eventstore::{AppendedEvent, Changes, EventStore, Transaction};
 use uuid::Uuid;
@@ -179,7 +180,7 @@ struct SignUpBatch<'a> {
     updates: u32,
     password_hash: &'a str,
     /// The emails the decision gave each user, reserved beside the events.
-    emails: std::sync::Mutex<Vec<(Uuid, String)>>,
+    emails: std::sync::Mutex<Vec<(Uuid, Email)>>,
 }
 
 impl Command for SignUpBatch<'_> {
@@ -200,7 +201,10 @@ impl Command for SignUpBatch<'_> {
         let mut emails = Vec::new();
         for n in self.numbers.clone() {
             let user_id = Uuid::now_v7();
-            let email = format!("bench-{n}-{}@bench.example.com", tenant_id.simple());
+            let email = Email::parse(&format!(
+                "bench-{n}-{}@bench.example.com",
+                tenant_id.simple()
+            ))?;
             let mut events = domain::user::sign_up(
                 tenant,
                 &domain::User::default(),
@@ -208,7 +212,7 @@ impl Command for SignUpBatch<'_> {
                     user_id,
                     tenant_id,
                     email: email.clone(),
-                    display_name: display_name(n),
+                    display_name: DisplayName::parse(&display_name(n))?,
                     password_hash: self.password_hash.to_owned(),
                 },
                 context,

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::event::{TenantEvent, UserEvent};
-use crate::values::{validate_display_name, validate_email, validate_tenant_name};
+use crate::values::{DisplayName, Email, TenantName};
 use crate::{Context, DomainError, Plan, Role};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,11 +21,11 @@ pub struct Tenant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignUpTenant {
     pub tenant_id: Uuid,
-    pub name: String,
+    pub name: TenantName,
     pub plan: Plan,
     pub admin_user_id: Uuid,
-    pub admin_email: String,
-    pub admin_display_name: String,
+    pub admin_email: Email,
+    pub admin_display_name: DisplayName,
     /// The admin's password, already hashed (hashing is slow and belongs outside decisions).
     pub admin_password_hash: String,
 }
@@ -75,15 +75,9 @@ pub fn sign_up_tenant(
     if tenant.exists() {
         return Err(DomainError::TenantAlreadyExists);
     }
-    let name = command.name.trim().to_owned();
-    validate_tenant_name(&name)?;
-    let admin_email = command.admin_email.trim().to_owned();
-    validate_email(&admin_email)?;
-    let display_name = command.admin_display_name.trim().to_owned();
-    validate_display_name(&display_name)?;
     let tenant_events = vec![TenantEvent::Created {
         tenant_id: command.tenant_id,
-        name,
+        name: command.name.into_inner(),
         plan: command.plan,
         admin_user_id: command.admin_user_id,
     }];
@@ -91,8 +85,8 @@ pub fn sign_up_tenant(
         UserEvent::Created {
             user_id: command.admin_user_id,
             tenant_id: command.tenant_id,
-            email: admin_email,
-            display_name,
+            email: command.admin_email.into_inner(),
+            display_name: command.admin_display_name.into_inner(),
             password_hash: command.admin_password_hash,
         },
         UserEvent::MemberJoined {

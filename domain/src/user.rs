@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::event::{ClearableField, LoginFailure, SessionEvent, UserEvent};
 use crate::members::TenantMembers;
 use crate::tenant::Tenant;
-use crate::values::{validate_display_name, validate_email, validate_locale, validate_phone};
+use crate::values::{DisplayName, Email, Locale, Phone};
 use crate::{Actor, Context, DomainError, Role, UserStatus};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,18 +35,18 @@ pub struct User {
 pub struct SignUpUser {
     pub user_id: Uuid,
     pub tenant_id: Uuid,
-    pub email: String,
-    pub display_name: String,
+    pub email: Email,
+    pub display_name: DisplayName,
     pub password_hash: String,
 }
 
 /// A profile update; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProfileChanges {
-    pub display_name: Option<String>,
+    pub display_name: Option<DisplayName>,
     /// `Some(None)` clears the phone number.
-    pub phone: Option<Option<String>>,
-    pub locale: Option<String>,
+    pub phone: Option<Option<Phone>>,
+    pub locale: Option<Locale>,
 }
 
 /// A new session to open when a login succeeds.
@@ -168,16 +168,12 @@ pub fn sign_up(
     if user.user_id.is_some() {
         return Err(DomainError::UserAlreadyExists);
     }
-    let email = command.email.trim().to_owned();
-    validate_email(&email)?;
-    let display_name = command.display_name.trim().to_owned();
-    validate_display_name(&display_name)?;
     Ok(vec![
         UserEvent::Created {
             user_id: command.user_id,
             tenant_id: command.tenant_id,
-            email,
-            display_name,
+            email: command.email.into_inner(),
+            display_name: command.display_name.into_inner(),
             password_hash: command.password_hash,
         },
         UserEvent::MemberJoined {
@@ -231,20 +227,14 @@ pub fn update_profile(
         Actor::PlatformAdmin { user_id } => user_id,
         _ => return Err(DomainError::NotAllowed),
     };
-    let display_name = match changes.display_name {
-        Some(name) => {
-            let name = name.trim().to_owned();
-            validate_display_name(&name)?;
-            (name != user.display_name).then_some(name)
-        }
-        None => None,
-    };
+    let display_name = changes
+        .display_name
+        .map(DisplayName::into_inner)
+        .filter(|name| *name != user.display_name);
     let mut cleared = Vec::new();
     let phone = match changes.phone {
         Some(Some(phone)) => {
-            let phone = phone.trim().to_owned();
-            validate_phone(&phone)?;
-            (user.phone.as_deref() != Some(phone.as_str())).then_some(phone)
+            (user.phone.as_deref() != Some(phone.as_str())).then(|| phone.into_inner())
         }
         Some(None) => {
             if user.phone.is_some() {
@@ -254,13 +244,10 @@ pub fn update_profile(
         }
         None => None,
     };
-    let locale = match changes.locale {
-        Some(locale) => {
-            validate_locale(&locale)?;
-            (user.locale.as_deref() != Some(locale.as_str())).then_some(locale)
-        }
-        None => None,
-    };
+    let locale = changes
+        .locale
+        .map(Locale::into_inner)
+        .filter(|locale| user.locale.as_deref() != Some(locale.as_str()));
     if display_name.is_none() && phone.is_none() && locale.is_none() && cleared.is_empty() {
         return Ok(Vec::new());
     }

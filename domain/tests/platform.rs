@@ -9,6 +9,7 @@ use domain::event::{RevocationReason, SessionEvent, TenantEvent, UserEvent};
 use domain::session::{Refresh, RefreshOutcome, Session};
 use domain::tenant::{SignUpTenant, Tenant};
 use domain::user::{LoginOutcome, NewSession, ProfileChanges, SignUpUser};
+use domain::values::{DisplayName, Email, TenantName};
 use domain::{Actor, Context, DomainEvent, Plan, Role, TenantMembers, User, UserStatus};
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -143,11 +144,12 @@ impl World {
                 &world.tenants[tenant],
                 SignUpTenant {
                     tenant_id: tenant_id(tenant),
-                    name: format!("Tenant {tenant}"),
+                    name: TenantName::parse(&format!("Tenant {tenant}")).expect("a name"),
                     plan: Plan::Standard,
                     admin_user_id: user_id(first),
-                    admin_email: format!("p{first}@example.com"),
-                    admin_display_name: format!("P{first}"),
+                    admin_email: Email::parse(&format!("p{first}@example.com"))
+                        .expect("an address"),
+                    admin_display_name: DisplayName::parse(&format!("P{first}")).expect("a name"),
                     admin_password_hash: "hash".into(),
                 },
                 &world.context(Actor::Anonymous),
@@ -242,8 +244,8 @@ impl World {
                     SignUpUser {
                         user_id: user_id(person),
                         tenant_id: tenant_id(tenant),
-                        email: format!("p{person}@example.com"),
-                        display_name: format!("P{person}"),
+                        email: Email::parse(&format!("p{person}@example.com")).expect("an address"),
+                        display_name: DisplayName::parse(&format!("P{person}")).expect("a name"),
                         password_hash: "hash".into(),
                     },
                     &self.context(Actor::Anonymous),
@@ -412,7 +414,7 @@ impl World {
                 let decided = domain::user::update_profile(
                     &self.users[target],
                     ProfileChanges {
-                        display_name: Some(name),
+                        display_name: Some(DisplayName::parse(&name).expect("a name of letters")),
                         ..Default::default()
                     },
                     &self.context(self.actor(actor)),

@@ -3,6 +3,7 @@
 use chrono::{TimeZone, Utc};
 use domain::event::UserEvent;
 use domain::user::ProfileChanges;
+use domain::values::DisplayName;
 use domain::{Actor, Context, Role, TenantMembers, User, UserStatus};
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -131,8 +132,12 @@ proptest! {
                     (target, domain::user::erase(&members, &users[target], &context(&users, actor)))
                 }
                 Command::UpdateProfile { actor, name } => {
-                    let changes = ProfileChanges { display_name: Some(name), ..Default::default() };
-                    (actor, domain::user::update_profile(&users[actor], changes, &context(&users, actor)))
+                    // Parsed at the edge as the API does: a refused name never reaches the decision.
+                    let decided = DisplayName::parse(&name).and_then(|name| {
+                        let changes = ProfileChanges { display_name: Some(name), ..Default::default() };
+                        domain::user::update_profile(&users[actor], changes, &context(&users, actor))
+                    });
+                    (actor, decided)
                 }
             };
             if let Ok(events) = decided {
@@ -172,9 +177,10 @@ proptest! {
 
     #[test]
     fn email_validation_never_panics_on_arbitrary_text(input in "\\PC{0,300}") {
-        if domain::values::validate_email(&input).is_ok() {
-            prop_assert!(input.contains('@'));
-            prop_assert!(input.len() <= domain::values::MAX_EMAIL_BYTES);
+        if let Ok(email) = domain::values::Email::parse(&input) {
+            prop_assert!(email.as_str().contains('@'));
+            prop_assert!(email.as_str().len() <= domain::values::Email::MAX_BYTES);
+            prop_assert_eq!(email.as_str(), input.trim());
         }
     }
 
@@ -184,10 +190,12 @@ proptest! {
         flips in proptest::collection::vec(any::<bool>(), 0..80),
         padding in "[ \t]{0,3}",
     ) {
-        prop_assert!(domain::values::validate_email(&address).is_ok(), "{address} was refused");
+        let email = domain::values::Email::parse(&address);
+        prop_assert!(email.is_ok(), "{address} was refused");
         let normalised = domain::values::normalise_email(&address);
+        prop_assert_eq!(email.map(|email| email.normalised()).ok(), Some(normalised.clone()));
         prop_assert_eq!(&normalised, &format!("{}@{}", local.to_lowercase(), domain.to_lowercase()));
-        prop_assert!(domain::values::validate_email(&normalised).is_ok());
+        prop_assert!(domain::values::Email::parse(&normalised).is_ok());
         prop_assert_eq!(domain::values::normalise_email(&normalised), normalised.clone(), "normalising twice changes nothing");
         // Any mix of cases and surrounding blanks names the same address.
         let recased: String = address
@@ -202,7 +210,7 @@ proptest! {
     #[test]
     fn near_valid_addresses_are_refused((address, defect) in near_valid_email()) {
         prop_assert!(
-            domain::values::validate_email(&address).is_err(),
+            domain::values::Email::parse(&address).is_err(),
             "{address:?} ({defect}) was accepted"
         );
     }

@@ -1,12 +1,10 @@
 //! The value rules at their edges: the longest accepted value and the first refused one.
 
 use chrono::{TimeZone, Utc};
+use domain::DomainError;
 use domain::event::UserEvent;
 use domain::user::ProfileChanges;
-use domain::values::{
-    validate_display_name, validate_email, validate_locale, validate_password, validate_phone,
-    validate_tenant_name,
-};
+use domain::values::{DisplayName, Email, Locale, Password, Phone, TenantName};
 use domain::{Actor, Context, Plan, Role, TenantMembers, User, UserStatus};
 use uuid::Uuid;
 
@@ -18,47 +16,50 @@ const SECOND: Uuid = Uuid::from_u128(0xa2);
 fn an_email_may_have_254_bytes_a_64_byte_local_part_and_63_byte_labels() {
     let local = |n: usize| "l".repeat(n);
     let label = |n: usize| "d".repeat(n);
-    assert!(validate_email(&format!("{}@example.com", local(64))).is_ok());
-    assert!(validate_email(&format!("{}@example.com", local(65))).is_err());
-    assert!(validate_email(&format!("a@{}.com", label(63))).is_ok());
-    assert!(validate_email(&format!("a@{}.com", label(64))).is_err());
+    assert!(Email::parse(&format!("{}@example.com", local(64))).is_ok());
+    assert!(Email::parse(&format!("{}@example.com", local(65))).is_err());
+    assert!(Email::parse(&format!("a@{}.com", label(63))).is_ok());
+    assert!(Email::parse(&format!("a@{}.com", label(64))).is_err());
     // 254 bytes in all: a@ and a domain of 252.
     let domain = format!("{0}.{0}.{0}.{1}", label(63), label(60));
     assert_eq!(domain.len(), 252);
     let exactly = format!("a@{domain}");
     assert_eq!(exactly.len(), 254, "{exactly}");
-    assert!(validate_email(&exactly).is_ok());
+    assert!(Email::parse(&exactly).is_ok());
     let over = format!("ab@{domain}");
     assert_eq!(over.len(), 255);
-    assert!(validate_email(&over).is_err());
-    assert!(validate_email("").is_err());
-    assert!(validate_email("a@b").is_err());
-    assert!(validate_email("a@b.").is_err());
+    assert!(Email::parse(&over).is_err());
+    assert!(Email::parse("").is_err());
+    assert!(Email::parse("a@b").is_err());
+    assert!(Email::parse("a@b.").is_err());
 }
 
 #[test]
 fn a_password_has_10_to_128_characters_is_not_one_character_repeated_nor_the_email() {
-    let email = "Ada@Example.com";
-    assert!(validate_password(&"ab".repeat(5), email).is_ok());
+    let email = &Email::parse("Ada@Example.com").expect("an address");
+    assert!(Password::parse(&"ab".repeat(5), email).is_ok());
     assert!(
-        validate_password(&format!("{}a", "ab".repeat(4)), email).is_err(),
+        Password::parse(&format!("{}a", "ab".repeat(4)), email).is_err(),
         "9 characters"
     );
-    assert!(validate_password(&"ab".repeat(64), email).is_ok());
+    assert!(Password::parse(&"ab".repeat(64), email).is_ok());
     assert!(
-        validate_password(&format!("{}a", "ab".repeat(64)), email).is_err(),
+        Password::parse(&format!("{}a", "ab".repeat(64)), email).is_err(),
         "129"
     );
     // Characters, not bytes: ten two-byte characters are long enough.
-    assert!(validate_password(&"äö".repeat(5), email).is_ok());
-    assert!(validate_password(&"x".repeat(20), email).is_err());
-    assert!(validate_password(" ada@example.COM ", email).is_err());
-    assert!(validate_password("ada@example.co", email).is_ok());
+    assert!(Password::parse(&"äö".repeat(5), email).is_ok());
+    assert!(Password::parse(&"x".repeat(20), email).is_err());
+    assert!(Password::parse(" ada@example.COM ", email).is_err());
+    assert!(Password::parse("ada@example.co", email).is_ok());
 }
 
 #[test]
 fn names_have_1_to_100_characters_and_no_control_characters() {
-    for validate in [validate_display_name, validate_tenant_name] {
+    let display_name = |input: &str| DisplayName::parse(input).map(|_| ());
+    let tenant_name = |input: &str| TenantName::parse(input).map(|_| ());
+    let rules: [&dyn Fn(&str) -> Result<(), DomainError>; 2] = [&display_name, &tenant_name];
+    for validate in rules {
         assert!(validate(&"n".repeat(100)).is_ok());
         assert!(validate(&"ä".repeat(100)).is_ok(), "characters, not bytes");
         assert!(validate(&"n".repeat(101)).is_err());
@@ -72,14 +73,14 @@ fn names_have_1_to_100_characters_and_no_control_characters() {
 
 #[test]
 fn a_phone_number_is_a_plus_and_8_to_15_digits() {
-    assert!(validate_phone("+12345678").is_ok());
-    assert!(validate_phone("+123456789012345").is_ok());
-    assert!(validate_phone("+1234567").is_err());
-    assert!(validate_phone("+1234567890123456").is_err());
-    assert!(validate_phone("12345678").is_err());
-    assert!(validate_phone("+1234 5678").is_err());
-    assert!(validate_phone("+1234567a").is_err());
-    assert!(validate_phone("+").is_err());
+    assert!(Phone::parse("+12345678").is_ok());
+    assert!(Phone::parse("+123456789012345").is_ok());
+    assert!(Phone::parse("+1234567").is_err());
+    assert!(Phone::parse("+1234567890123456").is_err());
+    assert!(Phone::parse("12345678").is_err());
+    assert!(Phone::parse("+1234 5678").is_err());
+    assert!(Phone::parse("+1234567a").is_err());
+    assert!(Phone::parse("+").is_err());
 }
 
 #[test]
@@ -92,7 +93,7 @@ fn a_locale_is_a_language_tag_of_short_parts_up_to_35_bytes() {
         "es-419",
         "abcdefgh",
     ] {
-        assert!(validate_locale(good).is_ok(), "{good}");
+        assert!(Locale::parse(good).is_ok(), "{good}");
     }
     for bad in [
         "",
@@ -106,17 +107,17 @@ fn a_locale_is_a_language_tag_of_short_parts_up_to_35_bytes() {
         "1a-DE",
         "de-CH!",
     ] {
-        assert!(validate_locale(bad).is_err(), "{bad:?}");
+        assert!(Locale::parse(bad).is_err(), "{bad:?}");
     }
     let longest = format!("en-{}", ["abcdefgh"; 4].join("-"));
     assert_eq!(longest.len(), 38);
-    assert!(validate_locale(&longest).is_err(), "over 35 bytes");
+    assert!(Locale::parse(&longest).is_err(), "over 35 bytes");
     let fits = format!(
         "en-{}",
         ["abcdefgh", "abcdefgh", "abcdefgh", "abcde"].join("-")
     );
     assert_eq!(fits.len(), 35);
-    assert!(validate_locale(&fits).is_ok());
+    assert!(Locale::parse(&fits).is_ok());
 }
 
 #[test]
@@ -212,7 +213,7 @@ fn a_platform_admin_may_update_a_profile_and_grant_is_recorded_once() {
     let decided = domain::user::update_profile(
         &user,
         ProfileChanges {
-            locale: Some("de".into()),
+            locale: Some(Locale::parse("de").expect("a locale")),
             ..Default::default()
         },
         &context(Actor::PlatformAdmin { user_id: operator }),
@@ -228,7 +229,7 @@ fn a_platform_admin_may_update_a_profile_and_grant_is_recorded_once() {
         domain::user::update_profile(
             &updated,
             ProfileChanges {
-                locale: Some("de".into()),
+                locale: Some(Locale::parse("de").expect("a locale")),
                 ..Default::default()
             },
             &context(Actor::PlatformAdmin { user_id: operator }),

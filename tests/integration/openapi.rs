@@ -178,3 +178,69 @@ async fn the_docs_page_is_served_from_the_binary() {
         assert!(initializer.contains("/openapi.json"), "{initializer}");
     }
 }
+
+/// The command API describes each text field by its value type's rule, so a client
+/// validating against the document accepts what the parser accepts, and the two cannot drift.
+#[tokio::test]
+async fn text_fields_are_described_by_their_value_types() {
+    use domain::values::{DisplayName, Email, Locale, Password, Phone, TenantName, TextRule};
+    let app = TestApp::spawn().await;
+    let document = document(&app, &app.address).await;
+    let schemas = &document["components"]["schemas"];
+    let fields: [(&str, &str, TextRule); 7] = [
+        ("NewUserBody", "email", Email::RULE),
+        ("NewUserBody", "password", Password::RULE),
+        ("NewUserBody", "display_name", DisplayName::RULE),
+        ("SignUpTenantBody", "name", TenantName::RULE),
+        ("UpdateProfileBody", "display_name", DisplayName::RULE),
+        ("UpdateProfileBody", "phone", Phone::RULE),
+        ("UpdateProfileBody", "locale", Locale::RULE),
+    ];
+    for (schema, field, rule) in fields {
+        let described = &schemas[schema]["properties"][field];
+        assert!(described.is_object(), "{schema}.{field} is not documented");
+        assert_eq!(
+            described["pattern"].as_str(),
+            rule.pattern,
+            "{schema}.{field}"
+        );
+        assert_eq!(
+            described["maxLength"].as_u64(),
+            Some(rule.max_length as u64),
+            "{schema}.{field}"
+        );
+        assert_eq!(
+            described["minLength"].as_u64(),
+            rule.min_length.map(|n| n as u64),
+            "{schema}.{field}"
+        );
+        assert_eq!(described["examples"][0].as_str(), Some(rule.example));
+        assert_eq!(
+            described["format"].as_str() == Some("password"),
+            rule.secret,
+            "{schema}.{field}"
+        );
+    }
+    let phone = &schemas["UpdateProfileBody"]["properties"]["phone"]["type"];
+    assert!(
+        phone
+            .as_array()
+            .is_some_and(|types| types.contains(&Value::from("null"))),
+        "null clears the phone number: {phone}"
+    );
+    let required = &schemas["NewUserBody"]["required"];
+    for field in ["email", "password", "display_name"] {
+        assert!(
+            required
+                .as_array()
+                .is_some_and(|r| r.contains(&Value::from(field))),
+            "{field} is required in {required}"
+        );
+    }
+    assert!(
+        schemas["UpdateProfileBody"]["required"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "every profile field may be left out"
+    );
+}

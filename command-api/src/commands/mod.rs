@@ -14,6 +14,7 @@ pub mod update_profile;
 
 use api_common::error::ApiError;
 use domain::User;
+use domain::values::Email;
 use eventstore::{AppendedEvent, Loaded, Transaction};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -28,12 +29,10 @@ pub const EMAIL: &str = "email";
 pub async fn reserve_email(
     transaction: &Transaction,
     tenant_id: Uuid,
-    email: &str,
+    email: &Email,
     user_id: Uuid,
 ) -> Result<(), ApiError> {
-    let email_hash = transaction
-        .keys()
-        .blind_index(EMAIL, &domain::values::normalise_email(email));
+    let email_hash = transaction.keys().blind_index(EMAIL, &email.normalised());
     Ok(transaction
         .reserve(tenant_id, EMAIL, &email_hash, user_id)
         .await?)

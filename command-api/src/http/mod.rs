@@ -98,10 +98,13 @@ async fn run<C: Command>(
 }
 
 /// Hashes a password on the hashing threads (slow by design: never on the request's).
-async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
+async fn hash_password(
+    state: &AppState,
+    password: domain::values::Password,
+) -> Result<String, ApiError> {
     state
         .hashing
-        .run(move |hashing| hashing.hash(&password))
+        .run(move |hashing| hashing.hash(password.as_str()))
         .await
         .map_err(ApiError::Internal)?
         .map_err(ApiError::Internal)

@@ -6,6 +6,7 @@ use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json};
 use domain::Actor;
 use domain::user::ProfileChanges;
+use domain::values::{DisplayName, Locale, Phone};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
@@ -35,27 +36,15 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
 struct UpdateProfileBody {
     /// 1 to 100 characters; cannot be null.
     #[serde(default, deserialize_with = "present")]
-    #[schema(
-        value_type = String,
-        required = false,
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001F\u007F]*[^\s\u0000-\u001F\u007F][^\u0000-\u001F\u007F]*$"
-    )]
+    #[schema(required = false, schema_with = api_common::docs::values::display_name)]
     display_name: Option<Option<String>>,
     /// E.164, such as `+4915112345678`; `null` clears the phone number.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, example = "+4915112345678", pattern = r"^\+[0-9]{8,15}$")]
+    #[schema(required = false, schema_with = api_common::docs::values::phone_or_null)]
     phone: Option<Option<String>>,
     /// A BCP 47 language tag such as `en` or `de-CH`; cannot be null.
     #[serde(default, deserialize_with = "present")]
-    #[schema(
-        value_type = String,
-        required = false,
-        example = "de-CH",
-        max_length = 35,
-        pattern = "^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$"
-    )]
+    #[schema(required = false, schema_with = api_common::docs::values::locale)]
     locale: Option<Option<String>>,
 }
 
@@ -81,9 +70,16 @@ pub async fn update_profile(
         tenant_id: caller.0.tenant_id,
         user_id: caller.0.user_id,
         changes: ProfileChanges {
-            display_name: not_null("display_name", input.display_name)?,
-            phone: input.phone,
-            locale: not_null("locale", input.locale)?,
+            display_name: not_null("display_name", input.display_name)?
+                .map(|name| DisplayName::parse(&name))
+                .transpose()?,
+            phone: input
+                .phone
+                .map(|phone| phone.map(|phone| Phone::parse(&phone)).transpose())
+                .transpose()?,
+            locale: not_null("locale", input.locale)?
+                .map(|locale| Locale::parse(&locale))
+                .transpose()?,
         },
     };
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;

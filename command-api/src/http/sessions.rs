@@ -44,7 +44,7 @@ pub async fn log_in(
     let tenant_id = path_id(&path, "tenant")?;
     record_tenant(&request, tenant_id);
     let input: LogInBody = parse_json(&request, &body)?;
-    if input.email.len() > domain::values::MAX_EMAIL_BYTES || input.password.chars().count() > 1024
+    if input.email.len() > domain::values::Email::MAX_BYTES || input.password.chars().count() > 1024
     {
         return Err(ApiError::Unauthenticated(INVALID_CREDENTIALS.into()));
     }

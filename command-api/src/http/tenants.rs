@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use api_common::docs::{BodyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Idempotency, RequestMeta, parse_json, record_tenant};
+use domain::values::TenantName;
 use domain::{Actor, Plan};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -35,12 +36,7 @@ impl From<PlanInput> for Plan {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignUpTenantBody {
-    #[schema(
-        example = "Acme",
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001F\u007F]*[^\s\u0000-\u001F\u007F][^\u0000-\u001F\u007F]*$"
-    )]
+    #[schema(schema_with = api_common::docs::values::tenant_name)]
     name: String,
     #[serde(default)]
     plan: PlanInput,
@@ -62,19 +58,19 @@ pub async fn sign_up_tenant(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let input: SignUpTenantBody = parse_json(&request, &body)?;
-    domain::values::validate_tenant_name(input.name.trim())?;
-    input.admin.validate()?;
+    let name = TenantName::parse(&input.name)?;
+    let admin = input.admin.parse()?;
     let idempotency = Idempotency::of(&request, None, &body)?;
-    let admin_password_hash = hash_password(&state, input.admin.password).await?;
+    let admin_password_hash = hash_password(&state, admin.password).await?;
     let tenant_id = Uuid::now_v7();
     record_tenant(&request, tenant_id);
     let command = SignUpTenant(domain::tenant::SignUpTenant {
         tenant_id,
-        name: input.name,
+        name,
         plan: input.plan.into(),
         admin_user_id: Uuid::now_v7(),
-        admin_email: input.admin.email,
-        admin_display_name: input.admin.display_name,
+        admin_email: admin.email,
+        admin_display_name: admin.display_name,
         admin_password_hash,
     });
     let meta = RequestMeta::of(&request);

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use api_common::docs::{BodyProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
-use domain::values::{validate_display_name, validate_email, validate_password};
+use domain::values::{DisplayName, Email, Password};
 use domain::{Actor, Role};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -23,29 +23,31 @@ use crate::commands::sign_up_user::{SignUpUser, UserCreated};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserBody {
-    #[schema(
-        example = "ada@acme.example",
-        max_length = 254,
-        pattern = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
-    )]
-    pub email: String,
-    #[schema(example = "correct horse battery", min_length = 10, max_length = 128, format = Password)]
-    pub password: String,
-    #[schema(
-        example = "Ada",
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001F\u007F]*[^\s\u0000-\u001F\u007F][^\u0000-\u001F\u007F]*$"
-    )]
-    pub display_name: String,
+    #[schema(schema_with = api_common::docs::values::email)]
+    email: String,
+    #[schema(schema_with = api_common::docs::values::password)]
+    password: String,
+    #[schema(schema_with = api_common::docs::values::display_name)]
+    display_name: String,
+}
+
+/// A new user's values, parsed.
+pub struct NewUser {
+    pub email: Email,
+    pub password: Password,
+    pub display_name: DisplayName,
 }
 
 impl NewUserBody {
-    pub fn validate(&self) -> Result<(), ApiError> {
-        validate_email(self.email.trim())?;
-        validate_password(&self.password, &self.email)?;
-        validate_display_name(self.display_name.trim())?;
-        Ok(())
+    pub fn parse(&self) -> Result<NewUser, ApiError> {
+        let email = Email::parse(&self.email)?;
+        let password = Password::parse(&self.password, &email)?;
+        let display_name = DisplayName::parse(&self.display_name)?;
+        Ok(NewUser {
+            email,
+            password,
+            display_name,
+        })
     }
 }
 
@@ -68,7 +70,7 @@ pub async fn sign_up_user(
     let tenant_id = path_id(&path, "tenant")?;
     record_tenant(&request, tenant_id);
     let input: NewUserBody = parse_json(&request, &body)?;
-    input.validate()?;
+    let input = input.parse()?;
     let idempotency = Idempotency::of(&request, None, &body)?;
     let password_hash = hash_password(&state, input.password).await?;
     let command = SignUpUser(domain::user::SignUpUser {
