@@ -1,9 +1,11 @@
 //! HTTP plumbing shared by the command and query APIs: one problem+json error type, the
-//! authenticated caller, request ids in logs and answers, strict JSON bodies.
+//! authenticated caller, request ids in logs and answers, strict JSON bodies; and the
+//! `/health`, `/ready` and `/metrics` that all three services answer (`operations`).
 
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod operations;
 pub mod traffic;
 
 pub use error::ApiError;

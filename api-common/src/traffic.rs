@@ -403,14 +403,6 @@ fn record<B>(
     .record(started.elapsed().as_secs_f64());
 }
 
-/// `GET /metrics`: Prometheus text.
-pub async fn metrics_endpoint(traffic: web::Data<Traffic>) -> HttpResponse {
-    infra::metrics::record_pool(traffic.service, &traffic.pool);
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(infra::metrics::render())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,6 +56,10 @@ impl Application {
             )
             .await?,
         );
+        let probe = api_common::operations::probe_data(api_common::operations::DatabaseProbe {
+            service: "command-api",
+            pool: pool.clone(),
+        });
         let state = web::Data::new(AppState {
             store: EventStore::new(pool, keys),
             hashing: HashingPool::new(
@@ -92,6 +96,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
                 .app_data(traffic.clone())
+                .app_data(probe.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(crate::http::configure)
         })

@@ -26,7 +26,7 @@ pub async fn run(
         .into_iter()
         .filter(|p| *p != Projection::Search)
         .collect();
-    let _ = crate::http::prometheus();
+    let _ = infra::metrics::recorder();
     infra::migrate::migrate_database(&settings.database_url)
         .await
         .context("migrating the database")?;

@@ -1,27 +1,56 @@
-//! The projector's small HTTP port: `/health`, `/ready` and `/metrics` (Prometheus).
+//! The projector's small HTTP port: `/health`, `/ready` and `/metrics` (Prometheus), as
+//! every service answers them (`api_common::operations`), and the lag gauges.
 
+use std::future::Future;
 use std::net::TcpListener;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer};
+use api_common::operations::{Checks, Probe};
 use async_nats::connection::State;
 use deadpool_postgres::Pool;
-use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::json;
+use serde_json::Map;
 
 use crate::projections::Projection;
 
-/// The process-wide Prometheus recorder (see `infra::metrics`).
-pub fn prometheus() -> Option<&'static PrometheusHandle> {
-    infra::metrics::recorder()
-}
-
-struct Probe {
+/// The projector depends on PostgreSQL, NATS and, when it sends email, the SMTP server.
+struct ProjectorProbe {
     pool: Pool,
     nats: async_nats::Client,
     /// The mailer, when this projector sends email.
     mailer: Option<Arc<crate::email::transport::Mailer>>,
+}
+
+impl Probe for ProjectorProbe {
+    fn checks(&self) -> Pin<Box<dyn Future<Output = Checks> + '_>> {
+        Box::pin(async move {
+            let mut checks = Checks::new();
+            checks.postgres(&self.pool).await;
+            // A round trip to the server (a flush waits for its PONG).
+            checks
+                .check("nats", async {
+                    if self.nats.connection_state() != State::Connected {
+                        return Err("not connected".to_owned());
+                    }
+                    self.nats.flush().await.map_err(|e| e.to_string())?;
+                    Ok(Map::new())
+                })
+                .await;
+            if let Some(mailer) = &self.mailer {
+                checks
+                    .check("smtp", async { mailer.probe().await.map(|()| Map::new()) })
+                    .await
+                    .note("smtp", "target", mailer.describe());
+            }
+            checks
+        })
+    }
+
+    fn before_metrics(&self) {
+        infra::metrics::record_pool("projector", &self.pool);
+    }
 }
 
 pub fn serve(
@@ -30,82 +59,16 @@ pub fn serve(
     nats: async_nats::Client,
     mailer: Option<Arc<crate::email::transport::Mailer>>,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let probe = web::Data::new(Probe { pool, nats, mailer });
+    let probe = api_common::operations::probe_data(ProjectorProbe { pool, nats, mailer });
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(probe.clone())
-            .route(
-                "/health",
-                web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
-            )
-            .route("/ready", web::get().to(ready))
-            .route("/metrics", web::get().to(metrics))
+            .configure(api_common::operations::configure)
     })
     .workers(1)
     .disable_signals()
     .listen(listener)?
     .run())
-}
-
-async fn ready(probe: web::Data<Probe>) -> HttpResponse {
-    let started = Instant::now();
-    let postgres = tokio::time::timeout(Duration::from_secs(2), async {
-        let client = probe.pool.get().await.map_err(|e| e.to_string())?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(())
-    })
-    .await
-    .unwrap_or_else(|_| Err("timed out after 2s".into()));
-    let postgres_ms = started.elapsed().as_secs_f64() * 1000.0;
-    // A round trip to the server (a flush waits for its PONG).
-    let started = Instant::now();
-    let nats_up = probe.nats.connection_state() == State::Connected
-        && matches!(
-            tokio::time::timeout(Duration::from_secs(2), probe.nats.flush()).await,
-            Ok(Ok(()))
-        );
-    let nats_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let mut checks = json!({
-        "postgres": match &postgres {
-            Ok(()) => json!({"status": "up", "latency_ms": postgres_ms}),
-            Err(error) => json!({"status": "down", "latency_ms": postgres_ms, "error": error}),
-        },
-        "nats": {"status": if nats_up { "up" } else { "down" }, "latency_ms": nats_ms},
-    });
-    let mut mail_up = true;
-    if let Some(mailer) = &probe.mailer {
-        let started = Instant::now();
-        let probed = tokio::time::timeout(Duration::from_secs(2), mailer.probe())
-            .await
-            .unwrap_or_else(|_| Err("timed out after 2s".into()));
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        mail_up = probed.is_ok();
-        checks["smtp"] = match probed {
-            Ok(()) => {
-                json!({"status": "up", "latency_ms": latency_ms, "target": mailer.describe()})
-            }
-            Err(error) => {
-                json!({"status": "down", "latency_ms": latency_ms, "target": mailer.describe(), "error": error})
-            }
-        };
-    }
-    if postgres.is_ok() && nats_up && mail_up {
-        HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "checks": checks}))
-    }
-}
-
-async fn metrics() -> HttpResponse {
-    match prometheus() {
-        Some(handle) => HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4")
-            .body(handle.render()),
-        None => HttpResponse::ServiceUnavailable().body("metrics recorder unavailable"),
-    }
 }
 
 /// Refreshes the lag gauges from the database every few seconds.

@@ -50,6 +50,8 @@ impl Application {
             search: crate::search::SearchService::new(settings.search_dir.clone()),
             settings: Arc::new(settings),
         });
+        let probe =
+            api_common::operations::probe_data(crate::http::operations::QueryProbe(state.clone()));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(api_common::traffic::traffic))
@@ -59,6 +61,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
                 .app_data(traffic.clone())
+                .app_data(probe.clone())
                 .app_data(web::QueryConfig::default().error_handler(|error, _| {
                     let mut detail = format!("the query is not valid: {error}");
                     detail.truncate(300);

@@ -22,7 +22,7 @@ const MAY_DEPEND_ON: [(&str, &[&str]); 10] = [
     ),
     (
         "projector",
-        &["domain", "infra", "eventstore", "read-models"],
+        &["domain", "infra", "eventstore", "api-common", "read-models"],
     ),
     (
         "bench",

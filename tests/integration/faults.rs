@@ -406,6 +406,9 @@ async fn a_nats_server_killed_and_restarted_under_load_loses_nothing_and_applies
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["checks"]["nats"]["status"], "down", "{body}");
     assert_eq!(body["checks"]["postgres"]["status"], "up", "{body}");
+    // The same problem every service answers when not ready, naming what is down.
+    assert_eq!(body["status"], 503, "{body}");
+    assert_eq!(body["detail"], "not ready: nats down", "{body}");
     let mut nats = start_nats(port, &dir);
     wait_for_port(port).await;
     let (status, body) = wait_for_ready_status(&ready, 200).await;

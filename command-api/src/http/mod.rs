@@ -2,7 +2,6 @@
 //! handler parses and validates the request, builds its command and hands it to
 //! [`crate::pipeline::execute`]; request bodies live beside their handlers.
 
-pub mod operations;
 pub mod profile;
 pub mod sessions;
 pub mod tenants;
@@ -23,7 +22,8 @@ use crate::pipeline::{Command, Request, execute};
 #[openapi(
     info(title = "Eventra command API", version = "1", description = "Commands of the Eventra user platform. Every success answers the `position` of its last event; pass it to the query API as `X-Min-Position` to read your write. Errors are `application/problem+json`."),
     paths(
-        operations::health, operations::ready, operations::metrics,
+        api_common::operations::health, api_common::operations::ready,
+        api_common::operations::metrics,
         tenants::sign_up_tenant, users::sign_up_user, sessions::log_in,
         sessions::refresh_session, sessions::revoke_session, profile::update_profile,
         users::manage_user, users::erase_user
@@ -52,7 +52,7 @@ struct IdempotencyKey {
 
 pub fn configure(config: &mut web::ServiceConfig) {
     api_common::docs::configure(config, ApiDoc::openapi());
-    operations::configure(config);
+    api_common::operations::configure(config);
     config
         .service(web::resource("/v1/tenants").route(web::post().to(tenants::sign_up_tenant)))
         .service(

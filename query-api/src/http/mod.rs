@@ -34,7 +34,8 @@ struct MinPosition {
 #[openapi(
     info(title = "Eventra query API", version = "1", description = "Tenant-scoped reads of the Eventra user platform. Send `X-Min-Position` with the position a command answered to read your own write; answers carry `X-Projection-Position`. Errors are `application/problem+json`."),
     paths(
-        operations::health, operations::ready, operations::metrics, users::me, users::list_users,
+        api_common::operations::health, api_common::operations::ready,
+        api_common::operations::metrics, users::me, users::list_users,
         users::one_user, logs::activity, logs::audit, email_jobs::email_jobs, operations::projections
     ),
     components(schemas(Problem)),
@@ -45,10 +46,8 @@ pub struct ApiDoc;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     api_common::docs::configure(config, ApiDoc::openapi());
+    api_common::operations::configure(config);
     config
-        .service(web::resource("/health").route(web::get().to(operations::health)))
-        .service(web::resource("/ready").route(web::get().to(operations::ready)))
-        .service(web::resource("/metrics").route(web::get().to(operations::metrics)))
         .service(web::resource("/v1/me").route(web::get().to(users::me)))
         .service(
             web::resource("/v1/tenants/{tenant_id}/users").route(web::get().to(users::list_users)),

@@ -1,46 +1,41 @@
-//! `/health`, `/ready`, `/metrics`, and `/v1/projections` for platform administrators.
+//! What `/ready` checks, and `/v1/projections` for platform administrators.
 
 use actix_web::{HttpResponse, web};
 use api_common::docs::Problem;
+use api_common::operations::{Checks, Probe};
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Map, json};
+use std::future::Future;
+use std::pin::Pin;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
 
 use super::{connection, database};
 
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "the process answers", body = Value)))]
-pub async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
-}
+/// The query API depends on PostgreSQL and the search index the projector writes.
+pub struct QueryProbe(pub web::Data<AppState>);
 
-#[utoipa::path(get, path = "/ready", tag = "operations", responses(
-    (status = 200, description = "every dependency is up", body = Value),
-    (status = 503, description = "a dependency is down: a problem naming it, with every check in `checks`", body = Problem, content_type = "application/problem+json"),
-))]
-pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let (postgres_up, postgres) = api_common::error::postgres_check(&state.pool).await;
-    let started = std::time::Instant::now();
-    let index = state.search.probe();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let search_index = match &index {
-        Ok(position) => json!({"status": "up", "latency_ms": latency_ms, "position": position}),
-        Err(error) => json!({"status": "down", "latency_ms": latency_ms, "error": error}),
-    };
-    let checks = json!({"postgres": postgres, "search_index": search_index});
-    api_common::error::readiness(checks, postgres_up && index.is_ok())
-}
+impl Probe for QueryProbe {
+    fn checks(&self) -> Pin<Box<dyn Future<Output = Checks> + '_>> {
+        Box::pin(async move {
+            let mut checks = Checks::new();
+            checks.postgres(&self.0.pool).await;
+            checks
+                .check("search_index", async {
+                    let position = self.0.search.probe()?;
+                    Ok(Map::from_iter([("position".to_owned(), json!(position))]))
+                })
+                .await;
+            checks
+        })
+    }
 
-/// `GET /metrics`: Prometheus text (requests by route, method, status and tenant, latency
-/// histograms, events appended, rate-limit rejections and usage, connection pool).
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
-    (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain")
-))]
-pub async fn metrics(traffic: web::Data<api_common::traffic::Traffic>) -> HttpResponse {
-    api_common::traffic::metrics_endpoint(traffic).await
+    fn before_metrics(&self) {
+        infra::metrics::record_pool("query-api", &self.0.pool);
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
