@@ -204,3 +204,38 @@ pub mod values {
         schema
     }
 }
+
+/// What every authenticated read of the query API can answer besides its own outcomes: no
+/// valid token (401) and a view that did not reach `X-Min-Position` in time (503).
+pub struct ReadProblems;
+
+impl utoipa::IntoResponses for ReadProblems {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problems(&[
+            (
+                "401",
+                "no valid access token, or the session ended or the account is deactivated",
+            ),
+            ("503", "the view has not reached X-Min-Position in time"),
+        ])
+    }
+}
+
+/// What a paged read for a tenant's admins answers besides its page: a bad filter, date,
+/// limit or cursor (400), a caller who is not an admin (403), another tenant (404), and the
+/// answers of every read ([`ReadProblems`]).
+pub struct AdminListProblems;
+
+impl utoipa::IntoResponses for AdminListProblems {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        let mut answers = problems(&[
+            ("400", "invalid filter, date, limit or cursor"),
+            ("403", "only the tenant's admins may read this"),
+            ("404", "not the caller's tenant"),
+        ]);
+        answers.extend(ReadProblems::responses());
+        answers
+    }
+}

@@ -137,10 +137,55 @@ pub enum UserEvent {
     },
 }
 
+/// What a profile update does to an optional field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldChange<'a> {
+    Keep,
+    Set(&'a str),
+    Clear,
+}
+
+impl FieldChange<'_> {
+    pub fn apply(self, field: &mut Option<String>) {
+        match self {
+            FieldChange::Keep => {}
+            FieldChange::Set(value) => *field = Some(value.to_owned()),
+            FieldChange::Clear => *field = None,
+        }
+    }
+}
+
+/// The effect of one `user.profile_updated` on a profile, read once from the event, so that
+/// every fold of it (the aggregate, the read model, the replay) means the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileDelta<'a> {
+    pub display_name: Option<&'a str>,
+    pub phone: FieldChange<'a>,
+    pub locale: Option<&'a str>,
+}
+
+impl ProfileDelta<'_> {
+    /// Applies the update to a profile's fields.
+    pub fn apply(
+        &self,
+        display_name: &mut String,
+        phone: &mut Option<String>,
+        locale: &mut Option<String>,
+    ) {
+        if let Some(name) = self.display_name {
+            name.clone_into(display_name);
+        }
+        self.phone.apply(phone);
+        if let Some(value) = self.locale {
+            *locale = Some(value.to_owned());
+        }
+    }
+}
+
 impl UserEvent {
-    /// The profile fields a `user.profile_updated` changes, in a fixed order (what the
-    /// activity log and the profile notice name); empty for every other event.
-    pub fn changed_fields(&self) -> Vec<&'static str> {
+    /// What a `user.profile_updated` changes; `None` for every other event. Clearing a field
+    /// wins over a value given for it in the same event.
+    pub fn profile_delta(&self) -> Option<ProfileDelta<'_>> {
         let UserEvent::ProfileUpdated {
             display_name,
             phone,
@@ -149,16 +194,34 @@ impl UserEvent {
             ..
         } = self
         else {
+            return None;
+        };
+        let phone = if cleared.contains(&ClearableField::Phone) {
+            FieldChange::Clear
+        } else {
+            phone.as_deref().map_or(FieldChange::Keep, FieldChange::Set)
+        };
+        Some(ProfileDelta {
+            display_name: display_name.as_deref(),
+            phone,
+            locale: locale.as_deref(),
+        })
+    }
+
+    /// The profile fields a `user.profile_updated` changes, in a fixed order (what the
+    /// activity log and the profile notice name); empty for every other event.
+    pub fn changed_fields(&self) -> Vec<&'static str> {
+        let Some(delta) = self.profile_delta() else {
             return Vec::new();
         };
         let mut fields = Vec::new();
-        if display_name.is_some() {
+        if delta.display_name.is_some() {
             fields.push("display_name");
         }
-        if phone.is_some() || cleared.contains(&ClearableField::Phone) {
+        if delta.phone != FieldChange::Keep {
             fields.push("phone");
         }
-        if locale.is_some() {
+        if delta.locale.is_some() {
             fields.push("locale");
         }
         fields

@@ -93,26 +93,9 @@ impl User {
             }
             UserEvent::MemberJoined { role, .. } => self.role = Some(*role),
             UserEvent::LoginFailed { .. } => self.failed_logins += 1,
-            UserEvent::ProfileUpdated {
-                display_name,
-                phone,
-                locale,
-                cleared,
-                ..
-            } => {
-                if let Some(name) = display_name {
-                    self.display_name.clone_from(name);
-                }
-                if let Some(phone) = phone {
-                    self.phone = Some(phone.clone());
-                }
-                if let Some(locale) = locale {
-                    self.locale = Some(locale.clone());
-                }
-                for field in cleared {
-                    match field {
-                        ClearableField::Phone => self.phone = None,
-                    }
+            UserEvent::ProfileUpdated { .. } => {
+                if let Some(delta) = event.profile_delta() {
+                    delta.apply(&mut self.display_name, &mut self.phone, &mut self.locale);
                 }
             }
             UserEvent::MemberRoleChanged { new_role, .. } => self.role = Some(*new_role),
@@ -268,8 +251,7 @@ pub fn change_role(
     new_role: Role,
     context: &Context,
 ) -> Result<Vec<UserEvent>, DomainError> {
-    let actor = members.require_admin(&context.actor)?;
-    let user_id = user.require_present()?;
+    let (actor, user_id) = admin_acting_on(members, user, context)?;
     let tenant_id = user.tenant_id.ok_or(DomainError::UserNotFound)?;
     let old_role = user.role.ok_or(DomainError::UserNotFound)?;
     if old_role == new_role {
@@ -287,6 +269,18 @@ pub fn change_role(
     }])
 }
 
+/// The admin acting and the present user they act on, or why not.
+fn admin_acting_on(
+    members: &TenantMembers,
+    user: &User,
+    context: &Context,
+) -> Result<(Uuid, Uuid), DomainError> {
+    Ok((
+        members.require_admin(&context.actor)?,
+        user.require_present()?,
+    ))
+}
+
 /// A tenant admin deactivates a member: they can no longer log in and their sessions end.
 /// Deactivating a deactivated member changes nothing.
 pub fn deactivate(
@@ -294,8 +288,7 @@ pub fn deactivate(
     user: &User,
     context: &Context,
 ) -> Result<Vec<UserEvent>, DomainError> {
-    let actor = members.require_admin(&context.actor)?;
-    let user_id = user.require_present()?;
+    let (actor, user_id) = admin_acting_on(members, user, context)?;
     if user.status == Some(UserStatus::Deactivated) {
         return Ok(Vec::new());
     }
@@ -316,8 +309,7 @@ pub fn reactivate(
     user: &User,
     context: &Context,
 ) -> Result<Vec<UserEvent>, DomainError> {
-    let actor = members.require_admin(&context.actor)?;
-    let user_id = user.require_present()?;
+    let (actor, user_id) = admin_acting_on(members, user, context)?;
     if user.status == Some(UserStatus::Active) {
         return Ok(Vec::new());
     }
@@ -334,8 +326,7 @@ pub fn erase(
     user: &User,
     context: &Context,
 ) -> Result<Vec<UserEvent>, DomainError> {
-    let actor = members.require_admin(&context.actor)?;
-    let user_id = user.require_present()?;
+    let (actor, user_id) = admin_acting_on(members, user, context)?;
     let tenant_id = user.tenant_id.ok_or(DomainError::UserNotFound)?;
     if members.is_last_active_admin(user_id) {
         return Err(DomainError::LastActiveAdmin);

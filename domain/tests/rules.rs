@@ -727,3 +727,31 @@ fn a_session_ends_at_its_expiry_instant() {
         Ok(RefreshOutcome::Rejected(vec![]))
     );
 }
+
+#[test]
+fn a_profile_update_means_the_same_to_every_fold_and_clearing_wins() {
+    use domain::event::{FieldChange, ProfileDelta};
+    let both = UserEvent::ProfileUpdated {
+        user_id: MEMBER,
+        display_name: Some("New".into()),
+        phone: Some("+4915112345678".into()),
+        locale: None,
+        cleared: vec![ClearableField::Phone],
+        updated_by: MEMBER,
+    };
+    let delta = both.profile_delta().expect("a profile update");
+    assert_eq!(
+        delta,
+        ProfileDelta {
+            display_name: Some("New"),
+            phone: FieldChange::Clear,
+            locale: None
+        }
+    );
+    let (mut name, mut phone, mut locale) = ("Old".to_owned(), Some("+1".to_owned()), None);
+    delta.apply(&mut name, &mut phone, &mut locale);
+    assert_eq!((name.as_str(), phone, locale), ("New", None, None));
+    assert_eq!(both.changed_fields(), ["display_name", "phone"]);
+    assert_eq!(created(MEMBER).profile_delta(), None);
+    assert!(created(MEMBER).changed_fields().is_empty());
+}

@@ -66,6 +66,18 @@ impl Changes {
         self
     }
 
+    /// [`Changes::append`] as a builder: the changes with `events` for `stream` added.
+    pub fn appending<A: Aggregate>(mut self, stream: &Loaded<A>, events: Vec<A::Event>) -> Self {
+        self.append(stream, events);
+        self
+    }
+
+    /// [`Changes::create`] as a builder.
+    pub fn creating<A: Aggregate>(mut self, id: Uuid, events: Vec<A::Event>) -> Self {
+        self.create::<A>(id, events);
+        self
+    }
+
     /// Appends `events` to a loaded stream, expected at the version it was loaded at. A
     /// kept aggregate's state after these events is kept once they commit, so the next
     /// command on the stream reads only what others append after them.

@@ -86,9 +86,10 @@ async fn the_last_active_admin_cannot_be_demoted_deactivated_or_erased() {
     // With a second active admin, the first may step down.
     let second = app.sign_up_user(tenant.tenant_id, "Second").await;
     let promote = app
-        .patch(
-            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, second.user_id),
-            Some(&tenant.admin_token),
+        .manage_user(
+            tenant.tenant_id,
+            second.user_id,
+            &tenant.admin_token,
             json!({"role": "admin"}),
         )
         .await;
@@ -105,9 +106,10 @@ async fn two_admins_deactivating_each_other_at_once_leave_one_active_admin() {
     let tenant = app.sign_up_tenant("Race").await;
     let second = app.sign_up_user(tenant.tenant_id, "Second Admin").await;
     let promote = app
-        .patch(
-            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, second.user_id),
-            Some(&tenant.admin_token),
+        .manage_user(
+            tenant.tenant_id,
+            second.user_id,
+            &tenant.admin_token,
             json!({"role": "admin"}),
         )
         .await;
@@ -160,9 +162,7 @@ async fn a_deactivated_user_is_locked_out_within_a_second_and_reactivation_needs
         .await;
     assert_eq!(deactivated.status, StatusCode::OK, "{:?}", deactivated.body);
     // The very next request is refused, on both APIs.
-    let with_old_token = app
-        .patch("/v1/me", Some(&user.token), json!({"locale": "en"}))
-        .await;
+    let with_old_token = app.update_me(&user.token, json!({"locale": "en"})).await;
     assert_eq!(with_old_token.status, StatusCode::UNAUTHORIZED);
     assert!(with_old_token.is_problem());
     let read_with_old_token = app.query("/v1/me", Some(&user.token), None).await;
@@ -175,13 +175,7 @@ async fn a_deactivated_user_is_locked_out_within_a_second_and_reactivation_needs
     let login = app.log_in(tenant.tenant_id, &user.email, PASSWORD).await;
     assert_eq!(login.status, StatusCode::FORBIDDEN);
     assert!(login.str("detail").contains("deactivated"));
-    let refresh = app
-        .post(
-            "/v1/sessions/refresh",
-            None,
-            json!({"refresh_token": user.refresh_token}),
-        )
-        .await;
+    let refresh = app.refresh(&user.refresh_token).await;
     assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
 
     let again = app
@@ -203,21 +197,13 @@ async fn a_deactivated_user_is_locked_out_within_a_second_and_reactivation_needs
         )
         .await;
     assert_eq!(reactivated.status, StatusCode::OK);
-    let old_token = app
-        .patch("/v1/me", Some(&user.token), json!({"locale": "en"}))
-        .await;
+    let old_token = app.update_me(&user.token, json!({"locale": "en"})).await;
     assert_eq!(
         old_token.status,
         StatusCode::UNAUTHORIZED,
         "sessions ended by deactivation stay ended"
     );
-    let old_refresh = app
-        .post(
-            "/v1/sessions/refresh",
-            None,
-            json!({"refresh_token": user.refresh_token}),
-        )
-        .await;
+    let old_refresh = app.refresh(&user.refresh_token).await;
     assert_eq!(old_refresh.status, StatusCode::UNAUTHORIZED);
     let login = app.log_in(tenant.tenant_id, &user.email, PASSWORD).await;
     assert_eq!(login.status, StatusCode::CREATED);

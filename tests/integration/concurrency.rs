@@ -102,9 +102,7 @@ async fn concurrent_profile_updates_are_re_decided_and_none_is_lost() {
         let token = user.token.clone();
         tasks.spawn(async move {
             let name = format!("Name {index}");
-            let answer = app
-                .patch("/v1/me", Some(&token), json!({"display_name": name}))
-                .await;
+            let answer = app.update_me(&token, json!({"display_name": name})).await;
             (name, answer)
         });
     }
@@ -396,10 +394,7 @@ async fn a_transaction_held_open_on_one_stream_does_not_stall_grouped_commands_o
         .expect("the held insert");
     let patch = |token: String| {
         let app = Arc::clone(&app);
-        async move {
-            app.patch("/v1/me", Some(&token), json!({"locale": "de"}))
-                .await
-        }
+        async move { app.update_me(&token, json!({"locale": "de"})).await }
     };
     let blocked_request = tokio::spawn(patch(blocked.token.clone()));
     // The blocked command is waiting on the held row.
@@ -464,12 +459,8 @@ async fn many_users_updating_at_once_each_get_every_update_exactly_once() {
         for update in 0..updates_per_user {
             let (app, token) = (Arc::clone(&app), user.token.clone());
             tasks.spawn(async move {
-                app.patch(
-                    "/v1/me",
-                    Some(&token),
-                    json!({"display_name": format!("Name {update}")}),
-                )
-                .await
+                app.update_me(&token, json!({"display_name": format!("Name {update}")}))
+                    .await
             });
         }
     }

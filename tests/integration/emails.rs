@@ -560,29 +560,14 @@ async fn admin_actions_and_session_revocations_each_deliver_their_notice() {
     let target = format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id);
 
     // A stolen refresh token: the second use revokes the session (a security alert).
-    let refreshed = app
-        .post(
-            "/v1/sessions/refresh",
-            None,
-            json!({"refresh_token": user.refresh_token}),
-        )
-        .await;
+    let refreshed = app.refresh(&user.refresh_token).await;
     assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
-    let reused = app
-        .post(
-            "/v1/sessions/refresh",
-            None,
-            json!({"refresh_token": user.refresh_token}),
-        )
-        .await;
+    let reused = app.refresh(&user.refresh_token).await;
     assert_eq!(reused.status, StatusCode::UNAUTHORIZED, "{:?}", reused.body);
     // A plain logout: a confirmation.
     let login = app.log_in(tenant.tenant_id, &user.email, PASSWORD).await;
     let answer = app
-        .delete(
-            &format!("/v1/sessions/{}", login.id("session_id")),
-            Some(&login.str("access_token")),
-        )
+        .revoke_session(login.id("session_id"), &login.str("access_token"))
         .await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT, "{:?}", answer.body);
     for body in [
@@ -633,10 +618,7 @@ async fn erasure_sends_a_deletion_confirmation_and_then_no_job_keeps_the_address
     let user = app.sign_up_user(tenant.tenant_id, "Erin").await;
     assert_eq!(smtp.wait_for(&user.email, 1, WAIT).await.len(), 1);
     let answer = app
-        .delete(
-            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id),
-            Some(&tenant.admin_token),
-        )
+        .erase_user(tenant.tenant_id, user.user_id, &tenant.admin_token)
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
 
@@ -685,7 +667,7 @@ async fn the_per_recipient_rate_limit_defers_notices_but_never_security_alerts()
     assert_eq!(smtp.wait_for(&user.email, 1, WAIT).await.len(), 1);
     for (index, name) in ["Rita A", "Rita B", "Rita C"].into_iter().enumerate() {
         let answer = app
-            .patch("/v1/me", Some(&user.token), json!({"display_name": name}))
+            .update_me(&user.token, json!({"display_name": name}))
             .await;
         assert_eq!(answer.status, StatusCode::OK);
         // One at a time, so that the limit is reached in a known order: the next update
@@ -712,9 +694,10 @@ async fn the_per_recipient_rate_limit_defers_notices_but_never_security_alerts()
         }
     }
     let answer = app
-        .patch(
-            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id),
-            Some(&tenant.admin_token),
+        .manage_user(
+            tenant.tenant_id,
+            user.user_id,
+            &tenant.admin_token,
             json!({"role": "admin"}),
         )
         .await;
@@ -836,11 +819,7 @@ async fn events_older_than_the_age_limit_mail_no_one() {
     .await
     .expect("append");
     let fresh = app
-        .patch(
-            "/v1/me",
-            Some(&tenant.admin_token),
-            json!({"display_name": "Fresh News"}),
-        )
+        .update_me(&tenant.admin_token, json!({"display_name": "Fresh News"}))
         .await;
     assert_eq!(fresh.status, StatusCode::OK, "{:?}", fresh.body);
     let projector = pipeline.spawn_projector_of(the_projector_without_search());

@@ -19,9 +19,8 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
     let login = app.log_in(tenant.tenant_id, email, PASSWORD).await;
     let token = login.str("access_token");
     let update = app
-        .patch(
-            "/v1/me",
-            Some(&token),
+        .update_me(
+            &token,
             json!({"display_name": "Zelda Renamed", "phone": "+4915199988877"}),
         )
         .await;
@@ -87,9 +86,7 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.patch("/v1/me", Some(&token), json!({"locale": "en"}))
-            .await
-            .status,
+        app.update_me(&token, json!({"locale": "en"})).await.status,
         StatusCode::UNAUTHORIZED
     );
     let again = app
@@ -118,10 +115,7 @@ async fn an_erased_subject_never_gets_a_data_key_again() {
     let tenant = app.sign_up_tenant("Forever").await;
     let user = app.sign_up_user(tenant.tenant_id, "Gone For Good").await;
     let erased = app
-        .delete(
-            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id),
-            Some(&tenant.admin_token),
-        )
+        .erase_user(tenant.tenant_id, user.user_id, &tenant.admin_token)
         .await;
     assert_eq!(erased.status, StatusCode::OK, "{:?}", erased.body);
     let recorded: i64 = app

@@ -223,9 +223,7 @@ async fn cutting_database_connections_mid_load_never_answers_500_and_loses_no_ac
             let mut acknowledged = Vec::new();
             for n in 0..25 {
                 let name = format!("Client {client} update {n}");
-                let answer = app
-                    .patch("/v1/me", Some(&token), json!({"display_name": name}))
-                    .await;
+                let answer = app.update_me(&token, json!({"display_name": name})).await;
                 assert!(
                     [
                         StatusCode::OK,
@@ -315,9 +313,7 @@ async fn cutting_database_connections_mid_load_never_answers_500_and_loses_no_ac
             "acknowledged update {version} ({name}) is not what is stored"
         );
     }
-    let after = app
-        .patch("/v1/me", Some(&user.token), json!({"locale": "en"}))
-        .await;
+    let after = app.update_me(&user.token, json!({"locale": "en"})).await;
     assert_eq!(
         after.status,
         StatusCode::OK,
@@ -606,7 +602,7 @@ async fn the_command_api_is_not_ready_while_postgres_is_unreachable_and_recovers
     assert_eq!(body["status"], 503, "a problem document: {body}");
     // A command during the outage is a clean 503 problem, never a 500.
     let refused = app
-        .patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "de"}))
+        .update_me(&tenant.admin_token, json!({"locale": "de"}))
         .await;
     assert_eq!(
         refused.status,
@@ -636,7 +632,7 @@ async fn the_command_api_is_not_ready_while_postgres_is_unreachable_and_recovers
         "ready again once Postgres is reachable: {body}"
     );
     let answer = app
-        .patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "de"}))
+        .update_me(&tenant.admin_token, json!({"locale": "de"}))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
 }
@@ -694,11 +690,7 @@ async fn a_projector_process_killed_mid_batch_leaves_a_search_index_equal_to_the
                     .await;
                 let answer = pipeline
                     .app
-                    .patch(
-                        "/v1/me",
-                        Some(&user.token),
-                        json!({"display_name": format!("Renamed {n}")}),
-                    )
+                    .update_me(&user.token, json!({"display_name": format!("Renamed {n}")}))
                     .await;
                 assert_eq!(answer.status, StatusCode::OK);
                 n += 1;

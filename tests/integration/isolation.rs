@@ -56,7 +56,7 @@ async fn another_tenants_admin_gets_not_found_on_member_and_session_commands_and
     assert_eq!(app.event_count().await, before);
     // The member still works.
     assert_eq!(
-        app.patch("/v1/me", Some(&member.token), json!({"locale": "en"}))
+        app.update_me(&member.token, json!({"locale": "en"}))
             .await
             .status,
         StatusCode::OK
@@ -137,10 +137,7 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
     let outsider = app.sign_up_tenant("Outsider").await;
     let logged_out = app.sign_up_user(victim.tenant_id, "Logged Out").await;
     let logout = app
-        .delete(
-            &format!("/v1/sessions/{}", logged_out.session_id),
-            Some(&logged_out.token),
-        )
+        .revoke_session(logged_out.session_id, &logged_out.token)
         .await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     let expired = app.expired_token(victim.admin_id, victim.tenant_id, Role::Admin);
@@ -249,9 +246,7 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
     assert!(checked.len() >= 50, "{checked:#?}");
     // The member, the target and the victim's admin are untouched.
     for token in [&member.token, &target.token, &victim.admin_token] {
-        let answer = app
-            .patch("/v1/me", Some(token), json!({"locale": "de"}))
-            .await;
+        let answer = app.update_me(token, json!({"locale": "de"})).await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     }
 }

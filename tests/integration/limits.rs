@@ -20,7 +20,7 @@ async fn a_tenant_over_its_hourly_limit_gets_429_and_another_tenant_is_unaffecte
     let calm = app.sign_up_tenant("Calm").await;
     for expected_remaining in (0..5).rev() {
         let answer = app
-            .patch("/v1/me", Some(&busy.admin_token), json!({"locale": "en"}))
+            .update_me(&busy.admin_token, json!({"locale": "en"}))
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
         assert_eq!(header(&answer, "x-ratelimit-limit"), Some(5));
@@ -33,7 +33,7 @@ async fn a_tenant_over_its_hourly_limit_gets_429_and_another_tenant_is_unaffecte
     }
     let before = app.event_count().await;
     let refused = app
-        .patch("/v1/me", Some(&busy.admin_token), json!({"locale": "de"}))
+        .update_me(&busy.admin_token, json!({"locale": "de"}))
         .await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(refused.is_problem());
@@ -48,7 +48,7 @@ async fn a_tenant_over_its_hourly_limit_gets_429_and_another_tenant_is_unaffecte
     );
 
     let answer = app
-        .patch("/v1/me", Some(&calm.admin_token), json!({"locale": "en"}))
+        .update_me(&calm.admin_token, json!({"locale": "en"}))
         .await;
     assert_eq!(
         answer.status,
@@ -79,11 +79,7 @@ async fn premium_tenants_get_the_premium_limit() {
     assert_eq!(signup.status, StatusCode::CREATED);
     let login = app.log_in(signup.id("tenant_id"), &email, PASSWORD).await;
     let answer = app
-        .patch(
-            "/v1/me",
-            Some(&login.str("access_token")),
-            json!({"locale": "en"}),
-        )
+        .update_me(&login.str("access_token"), json!({"locale": "en"}))
         .await;
     assert_eq!(header(&answer, "x-ratelimit-limit"), Some(50));
 }
@@ -106,9 +102,7 @@ async fn platform_admins_probes_and_documents_are_never_limited() {
     assert_eq!(login.status, StatusCode::CREATED, "{:?}", login.body);
     let token = login.str("access_token");
     for _ in 0..6 {
-        let answer = app
-            .patch("/v1/me", Some(&token), json!({"locale": "en"}))
-            .await;
+        let answer = app.update_me(&token, json!({"locale": "en"})).await;
         assert_eq!(answer.status, StatusCode::OK);
         assert!(answer.headers.get("x-ratelimit-limit").is_none());
     }
@@ -171,7 +165,7 @@ async fn anonymous_requests_are_limited_per_client_address_so_password_guessing_
     );
     // An authenticated caller is counted against their tenant, not the address.
     let answer = app
-        .patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "en"}))
+        .update_me(&tenant.admin_token, json!({"locale": "en"}))
         .await;
     assert_eq!(answer.status, StatusCode::OK);
 }
@@ -186,7 +180,7 @@ async fn a_platform_admins_override_applies_and_is_audited() {
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let answer = app
-            .patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "en"}))
+            .update_me(&tenant.admin_token, json!({"locale": "en"}))
             .await;
         statuses.push((answer.status, header(&answer, "x-ratelimit-limit")));
     }
@@ -207,7 +201,7 @@ async fn a_platform_admins_override_applies_and_is_audited() {
         .await
         .expect("back to the plan");
     let answer = app
-        .patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "en"}))
+        .update_me(&tenant.admin_token, json!({"locale": "en"}))
         .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(header(&answer, "x-ratelimit-limit"), Some(100));
@@ -274,7 +268,7 @@ async fn metrics_report_requests_events_rejections_and_the_pool() {
     let app = TestApp::spawn_with(|s| s.traffic.standard_per_hour = 2).await;
     let tenant = app.sign_up_tenant("Measured").await;
     for _ in 0..3 {
-        app.patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "en"}))
+        app.update_me(&tenant.admin_token, json!({"locale": "en"}))
             .await;
     }
     app.query("/v1/me", Some(&tenant.admin_token), None).await;
@@ -327,7 +321,7 @@ async fn a_redis_that_stops_answering_lets_requests_through_and_is_counted() {
     })
     .await;
     let tenant = app.sign_up_tenant("Unanswered").await;
-    let patch = || app.patch("/v1/me", Some(&tenant.admin_token), json!({"locale": "en"}));
+    let patch = || app.update_me(&tenant.admin_token, json!({"locale": "en"}));
     assert_eq!(patch().await.status, StatusCode::OK);
     assert_eq!(patch().await.status, StatusCode::OK);
     assert_eq!(
@@ -375,9 +369,7 @@ async fn tenants_past_the_label_cap_are_counted_as_other() {
     let first = app.sign_up_tenant("Labelled").await;
     let second = app.sign_up_tenant("Unlabelled").await;
     for token in [&first.admin_token, &second.admin_token] {
-        let answer = app
-            .patch("/v1/me", Some(token), json!({"locale": "en"}))
-            .await;
+        let answer = app.update_me(token, json!({"locale": "en"})).await;
         assert_eq!(answer.status, StatusCode::OK);
     }
     let text = app.metrics(&app.address).await;

@@ -18,9 +18,8 @@ async fn some_activity(pipeline: &Pipeline, users: usize) -> integration_tests::
             .await;
         let update = pipeline
             .app
-            .patch(
-                "/v1/me",
-                Some(&user.token),
+            .update_me(
+                &user.token,
                 json!({"display_name": format!("Renamed {index}")}),
             )
             .await;
@@ -503,10 +502,7 @@ async fn a_replay_rebuilds_a_model_identical_to_the_live_one() {
     let user = pipeline.app.sign_up_user(tenant.tenant_id, "Leaving").await;
     let erased = pipeline
         .app
-        .delete(
-            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id),
-            Some(&tenant.admin_token),
-        )
+        .erase_user(tenant.tenant_id, user.user_id, &tenant.admin_token)
         .await;
     assert_eq!(erased.status, reqwest::StatusCode::OK);
     let running = pipeline.spawn_projector();
@@ -749,11 +745,7 @@ async fn under_concurrent_writers_the_relay_publishes_every_event_once_in_each_s
             for n in 0..15 {
                 let answer = pipeline
                     .app
-                    .patch(
-                        "/v1/me",
-                        Some(&user.token),
-                        json!({"display_name": format!("Take {n}")}),
-                    )
+                    .update_me(&user.token, json!({"display_name": format!("Take {n}")}))
                     .await;
                 assert_eq!(answer.status, reqwest::StatusCode::OK);
             }
@@ -833,10 +825,7 @@ async fn the_users_model_folded_for_replays_equals_the_live_one_and_the_rules() 
         assert_eq!(answer.status, reqwest::StatusCode::OK, "{:?}", answer.body);
     }
     let erased = app
-        .delete(
-            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, leaving.user_id),
-            Some(&tenant.admin_token),
-        )
+        .erase_user(tenant.tenant_id, leaving.user_id, &tenant.admin_token)
         .await;
     assert_eq!(erased.status, reqwest::StatusCode::OK);
     let running = pipeline.spawn_projector();
@@ -1101,9 +1090,8 @@ async fn personal_fields_stay_encrypted_in_the_stream() {
         .await;
     let update = pipeline
         .app
-        .patch(
-            "/v1/me",
-            Some(&user.token),
+        .update_me(
+            &user.token,
             json!({"display_name": "Secretive Samuel", "phone": "+4915100011122"}),
         )
         .await;

@@ -33,10 +33,7 @@ async fn every_query_endpoint_refuses_other_tenants_members_and_bad_tokens() {
         .await;
     let revoke = pipeline
         .app
-        .delete(
-            &format!("/v1/sessions/{}", revoked.session_id),
-            Some(&revoked.token),
-        )
+        .revoke_session(revoked.session_id, &revoked.token)
         .await;
     assert_eq!(revoke.status, StatusCode::NO_CONTENT);
     let expired = pipeline
@@ -139,7 +136,7 @@ async fn a_query_with_the_position_of_a_write_sees_that_write() {
         let name = format!("Alice {round}");
         let update = pipeline
             .app
-            .patch("/v1/me", Some(&alice.token), json!({"display_name": name}))
+            .update_me(&alice.token, json!({"display_name": name}))
             .await;
         let position = update.body["position"].as_i64().expect("position");
         let me = pipeline
@@ -160,11 +157,7 @@ async fn a_query_with_the_position_of_a_write_sees_that_write() {
     // With the projector stopped, the wait is bounded and says so.
     let update = pipeline
         .app
-        .patch(
-            "/v1/me",
-            Some(&alice.token),
-            json!({"display_name": "Unseen"}),
-        )
+        .update_me(&alice.token, json!({"display_name": "Unseen"}))
         .await;
     let position = update.body["position"].as_i64().expect("position");
     // Nothing projects it (the projector is stopped): the query gives up after its bound
@@ -238,11 +231,7 @@ async fn paging_through_a_log_while_it_grows_sees_every_item_once() {
             for (index, token) in tokens.iter().enumerate() {
                 let _ = pipeline
                     .app
-                    .patch(
-                        "/v1/me",
-                        Some(token),
-                        json!({"display_name": format!("Moved {index}")}),
-                    )
+                    .update_me(token, json!({"display_name": format!("Moved {index}")}))
                     .await;
             }
         })
@@ -290,7 +279,7 @@ async fn filters_narrow_the_logs_and_malformed_filters_are_refused() {
     let (tenant, alice, _) = populated(&pipeline).await;
     let update = pipeline
         .app
-        .patch("/v1/me", Some(&alice.token), json!({"locale": "de-CH"}))
+        .update_me(&alice.token, json!({"locale": "de-CH"}))
         .await;
     let position = update.body["position"].as_i64().expect("position");
     let t = tenant.tenant_id;
@@ -593,11 +582,7 @@ async fn the_search_index_finds_users_by_name_email_prefix_and_typo_within_the_t
     // A rename is searchable right after it.
     let renamed = pipeline
         .app
-        .patch(
-            "/v1/me",
-            Some(&grace.token),
-            json!({"display_name": "Admiral Hopper"}),
-        )
+        .update_me(&grace.token, json!({"display_name": "Admiral Hopper"}))
         .await;
     let position = renamed.body["position"].as_i64().expect("position");
     let found = pipeline

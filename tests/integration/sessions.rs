@@ -110,33 +110,21 @@ async fn refresh_rotates_the_token_and_a_reused_token_closes_the_session() {
     let tenant = app.sign_up_tenant("Refresh").await;
     let user = app.sign_up_user(tenant.tenant_id, "Rotating User").await;
 
-    let first = app
-        .post(
-            "/v1/sessions/refresh",
-            None,
-            json!({"refresh_token": user.refresh_token}),
-        )
-        .await;
+    let first = app.refresh(&user.refresh_token).await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     assert_eq!(first.id("session_id"), user.session_id);
     let rotated = first.str("refresh_token");
     assert_ne!(rotated, user.refresh_token);
     let fresh_token = first.str("access_token");
     assert_eq!(
-        app.patch("/v1/me", Some(&fresh_token), json!({"locale": "de-CH"}))
+        app.update_me(&fresh_token, json!({"locale": "de-CH"}))
             .await
             .status,
         StatusCode::OK
     );
 
     // The old token again: someone else has it. The whole session ends.
-    let replay = app
-        .post(
-            "/v1/sessions/refresh",
-            None,
-            json!({"refresh_token": user.refresh_token}),
-        )
-        .await;
+    let replay = app.refresh(&user.refresh_token).await;
     assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         app.stream_types(user.session_id).await,
@@ -146,20 +134,14 @@ async fn refresh_rotates_the_token_and_a_reused_token_closes_the_session() {
             "user.session_revoked"
         ]
     );
-    let after = app
-        .post(
-            "/v1/sessions/refresh",
-            None,
-            json!({"refresh_token": rotated}),
-        )
-        .await;
+    let after = app.refresh(&rotated).await;
     assert_eq!(
         after.status,
         StatusCode::UNAUTHORIZED,
         "the rotated token died with its session"
     );
     assert_eq!(
-        app.patch("/v1/me", Some(&fresh_token), json!({"locale": "fr"}))
+        app.update_me(&fresh_token, json!({"locale": "fr"}))
             .await
             .status,
         StatusCode::UNAUTHORIZED
@@ -175,13 +157,7 @@ async fn malformed_refresh_tokens_are_refused() {
         "not.a.token",
         "00000000000000000000000000000000.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
     ] {
-        let answer = app
-            .post(
-                "/v1/sessions/refresh",
-                None,
-                json!({"refresh_token": token}),
-            )
-            .await;
+        let answer = app.refresh(&token).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token}");
         assert!(answer.is_problem());
     }
@@ -193,27 +169,14 @@ async fn logging_out_ends_the_session_on_the_next_request() {
     let app = TestApp::spawn().await;
     let tenant = app.sign_up_tenant("Logout").await;
     let user = app.sign_up_user(tenant.tenant_id, "Leaving User").await;
-    let answer = app
-        .delete(
-            &format!("/v1/sessions/{}", user.session_id),
-            Some(&user.token),
-        )
-        .await;
+    let answer = app.revoke_session(user.session_id, &user.token).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
     // The very next request is refused, on both APIs.
-    let after = app
-        .patch("/v1/me", Some(&user.token), json!({"locale": "en"}))
-        .await;
+    let after = app.update_me(&user.token, json!({"locale": "en"})).await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     let read = app.query("/v1/me", Some(&user.token), None).await;
     assert_eq!(read.status, StatusCode::UNAUTHORIZED);
-    let refresh = app
-        .post(
-            "/v1/sessions/refresh",
-            None,
-            json!({"refresh_token": user.refresh_token}),
-        )
-        .await;
+    let refresh = app.refresh(&user.refresh_token).await;
     assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -224,20 +187,12 @@ async fn an_admin_may_end_a_members_session_but_a_member_may_not_end_anothers() 
     let alice = app.sign_up_user(tenant.tenant_id, "Alice").await;
     let bob = app.sign_up_user(tenant.tenant_id, "Bob").await;
 
-    let by_member = app
-        .delete(
-            &format!("/v1/sessions/{}", alice.session_id),
-            Some(&bob.token),
-        )
-        .await;
+    let by_member = app.revoke_session(alice.session_id, &bob.token).await;
     assert_eq!(by_member.status, StatusCode::NOT_FOUND);
     assert!(by_member.is_problem());
 
     let by_admin = app
-        .delete(
-            &format!("/v1/sessions/{}", alice.session_id),
-            Some(&tenant.admin_token),
-        )
+        .revoke_session(alice.session_id, &tenant.admin_token)
         .await;
     assert_eq!(by_admin.status, StatusCode::NO_CONTENT);
     let reason: String = app
@@ -251,16 +206,13 @@ async fn an_admin_may_end_a_members_session_but_a_member_may_not_end_anothers() 
         .get(0);
     assert_eq!(reason, "revoked_by_admin");
     assert_eq!(
-        app.patch("/v1/me", Some(&alice.token), json!({"locale": "en"}))
+        app.update_me(&alice.token, json!({"locale": "en"}))
             .await
             .status,
         StatusCode::UNAUTHORIZED
     );
     let unknown = app
-        .delete(
-            &format!("/v1/sessions/{}", uuid::Uuid::new_v4()),
-            Some(&tenant.admin_token),
-        )
+        .revoke_session(uuid::Uuid::new_v4(), &tenant.admin_token)
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
@@ -341,9 +293,8 @@ async fn a_user_updates_their_profile_and_an_unchanged_update_appends_nothing() 
     let tenant = app.sign_up_tenant("Profile").await;
     let user = app.sign_up_user(tenant.tenant_id, "Profile User").await;
     let update = app
-        .patch(
-            "/v1/me",
-            Some(&user.token),
+        .update_me(
+            &user.token,
             json!({"display_name": "Renamed", "phone": "+4915112345678", "locale": "de-CH"}),
         )
         .await;
@@ -353,19 +304,13 @@ async fn a_user_updates_their_profile_and_an_unchanged_update_appends_nothing() 
     let position = update.body["position"].as_i64().expect("position");
 
     let same = app
-        .patch(
-            "/v1/me",
-            Some(&user.token),
-            json!({"display_name": "Renamed"}),
-        )
+        .update_me(&user.token, json!({"display_name": "Renamed"}))
         .await;
     assert_eq!(same.status, StatusCode::OK);
     assert_eq!(same.body["version"], 3);
     assert_eq!(same.body["position"].as_i64(), Some(position));
 
-    let cleared = app
-        .patch("/v1/me", Some(&user.token), json!({"phone": null}))
-        .await;
+    let cleared = app.update_me(&user.token, json!({"phone": null})).await;
     assert_eq!(cleared.body["version"], 4);
     let data: serde_json::Value = app
         .db
@@ -378,7 +323,7 @@ async fn a_user_updates_their_profile_and_an_unchanged_update_appends_nothing() 
         .get(0);
     assert_eq!(data["cleared"], json!(["phone"]));
 
-    let empty = app.patch("/v1/me", Some(&user.token), json!({})).await;
+    let empty = app.update_me(&user.token, json!({})).await;
     assert_eq!(
         empty.status,
         StatusCode::OK,

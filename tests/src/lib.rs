@@ -1,5 +1,6 @@
 //! The test harness: a command API on a free port over a fresh database per test.
 
+mod calls;
 pub mod proxy;
 pub mod smtp;
 

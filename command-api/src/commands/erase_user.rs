@@ -40,9 +40,11 @@ impl Command for EraseUser {
         context: &Context,
     ) -> Result<Decision, ApiError> {
         let events = domain::user::erase(members, &user.state, context)?;
-        let mut changes = Changes::new(self.tenant_id, context.now).by(self.caller_id);
-        changes.append(user, events);
-        Ok(Decision::to_append(changes))
+        Ok(Decision::to_append(
+            Changes::new(self.tenant_id, context.now)
+                .by(self.caller_id)
+                .appending(user, events),
+        ))
     }
 
     async fn within(

@@ -35,9 +35,9 @@ impl Command for GrantPlatformAdmin {
         context: &Context,
     ) -> Result<Decision, ApiError> {
         let events = domain::user::grant_platform_admin(&user.state)?;
-        let mut changes = Changes::new(*tenant_id, context.now);
-        changes.append(user, events);
-        Ok(Decision::to_append(changes))
+        Ok(Decision::to_append(
+            Changes::new(*tenant_id, context.now).appending(user, events),
+        ))
     }
 
     fn answer(

@@ -55,9 +55,11 @@ impl Command for ManageUser {
                 Status::Deactivated => domain::user::deactivate(&members, &target, context)?,
             });
         }
-        let mut changes = Changes::new(self.tenant_id, context.now).by(self.caller_id);
-        changes.append(user, events);
-        Ok(Decision::to_append(changes))
+        Ok(Decision::to_append(
+            Changes::new(self.tenant_id, context.now)
+                .by(self.caller_id)
+                .appending(user, events),
+        ))
     }
 
     fn answer(

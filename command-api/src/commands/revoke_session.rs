@@ -28,9 +28,11 @@ impl Command for RevokeSession {
             .state
             .tenant_id
             .ok_or(domain::DomainError::SessionNotFound)?;
-        let mut changes = Changes::new(tenant_id, context.now).by(self.caller_id);
-        changes.append(session, events);
-        Ok(Decision::to_append(changes))
+        Ok(Decision::to_append(
+            Changes::new(tenant_id, context.now)
+                .by(self.caller_id)
+                .appending(session, events),
+        ))
     }
 
     fn answer(&self, _: &Loaded<Session>, _: (), _: &[AppendedEvent]) -> Result<Answer, ApiError> {

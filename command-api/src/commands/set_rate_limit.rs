@@ -27,9 +27,9 @@ impl Command for SetRateLimit {
 
     fn decide(&self, tenant: &Loaded<Tenant>, context: &Context) -> Result<Decision, ApiError> {
         let events = domain::tenant::set_rate_limit(&tenant.state, self.requests_per_hour)?;
-        let mut changes = Changes::new(self.tenant_id, context.now);
-        changes.append(tenant, events);
-        Ok(Decision::to_append(changes))
+        Ok(Decision::to_append(
+            Changes::new(self.tenant_id, context.now).appending(tenant, events),
+        ))
     }
 
     fn answer(

@@ -34,9 +34,11 @@ impl Command for SignUpUser {
         let input = &self.0;
         let events =
             domain::user::sign_up(&tenant.state, &User::default(), input.clone(), context)?;
-        let mut changes = Changes::new(input.tenant_id, context.now).by(input.user_id);
-        changes.create::<User>(input.user_id, events);
-        Ok(Decision::to_append(changes))
+        Ok(Decision::to_append(
+            Changes::new(input.tenant_id, context.now)
+                .by(input.user_id)
+                .creating::<User>(input.user_id, events),
+        ))
     }
 
     async fn within(

@@ -26,9 +26,11 @@ impl Command for UpdateProfile {
 
     fn decide(&self, user: &Loaded<User>, context: &Context) -> Result<Decision, ApiError> {
         let events = domain::user::update_profile(&user.state, self.changes.clone(), context)?;
-        let mut changes = Changes::new(self.tenant_id, context.now).by(self.user_id);
-        changes.append(user, events);
-        Ok(Decision::to_append(changes))
+        Ok(Decision::to_append(
+            Changes::new(self.tenant_id, context.now)
+                .by(self.user_id)
+                .appending(user, events),
+        ))
     }
 
     fn answer(

@@ -1,7 +1,7 @@
 //! `rm_users`: one row per user with their profile, role and status (personal data, deleted
 //! with the user).
 
-use domain::event::ClearableField;
+use domain::event::FieldChange;
 use domain::{DomainEvent, UserEvent};
 
 use super::statements::Param;
@@ -45,14 +45,15 @@ impl ReadModel for Users {
                         params![user_id, role.as_str(), at, version, position],
                     );
             }
-            UserEvent::ProfileUpdated {
-                display_name,
-                phone,
-                locale,
-                cleared,
-                ..
-            } => {
-                let clear_phone = cleared.contains(&ClearableField::Phone);
+            UserEvent::ProfileUpdated { .. } => {
+                let Some(delta) = user_event.profile_delta() else {
+                    return Ok(());
+                };
+                let (clear_phone, phone) = match delta.phone {
+                    FieldChange::Keep => (false, None),
+                    FieldChange::Set(phone) => (false, Some(phone)),
+                    FieldChange::Clear => (true, None),
+                };
                 writer.run(
                     "UPDATE {t} SET display_name = coalesce($2, display_name),
                                         phone = CASE WHEN $3 THEN NULL ELSE coalesce($4, phone) END,
@@ -62,10 +63,10 @@ impl ReadModel for Users {
                     table,
                     params![
                         user_id,
-                        display_name,
+                        delta.display_name.map(str::to_owned),
                         clear_phone,
-                        phone,
-                        locale,
+                        phone.map(str::to_owned),
+                        delta.locale.map(str::to_owned),
                         at,
                         version,
                         position

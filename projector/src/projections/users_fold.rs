@@ -14,7 +14,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
-use domain::event::ClearableField;
 use domain::{DomainEvent, UserEvent};
 use eventstore::RecordedEvent;
 use uuid::Uuid;
@@ -168,23 +167,9 @@ fn fold(slot: &mut Slot, event: &RecordedEvent, user_id: Uuid, user_event: &User
             row.role = Some(role.as_str().to_owned());
             row.updated_at = at;
         }
-        UserEvent::ProfileUpdated {
-            display_name,
-            phone,
-            locale,
-            cleared,
-            ..
-        } => {
-            if let Some(name) = display_name {
-                row.display_name = name.clone();
-            }
-            if cleared.contains(&ClearableField::Phone) {
-                row.phone = None;
-            } else if let Some(phone) = phone {
-                row.phone = Some(phone.clone());
-            }
-            if let Some(locale) = locale {
-                row.locale = Some(locale.clone());
+        UserEvent::ProfileUpdated { .. } => {
+            if let Some(delta) = user_event.profile_delta() {
+                delta.apply(&mut row.display_name, &mut row.phone, &mut row.locale);
             }
             row.updated_at = at;
         }

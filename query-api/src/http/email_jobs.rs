@@ -1,7 +1,7 @@
 //! `/v1/tenants/{tenant_id}/email-jobs`: the email queue, for the tenant's admins.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::Problem;
+use api_common::docs::AdminListProblems;
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::pagination::{Cursor, limit};
 use crate::state::AppState;
 
-use super::{MinPosition, answer, database, require_admin, text_filter, view};
+use super::{MinPosition, answer, database, one_of, require_admin, view};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -67,11 +67,7 @@ pub struct EmailJobPage {
     params(("tenant_id" = Uuid, Path), EmailJobQuery, MinPosition),
     responses(
     (status = 200, description = "email jobs, newest first (admins)", body = EmailJobPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
-    (status = 400, description = "unknown status, invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "only admins see email jobs", body = Problem, content_type = "application/problem+json"),
-    (status = 404, description = "not the caller's tenant", body = Problem, content_type = "application/problem+json"),
-    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+    AdminListProblems
 ))]
 pub async fn email_jobs(
     state: web::Data<AppState>,
@@ -83,15 +79,11 @@ pub async fn email_jobs(
     let tenant_id = caller.tenant_in_path(&path)?;
     require_admin(&caller)?;
     let limit = limit(query.limit)?;
-    let status = text_filter("status", query.status.as_ref(), 32)?;
-    if let Some(status) = &status
-        && !infra::email_jobs::STATUSES.contains(&status.as_str())
-    {
-        return Err(ApiError::Validation(format!(
-            "status must be one of {}",
-            infra::email_jobs::STATUSES.join(", ")
-        )));
-    }
+    let status = one_of(
+        "status",
+        query.status.as_ref(),
+        &infra::email_jobs::STATUSES,
+    )?;
     let cursor = Cursor::decode_optional(query.cursor.as_deref(), "email-jobs")?;
     let (after_created, after_id) = match &cursor {
         Some(Cursor {

@@ -2,7 +2,7 @@
 //! first, paged by position.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::Problem;
+use api_common::docs::AdminListProblems;
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,8 @@ use crate::pagination::{Cursor, like_pattern, limit};
 use crate::state::AppState;
 
 use super::{
-    MinPosition, answer, database, parse_time, require_admin, search_view, text_filter, view,
+    MinPosition, answer, database, one_of, parse_time, require_admin, search_view, text_filter,
+    view,
 };
 
 /// One thing a user did or had done to their account.
@@ -85,11 +86,7 @@ pub struct ActivityQuery {
     params(("tenant_id" = Uuid, Path), ActivityQuery, MinPosition),
     responses(
     (status = 200, description = "activity, newest first (admins)", body = ActivityPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
-    (status = 400, description = "invalid filter, date, limit or cursor", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "only admins read the activity log", body = Problem, content_type = "application/problem+json"),
-    (status = 404, description = "not the caller's tenant", body = Problem, content_type = "application/problem+json"),
-    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+    AdminListProblems
 ))]
 pub async fn activity(
     state: web::Data<AppState>,
@@ -101,15 +98,11 @@ pub async fn activity(
     let tenant_id = caller.tenant_in_path(&path)?;
     require_admin(&caller)?;
     let limit = limit(query.limit)?;
-    let action = text_filter("action", query.action.as_ref(), 64)?;
-    if let Some(action) = &action
-        && !read_models::activity::ACTIONS.contains(&action.as_str())
-    {
-        return Err(ApiError::Validation(format!(
-            "action must be one of {}",
-            read_models::activity::ACTIONS.join(", ")
-        )));
-    }
+    let action = one_of(
+        "action",
+        query.action.as_ref(),
+        read_models::activity::ACTIONS,
+    )?;
     let window = LogWindow::parse(
         "activity",
         query.q.as_ref(),
@@ -229,11 +222,7 @@ pub struct AuditQuery {
     params(("tenant_id" = Uuid, Path), AuditQuery, MinPosition),
     responses(
     (status = 200, description = "every event, newest first (admins)", body = AuditPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
-    (status = 400, description = "invalid filter, date, limit or cursor", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "only admins read the audit log", body = Problem, content_type = "application/problem+json"),
-    (status = 404, description = "not the caller's tenant", body = Problem, content_type = "application/problem+json"),
-    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+    AdminListProblems
 ))]
 pub async fn audit(
     state: web::Data<AppState>,

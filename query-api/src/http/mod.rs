@@ -179,6 +179,22 @@ fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>,
         .transpose()
 }
 
+/// A filter that names one of a fixed set of values (an action, a status).
+fn one_of(
+    field: &str,
+    value: Option<&String>,
+    allowed: &[&str],
+) -> Result<Option<String>, ApiError> {
+    let value = text_filter(field, value, 64)?;
+    match value {
+        Some(value) if !allowed.contains(&value.as_str()) => Err(ApiError::Validation(format!(
+            "{field} must be one of {}",
+            allowed.join(", ")
+        ))),
+        value => Ok(value),
+    }
+}
+
 fn text_filter(
     field: &str,
     value: Option<&String>,

@@ -2,7 +2,7 @@
 //! through the search index.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::Problem;
+use api_common::docs::{AdminListProblems, Problem, ReadProblems};
 use api_common::extract::path_id;
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
@@ -68,9 +68,8 @@ const USER_COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, loca
     responses(
     (status = 200, description = "the caller's profile", body = UserView, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
     (status = 400, description = "malformed X-Min-Position", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "the profile is not projected yet", body = Problem, content_type = "application/problem+json"),
-    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+    ReadProblems
 ))]
 pub async fn me(
     state: web::Data<AppState>,
@@ -103,10 +102,9 @@ pub async fn me(
     responses(
     (status = 200, description = "one user (admins; members only themselves)", body = UserView, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
     (status = 400, description = "malformed X-Min-Position", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "members see only themselves", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
-    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+    ReadProblems
 ))]
 pub async fn one_user(
     state: web::Data<AppState>,
@@ -153,11 +151,7 @@ pub struct UsersQuery {
     params(("tenant_id" = Uuid, Path), UsersQuery, MinPosition),
     responses(
     (status = 200, description = "the tenant's users (admins)", body = UserPage, headers(("X-Projection-Position" = i64, description = "the position of the view the answer reflects"))),
-    (status = 400, description = "invalid filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "no valid access token, or the session ended or the account is deactivated", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "only admins list users", body = Problem, content_type = "application/problem+json"),
-    (status = 404, description = "not the caller's tenant", body = Problem, content_type = "application/problem+json"),
-    (status = 503, description = "the view has not reached X-Min-Position in time", body = Problem, content_type = "application/problem+json")
+    AdminListProblems
 ))]
 pub async fn list_users(
     state: web::Data<AppState>,
