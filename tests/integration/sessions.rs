@@ -157,7 +157,7 @@ async fn malformed_refresh_tokens_are_refused() {
         "not.a.token",
         "00000000000000000000000000000000.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
     ] {
-        let answer = app.refresh(&token).await;
+        let answer = app.refresh(token).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token}");
         assert!(answer.is_problem());
     }
