@@ -133,7 +133,7 @@ impl From<DomainError> for ApiError {
             DomainError::TenantAlreadyExists
             | DomainError::UserAlreadyExists
             | DomainError::LastActiveAdmin => ApiError::Conflict(detail),
-            DomainError::NotAllowed => ApiError::Forbidden(detail),
+            DomainError::NotAllowed | DomainError::SignupRefused(_) => ApiError::Forbidden(detail),
             DomainError::SessionEnded => ApiError::Unauthenticated(detail),
         }
     }

@@ -21,4 +21,7 @@ pub enum DomainError {
     LastActiveAdmin,
     #[error("the session has ended")]
     SessionEnded,
+    /// The tenant's signup policy does not admit this self-signup.
+    #[error("{0}")]
+    SignupRefused(String),
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::values::SignupPolicy;
 use crate::{Plan, Role};
 
 /// What every event enum tells the store about itself.
@@ -43,6 +44,21 @@ pub enum TenantEvent {
         tenant_id: Uuid,
         requests_per_hour: Option<u32>,
     },
+    /// A tenant admin changed the tenant's settings; only what changed is present.
+    #[serde(rename = "tenant.settings_changed")]
+    SettingsChanged {
+        tenant_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signup_policy: Option<SignupPolicy>,
+        /// The whole new list (lower-case, sorted, without repeats) when it changed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowed_domains: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deletion_grace_days: Option<u32>,
+        changed_by: Uuid,
+    },
 }
 
 impl EventKind for TenantEvent {
@@ -51,6 +67,7 @@ impl EventKind for TenantEvent {
         match self {
             TenantEvent::Created { .. } => "tenant.created",
             TenantEvent::RateLimitChanged { .. } => "tenant.rate_limit_changed",
+            TenantEvent::SettingsChanged { .. } => "tenant.settings_changed",
         }
     }
 }

@@ -19,7 +19,7 @@ pub use members::TenantMembers;
 pub use session::Session;
 pub use tenant::Tenant;
 pub use user::User;
-pub use values::{Plan, Role, UserStatus};
+pub use values::{Plan, Role, SignupPolicy, UserStatus};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

@@ -151,6 +151,7 @@ pub fn sign_up(
     if user.user_id.is_some() {
         return Err(DomainError::UserAlreadyExists);
     }
+    tenant.admits_self_signup(&command.email)?;
     Ok(vec![
         UserEvent::Created {
             user_id: command.user_id,

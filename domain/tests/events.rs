@@ -52,6 +52,14 @@ fn every_event() -> Vec<DomainEvent> {
             tenant_id: TENANT,
             requests_per_hour: Some(10),
         }),
+        tenant(TenantEvent::SettingsChanged {
+            tenant_id: TENANT,
+            name: Some("Acme".into()),
+            signup_policy: Some(domain::SignupPolicy::EmailDomain),
+            allowed_domains: Some(vec!["acme.example".into()]),
+            deletion_grace_days: Some(14),
+            changed_by: ADMIN,
+        }),
         user(UserEvent::Created {
             user_id: USER,
             tenant_id: TENANT,

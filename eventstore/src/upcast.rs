@@ -24,6 +24,7 @@ pub fn current_version(event_type: &str) -> Option<i32> {
     match event_type {
         "tenant.created"
         | "tenant.rate_limit_changed"
+        | "tenant.settings_changed"
         | "user.created"
         | "tenant.member_joined"
         | "user.login_failed"

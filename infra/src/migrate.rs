@@ -14,43 +14,27 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// A migration from its file in `schema/`.
+macro_rules! migration {
+    ($version:literal, $name:literal, $file:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("../../schema/", $file)),
+        }
+    };
+}
+
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "event_store",
-        sql: include_str!("../../schema/0001_event_store.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "write_side_support",
-        sql: include_str!("../../schema/0002_write_side_support.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "relay_and_projections",
-        sql: include_str!("../../schema/0003_relay_and_projections.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "store_identity",
-        sql: include_str!("../../schema/0004_store_identity.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "search_rebuilds",
-        sql: include_str!("../../schema/0005_search_rebuilds.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "email_jobs",
-        sql: include_str!("../../schema/0006_email_jobs.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "stream_reads",
-        sql: include_str!("../../schema/0007_stream_reads.sql"),
-    },
+    migration!(1, "event_store", "0001_event_store.sql"),
+    migration!(2, "write_side_support", "0002_write_side_support.sql"),
+    migration!(3, "relay_and_projections", "0003_relay_and_projections.sql"),
+    migration!(4, "store_identity", "0004_store_identity.sql"),
+    migration!(5, "search_rebuilds", "0005_search_rebuilds.sql"),
+    migration!(6, "email_jobs", "0006_email_jobs.sql"),
+    migration!(7, "stream_reads", "0007_stream_reads.sql"),
+    migration!(8, "tenant_settings", "0008_tenant_settings.sql"),
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

@@ -83,6 +83,7 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
     match (method, path) {
         ("patch", "/v1/me") => Some(json!({"locale": "en"})),
         ("patch", "/v1/tenants/{tenant_id}/users/{user_id}") => Some(json!({"role": "admin"})),
+        ("patch", "/v1/tenants/{tenant_id}") => Some(json!({"signup_policy": "invitation_only"})),
         _ => None,
     }
 }
@@ -235,7 +236,13 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
             .any(|c| c.starts_with("patch /v1/tenants/{tenant_id}/users/{user_id}"))
             && checked
                 .iter()
-                .any(|c| c.starts_with("get /v1/tenants/{tenant_id}/audit")),
+                .any(|c| c.starts_with("get /v1/tenants/{tenant_id}/audit"))
+            && checked
+                .iter()
+                .any(|c| c.starts_with("patch /v1/tenants/{tenant_id} "))
+            && checked
+                .iter()
+                .any(|c| c.starts_with("get /v1/tenants/{tenant_id} ")),
         "{checked:#?}"
     );
     assert_eq!(

@@ -17,4 +17,5 @@ mod projector;
 mod queries;
 mod schema;
 mod sessions;
+mod settings;
 mod signup;

@@ -1,6 +1,7 @@
 //! One file per command. Each says what it loads, how it decides (through `domain`), what it
 //! writes beside its events, and what it answers; [`crate::pipeline::execute`] runs them.
 
+pub mod change_tenant_settings;
 pub mod erase_user;
 pub mod grant_platform_admin;
 pub mod log_in;

@@ -24,7 +24,7 @@ use crate::pipeline::{Command, Request, execute};
     paths(
         api_common::operations::health, api_common::operations::ready,
         api_common::operations::metrics,
-        tenants::sign_up_tenant, users::sign_up_user, sessions::log_in,
+        tenants::sign_up_tenant, tenants::change_settings, users::sign_up_user, sessions::log_in,
         sessions::refresh_session, sessions::revoke_session, profile::update_profile,
         users::manage_user, users::erase_user
     ),
@@ -55,6 +55,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
     api_common::operations::configure(config);
     config
         .service(web::resource("/v1/tenants").route(web::post().to(tenants::sign_up_tenant)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}")
+                .route(web::patch().to(tenants::change_settings)),
+        )
         .service(
             web::resource("/v1/tenants/{tenant_id}/users")
                 .route(web::post().to(users::sign_up_user)),

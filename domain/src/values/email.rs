@@ -15,6 +15,22 @@ pub fn normalise_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// A domain of at least two labels (letters, digits, hyphens; none empty, none over 63
+/// bytes, none starting or ending with a hyphen).
+pub(super) fn domain_name_ok(domain: &str) -> bool {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= Email::MAX_LABEL_BYTES
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    domain.split('.').count() >= 2
+        && domain.split('.').all(label_ok)
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+}
+
 impl Email {
     pub const MAX_BYTES: usize = 254;
     pub const MAX_LOCAL_BYTES: usize = 64;
@@ -46,18 +62,7 @@ impl Email {
         if local.is_empty() || local.len() > Self::MAX_LOCAL_BYTES || local.contains('@') {
             return Err(invalid());
         }
-        let label_ok = |label: &str| {
-            !label.is_empty()
-                && label.len() <= Self::MAX_LABEL_BYTES
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        };
-        let domain_ok = domain.split('.').count() >= 2
-            && domain.split('.').all(label_ok)
-            && domain
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
-        if !domain_ok {
+        if !domain_name_ok(domain) {
             return Err(invalid());
         }
         Ok(Email(email.to_owned()))

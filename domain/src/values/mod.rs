@@ -9,6 +9,7 @@
 
 mod email;
 mod locale;
+mod mail_domain;
 mod names;
 mod password;
 mod phone;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use email::{Email, normalise_email};
 pub use locale::Locale;
+pub use mail_domain::MailDomain;
 pub use names::{DisplayName, TenantName};
 pub use password::Password;
 pub use phone::Phone;
@@ -66,6 +68,29 @@ impl UserStatus {
         match self {
             UserStatus::Active => "active",
             UserStatus::Deactivated => "deactivated",
+        }
+    }
+}
+
+/// Who may sign up to a tenant by themselves (invitations are admitted whatever it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignupPolicy {
+    /// Anyone who knows the tenant's id.
+    #[default]
+    Open,
+    /// Nobody: members join by invitation only.
+    InvitationOnly,
+    /// Addresses whose domain is one of the tenant's `allowed_domains`.
+    EmailDomain,
+}
+
+impl SignupPolicy {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SignupPolicy::Open => "open",
+            SignupPolicy::InvitationOnly => "invitation_only",
+            SignupPolicy::EmailDomain => "email_domain",
         }
     }
 }

@@ -56,6 +56,38 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                 None => format!("tenant {tenant_id} back to its plan's request limit"),
             },
         ),
+        DomainEvent::Tenant {
+            tenant_id,
+            event:
+                TenantEvent::SettingsChanged {
+                    name,
+                    signup_policy,
+                    allowed_domains,
+                    deletion_grace_days,
+                    ..
+                },
+        } => {
+            let mut changed = Vec::new();
+            if name.is_some() {
+                changed.push("name".to_owned());
+            }
+            if let Some(policy) = signup_policy {
+                changed.push(format!("signup_policy ({})", policy.as_str()));
+            }
+            if let Some(domains) = allowed_domains {
+                changed.push(format!("allowed_domains ({})", domains.len()));
+            }
+            if let Some(days) = deletion_grace_days {
+                changed.push(format!("deletion_grace_days ({days})"));
+            }
+            (
+                None,
+                format!(
+                    "tenant {tenant_id} settings changed: {}",
+                    changed.join(", ")
+                ),
+            )
+        }
         DomainEvent::User { user_id, event } => {
             let text = match event {
                 UserEvent::Created { .. } => "user signed up".to_owned(),

@@ -1,4 +1,4 @@
-//! `rm_tenants`: one row per tenant.
+//! `rm_tenants`: one row per tenant, with its settings.
 
 use domain::{DomainEvent, TenantEvent};
 
@@ -9,21 +9,20 @@ pub struct Tenants;
 
 impl ReadModel for Tenants {
     fn statements(Applying(writer, event, domain): Applying<'_, '_>) -> Applied {
-        if let DomainEvent::Tenant {
-            event:
-                TenantEvent::Created {
-                    tenant_id,
-                    name,
-                    plan,
-                    admin_user_id,
-                },
-            ..
-        } = domain
-        {
-            writer.run(
+        let DomainEvent::Tenant { event: tenant, .. } = domain else {
+            return Ok(());
+        };
+        let table = "rm_tenants";
+        match tenant {
+            TenantEvent::Created {
+                tenant_id,
+                name,
+                plan,
+                admin_user_id,
+            } => writer.run(
                 "INSERT INTO {t} (tenant_id, name, plan, admin_user_id, created_at, last_position)
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO NOTHING",
-                "rm_tenants",
+                table,
                 params![
                     tenant_id,
                     name,
@@ -32,7 +31,33 @@ impl ReadModel for Tenants {
                     event.occurred_at,
                     event.position
                 ],
-            );
+            ),
+            TenantEvent::SettingsChanged {
+                tenant_id,
+                name,
+                signup_policy,
+                allowed_domains,
+                deletion_grace_days,
+                ..
+            } => writer.run(
+                "UPDATE {t} SET name = coalesce($2, name),
+                                signup_policy = coalesce($3, signup_policy),
+                                allowed_domains = coalesce($4, allowed_domains),
+                                deletion_grace_days = coalesce($5, deletion_grace_days),
+                                updated_at = $6, last_position = $7
+                  WHERE tenant_id = $1",
+                table,
+                params![
+                    tenant_id,
+                    name.clone(),
+                    signup_policy.map(|policy| policy.as_str().to_owned()),
+                    allowed_domains.clone(),
+                    deletion_grace_days.map(i32::try_from).and_then(Result::ok),
+                    event.occurred_at,
+                    event.position
+                ],
+            ),
+            TenantEvent::RateLimitChanged { .. } => {}
         }
         Ok(())
     }

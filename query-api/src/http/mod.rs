@@ -5,6 +5,7 @@
 pub mod email_jobs;
 pub mod logs;
 pub mod operations;
+pub mod tenants;
 pub mod users;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -35,12 +36,12 @@ struct MinPosition {
     info(title = "Eventra query API", version = "1", description = "Tenant-scoped reads of the Eventra user platform. Send `X-Min-Position` with the position a command answered to read your own write; answers carry `X-Projection-Position`. Errors are `application/problem+json`."),
     paths(
         api_common::operations::health, api_common::operations::ready,
-        api_common::operations::metrics, users::me, users::list_users,
+        api_common::operations::metrics, tenants::tenant, users::me, users::list_users,
         users::one_user, logs::activity, logs::audit, email_jobs::email_jobs, operations::projections
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
-    tags((name = "profile"), (name = "users"), (name = "logs"), (name = "email"), (name = "operations"))
+    tags((name = "tenants"), (name = "profile"), (name = "users"), (name = "logs"), (name = "email"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -49,6 +50,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     api_common::operations::configure(config);
     config
         .service(web::resource("/v1/me").route(web::get().to(users::me)))
+        .service(web::resource("/v1/tenants/{tenant_id}").route(web::get().to(tenants::tenant)))
         .service(
             web::resource("/v1/tenants/{tenant_id}/users").route(web::get().to(users::list_users)),
         )
