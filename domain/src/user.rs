@@ -49,6 +49,13 @@ pub struct ProfileChanges {
     pub locale: Option<Locale>,
 }
 
+impl ProfileChanges {
+    /// Whether the update names no field at all.
+    pub fn is_empty(&self) -> bool {
+        self.display_name.is_none() && self.phone.is_none() && self.locale.is_none()
+    }
+}
+
 /// A new session to open when a login succeeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSession {
@@ -211,6 +218,28 @@ pub fn update_profile(
         Actor::PlatformAdmin { user_id } => user_id,
         _ => return Err(DomainError::NotAllowed),
     };
+    Ok(profile_updated(user, user_id, changes, actor))
+}
+
+/// A tenant admin changes a member's profile (the admin is the actor; the user is told as
+/// when they change it themselves).
+pub fn edit_profile(
+    members: &TenantMembers,
+    user: &User,
+    changes: ProfileChanges,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let (actor, user_id) = admin_acting_on(members, user, context)?;
+    Ok(profile_updated(user, user_id, changes, actor))
+}
+
+/// The `user.profile_updated` for what differs from the profile, or nothing.
+fn profile_updated(
+    user: &User,
+    user_id: Uuid,
+    changes: ProfileChanges,
+    actor: Uuid,
+) -> Vec<UserEvent> {
     let display_name = changes
         .display_name
         .map(DisplayName::into_inner)
@@ -233,16 +262,16 @@ pub fn update_profile(
         .map(Locale::into_inner)
         .filter(|locale| user.locale.as_deref() != Some(locale.as_str()));
     if display_name.is_none() && phone.is_none() && locale.is_none() && cleared.is_empty() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    Ok(vec![UserEvent::ProfileUpdated {
+    vec![UserEvent::ProfileUpdated {
         user_id,
         display_name,
         phone,
         locale,
         cleared,
         updated_by: actor,
-    }])
+    }]
 }
 
 /// A tenant admin changes a member's role. Demoting the last active admin is refused.

@@ -755,3 +755,24 @@ fn a_profile_update_means_the_same_to_every_fold_and_clearing_wins() {
     assert_eq!(created(MEMBER).profile_delta(), None);
     assert!(created(MEMBER).changed_fields().is_empty());
 }
+
+#[test]
+fn an_admin_edits_a_members_profile_and_is_its_actor_but_a_member_may_not() {
+    let given = a_tenant_with_an_admin_and_a_member();
+    let member = given.user(MEMBER);
+    let changes = ProfileChanges {
+        display_name: Some(name("Renamed By Admin")),
+        ..Default::default()
+    };
+    let events = domain::user::edit_profile(&given.members, &member, changes.clone(), &as_admin())
+        .expect("accepted");
+    assert!(matches!(
+        &events[..],
+        [UserEvent::ProfileUpdated { updated_by, display_name: Some(name), .. }]
+            if *updated_by == ADMIN && name == "Renamed By Admin"
+    ));
+    assert_eq!(
+        domain::user::edit_profile(&given.members, &given.user(ADMIN), changes, &as_member()),
+        Err(DomainError::NotAllowed)
+    );
+}

@@ -237,3 +237,96 @@ async fn a_member_cannot_manage_other_members() {
     );
     assert_eq!(app.event_count().await, before);
 }
+
+#[tokio::test]
+async fn an_admin_edits_a_members_profile_as_the_actor_and_the_member_is_told() {
+    let pipeline = integration_tests::Pipeline::start().await;
+    let running = pipeline.spawn_projector();
+    let app = &pipeline.app;
+    let tenant = app.sign_up_tenant("Edits").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Edited Member").await;
+    let other = app.sign_up_user(tenant.tenant_id, "Other Member").await;
+    let edit = app
+        .manage_user(
+            tenant.tenant_id,
+            user.user_id,
+            &tenant.admin_token,
+            json!({"display_name": "  Edited By Admin ", "phone": "+4915100000001", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(edit.status, StatusCode::OK, "{:?}", edit.body);
+    let events = app.decrypted_stream("user", user.user_id).await;
+    let update = events
+        .iter()
+        .find(|e| e.event_type == "user.profile_updated")
+        .expect("a profile update");
+    assert_eq!(update.data["updated_by"], tenant.admin_id.to_string());
+    assert_eq!(update.data["display_name"], "Edited By Admin");
+    assert_eq!(update.metadata.actor_id, Some(tenant.admin_id));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == "tenant.member_role_changed"),
+        "role and profile in one request"
+    );
+    let position = edit.body["position"].as_i64().expect("position");
+    let shown = app
+        .query(
+            &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id),
+            Some(&tenant.admin_token),
+            Some(position),
+        )
+        .await;
+    assert_eq!(
+        shown.body["display_name"], "Edited By Admin",
+        "{:?}",
+        shown.body
+    );
+    assert_eq!(shown.body["phone"], "+4915100000001");
+    // The member is told, as when they change it themselves.
+    integration_tests::wait_until("the member's profile notice", || async {
+        let client = pipeline.pool.get().await.expect("connection");
+        client
+            .query_one(
+                "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND template = 'profile_updated'",
+                &[&user.user_id],
+            )
+            .await
+            .expect("jobs")
+            .get::<_, i64>(0)
+            == 1
+    })
+    .await;
+    // Bad values and other members are refused, and change nothing.
+    let before = app.event_count().await;
+    for (token, body, status) in [
+        (
+            &tenant.admin_token,
+            json!({"display_name": ""}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &tenant.admin_token,
+            json!({"locale": null}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &tenant.admin_token,
+            json!({"phone": "12"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &other.token,
+            json!({"display_name": "Hijack"}),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let answer = app
+            .manage_user(tenant.tenant_id, user.user_id, token, body.clone())
+            .await;
+        assert_eq!(answer.status, status, "{body}: {:?}", answer.body);
+    }
+    assert_eq!(app.event_count().await, before);
+    running.stop().await;
+    pipeline.finish().await;
+}

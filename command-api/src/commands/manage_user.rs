@@ -1,7 +1,8 @@
-//! `PATCH /v1/tenants/{tenant_id}/users/{user_id}`: an admin changes a member's role or
-//! status, decided against the tenant's membership view under its lock.
+//! `PATCH /v1/tenants/{tenant_id}/users/{user_id}`: an admin changes a member's role,
+//! status or profile, decided against the tenant's membership view under its lock.
 
 use api_common::error::ApiError;
+use domain::user::ProfileChanges;
 use domain::{Context, Role, TenantMembers, User};
 use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
 use uuid::Uuid;
@@ -23,6 +24,8 @@ pub struct ManageUser {
     /// What is absent, or already so, stays as it is.
     pub role: Option<Role>,
     pub status: Option<Status>,
+    /// Profile fields the admin sets (the admin is the actor of `user.profile_updated`).
+    pub profile: ProfileChanges,
 }
 
 impl Command for ManageUser {
@@ -50,10 +53,20 @@ impl Command for ManageUser {
             events.extend(decided);
         }
         if let Some(status) = self.status {
-            events.extend(match status {
+            let decided = match status {
                 Status::Active => domain::user::reactivate(&members, &target, context)?,
                 Status::Deactivated => domain::user::deactivate(&members, &target, context)?,
-            });
+            };
+            decided.iter().for_each(|event| target.apply(event));
+            events.extend(decided);
+        }
+        if !self.profile.is_empty() {
+            events.extend(domain::user::edit_profile(
+                &members,
+                &target,
+                self.profile.clone(),
+                context,
+            )?);
         }
         Ok(Decision::to_append(
             Changes::new(self.tenant_id, context.now)

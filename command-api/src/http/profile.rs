@@ -27,8 +27,30 @@ fn not_null(field: &str, value: Option<Option<String>>) -> Result<Option<String>
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+pub(super) fn present<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(deserializer).map(Some)
+}
+
+/// The profile fields of a body, parsed: absent stays, `null` clears the phone number and
+/// is refused for the others.
+pub(super) fn profile_changes(
+    display_name: Option<Option<String>>,
+    phone: Option<Option<String>>,
+    locale: Option<Option<String>>,
+) -> Result<ProfileChanges, ApiError> {
+    Ok(ProfileChanges {
+        display_name: not_null("display_name", display_name)?
+            .map(|name| DisplayName::parse(&name))
+            .transpose()?,
+        phone: phone
+            .map(|phone| phone.map(|phone| Phone::parse(&phone)).transpose())
+            .transpose()?,
+        locale: not_null("locale", locale)?
+            .map(|locale| Locale::parse(&locale))
+            .transpose()?,
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -69,18 +91,7 @@ pub async fn update_profile(
     let command = UpdateProfile {
         tenant_id: caller.0.tenant_id,
         user_id: caller.0.user_id,
-        changes: ProfileChanges {
-            display_name: not_null("display_name", input.display_name)?
-                .map(|name| DisplayName::parse(&name))
-                .transpose()?,
-            phone: input
-                .phone
-                .map(|phone| phone.map(|phone| Phone::parse(&phone)).transpose())
-                .transpose()?,
-            locale: not_null("locale", input.locale)?
-                .map(|locale| Locale::parse(&locale))
-                .transpose()?,
-        },
+        changes: profile_changes(input.display_name, input.phone, input.locale)?,
     };
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
     let actor = Actor::User {

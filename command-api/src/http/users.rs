@@ -11,6 +11,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::profile::{present, profile_changes};
 use super::{IdempotencyKey, hash_password, run};
 use crate::app_state::AppState;
 use crate::commands::UserVersion;
@@ -105,7 +106,7 @@ enum StatusInput {
     Deactivated,
 }
 
-/// The role and/or status to set; what is absent, or already so, stays as it is.
+/// The role, status and profile fields to set; what is absent, or already so, stays as it is.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ManageUserBody {
@@ -113,10 +114,22 @@ struct ManageUserBody {
     role: Option<RoleInput>,
     #[serde(default)]
     status: Option<StatusInput>,
+    /// 1 to 100 characters; cannot be null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(required = false, schema_with = api_common::docs::values::display_name)]
+    display_name: Option<Option<String>>,
+    /// E.164; `null` clears the phone number.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(required = false, schema_with = api_common::docs::values::phone_or_null)]
+    phone: Option<Option<String>>,
+    /// A BCP 47 language tag; cannot be null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(required = false, schema_with = api_common::docs::values::locale)]
+    locale: Option<Option<String>>,
 }
 
-/// `PATCH /v1/tenants/{tenant_id}/users/{user_id}`: an admin changes a member's role or
-/// status.
+/// `PATCH /v1/tenants/{tenant_id}/users/{user_id}`: an admin changes a member's role,
+/// status or profile (`display_name`, `phone`, `locale`; the member gets the profile notice).
 #[utoipa::path(patch, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
     request_body = ManageUserBody,
     params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), IdempotencyKey),
@@ -139,6 +152,7 @@ pub async fn manage_user(
     let tenant_id = caller.tenant_in_path(&path.0)?;
     let user_id = path_id(&path.1, "user")?;
     let input: ManageUserBody = parse_json(&request, &body)?;
+    let profile = profile_changes(input.display_name, input.phone, input.locale)?;
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
     let command = ManageUser {
         tenant_id,
@@ -152,6 +166,7 @@ pub async fn manage_user(
             StatusInput::Active => Status::Active,
             StatusInput::Deactivated => Status::Deactivated,
         }),
+        profile,
     };
     let meta = RequestMeta::of(&request);
     run(
