@@ -80,6 +80,26 @@ pub enum LoginFailure {
     Deactivated,
 }
 
+/// Why a member left a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// An admin removed them.
+    #[default]
+    Removed,
+    /// They left by themselves.
+    Left,
+}
+
+impl RemovalReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RemovalReason::Removed => "removed",
+            RemovalReason::Left => "left",
+        }
+    }
+}
+
 /// Fields a profile update can clear (set to nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +162,10 @@ pub enum UserEvent {
         tenant_id: Uuid,
         user_id: Uuid,
         removed_by: Uuid,
+        /// `removed` by an admin (also before an erasure) or `left` by the member. Events
+        /// written before the field existed read as `removed`.
+        #[serde(default)]
+        reason: RemovalReason,
     },
     /// An operator made the user a platform administrator (global oversight).
     #[serde(rename = "user.platform_admin_granted")]

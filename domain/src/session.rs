@@ -107,6 +107,7 @@ pub fn refresh(
     };
     if command.presented_hash != session.refresh_token_hash
         || !user.is_active()
+        || !user.is_member()
         || user.user_id != Some(user_id)
         || deactivated_since_start
     {

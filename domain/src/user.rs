@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::event::{ClearableField, LoginFailure, SessionEvent, UserEvent};
+use crate::event::{ClearableField, LoginFailure, RemovalReason, SessionEvent, UserEvent};
 use crate::members::TenantMembers;
 use crate::tenant::Tenant;
 use crate::values::{DisplayName, Email, Locale, Phone};
@@ -21,7 +21,8 @@ pub struct User {
     pub password_hash: String,
     pub role: Option<Role>,
     pub status: Option<UserStatus>,
-    /// When the user was last deactivated: sessions started before it never come back.
+    /// When the user was last deactivated or removed from the tenant: sessions started
+    /// before it never come back.
     pub last_deactivated_at: Option<DateTime<Utc>>,
     pub erased: bool,
     pub platform_admin: bool,
@@ -82,6 +83,11 @@ impl User {
         self.is_present() && self.status == Some(UserStatus::Active)
     }
 
+    /// Present and still a member of their tenant (not removed, not left).
+    pub fn is_member(&self) -> bool {
+        self.is_present() && self.role.is_some()
+    }
+
     pub fn apply(&mut self, event: &UserEvent) {
         match event {
             UserEvent::Created {
@@ -123,7 +129,10 @@ impl User {
 
     /// Like [`User::apply`], also recording when a deactivation happened.
     pub fn apply_at(&mut self, event: &UserEvent, occurred_at: DateTime<Utc>) {
-        if matches!(event, UserEvent::Deactivated { .. }) {
+        if matches!(
+            event,
+            UserEvent::Deactivated { .. } | UserEvent::MemberRemoved { .. }
+        ) {
             self.last_deactivated_at = Some(occurred_at);
         }
         self.apply(event);
@@ -184,6 +193,14 @@ pub fn log_in(
 ) -> Result<LoginOutcome, DomainError> {
     let user_id = user.require_present()?;
     let tenant_id = user.tenant_id.ok_or(DomainError::UserNotFound)?;
+    if !user.is_member() {
+        // Removed or left: answered as an unknown address, and nothing is recorded on an
+        // account that is no longer the tenant's.
+        return Ok(LoginOutcome::Failed(
+            Vec::new(),
+            LoginFailure::InvalidPassword,
+        ));
+    }
     let failure = if !password_verified {
         Some(LoginFailure::InvalidPassword)
     } else if !user.is_active() {
@@ -361,18 +378,22 @@ pub fn erase(
     if members.is_last_active_admin(user_id) {
         return Err(DomainError::LastActiveAdmin);
     }
-    Ok(vec![
-        UserEvent::MemberRemoved {
+    let mut events = Vec::new();
+    // A member who already left or was removed is not removed twice.
+    if user.is_member() {
+        events.push(UserEvent::MemberRemoved {
             tenant_id,
             user_id,
             removed_by: actor,
-        },
-        UserEvent::Deleted {
-            user_id,
-            deleted_by: actor,
-            erasure: true,
-        },
-    ])
+            reason: RemovalReason::Removed,
+        });
+    }
+    events.push(UserEvent::Deleted {
+        user_id,
+        deleted_by: actor,
+        erasure: true,
+    });
+    Ok(events)
 }
 
 /// An operator grants platform administration (from the command line, not the API).
@@ -383,4 +404,52 @@ pub fn grant_platform_admin(user: &User) -> Result<Vec<UserEvent>, DomainError> 
         return Ok(Vec::new());
     }
     Ok(vec![UserEvent::PlatformAdminGranted { user_id }])
+}
+
+/// A tenant admin removes a member from the tenant: their sessions end and they can no
+/// longer log in; the account stays, locked, until its deletion (the account-lifecycle
+/// rules). The last active admin cannot be removed.
+pub fn remove_member(
+    members: &TenantMembers,
+    user: &User,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let (actor, user_id) = admin_acting_on(members, user, context)?;
+    removal(members, user, user_id, actor, RemovalReason::Removed)
+}
+
+/// A member leaves the tenant by themselves. The last active admin cannot leave.
+pub fn leave(
+    members: &TenantMembers,
+    user: &User,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let user_id = user.require_present()?;
+    match context.actor {
+        Actor::User { user_id: actor, .. } if actor == user_id => {}
+        _ => return Err(DomainError::NotAllowed),
+    }
+    removal(members, user, user_id, user_id, RemovalReason::Left)
+}
+
+fn removal(
+    members: &TenantMembers,
+    user: &User,
+    user_id: Uuid,
+    actor: Uuid,
+    reason: RemovalReason,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let tenant_id = user.tenant_id.ok_or(DomainError::UserNotFound)?;
+    if !user.is_member() {
+        return Err(DomainError::UserNotFound);
+    }
+    if members.is_last_active_admin(user_id) {
+        return Err(DomainError::LastActiveAdmin);
+    }
+    Ok(vec![UserEvent::MemberRemoved {
+        tenant_id,
+        user_id,
+        removed_by: actor,
+        reason,
+    }])
 }

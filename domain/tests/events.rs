@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
 use domain::event::{
-    ClearableField, EventKind, LoginFailure, RevocationReason, SessionEvent, TenantEvent, UserEvent,
+    ClearableField, EventKind, LoginFailure, RemovalReason, RevocationReason, SessionEvent,
+    TenantEvent, UserEvent,
 };
 use domain::{Actor, DomainEvent, Plan, Role};
 use uuid::Uuid;
@@ -104,6 +105,7 @@ fn every_event() -> Vec<DomainEvent> {
             tenant_id: TENANT,
             user_id: USER,
             removed_by: ADMIN,
+            reason: RemovalReason::Removed,
         }),
         user(UserEvent::PlatformAdminGranted { user_id: USER }),
         user(UserEvent::Deleted {

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::event::{
-    ClearableField, LoginFailure, RevocationReason, SessionEvent, TenantEvent, UserEvent,
+    ClearableField, LoginFailure, RemovalReason, RevocationReason, SessionEvent, TenantEvent,
+    UserEvent,
 };
 use domain::session::{Refresh, RefreshOutcome};
 use domain::tenant::SignUpTenant;
@@ -388,6 +389,7 @@ fn an_erased_user_is_gone() {
                 tenant_id: TENANT,
                 user_id: MEMBER,
                 removed_by: ADMIN,
+                reason: RemovalReason::Removed,
             },
         ),
         (
@@ -428,7 +430,8 @@ fn erasure_removes_the_membership_then_deletes_the_user() {
             UserEvent::MemberRemoved {
                 tenant_id: TENANT,
                 user_id: MEMBER,
-                removed_by: ADMIN
+                removed_by: ADMIN,
+                reason: RemovalReason::Removed,
             },
             UserEvent::Deleted {
                 user_id: MEMBER,
@@ -775,4 +778,71 @@ fn an_admin_edits_a_members_profile_and_is_its_actor_but_a_member_may_not() {
         domain::user::edit_profile(&given.members, &given.user(ADMIN), changes, &as_member()),
         Err(DomainError::NotAllowed)
     );
+}
+
+#[test]
+fn an_admin_removes_a_member_a_member_leaves_and_the_last_admin_stays() {
+    let given = a_tenant_with_an_admin_and_a_member();
+    let member = given.user(MEMBER);
+    assert_eq!(
+        domain::user::remove_member(&given.members, &member, &as_member()),
+        Err(DomainError::NotAllowed),
+        "a member removes nobody"
+    );
+    let removed =
+        domain::user::remove_member(&given.members, &member, &as_admin()).expect("removed");
+    assert_eq!(
+        removed,
+        [UserEvent::MemberRemoved {
+            tenant_id: TENANT,
+            user_id: MEMBER,
+            removed_by: ADMIN,
+            reason: RemovalReason::Removed,
+        }]
+    );
+    let left = domain::user::leave(&given.members, &member, &as_member()).expect("left");
+    assert!(matches!(
+        &left[..],
+        [UserEvent::MemberRemoved { removed_by, reason: RemovalReason::Left, .. }] if *removed_by == MEMBER
+    ));
+    assert_eq!(
+        domain::user::leave(&given.members, &member, &as_admin()),
+        Err(DomainError::NotAllowed),
+        "nobody leaves for someone else"
+    );
+    let admin = given.user(ADMIN);
+    assert_eq!(
+        domain::user::leave(&given.members, &admin, &as_admin()),
+        Err(DomainError::LastActiveAdmin)
+    );
+    assert_eq!(
+        domain::user::remove_member(&given.members, &admin, &as_admin()),
+        Err(DomainError::LastActiveAdmin)
+    );
+    // Once removed: no longer a member, not removable again, and a login opens nothing.
+    let mut gone = member.clone();
+    gone.apply(&removed[0]);
+    assert!(!gone.is_member());
+    let mut members = given.members.clone();
+    members.apply(MEMBER, &removed[0]);
+    assert_eq!(
+        domain::user::remove_member(&members, &gone, &as_admin()),
+        Err(DomainError::UserNotFound)
+    );
+    assert!(matches!(
+        domain::user::log_in(&gone, true, new_session(), &anonymous()),
+        Ok(LoginOutcome::Failed(events, LoginFailure::InvalidPassword)) if events.is_empty()
+    ));
+    assert!(
+        matches!(
+            domain::session::refresh(&open_session(), &gone, refresh_with("h1"), &as_member()),
+            Ok(RefreshOutcome::Rejected(_))
+        ),
+        "a session of a removed member is never refreshed"
+    );
+    // Erasing them later deletes the account without removing them a second time.
+    assert!(matches!(
+        &domain::user::erase(&members, &gone, &as_admin()).expect("erased")[..],
+        [UserEvent::Deleted { user_id, .. }] if *user_id == MEMBER
+    ));
 }

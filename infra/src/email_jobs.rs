@@ -31,10 +31,14 @@ pub enum Template {
     SessionRevoked,
     /// `user.deleted`: the last email, queued before the address is destroyed.
     AccountDeleted,
+    /// `tenant.member_removed` by an administrator: a security alert (access ended).
+    MemberRemoved,
+    /// `tenant.member_removed` by the member themselves: a goodbye.
+    LeftTenant,
 }
 
 impl Template {
-    pub const ALL: [Template; 10] = [
+    pub const ALL: [Template; 12] = [
         Template::Welcome,
         Template::MemberJoined,
         Template::ProfileUpdated,
@@ -45,6 +49,8 @@ impl Template {
         Template::SessionEnded,
         Template::SessionRevoked,
         Template::AccountDeleted,
+        Template::MemberRemoved,
+        Template::LeftTenant,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -59,6 +65,8 @@ impl Template {
             Template::SessionEnded => "session_ended",
             Template::SessionRevoked => "session_revoked",
             Template::AccountDeleted => "account_deleted",
+            Template::MemberRemoved => "member_removed",
+            Template::LeftTenant => "left_tenant",
         }
     }
 
@@ -74,6 +82,7 @@ impl Template {
                 | Template::RoleChanged
                 | Template::SessionRevoked
                 | Template::AccountDeleted
+                | Template::MemberRemoved
         )
     }
 }

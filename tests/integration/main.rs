@@ -12,6 +12,7 @@ mod hostile_input;
 mod idempotency;
 mod isolation;
 mod limits;
+mod members;
 mod openapi;
 mod projector;
 mod queries;

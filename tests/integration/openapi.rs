@@ -16,6 +16,8 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("patch", "/v1/me"),
     ("patch", "/v1/tenants/{tenant_id}/users/{user_id}"),
     ("delete", "/v1/tenants/{tenant_id}/users/{user_id}"),
+    ("delete", "/v1/tenants/{tenant_id}/members/{user_id}"),
+    ("post", "/v1/me/leave"),
 ];
 
 const QUERY_ROUTES: &[(&str, &str)] = &[

@@ -7,6 +7,7 @@ pub mod grant_platform_admin;
 pub mod log_in;
 pub mod manage_user;
 pub mod refresh_session;
+pub mod remove_member;
 pub mod revoke_session;
 pub mod set_rate_limit;
 pub mod sign_up_tenant;

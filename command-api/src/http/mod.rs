@@ -2,6 +2,7 @@
 //! handler parses and validates the request, builds its command and hands it to
 //! [`crate::pipeline::execute`]; request bodies live beside their handlers.
 
+pub mod members;
 pub mod profile;
 pub mod sessions;
 pub mod tenants;
@@ -26,7 +27,8 @@ use crate::pipeline::{Command, Request, execute};
         api_common::operations::metrics,
         tenants::sign_up_tenant, tenants::change_settings, users::sign_up_user, sessions::log_in,
         sessions::refresh_session, sessions::revoke_session, profile::update_profile,
-        users::manage_user, users::erase_user
+        users::manage_user, users::erase_user,
+        members::remove_member, members::leave
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
@@ -55,6 +57,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
     api_common::operations::configure(config);
     config
         .service(web::resource("/v1/tenants").route(web::post().to(tenants::sign_up_tenant)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/members/{user_id}")
+                .route(web::delete().to(members::remove_member)),
+        )
+        .service(web::resource("/v1/me/leave").route(web::post().to(members::leave)))
         .service(
             web::resource("/v1/tenants/{tenant_id}")
                 .route(web::patch().to(tenants::change_settings)),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use deadpool_postgres::Object;
-use domain::event::RevocationReason;
+use domain::event::{RemovalReason, RevocationReason};
 use domain::{DomainEvent, SessionEvent, Tenant, User, UserEvent};
 use eventstore::RecordedEvent;
 use eventstore::{StoreError, load_stream};
@@ -85,9 +85,17 @@ fn notice_of(domain: &DomainEvent) -> Option<Notice> {
             ),
             // The deletion confirmation is queued by the erasure itself, while the address
             // can still be read; here the erasure only makes sure no job keeps it.
+            // Before an erasure too; that one is skipped below, the account being erased.
+            UserEvent::MemberRemoved { reason, .. } => notice(
+                *user_id,
+                match reason {
+                    RemovalReason::Removed => Template::MemberRemoved,
+                    RemovalReason::Left => Template::LeftTenant,
+                },
+                json!({}),
+            ),
             UserEvent::Deleted { .. }
             | UserEvent::LoginFailed { .. }
-            | UserEvent::MemberRemoved { .. }
             | UserEvent::PlatformAdminGranted { .. } => None,
         },
         DomainEvent::Session {

@@ -251,6 +251,30 @@ fn wording(
                 "your account at {tenant} and your personal data were deleted. This is the last email we send to this address; we no longer hold it."
             )],
         ),
+        Template::MemberRemoved if english => (
+            format!("Security alert: you were removed from {tenant}"),
+            vec![format!(
+                "an administrator of {tenant} removed you from the organisation. Every session you had has ended and you can no longer sign in. If you did not expect this, contact an administrator of {tenant}."
+            )],
+        ),
+        Template::MemberRemoved => (
+            format!("Sicherheitshinweis: Sie wurden aus {tenant} entfernt"),
+            vec![format!(
+                "eine Administratorin oder ein Administrator von {tenant} hat Sie aus der Organisation entfernt. Alle Ihre Sitzungen wurden beendet, und Sie können sich nicht mehr anmelden. Falls Sie das nicht erwartet haben, wenden Sie sich an die Verwaltung von {tenant}."
+            )],
+        ),
+        Template::LeftTenant if english => (
+            format!("You left {tenant}"),
+            vec![format!(
+                "as you asked, you are no longer a member of {tenant}. Every session you had has ended. Goodbye, and thank you."
+            )],
+        ),
+        Template::LeftTenant => (
+            format!("Sie haben {tenant} verlassen"),
+            vec![format!(
+                "wie gewünscht sind Sie nicht mehr Mitglied von {tenant}. Alle Ihre Sitzungen wurden beendet. Auf Wiedersehen und vielen Dank."
+            )],
+        ),
         Template::AccountDeleted => (
             "Ihr Konto wurde gelöscht".to_owned(),
             vec![format!(

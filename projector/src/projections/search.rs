@@ -330,6 +330,10 @@ impl SearchProjection {
                         } => doc.name.clone_from(name),
                         UserEvent::Deactivated { .. } => doc.status = "deactivated".into(),
                         UserEvent::Reactivated { .. } => doc.status = "active".into(),
+                        UserEvent::MemberRemoved { .. } => {
+                            doc.status = "removed".into();
+                            doc.role = String::new();
+                        }
                         _ => continue,
                     }
                     Some(doc)

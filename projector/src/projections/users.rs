@@ -94,9 +94,16 @@ impl ReadModel for Users {
                     params![user_id],
                 );
             }
-            UserEvent::LoginFailed { .. }
-            | UserEvent::MemberRemoved { .. }
-            | UserEvent::PlatformAdminGranted { .. } => {
+            UserEvent::MemberRemoved { .. } => {
+                // Kept (locked) until the account's deletion; no longer a member.
+                writer.run(
+                    "UPDATE {t} SET role = NULL, status = 'removed', updated_at = $2, version = $3,
+                                    last_position = $4 WHERE user_id = $1",
+                    table,
+                    params![user_id, at, version, position],
+                );
+            }
+            UserEvent::LoginFailed { .. } | UserEvent::PlatformAdminGranted { .. } => {
                 writer.run(
                     "UPDATE {t} SET version = $2, last_position = $3 WHERE user_id = $1",
                     table,

@@ -181,8 +181,12 @@ fn fold(slot: &mut Slot, event: &RecordedEvent, user_id: Uuid, user_event: &User
             row.status = "active".into();
             row.updated_at = at;
         }
+        UserEvent::MemberRemoved { .. } => {
+            row.role = None;
+            row.status = "removed".into();
+            row.updated_at = at;
+        }
         UserEvent::LoginFailed { .. }
-        | UserEvent::MemberRemoved { .. }
         | UserEvent::PlatformAdminGranted { .. }
         | UserEvent::Created { .. }
         | UserEvent::Deleted { .. } => {}

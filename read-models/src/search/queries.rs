@@ -75,6 +75,8 @@ pub fn search_users(
     if let Some(status) = &search.status {
         clauses.push((Occur::Must, term(fields.status, status)));
     }
+    // Who left or was removed is no longer one of the tenant's users.
+    clauses.push((Occur::MustNot, term(fields.status, "removed")));
     if let Some(q) = &search.q {
         clauses.extend(words(q, [fields.name, fields.email]));
     }
