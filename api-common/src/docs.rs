@@ -239,3 +239,17 @@ impl utoipa::IntoResponses for AdminListProblems {
         answers
     }
 }
+
+/// What a command of a tenant's admins answers besides its own outcomes: no valid token
+/// (401) and a caller who is not an admin of the tenant (403).
+pub struct AdminProblems;
+
+impl utoipa::IntoResponses for AdminProblems {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problems(&[
+            ("401", "no valid access token"),
+            ("403", "the caller is not an admin of the tenant"),
+        ])
+    }
+}

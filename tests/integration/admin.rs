@@ -284,19 +284,9 @@ async fn an_admin_edits_a_members_profile_as_the_actor_and_the_member_is_told() 
     );
     assert_eq!(shown.body["phone"], "+4915100000001");
     // The member is told, as when they change it themselves.
-    integration_tests::wait_until("the member's profile notice", || async {
-        let client = pipeline.pool.get().await.expect("connection");
-        client
-            .query_one(
-                "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND template = 'profile_updated'",
-                &[&user.user_id],
-            )
-            .await
-            .expect("jobs")
-            .get::<_, i64>(0)
-            == 1
-    })
-    .await;
+    pipeline
+        .wait_for_one_email_job(user.user_id, "profile_updated")
+        .await;
     // Bad values and other members are refused, and change nothing.
     let before = app.event_count().await;
     for (token, body, status) in [

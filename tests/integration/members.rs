@@ -90,19 +90,9 @@ async fn a_removed_member_is_locked_out_at_once_hidden_from_lists_and_told() {
     assert_eq!(event.data["reason"], "removed");
     assert_eq!(event.data["removed_by"], tenant.admin_id.to_string());
     // The member is told once.
-    integration_tests::wait_until("the removal notice", || async {
-        let client = pipeline.pool.get().await.expect("connection");
-        client
-            .query_one(
-                "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND template = 'member_removed'",
-                &[&user.user_id],
-            )
-            .await
-            .expect("jobs")
-            .get::<_, i64>(0)
-            == 1
-    })
-    .await;
+    pipeline
+        .wait_for_one_email_job(user.user_id, "member_removed")
+        .await;
     running.stop().await;
     pipeline.finish().await;
 }
@@ -144,19 +134,9 @@ async fn a_member_leaves_but_the_last_admin_cannot_and_nobody_removes_them() {
         .await;
     assert_eq!(self_removal.status, StatusCode::CONFLICT);
     assert_eq!(app.event_count().await, before);
-    integration_tests::wait_until("the goodbye", || async {
-        let client = pipeline.pool.get().await.expect("connection");
-        client
-            .query_one(
-                "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND template = 'left_tenant'",
-                &[&user.user_id],
-            )
-            .await
-            .expect("jobs")
-            .get::<_, i64>(0)
-            == 1
-    })
-    .await;
+    pipeline
+        .wait_for_one_email_job(user.user_id, "left_tenant")
+        .await;
     running.stop().await;
     pipeline.finish().await;
 }

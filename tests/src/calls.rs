@@ -42,3 +42,23 @@ impl TestApp {
             .await
     }
 }
+
+impl crate::Pipeline {
+    /// Waits until the user has exactly one email job of `template` (what the email
+    /// projection made of an event).
+    pub async fn wait_for_one_email_job(&self, user_id: Uuid, template: &str) {
+        crate::wait_until(&format!("one {template} email job"), || async {
+            let client = self.pool.get().await.expect("connection");
+            client
+                .query_one(
+                    "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND template = $2",
+                    &[&user_id, &template],
+                )
+                .await
+                .expect("jobs")
+                .get::<_, i64>(0)
+                == 1
+        })
+        .await;
+    }
+}

@@ -2,7 +2,7 @@
 //! admin or by the member.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::{KeyProblems, Problem};
+use api_common::docs::{AdminProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, path_id};
 use uuid::Uuid;
@@ -18,8 +18,7 @@ use crate::commands::remove_member::RemoveMember;
     security(("bearer" = [])),
     responses(
     (status = 200, description = "removed: their sessions ended, they can no longer log in", body = UserVersion),
-    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
+    AdminProblems,
     (status = 404, description = "no such member in the caller's tenant", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "the last active admin cannot be removed", body = Problem, content_type = "application/problem+json"),
     KeyProblems

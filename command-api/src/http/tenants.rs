@@ -1,7 +1,7 @@
 //! `/v1/tenants`: a tenant and its first admin; the tenant's settings.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::{BodyProblems, Problem};
+use api_common::docs::{AdminProblems, BodyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, record_tenant};
 use domain::tenant::SettingsChanges;
@@ -147,8 +147,7 @@ impl TenantSettingsBody {
     security(("bearer" = [])),
     responses(
     (status = 200, description = "the tenant's settings after the change", body = TenantSettings),
-    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
+    AdminProblems,
     (status = 404, description = "not the caller's tenant", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "changed concurrently too often", body = Problem, content_type = "application/problem+json"),
     BodyProblems

@@ -2,7 +2,7 @@
 //! a member.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::{BodyProblems, KeyProblems, Problem};
+use api_common::docs::{AdminProblems, BodyProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
 use domain::values::{DisplayName, Email, Password};
@@ -136,8 +136,7 @@ struct ManageUserBody {
     security(("bearer" = [])),
     responses(
     (status = 200, description = "the user's new version", body = UserVersion),
-    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
+    AdminProblems,
     (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "the last active admin cannot be demoted or deactivated", body = Problem, content_type = "application/problem+json"),
     BodyProblems
@@ -185,8 +184,7 @@ pub async fn manage_user(
     security(("bearer" = [])),
     responses(
     (status = 200, description = "the user is erased: data key destroyed, personal data unreadable", body = UserErased),
-    (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "the caller is not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
+    AdminProblems,
     (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "the last active admin cannot be erased", body = Problem, content_type = "application/problem+json"),
     KeyProblems
