@@ -118,6 +118,22 @@ async fn a_member_leaves_but_the_last_admin_cannot_and_nobody_removes_them() {
         .expect("the leaving");
     assert_eq!(event.data["reason"], "left");
     assert_eq!(event.data["removed_by"], user.user_id.to_string());
+    let position = left.body["position"].as_i64().expect("position");
+    let audit = app
+        .query(
+            &format!(
+                "/v1/tenants/{}/audit?type=tenant.member_removed",
+                tenant.tenant_id
+            ),
+            Some(&tenant.admin_token),
+            Some(position),
+        )
+        .await;
+    assert_eq!(
+        audit.body["items"][0]["summary"], "user left the tenant",
+        "{:?}",
+        audit.body
+    );
     let before = app.event_count().await;
     let last = app
         .post("/v1/me/leave", Some(&tenant.admin_token), json!({}))

@@ -1,7 +1,7 @@
 //! `rm_audit`: every event with a summary that never contains personal data (also the
 //! search index's audit documents).
 
-use domain::event::LoginFailure;
+use domain::event::{LoginFailure, RemovalReason};
 use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
 use serde_json::Value;
 use uuid::Uuid;
@@ -122,7 +122,10 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                     }
                 }
                 UserEvent::Reactivated { .. } => "user reactivated".to_owned(),
-                UserEvent::MemberRemoved { .. } => "user removed from the tenant".to_owned(),
+                UserEvent::MemberRemoved { reason, .. } => match reason {
+                    RemovalReason::Removed => "user removed from the tenant".to_owned(),
+                    RemovalReason::Left => "user left the tenant".to_owned(),
+                },
                 UserEvent::Deleted { .. } => "user erased; personal data destroyed".to_owned(),
                 UserEvent::PlatformAdminGranted { .. } => {
                     "user made a platform administrator".to_owned()
