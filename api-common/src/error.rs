@@ -28,6 +28,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// What the request names existed but is over for good (a revoked or expired invitation).
+    #[error("{0}")]
+    Gone(String),
     #[error("the email address is already registered in this tenant")]
     EmailTaken,
     #[error("the resource was changed concurrently too often; retry the request")]
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Gone(_) => "gone",
             ApiError::EmailTaken => "email-taken",
             ApiError::ConcurrentModification => "concurrent-modification",
             ApiError::IdempotencyKeyReused => "idempotency-key-reused",
@@ -88,6 +92,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) | ApiError::EmailTaken | ApiError::ConcurrentModification => {
                 StatusCode::CONFLICT
             }
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) | ApiError::NotCaughtUp(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -126,13 +131,23 @@ impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         let detail = error.to_string();
         match error {
-            DomainError::Invalid(_) => ApiError::Validation(detail),
+            DomainError::Invalid(_) | DomainError::InvitationTokenInvalid => {
+                ApiError::Validation(detail)
+            }
             DomainError::TenantNotFound
             | DomainError::UserNotFound
-            | DomainError::SessionNotFound => ApiError::NotFound(detail),
+            | DomainError::SessionNotFound
+            | DomainError::TeamNotFound
+            | DomainError::NotInTeam
+            | DomainError::InvitationNotFound => ApiError::NotFound(detail),
             DomainError::TenantAlreadyExists
             | DomainError::UserAlreadyExists
-            | DomainError::LastActiveAdmin => ApiError::Conflict(detail),
+            | DomainError::LastActiveAdmin
+            | DomainError::TeamAlreadyExists
+            | DomainError::AlreadyMember
+            | DomainError::InvitationPending
+            | DomainError::InvitationClosed(_) => ApiError::Conflict(detail),
+            DomainError::InvitationGone(_) => ApiError::Gone(detail),
             DomainError::NotAllowed | DomainError::SignupRefused(_) => ApiError::Forbidden(detail),
             DomainError::SessionEnded => ApiError::Unauthenticated(detail),
         }

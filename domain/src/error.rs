@@ -21,6 +21,27 @@ pub enum DomainError {
     LastActiveAdmin,
     #[error("the session has ended")]
     SessionEnded,
+    #[error("the team does not exist")]
+    TeamNotFound,
+    #[error("the team already exists")]
+    TeamAlreadyExists,
+    #[error("the user is not a member of this team")]
+    NotInTeam,
+    #[error("the invitation does not exist")]
+    InvitationNotFound,
+    #[error("the address is already an active member of this tenant")]
+    AlreadyMember,
+    #[error("a pending invitation for this address exists; resend or revoke it")]
+    InvitationPending,
+    /// The invitation can no longer change as asked (accepted, revoked or expired).
+    #[error("{0}")]
+    InvitationClosed(String),
+    /// The token presented does not open any invitation.
+    #[error("the invitation token is not valid")]
+    InvitationTokenInvalid,
+    /// The token was right but the invitation is over (revoked or expired).
+    #[error("{0}")]
+    InvitationGone(String),
     /// The tenant's signup policy does not admit this self-signup.
     #[error("{0}")]
     SignupRefused(String),

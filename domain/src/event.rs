@@ -1,6 +1,7 @@
 //! The events of each aggregate: past-tense facts, named `<area>.<fact>` as in the
 //! published contract. Each enum serialises as `{"type": ..., "data": {...}}`; the event
-//! store splits the two into columns. Every type is at schema version 1; older versions
+//! store splits the two into columns. Teams and invitations have their own streams
+//! (`event/team.rs`, `event/invitation.rs`). Every type is at schema version 1; older versions
 //! are upcast on read by the store, so these types only ever see the current shape.
 
 use chrono::{DateTime, Utc};
@@ -9,6 +10,12 @@ use uuid::Uuid;
 
 use crate::values::SignupPolicy;
 use crate::{Plan, Role};
+
+mod invitation;
+mod team;
+
+pub use invitation::InvitationEvent;
+pub use team::{TeamDeparture, TeamEvent};
 
 /// What every event enum tells the store about itself.
 pub trait EventKind {
@@ -361,6 +368,14 @@ pub enum DomainEvent {
         session_id: Uuid,
         event: SessionEvent,
     },
+    Team {
+        team_id: Uuid,
+        event: TeamEvent,
+    },
+    Invitation {
+        invitation_id: Uuid,
+        event: InvitationEvent,
+    },
 }
 
 impl DomainEvent {
@@ -369,6 +384,8 @@ impl DomainEvent {
             DomainEvent::Tenant { .. } => TenantEvent::AGGREGATE_TYPE,
             DomainEvent::User { .. } => UserEvent::AGGREGATE_TYPE,
             DomainEvent::Session { .. } => SessionEvent::AGGREGATE_TYPE,
+            DomainEvent::Team { .. } => TeamEvent::AGGREGATE_TYPE,
+            DomainEvent::Invitation { .. } => InvitationEvent::AGGREGATE_TYPE,
         }
     }
 
@@ -377,6 +394,8 @@ impl DomainEvent {
             DomainEvent::Tenant { tenant_id, .. } => *tenant_id,
             DomainEvent::User { user_id, .. } => *user_id,
             DomainEvent::Session { session_id, .. } => *session_id,
+            DomainEvent::Team { team_id, .. } => *team_id,
+            DomainEvent::Invitation { invitation_id, .. } => *invitation_id,
         }
     }
 
@@ -385,6 +404,8 @@ impl DomainEvent {
             DomainEvent::Tenant { event, .. } => event.event_type(),
             DomainEvent::User { event, .. } => event.event_type(),
             DomainEvent::Session { event, .. } => event.event_type(),
+            DomainEvent::Team { event, .. } => event.event_type(),
+            DomainEvent::Invitation { event, .. } => event.event_type(),
         }
     }
 
@@ -393,6 +414,8 @@ impl DomainEvent {
             DomainEvent::Tenant { event, .. } => event.schema_version(),
             DomainEvent::User { event, .. } => event.schema_version(),
             DomainEvent::Session { event, .. } => event.schema_version(),
+            DomainEvent::Team { event, .. } => event.schema_version(),
+            DomainEvent::Invitation { event, .. } => event.schema_version(),
         }
     }
 
@@ -401,6 +424,8 @@ impl DomainEvent {
             DomainEvent::Tenant { event, .. } => event.personal_fields(),
             DomainEvent::User { event, .. } => event.personal_fields(),
             DomainEvent::Session { event, .. } => event.personal_fields(),
+            DomainEvent::Team { event, .. } => event.personal_fields(),
+            DomainEvent::Invitation { event, .. } => event.personal_fields(),
         }
     }
 
@@ -410,6 +435,11 @@ impl DomainEvent {
             DomainEvent::User { user_id, event } if !event.personal_fields().is_empty() => {
                 Some(*user_id)
             }
+            // The invitee's address is sealed with the key of the account it is for.
+            DomainEvent::Invitation {
+                event: InvitationEvent::Created { user_id, .. },
+                ..
+            } => Some(*user_id),
             _ => None,
         }
     }

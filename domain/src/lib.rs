@@ -7,14 +7,20 @@
 
 pub mod error;
 pub mod event;
+pub mod invitation;
 pub mod members;
 pub mod session;
+pub mod team;
 pub mod tenant;
 pub mod user;
 pub mod values;
 
 pub use error::DomainError;
-pub use event::{DomainEvent, EventKind, SessionEvent, TenantEvent, UserEvent};
+pub use event::{
+    DomainEvent, EventKind, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent,
+};
+pub use invitation::Invitation;
+pub use team::Team;
 pub use members::TenantMembers;
 pub use session::Session;
 pub use tenant::Tenant;

@@ -5,11 +5,11 @@
 //! user stream of the tenant; the store serialises the commands that decide against it per
 //! tenant, so two concurrent decisions can never both remove "the other" last admin.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::event::UserEvent;
+use crate::event::{TeamEvent, UserEvent};
 use crate::{Actor, DomainError, Role, UserStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct Member {
 pub struct TenantMembers {
     pub tenant_id: Option<Uuid>,
     pub members: BTreeMap<Uuid, Member>,
+    /// The tenant's teams that exist, with their members.
+    pub teams: BTreeMap<Uuid, BTreeSet<Uuid>>,
 }
 
 impl TenantMembers {
@@ -34,11 +36,58 @@ impl TenantMembers {
         "tenant.member_removed",
     ];
 
+    /// The team event types this view is folded from.
+    pub const TEAM_EVENT_TYPES: &'static [&'static str] = &[
+        "team.created",
+        "team.deleted",
+        "team.members_added",
+        "team.members_removed",
+    ];
+
     pub fn new(tenant_id: Uuid) -> Self {
         TenantMembers {
             tenant_id: Some(tenant_id),
-            members: BTreeMap::new(),
+            ..TenantMembers::default()
         }
+    }
+
+    /// Applies one event of the stream of team `team_id`.
+    pub fn apply_team(&mut self, team_id: Uuid, event: &TeamEvent) {
+        match event {
+            TeamEvent::Created { .. } => {
+                self.teams.entry(team_id).or_default();
+            }
+            TeamEvent::Deleted { .. } => {
+                self.teams.remove(&team_id);
+            }
+            TeamEvent::MembersAdded { user_ids, .. } => {
+                if let Some(team) = self.teams.get_mut(&team_id) {
+                    team.extend(user_ids);
+                }
+            }
+            TeamEvent::MembersRemoved { user_ids, .. } => {
+                if let Some(team) = self.teams.get_mut(&team_id) {
+                    for user_id in user_ids {
+                        team.remove(user_id);
+                    }
+                }
+            }
+            TeamEvent::Updated { .. } => {}
+        }
+    }
+
+    /// The teams `user_id` is in.
+    pub fn teams_of(&self, user_id: Uuid) -> Vec<Uuid> {
+        self.teams
+            .iter()
+            .filter(|(_, members)| members.contains(&user_id))
+            .map(|(team_id, _)| *team_id)
+            .collect()
+    }
+
+    /// Whether the team exists in this tenant.
+    pub fn has_team(&self, team_id: Uuid) -> bool {
+        self.teams.contains_key(&team_id)
     }
 
     /// Applies one event of the stream of `user_id`; events outside the view are ignored.

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    DomainEvent, Session, SessionEvent, Tenant, TenantEvent, TenantMembers, User, UserEvent,
+    DomainEvent, Invitation, InvitationEvent, Session, SessionEvent, Team, TeamEvent, Tenant,
+    TenantEvent, TenantMembers, User, UserEvent,
 };
 use uuid::Uuid;
 
@@ -98,15 +99,67 @@ impl Aggregate for Session {
     }
 }
 
-/// Folds the membership events of a tenant's users (in order) into its membership view.
+impl Aggregate for Team {
+    const TYPE: &'static str = "team";
+    type Event = TeamEvent;
+
+    fn wrap(team_id: Uuid, events: Vec<TeamEvent>) -> Vec<DomainEvent> {
+        events
+            .into_iter()
+            .map(|event| DomainEvent::Team { team_id, event })
+            .collect()
+    }
+
+    fn unwrap(event: DomainEvent) -> Option<TeamEvent> {
+        match event {
+            DomainEvent::Team { event, .. } => Some(event),
+            _ => None,
+        }
+    }
+
+    fn apply(&mut self, event: &TeamEvent, _at: DateTime<Utc>) {
+        Team::apply(self, event);
+    }
+}
+
+impl Aggregate for Invitation {
+    const TYPE: &'static str = "invitation";
+    type Event = InvitationEvent;
+
+    fn wrap(invitation_id: Uuid, events: Vec<InvitationEvent>) -> Vec<DomainEvent> {
+        events
+            .into_iter()
+            .map(|event| DomainEvent::Invitation {
+                invitation_id,
+                event,
+            })
+            .collect()
+    }
+
+    fn unwrap(event: DomainEvent) -> Option<InvitationEvent> {
+        match event {
+            DomainEvent::Invitation { event, .. } => Some(event),
+            _ => None,
+        }
+    }
+
+    fn apply(&mut self, event: &InvitationEvent, _at: DateTime<Utc>) {
+        Invitation::apply(self, event);
+    }
+}
+
+/// Folds the membership events of a tenant's users and teams (in order) into its
+/// membership view.
 pub(crate) fn fold_members(
     tenant_id: Uuid,
     events: impl IntoIterator<Item = DomainEvent>,
 ) -> TenantMembers {
     let mut members = TenantMembers::new(tenant_id);
     for event in events {
-        if let DomainEvent::User { user_id, event } = event {
-            members.apply(user_id, &event);
+        match event {
+            DomainEvent::User { user_id, event } => members.apply(user_id, &event),
+            DomainEvent::Team { team_id, event } => members.apply_team(team_id, &event),
+            _ => {}
         }
     }
     members

@@ -267,6 +267,8 @@ fn event_data(event: &DomainEvent) -> Result<Value, StoreError> {
         DomainEvent::Tenant { event, .. } => serde_json::to_value(event),
         DomainEvent::User { event, .. } => serde_json::to_value(event),
         DomainEvent::Session { event, .. } => serde_json::to_value(event),
+        DomainEvent::Team { event, .. } => serde_json::to_value(event),
+        DomainEvent::Invitation { event, .. } => serde_json::to_value(event),
     }
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     match tagged {

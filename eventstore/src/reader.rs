@@ -124,16 +124,21 @@ impl Reader<'_> {
         Ok(loaded)
     }
 
-    /// The tenant's membership view, folded from the membership events of every user of
-    /// the tenant. Load it only under the tenant's membership lock.
+    /// The tenant's membership view, folded from the membership events of every user and
+    /// team of the tenant. Load it only under the tenant's membership lock.
     #[tracing::instrument(skip(self))]
     pub async fn members(&self, tenant_id: Uuid) -> Result<domain::TenantMembers, StoreError> {
-        let types: Vec<&str> = domain::TenantMembers::EVENT_TYPES.to_vec();
+        let types: Vec<&str> = domain::TenantMembers::EVENT_TYPES
+            .iter()
+            .chain(domain::TenantMembers::TEAM_EVENT_TYPES)
+            .copied()
+            .collect();
         let client = self.connection().await?;
         let rows = client
             .query(
                 &format!(
-                    "{SELECT_EVENTS} WHERE tenant_id = $1 AND aggregate_type = 'user' AND type = ANY($2)
+                    "{SELECT_EVENTS} WHERE tenant_id = $1 AND aggregate_type IN ('user', 'team')
+                       AND type = ANY($2)
                      ORDER BY position"
                 ),
                 &[&tenant_id, &types],

@@ -1,7 +1,7 @@
 //! The stored event and its published envelope.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
+use domain::{DomainEvent, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -149,6 +149,14 @@ impl RecordedEvent {
             "session" => DomainEvent::Session {
                 session_id: self.aggregate_id,
                 event: serde_json::from_value::<SessionEvent>(tagged).map_err(error)?,
+            },
+            "team" => DomainEvent::Team {
+                team_id: self.aggregate_id,
+                event: serde_json::from_value::<TeamEvent>(tagged).map_err(error)?,
+            },
+            "invitation" => DomainEvent::Invitation {
+                invitation_id: self.aggregate_id,
+                event: serde_json::from_value::<InvitationEvent>(tagged).map_err(error)?,
             },
             other => {
                 return Err(DecodeError {

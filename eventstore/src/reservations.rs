@@ -34,4 +34,24 @@ impl Transaction {
             Err(error) => Err(error.into()),
         }
     }
+
+    /// Gives a unique value to `owner` whoever held it before (a new invitation of an
+    /// address whose previous one is over).
+    #[tracing::instrument(skip(self, value_hash))]
+    pub async fn take_over(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        value_hash: &[u8],
+        owner_id: Uuid,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .execute(
+                "INSERT INTO unique_reservations (tenant_id, kind, value_hash, owner_id) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (tenant_id, kind, value_hash) DO UPDATE SET owner_id = excluded.owner_id",
+                &[&tenant_id, &kind, &value_hash, &owner_id],
+            )
+            .await?;
+        Ok(())
+    }
 }

@@ -37,7 +37,17 @@ pub fn current_version(event_type: &str) -> Option<i32> {
         | "user.deleted"
         | "user.logged_in"
         | "user.session_refreshed"
-        | "user.session_revoked" => Some(1),
+        | "user.session_revoked"
+        | "team.created"
+        | "team.updated"
+        | "team.deleted"
+        | "team.members_added"
+        | "team.members_removed"
+        | "invitation.created"
+        | "invitation.resent"
+        | "invitation.revoked"
+        | "invitation.accepted"
+        | "invitation.expired" => Some(1),
         _ => None,
     }
 }

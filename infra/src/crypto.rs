@@ -174,14 +174,17 @@ impl DataKey {
 pub struct KeyRing {
     master: MasterKey,
     blind_index_key: [u8; KEY_BYTES],
+    secrets_key: [u8; KEY_BYTES],
 }
 
 impl KeyRing {
     pub fn new(master: MasterKey) -> Self {
         let blind_index_key = master.derive("eventra/blind-index/v1");
+        let secrets_key = master.derive("eventra/email-secrets/v1");
         KeyRing {
             master,
             blind_index_key,
+            secrets_key,
         }
     }
 
@@ -197,6 +200,16 @@ impl KeyRing {
         let bytes = open(&self.master.key, subject.as_bytes(), wrapped)?;
         let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| CryptoError::Decrypt)?;
         Ok(DataKey(key))
+    }
+
+    /// Seals a one-time secret (an emailed link's token) for the short time between the
+    /// command that makes it and the email that carries it, bound to `context`.
+    pub fn seal_secret(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        seal(&self.secrets_key, context, plaintext)
+    }
+
+    pub fn open_secret(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        open(&self.secrets_key, context, sealed)
     }
 
     /// A keyed hash of a unique value (such as a normalised email), so uniqueness can be

@@ -35,10 +35,19 @@ pub enum Template {
     MemberRemoved,
     /// `tenant.member_removed` by the member themselves: a goodbye.
     LeftTenant,
+    /// `invitation.created` and `invitation.resent`: the one-time link, to the invited
+    /// address.
+    Invitation,
+    /// `invitation.accepted`: to the admin who invited.
+    InvitationAccepted,
+    /// `invitation.expired`: to the admin who invited.
+    InvitationExpired,
+    /// `team.members_added`: to each member added.
+    TeamWelcome,
 }
 
 impl Template {
-    pub const ALL: [Template; 12] = [
+    pub const ALL: [Template; 16] = [
         Template::Welcome,
         Template::MemberJoined,
         Template::ProfileUpdated,
@@ -51,6 +60,10 @@ impl Template {
         Template::AccountDeleted,
         Template::MemberRemoved,
         Template::LeftTenant,
+        Template::Invitation,
+        Template::InvitationAccepted,
+        Template::InvitationExpired,
+        Template::TeamWelcome,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -67,6 +80,10 @@ impl Template {
             Template::AccountDeleted => "account_deleted",
             Template::MemberRemoved => "member_removed",
             Template::LeftTenant => "left_tenant",
+            Template::Invitation => "invitation",
+            Template::InvitationAccepted => "invitation_accepted",
+            Template::InvitationExpired => "invitation_expired",
+            Template::TeamWelcome => "team_welcome",
         }
     }
 
@@ -118,7 +135,7 @@ pub fn message_id(job_id: Uuid) -> String {
     format!("<{job_id}@eventra>")
 }
 
-/// Queues a job unless this event already made this template's email. Returns the job's
+/// Queues a job unless this event already made this template's email to this person. Returns the job's
 /// id, or `None` for a duplicate.
 pub async fn enqueue(client: &Client, job: &NewJob) -> Result<Option<Uuid>, tokio_postgres::Error> {
     let job_id = Uuid::now_v7();
@@ -126,7 +143,7 @@ pub async fn enqueue(client: &Client, job: &NewJob) -> Result<Option<Uuid>, toki
     let inserted = client
         .execute(
             "WITH source AS (
-                 INSERT INTO email_job_sources (event_id, template, job_id) VALUES ($4, $6, $1)
+                 INSERT INTO email_job_sources (event_id, template, user_id, job_id) VALUES ($4, $6, $3, $1)
                  ON CONFLICT DO NOTHING RETURNING job_id)
              INSERT INTO email_jobs (job_id, tenant_id, user_id, event_id, position, template, security,
                                      recipient, variables, due_at, message_id)
@@ -181,6 +198,74 @@ pub async fn forget_recipient(
               WHERE user_id = $1 AND template <> 'account_deleted'
                 AND (recipient IS NOT NULL OR status IN ('pending', 'sending', 'dead'))",
             &[&user_id, &ERASED_NOTE],
+        )
+        .await
+}
+
+/// Keeps an emailed link's token, sealed, until the email of event `event_id` carries it.
+pub async fn keep_secret(
+    client: &Client,
+    keys: &crate::crypto::KeyRing,
+    secret: &EmailSecret<'_>,
+) -> Result<(), anyhow::Error> {
+    let sealed = keys
+        .seal_secret(secret.event_id.as_bytes(), secret.token.as_bytes())
+        .map_err(|e| anyhow::anyhow!("sealing a link failed: {e:?}"))?;
+    client
+        .execute(
+            "INSERT INTO email_secrets (event_id, tenant_id, aggregate_id, sealed, expires_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+            &[
+                &secret.event_id,
+                &secret.tenant_id,
+                &secret.aggregate_id,
+                &sealed,
+                &secret.expires_at,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A one-time token on its way to an email.
+pub struct EmailSecret<'a> {
+    pub event_id: Uuid,
+    pub tenant_id: Uuid,
+    /// The aggregate whose token it is: replacing or closing it forgets the secret.
+    pub aggregate_id: Uuid,
+    pub token: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The token kept for the email of `event_id`, if it is still kept and opens.
+pub async fn open_secret(
+    client: &Client,
+    keys: &crate::crypto::KeyRing,
+    event_id: Uuid,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT sealed FROM email_secrets WHERE event_id = $1 AND expires_at > now()",
+            &[&event_id],
+        )
+        .await?;
+    Ok(row.and_then(|row| {
+        let sealed: Vec<u8> = row.get(0);
+        keys.open_secret(event_id.as_bytes(), &sealed)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+    }))
+}
+
+/// Forgets every kept token of an aggregate (its token was replaced, or it is closed).
+pub async fn forget_secrets_of(
+    client: &Client,
+    aggregate_id: Uuid,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "DELETE FROM email_secrets WHERE aggregate_id = $1",
+            &[&aggregate_id],
         )
         .await
 }

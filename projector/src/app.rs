@@ -77,9 +77,16 @@ pub async fn run(
             pool: pool.clone(),
             mailer,
             settings: settings.email_worker.clone(),
+            keys: Arc::clone(&keys),
         });
         tasks.spawn(worker.run(shutdown.clone()));
     }
+    let scheduler = crate::scheduler::Scheduler {
+        store: eventstore::EventStore::new(pool.clone(), Arc::clone(&keys)),
+        poll_interval: settings.timer_poll_interval,
+        batch: 100,
+    };
+    tasks.spawn(scheduler.run(shutdown.clone()));
     let relay = Relay {
         database_url: settings.database_url.clone(),
         keys: Arc::clone(&keys),

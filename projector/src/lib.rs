@@ -1,6 +1,6 @@
 //! Eventra's asynchronous side: the ordered relay from the event store to NATS JetStream,
-//! the projection runtime with its read models, the email queue and its worker, and the
-//! operator commands.
+//! the projection runtime with its read models, the email queue and its worker, the
+//! scheduler that fires durable timers, and the operator commands.
 
 pub mod app;
 pub mod checkpoint;
@@ -13,5 +13,6 @@ pub mod projections;
 pub mod relay;
 pub mod replay;
 pub mod runtime;
+pub mod scheduler;
 pub mod settings;
 pub mod stream;

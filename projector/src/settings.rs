@@ -26,6 +26,8 @@ pub struct Settings {
     /// `RELAY_POLL_INTERVAL_MS`, default 1000: how often the relay looks for events when
     /// no notification woke it.
     pub relay_poll_interval: Duration,
+    /// `TIMER_POLL_INTERVAL_MS`, default 1000: how often the scheduler looks for due timers.
+    pub timer_poll_interval: Duration,
     /// `SEARCH_INDEX_DIR`, default `$EVENTRA_DATA_DIR/search`: the search index this
     /// projector writes (the query API on the same host reads it).
     pub search_dir: PathBuf,
@@ -96,6 +98,7 @@ impl Settings {
             master_key: var("EVENTRA_MASTER_KEY"),
             batch_size: parse("PROJECTOR_BATCH_SIZE", "256")?,
             relay_poll_interval: Duration::from_millis(parse("RELAY_POLL_INTERVAL_MS", "1000")?),
+            timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_INTERVAL_MS", "1000")?),
             http_addr: parse("PROJECTOR_ADDR", "127.0.0.1:8082")?,
             search_dir: search_dir(),
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
@@ -115,6 +118,7 @@ impl Settings {
                 retry_base: Duration::from_millis(parse("EMAIL_RETRY_BASE_MS", "30000")?),
                 retry_max: Duration::from_millis(parse("EMAIL_RETRY_MAX_MS", "3600000")?),
                 rate_limit_per_hour: parse("EMAIL_RATE_LIMIT_PER_HOUR", "10")?,
+                public_url: var("PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
             },
             smtp_url: var("SMTP_URL"),
             smtp_timeout: Duration::from_secs(parse("SMTP_TIMEOUT_SECS", "15")?),

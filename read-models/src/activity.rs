@@ -13,4 +13,7 @@ pub const ACTIONS: &[&str] = &[
     "session_revoked",
     "erased",
     "platform_admin_granted",
+    "invitation_accepted",
+    "team_joined",
+    "team_left",
 ];

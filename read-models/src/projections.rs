@@ -18,6 +18,10 @@ pub enum ProjectionName {
     Sessions,
     Activity,
     Audit,
+    Teams,
+    Invitations,
+    /// The durable timers the scheduler fires.
+    Timers,
     /// The search index (Tantivy, on disk); not a Postgres read model.
     Search,
     /// The email queue: never replayed (a replay would mail people twice).
@@ -26,26 +30,32 @@ pub enum ProjectionName {
 
 impl ProjectionName {
     /// Every projection, the search index and the email queue included.
-    pub const EVERY: [ProjectionName; 8] = [
+    pub const EVERY: [ProjectionName; 11] = [
         ProjectionName::Tenants,
         ProjectionName::Users,
         ProjectionName::Memberships,
         ProjectionName::Sessions,
         ProjectionName::Activity,
         ProjectionName::Audit,
+        ProjectionName::Teams,
+        ProjectionName::Invitations,
+        ProjectionName::Timers,
         ProjectionName::Search,
         ProjectionName::EmailJobs,
     ];
 
     /// The Postgres read models (every projection but the search index and the email
     /// queue).
-    pub const ALL: [ProjectionName; 6] = [
+    pub const ALL: [ProjectionName; 9] = [
         ProjectionName::Tenants,
         ProjectionName::Users,
         ProjectionName::Memberships,
         ProjectionName::Sessions,
         ProjectionName::Activity,
         ProjectionName::Audit,
+        ProjectionName::Teams,
+        ProjectionName::Invitations,
+        ProjectionName::Timers,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -56,6 +66,9 @@ impl ProjectionName {
             ProjectionName::Sessions => "sessions",
             ProjectionName::Activity => "activity",
             ProjectionName::Audit => "audit",
+            ProjectionName::Teams => "teams",
+            ProjectionName::Invitations => "invitations",
+            ProjectionName::Timers => "timers",
             ProjectionName::Search => "search",
             ProjectionName::EmailJobs => "email-jobs",
         }
@@ -74,6 +87,9 @@ impl ProjectionName {
             ProjectionName::Sessions => &["rm_sessions"],
             ProjectionName::Activity => &["rm_activity"],
             ProjectionName::Audit => &["rm_audit"],
+            ProjectionName::Teams => &["rm_teams", "rm_team_members"],
+            ProjectionName::Invitations => &["rm_invitations"],
+            ProjectionName::Timers => &["timers"],
             ProjectionName::Search | ProjectionName::EmailJobs => &[],
         }
     }
@@ -85,6 +101,7 @@ impl ProjectionName {
                 Some("queues emails; never replayed (a replay would send them again)")
             }
             ProjectionName::Search => Some("Tantivy index; replay rebuilds a new generation"),
+            ProjectionName::Timers => Some("what the scheduler fires when a time passes"),
             _ => None,
         }
     }

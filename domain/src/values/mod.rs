@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use email::{Email, normalise_email};
 pub use locale::Locale;
 pub use mail_domain::MailDomain;
-pub use names::{DisplayName, TenantName};
+pub use names::{DisplayName, TeamDescription, TeamName, TenantName};
 pub use password::Password;
 pub use phone::Phone;
 

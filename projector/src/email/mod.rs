@@ -1,8 +1,10 @@
 //! Email: the `email-jobs` projection turns events into jobs (`projection`), workers claim
 //! and send them (`worker`) through SMTP or files (`transport`) with the localised
-//! `templates`; `cli` serves `projector email-jobs`.
+//! `templates` (the membership emails' words in `membership_wording`); `cli` serves
+//! `projector email-jobs`.
 
 pub mod cli;
+mod membership_wording;
 pub mod projection;
 pub mod templates;
 pub mod transport;

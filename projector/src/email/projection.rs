@@ -1,5 +1,6 @@
 //! The `email-jobs` projection: which events mail whom (seed 000 US-8, US-9, US-16, US-24,
-//! US-25; seed 002). It only queues; the worker sends. It is never replayed: a replay would
+//! US-25; seed 002), the membership emails included (invitations, their outcome for the
+//! inviter, team welcomes). It only queues; the worker sends. It is never replayed: a replay would
 //! mail people again about things long past.
 
 use std::collections::BTreeSet;
@@ -8,7 +9,10 @@ use std::time::Duration;
 use chrono::Utc;
 use deadpool_postgres::Object;
 use domain::event::{RemovalReason, RevocationReason};
-use domain::{DomainEvent, SessionEvent, Tenant, User, UserEvent};
+use domain::{
+    DomainEvent, Invitation, InvitationEvent, SessionEvent, Team, TeamEvent, Tenant, User,
+    UserEvent,
+};
 use eventstore::RecordedEvent;
 use eventstore::{StoreError, load_stream};
 use infra::crypto::{ERASED, KeyRing};
@@ -38,20 +42,29 @@ impl Default for EmailPolicy {
     }
 }
 
-/// What one event asks to send, before the recipient is known.
+/// Whose address an email goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recipient {
+    /// The account's address (from its stream).
+    User(Uuid),
+    /// The address an invitation was sent to (from the invitation's stream).
+    Invitee(Uuid),
+}
+
+/// What one event asks to send, before the recipient's address is known.
 struct Notice {
-    user_id: Uuid,
+    recipient: Recipient,
     template: Template,
     details: Value,
 }
 
-fn notice_of(domain: &DomainEvent) -> Option<Notice> {
+fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
     let notice = |user_id: Uuid, template, details| {
-        Some(Notice {
-            user_id,
+        vec![Notice {
+            recipient: Recipient::User(user_id),
             template,
             details,
-        })
+        }]
     };
     match domain {
         DomainEvent::User { user_id, event } => match event {
@@ -96,7 +109,7 @@ fn notice_of(domain: &DomainEvent) -> Option<Notice> {
             ),
             UserEvent::Deleted { .. }
             | UserEvent::LoginFailed { .. }
-            | UserEvent::PlatformAdminGranted { .. } => None,
+            | UserEvent::PlatformAdminGranted { .. } => Vec::new(),
         },
         DomainEvent::Session {
             session_id,
@@ -117,7 +130,42 @@ fn notice_of(domain: &DomainEvent) -> Option<Notice> {
                 json!({"session_id": session_id, "reason": reason}),
             )
         }
-        DomainEvent::Session { .. } | DomainEvent::Tenant { .. } => None,
+        DomainEvent::Invitation {
+            invitation_id,
+            event,
+        } => match event {
+            InvitationEvent::Created { .. } | InvitationEvent::Resent { .. } => vec![Notice {
+                recipient: Recipient::Invitee(*invitation_id),
+                template: Template::Invitation,
+                details: json!({}),
+            }],
+            // The inviter is read from the invitation's stream; the recipient is set there.
+            InvitationEvent::Accepted { user_id, .. } => vec![Notice {
+                recipient: Recipient::User(Uuid::nil()),
+                template: Template::InvitationAccepted,
+                details: json!({"member_id": user_id}),
+            }],
+            InvitationEvent::Expired { .. } => vec![Notice {
+                recipient: Recipient::User(Uuid::nil()),
+                template: Template::InvitationExpired,
+                details: json!({}),
+            }],
+            InvitationEvent::Revoked { .. } => Vec::new(),
+        },
+        DomainEvent::Team {
+            team_id,
+            event: TeamEvent::MembersAdded { user_ids, .. },
+        } => user_ids
+            .iter()
+            .map(|user_id| Notice {
+                recipient: Recipient::User(*user_id),
+                template: Template::TeamWelcome,
+                details: json!({"team_id": team_id}),
+            })
+            .collect(),
+        DomainEvent::Session { .. } | DomainEvent::Tenant { .. } | DomainEvent::Team { .. } => {
+            Vec::new()
+        }
     }
 }
 
@@ -139,9 +187,10 @@ pub async fn apply(
             .map_err(HandlerError::classify)?;
         return Ok(());
     }
-    let Some(notice) = notice_of(domain) else {
+    let mut notices = notices_of(domain);
+    if notices.is_empty() {
         return Ok(());
-    };
+    }
     let age = (Utc::now() - event.occurred_at)
         .to_std()
         .unwrap_or_default();
@@ -149,24 +198,9 @@ pub async fn apply(
         skipped("stale");
         return Ok(());
     }
-    let user_events = load(client, keys, "user", notice.user_id).await?;
-    let mut user = User::default();
-    let mut created_in = None;
-    for recorded in &user_events {
-        if let Ok(DomainEvent::User { event, .. }) = recorded.to_domain() {
-            if matches!(event, UserEvent::Created { .. }) {
-                created_in = Some(recorded.transaction_id);
-            }
-            user.apply_at(&event, recorded.occurred_at);
-        }
-    }
-    if user.erased || user.email.is_empty() || user.email == ERASED {
-        skipped("erased");
-        return Ok(());
-    }
-    // Joining in the signup itself is covered by the welcome email.
-    if notice.template == Template::MemberJoined && created_in == Some(event.transaction_id) {
-        return Ok(());
+    let context = Context::of(client, keys, event, domain).await?;
+    for notice in &mut notices {
+        context.complete(notice);
     }
     let tenant_events = load(client, keys, "tenant", event.tenant_id).await?;
     let mut tenant = Tenant::default();
@@ -175,21 +209,185 @@ pub async fn apply(
             tenant.apply(&event);
         }
     }
+    for notice in notices {
+        queue(client, keys, policy, event, &tenant, notice).await?;
+    }
+    Ok(())
+}
+
+/// What the membership emails need to know beyond the event: the invitation it belongs to
+/// and the inviter's name, or the team's name.
+#[derive(Default)]
+struct Context {
+    invitation: Option<Invitation>,
+    inviter_name: Option<String>,
+    member_name: Option<String>,
+    team_name: Option<String>,
+}
+
+impl Context {
+    async fn of(
+        client: &Object,
+        keys: &KeyRing,
+        event: &RecordedEvent,
+        domain: &DomainEvent,
+    ) -> Result<Self, HandlerError> {
+        let mut context = Context::default();
+        match domain {
+            DomainEvent::Invitation {
+                invitation_id,
+                event: invitation_event,
+            } => {
+                let mut invitation = Invitation::default();
+                for recorded in load(client, keys, "invitation", *invitation_id).await? {
+                    // Only what was there when this event happened: a resend's email tells
+                    // its own expiry even if it is mailed after a later resend.
+                    if recorded.position > event.position {
+                        break;
+                    }
+                    if let Ok(DomainEvent::Invitation { event, .. }) = recorded.to_domain() {
+                        invitation.apply(&event);
+                    }
+                }
+                if let Some(inviter) = invitation.invited_by {
+                    context.inviter_name = Some(user(client, keys, inviter).await?.display_name);
+                }
+                if let InvitationEvent::Accepted { user_id, .. } = invitation_event {
+                    context.member_name = Some(user(client, keys, *user_id).await?.display_name);
+                }
+                context.invitation = Some(invitation);
+            }
+            DomainEvent::Team { team_id, .. } => {
+                let mut team = Team::default();
+                for recorded in load(client, keys, "team", *team_id).await? {
+                    if let Ok(DomainEvent::Team { event, .. }) = recorded.to_domain() {
+                        team.apply(&event);
+                    }
+                }
+                context.team_name = Some(team.name);
+            }
+            _ => {}
+        }
+        Ok(context)
+    }
+
+    /// Fills in the notice's recipient and details from what was loaded.
+    fn complete(&self, notice: &mut Notice) {
+        let details = notice.details.as_object_mut();
+        let Some(details) = details else { return };
+        if let Some(invitation) = &self.invitation {
+            if let Recipient::User(id) = &mut notice.recipient
+                && id.is_nil()
+            {
+                *id = invitation.invited_by.unwrap_or_default();
+            }
+            if let Some(expires_at) = invitation.expires_at {
+                details.insert(
+                    "expires_at".into(),
+                    json!(expires_at.format("%Y-%m-%d %H:%M").to_string()),
+                );
+            }
+            details.insert(
+                "role".into(),
+                json!(invitation.role.map(|role| role.as_str())),
+            );
+            details.insert(
+                "invitation_id".into(),
+                json!(invitation.invitation_id),
+            );
+        }
+        for (key, value) in [
+            ("inviter_name", &self.inviter_name),
+            ("member_name", &self.member_name),
+            ("team_name", &self.team_name),
+        ] {
+            if let Some(value) = value {
+                details.insert(key.into(), json!(value));
+            }
+        }
+    }
+}
+
+/// The user folded from their stream (personal data opened).
+async fn user(client: &Object, keys: &KeyRing, user_id: Uuid) -> Result<User, HandlerError> {
+    let mut user = User::default();
+    for recorded in load(client, keys, "user", user_id).await? {
+        if let Ok(DomainEvent::User { event, .. }) = recorded.to_domain() {
+            user.apply_at(&event, recorded.occurred_at);
+        }
+    }
+    Ok(user)
+}
+
+/// Queues one notice, once the recipient's address is read: never to an erased person.
+async fn queue(
+    client: &Object,
+    keys: &KeyRing,
+    policy: &EmailPolicy,
+    event: &RecordedEvent,
+    tenant: &Tenant,
+    notice: Notice,
+) -> Result<(), HandlerError> {
+    let (user_id, recipient, display_name, locale) = match notice.recipient {
+        Recipient::User(user_id) => {
+            if user_id.is_nil() {
+                return Ok(());
+            }
+            let user_events = load(client, keys, "user", user_id).await?;
+            let mut user = User::default();
+            let mut created_in = None;
+            for recorded in &user_events {
+                if let Ok(DomainEvent::User { event, .. }) = recorded.to_domain() {
+                    if matches!(event, UserEvent::Created { .. }) {
+                        created_in = Some(recorded.transaction_id);
+                    }
+                    user.apply_at(&event, recorded.occurred_at);
+                }
+            }
+            if user.erased || user.email.is_empty() || user.email == ERASED {
+                skipped("erased");
+                return Ok(());
+            }
+            // Joining in the signup itself is covered by the welcome email.
+            if notice.template == Template::MemberJoined
+                && created_in == Some(event.transaction_id)
+            {
+                return Ok(());
+            }
+            (user_id, user.email, user.display_name, user.locale)
+        }
+        Recipient::Invitee(invitation_id) => {
+            let mut invitation = Invitation::default();
+            for recorded in load(client, keys, "invitation", invitation_id).await? {
+                if let Ok(DomainEvent::Invitation { event, .. }) = recorded.to_domain() {
+                    invitation.apply(&event);
+                }
+            }
+            let Some(user_id) = invitation.user_id else {
+                return Ok(());
+            };
+            if invitation.email.is_empty() || invitation.email == ERASED {
+                skipped("erased");
+                return Ok(());
+            }
+            (user_id, invitation.email, String::new(), None)
+        }
+    };
     let mut variables = json!({
-        "display_name": user.display_name,
+        "display_name": display_name,
         "tenant_name": tenant.name,
-        "locale": user.locale,
+        "locale": locale,
     });
     if let (Some(target), Some(details)) = (variables.as_object_mut(), notice.details.as_object()) {
         target.extend(details.clone());
     }
     let job = NewJob {
         tenant_id: event.tenant_id,
-        user_id: notice.user_id,
+        user_id,
         event_id: event.event_id,
         position: event.position,
         template: notice.template,
-        recipient: user.email,
+        recipient,
         variables,
         due_at: event.occurred_at,
     };
@@ -243,9 +441,9 @@ async fn coalesce(client: &Object, policy: &EmailPolicy, job: NewJob) -> Result<
     let mut variables: Value = open.get(1);
     let joined = client
         .execute(
-            "INSERT INTO email_job_sources (event_id, template, job_id) VALUES ($1, $2, $3)
+            "INSERT INTO email_job_sources (event_id, template, user_id, job_id) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
-            &[&job.event_id, &job.template.as_str(), &job_id],
+            &[&job.event_id, &job.template.as_str(), &job.user_id, &job_id],
         )
         .await
         .map_err(HandlerError::classify)?;

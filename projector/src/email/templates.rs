@@ -116,6 +116,10 @@ fn wording(
         })
         .unwrap_or_default();
     let english = language == Language::English;
+    if let Some(words) = super::membership_wording::wording(template, language, tenant, variables)
+    {
+        return words;
+    }
     let (subject, lines): (String, Vec<String>) = match template {
         Template::Welcome if english => (
             format!("Welcome to {tenant}"),
@@ -281,6 +285,11 @@ fn wording(
                 "Ihr Konto bei {tenant} und Ihre persönlichen Daten wurden gelöscht. Dies ist die letzte E-Mail an diese Adresse; wir speichern sie nicht mehr."
             )],
         ),
+        // Worded in `membership_wording`, which answered above.
+        Template::Invitation
+        | Template::InvitationAccepted
+        | Template::InvitationExpired
+        | Template::TeamWelcome => (String::new(), Vec::new()),
     };
     (subject, lines)
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use infra::email_jobs::Template;
+use infra::crypto::KeyRing;
+use infra::email_jobs::{self, Template};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 use serde_json::Value;
@@ -45,6 +46,9 @@ pub struct WorkerSettings {
     /// `EMAIL_RATE_LIMIT_PER_HOUR`, default 10: emails other than security alerts to one
     /// address per hour; more wait until the hour allows them.
     pub rate_limit_per_hour: i64,
+    /// `PUBLIC_URL`, default `http://127.0.0.1:8080`: where people open emailed links
+    /// (`{PUBLIC_URL}/invitations/accept?token=…`).
+    pub public_url: String,
 }
 
 impl Default for WorkerSettings {
@@ -58,6 +62,7 @@ impl Default for WorkerSettings {
             retry_base: Duration::from_secs(30),
             retry_max: Duration::from_secs(3600),
             rate_limit_per_hour: 10,
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }
@@ -66,11 +71,14 @@ pub struct EmailWorker {
     pub pool: Pool,
     pub mailer: Arc<Mailer>,
     pub settings: WorkerSettings,
+    /// Opens the one-time links kept for emails (`email_secrets`).
+    pub keys: Arc<KeyRing>,
 }
 
 /// A claimed job.
 struct Claimed {
     job_id: Uuid,
+    event_id: Uuid,
     tenant_id: Uuid,
     template: String,
     security: bool,
@@ -89,6 +97,8 @@ enum Outcome {
     Retry,
     Dead,
     Deferred,
+    /// Not sent and never will be (its link is no longer valid).
+    Suppressed,
 }
 
 impl EmailWorker {
@@ -159,7 +169,7 @@ impl EmailWorker {
                         last_attempt_at = now(), updated_at = now()
                    FROM next WHERE j.job_id = next.job_id
                  RETURNING j.job_id, j.tenant_id, j.template, j.security, j.recipient, j.variables,
-                           j.attempts, j.message_id, j.last_attempt_at",
+                           j.attempts, j.message_id, j.last_attempt_at, j.event_id",
                 &[&token, &lease_ms],
             )
             .await?;
@@ -174,6 +184,7 @@ impl EmailWorker {
             message_id: row.get(7),
             started_at: row.get(8),
             claim_token: token,
+            event_id: row.get(9),
         }))
     }
 
@@ -191,8 +202,30 @@ impl EmailWorker {
                 .finish(&job, Outcome::Deferred, Some(until), None, Some(&note))
                 .await;
         }
+        let mut variables = job.variables.clone();
+        if job.template == Template::Invitation.as_str() {
+            let client = self.pool.get().await?;
+            match email_jobs::open_secret(&client, &self.keys, job.event_id).await? {
+                Some(token) => {
+                    let link = format!(
+                        "{}/invitations/accept?token={token}",
+                        self.settings.public_url.trim_end_matches('/')
+                    );
+                    if let Some(variables) = variables.as_object_mut() {
+                        variables.insert("link".into(), Value::String(link));
+                    }
+                }
+                None => {
+                    tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, "invitation email suppressed: its link was replaced, used or has expired");
+                    let note = "not sent: the invitation's link was replaced, used, revoked or has expired";
+                    return self
+                        .finish(&job, Outcome::Suppressed, None, None, Some(note))
+                        .await;
+                }
+            }
+        }
         let started = Instant::now();
-        let result = match self.message(&job) {
+        let result = match self.message(&job, &variables) {
             Ok(message) => self.mailer.send(job.job_id, &message).await,
             Err(error) => Err(error),
         };
@@ -273,7 +306,9 @@ impl EmailWorker {
         })
     }
 
-    fn message(&self, job: &Claimed) -> Result<Message, SendError> {
+    /// The message of a job, rendered from `variables` (the job's, with any link opened for
+    /// this attempt only: the link is never written back).
+    fn message(&self, job: &Claimed, variables: &Value) -> Result<Message, SendError> {
         let template = Template::from_name(&job.template)
             .ok_or_else(|| SendError::Permanent(format!("unknown template {}", job.template)))?;
         let recipient = job
@@ -288,7 +323,7 @@ impl EmailWorker {
             .from
             .parse()
             .map_err(|e| SendError::Permanent(format!("EMAIL_FROM is not an address: {e}")))?;
-        let rendered = render(template, &job.variables);
+        let rendered = render(template, variables);
         Message::builder()
             .from(from)
             .to(to)
@@ -318,6 +353,7 @@ impl EmailWorker {
             Outcome::Retry => ("pending", "retry"),
             Outcome::Dead => ("dead", "dead"),
             Outcome::Deferred => ("pending", "deferred"),
+            Outcome::Suppressed => ("suppressed", "suppressed"),
         };
         // The deletion confirmation gives up the address once it is finished with.
         let forget = job.template == Template::AccountDeleted.as_str()
@@ -364,6 +400,17 @@ impl EmailWorker {
                 ],
             )
             .await?;
+        // A link's token lives only until its email is finished with.
+        if job.template == Template::Invitation.as_str()
+            && matches!(outcome, Outcome::Sent | Outcome::Dead | Outcome::Suppressed)
+        {
+            transaction
+                .execute(
+                    "DELETE FROM email_secrets WHERE event_id = $1",
+                    &[&job.event_id],
+                )
+                .await?;
+        }
         transaction.commit().await?;
         Ok(())
     }

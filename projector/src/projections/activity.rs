@@ -1,7 +1,7 @@
 //! `rm_activity`: what each user did, in the vocabulary of `read_models::activity`.
 
 use domain::event::LoginFailure;
-use domain::{DomainEvent, SessionEvent, UserEvent};
+use domain::{DomainEvent, InvitationEvent, SessionEvent, TeamEvent, UserEvent};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -69,6 +69,29 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
             )),
             SessionEvent::Refreshed { .. } => None,
         },
-        DomainEvent::Tenant { .. } => None,
+        DomainEvent::Invitation {
+            invitation_id,
+            event: InvitationEvent::Accepted { user_id, .. },
+        } => Some((
+            *user_id,
+            "invitation_accepted",
+            json!({"invitation_id": invitation_id}),
+        )),
+        // One row per event: a team change naming one member is that member's activity.
+        DomainEvent::Team {
+            team_id,
+            event: TeamEvent::MembersAdded { user_ids, .. },
+        } if user_ids.len() == 1 => Some((user_ids[0], "team_joined", json!({"team_id": team_id}))),
+        DomainEvent::Team {
+            team_id,
+            event: TeamEvent::MembersRemoved { user_ids, reason, .. },
+        } if user_ids.len() == 1 => Some((
+            user_ids[0],
+            "team_left",
+            json!({"team_id": team_id, "reason": reason.as_str()}),
+        )),
+        DomainEvent::Tenant { .. } | DomainEvent::Team { .. } | DomainEvent::Invitation { .. } => {
+            None
+        }
     }
 }

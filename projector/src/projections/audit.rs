@@ -2,7 +2,9 @@
 //! search index's audit documents).
 
 use domain::event::{LoginFailure, RemovalReason};
-use domain::{DomainEvent, SessionEvent, TenantEvent, UserEvent};
+use domain::{
+    DomainEvent, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -150,6 +152,99 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                 ),
             ),
         },
+        DomainEvent::Team { team_id, event } => team_summary(*team_id, event),
+        DomainEvent::Invitation {
+            invitation_id,
+            event,
+        } => invitation_summary(*invitation_id, event),
+    }
+}
+
+/// Team names are the tenant's words, not personal data; member ids are ids.
+fn team_summary(team_id: Uuid, event: &TeamEvent) -> (Option<Uuid>, String) {
+    let ids = |user_ids: &[Uuid]| {
+        user_ids
+            .iter()
+            .map(Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match event {
+        TeamEvent::Created { .. } => (None, format!("team {team_id} created")),
+        TeamEvent::Updated {
+            name, description, ..
+        } => {
+            let mut changed = Vec::new();
+            if name.is_some() {
+                changed.push("name");
+            }
+            if description.is_some() {
+                changed.push("description");
+            }
+            (
+                None,
+                format!("team {team_id} changed: {}", changed.join(", ")),
+            )
+        }
+        TeamEvent::Deleted { .. } => (None, format!("team {team_id} deleted")),
+        TeamEvent::MembersAdded { user_ids, .. } => (
+            user_ids.first().copied().filter(|_| user_ids.len() == 1),
+            format!("added to team {team_id}: {}", ids(user_ids)),
+        ),
+        TeamEvent::MembersRemoved {
+            user_ids, reason, ..
+        } => (
+            user_ids.first().copied().filter(|_| user_ids.len() == 1),
+            format!(
+                "removed from team {team_id} ({}): {}",
+                reason.as_str().replace('_', " "),
+                ids(user_ids)
+            ),
+        ),
+    }
+}
+
+/// Never the invited address: only ids, roles and times.
+fn invitation_summary(invitation_id: Uuid, event: &InvitationEvent) -> (Option<Uuid>, String) {
+    match event {
+        InvitationEvent::Created {
+            role,
+            team_ids,
+            expires_at,
+            ..
+        } => (
+            None,
+            format!(
+                "invitation {invitation_id} created as {} to {} team(s), expires {}",
+                role.as_str(),
+                team_ids.len(),
+                expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ),
+        InvitationEvent::Resent { expires_at, .. } => (
+            None,
+            format!(
+                "invitation {invitation_id} sent again, expires {}",
+                expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ),
+        InvitationEvent::Revoked { .. } => (None, format!("invitation {invitation_id} revoked")),
+        InvitationEvent::Accepted {
+            user_id,
+            new_account,
+            ..
+        } => (
+            Some(*user_id),
+            format!(
+                "invitation {invitation_id} accepted{}",
+                if *new_account {
+                    " (new account)"
+                } else {
+                    " (existing account)"
+                }
+            ),
+        ),
+        InvitationEvent::Expired { .. } => (None, format!("invitation {invitation_id} expired")),
     }
 }
 

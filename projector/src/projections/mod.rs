@@ -9,10 +9,13 @@ pub mod statements;
 
 mod activity;
 pub mod audit;
+mod invitations;
 mod memberships;
 pub mod search;
 mod sessions;
+mod teams;
 mod tenants;
+pub mod timers;
 mod users;
 pub mod users_fold;
 
@@ -110,7 +113,11 @@ impl Projecting for Projection {
     fn needs_personal_data(&self) -> bool {
         matches!(
             self,
-            Projection::Tenants | Projection::Users | Projection::Search | Projection::EmailJobs
+            Projection::Tenants
+                | Projection::Users
+                | Projection::Search
+                | Projection::EmailJobs
+                | Projection::Invitations
         )
     }
 
@@ -149,6 +156,11 @@ impl Projecting for Projection {
             }
             Projection::Audit => audit::Audit::statements(Applying(&mut writer, event, &domain)),
             Projection::Users => users::Users::statements(Applying(&mut writer, event, &domain)),
+            Projection::Teams => teams::Teams::statements(Applying(&mut writer, event, &domain)),
+            Projection::Invitations => {
+                invitations::Invitations::statements(Applying(&mut writer, event, &domain))
+            }
+            Projection::Timers => timers::Timers::statements(Applying(&mut writer, event, &domain)),
             // Not statements: see `is_pipelined`.
             Projection::Search | Projection::EmailJobs => Ok(()),
         }
