@@ -179,7 +179,9 @@ pub fn text_schema(rule: domain::values::TextRule) -> utoipa::openapi::schema::O
 
 /// The schemas of the domain's value types, for `#[schema(schema_with = …)]`.
 pub mod values {
-    use domain::values::{DisplayName, Email, Locale, Password, Phone, TenantName};
+    use domain::values::{
+        DisplayName, Email, Locale, Password, Phone, TeamDescription, TeamName, TenantName,
+    };
     use utoipa::openapi::schema::{Object, SchemaType, Type};
 
     pub fn email() -> Object {
@@ -193,6 +195,12 @@ pub mod values {
     }
     pub fn tenant_name() -> Object {
         super::text_schema(TenantName::RULE)
+    }
+    pub fn team_name() -> Object {
+        super::text_schema(TeamName::RULE)
+    }
+    pub fn team_description() -> Object {
+        super::text_schema(TeamDescription::RULE)
     }
     pub fn locale() -> Object {
         super::text_schema(Locale::RULE)

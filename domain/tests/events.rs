@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
 use domain::event::{
-    ClearableField, EventKind, LoginFailure, RemovalReason, RevocationReason, SessionEvent,
-    TenantEvent, UserEvent,
+    ClearableField, EventKind, InvitationEvent, LoginFailure, RemovalReason, RevocationReason,
+    SessionEvent, TeamDeparture, TeamEvent, TenantEvent, UserEvent,
 };
 use domain::{Actor, DomainEvent, Plan, Role};
 use uuid::Uuid;
@@ -15,6 +15,8 @@ const TENANT: Uuid = Uuid::from_u128(1);
 const USER: Uuid = Uuid::from_u128(2);
 const SESSION: Uuid = Uuid::from_u128(3);
 const ADMIN: Uuid = Uuid::from_u128(4);
+const TEAM: Uuid = Uuid::from_u128(5);
+const INVITATION: Uuid = Uuid::from_u128(6);
 
 /// Personal values the samples carry; none may appear outside the personal fields.
 const PERSONAL: [&str; 4] = [
@@ -42,7 +44,73 @@ fn every_event() -> Vec<DomainEvent> {
         session_id: SESSION,
         event,
     };
+    let team = |event| DomainEvent::Team {
+        team_id: TEAM,
+        event,
+    };
+    let invitation = |event| DomainEvent::Invitation {
+        invitation_id: INVITATION,
+        event,
+    };
     vec![
+        team(TeamEvent::Created {
+            team_id: TEAM,
+            tenant_id: TENANT,
+            name: "Front desk".into(),
+            description: Some("Reception".into()),
+            created_by: ADMIN,
+        }),
+        team(TeamEvent::Updated {
+            team_id: TEAM,
+            name: Some("Night desk".into()),
+            description: Some(String::new()),
+            updated_by: ADMIN,
+        }),
+        team(TeamEvent::Deleted {
+            team_id: TEAM,
+            deleted_by: ADMIN,
+        }),
+        team(TeamEvent::MembersAdded {
+            team_id: TEAM,
+            user_ids: vec![USER],
+            added_by: ADMIN,
+        }),
+        team(TeamEvent::MembersRemoved {
+            team_id: TEAM,
+            user_ids: vec![USER],
+            removed_by: ADMIN,
+            reason: TeamDeparture::LeftTenant,
+        }),
+        invitation(InvitationEvent::Created {
+            invitation_id: INVITATION,
+            tenant_id: TENANT,
+            user_id: USER,
+            email: PERSONAL[0].into(),
+            role: Role::Member,
+            team_ids: vec![TEAM],
+            token_hash: "2".repeat(64),
+            expires_at: at,
+            invited_by: ADMIN,
+        }),
+        invitation(InvitationEvent::Resent {
+            invitation_id: INVITATION,
+            token_hash: "3".repeat(64),
+            expires_at: at,
+            resent_by: ADMIN,
+        }),
+        invitation(InvitationEvent::Revoked {
+            invitation_id: INVITATION,
+            revoked_by: ADMIN,
+        }),
+        invitation(InvitationEvent::Accepted {
+            invitation_id: INVITATION,
+            user_id: USER,
+            new_account: true,
+        }),
+        invitation(InvitationEvent::Expired {
+            invitation_id: INVITATION,
+            expires_at: at,
+        }),
         tenant(TenantEvent::Created {
             tenant_id: TENANT,
             name: "Acme".into(),
@@ -163,6 +231,8 @@ fn serialised(event: &DomainEvent) -> (String, serde_json::Value) {
         DomainEvent::Tenant { event, .. } => serde_json::to_value(event),
         DomainEvent::User { event, .. } => serde_json::to_value(event),
         DomainEvent::Session { event, .. } => serde_json::to_value(event),
+        DomainEvent::Team { event, .. } => serde_json::to_value(event),
+        DomainEvent::Invitation { event, .. } => serde_json::to_value(event),
     }
     .expect("serialise");
     (
@@ -233,6 +303,11 @@ fn the_data_subject_is_the_user_of_an_event_with_personal_data_only() {
             DomainEvent::User { user_id, .. } if !event.personal_fields().is_empty() => {
                 Some(*user_id)
             }
+            // The invited address is the invited account's (sealed with its key).
+            DomainEvent::Invitation {
+                event: InvitationEvent::Created { user_id, .. },
+                ..
+            } => Some(*user_id),
             _ => None,
         };
         assert_eq!(event.data_subject(), expected, "{}", event.event_type());
@@ -240,6 +315,8 @@ fn the_data_subject_is_the_user_of_an_event_with_personal_data_only() {
             DomainEvent::Tenant { .. } => TENANT,
             DomainEvent::User { .. } => USER,
             DomainEvent::Session { .. } => SESSION,
+            DomainEvent::Team { .. } => TEAM,
+            DomainEvent::Invitation { .. } => INVITATION,
         };
         assert_eq!(event.aggregate_id(), id, "{}", event.event_type());
     }
@@ -271,6 +348,8 @@ fn the_data_subject_is_the_user_of_an_event_with_personal_data_only() {
     assert_eq!(TenantEvent::AGGREGATE_TYPE, "tenant");
     assert_eq!(UserEvent::AGGREGATE_TYPE, "user");
     assert_eq!(SessionEvent::AGGREGATE_TYPE, "session");
+    assert_eq!(TeamEvent::AGGREGATE_TYPE, "team");
+    assert_eq!(InvitationEvent::AGGREGATE_TYPE, "invitation");
 }
 
 #[test]

@@ -500,6 +500,8 @@ impl World {
                 DomainEvent::Session { session_id, event } => {
                     sessions[session_index(*session_id)].apply(event, *at);
                 }
+                // This model has no teams or invitations (`domain/tests/membership.rs` has).
+                DomainEvent::Team { .. } | DomainEvent::Invitation { .. } => {}
             }
         }
         (tenants, members, users, sessions)

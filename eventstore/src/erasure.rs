@@ -46,4 +46,20 @@ impl Transaction {
     ) -> Result<Option<Uuid>, StoreError> {
         Ok(infra::email_jobs::enqueue(self.client(), job).await?)
     }
+
+    /// Keeps an emailed link's token, sealed, until its email is sent (ADR 0015).
+    pub async fn keep_email_secret(
+        &self,
+        secret: &infra::email_jobs::EmailSecret<'_>,
+    ) -> Result<(), StoreError> {
+        infra::email_jobs::keep_secret(self.client(), &self.shared.keys, secret)
+            .await
+            .map_err(|error| StoreError::Corrupt(format!("{error:#}")))
+    }
+
+    /// Forgets the kept tokens of an aggregate whose token was replaced or closed.
+    pub async fn forget_email_secrets(&self, aggregate_id: Uuid) -> Result<(), StoreError> {
+        infra::email_jobs::forget_secrets_of(self.client(), aggregate_id).await?;
+        Ok(())
+    }
 }

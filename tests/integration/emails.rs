@@ -415,6 +415,9 @@ async fn two_workers_never_send_the_same_job_twice() {
                 poll_interval: Duration::from_millis(10),
                 ..Default::default()
             },
+            keys: Arc::new(infra::crypto::KeyRing::new(
+                infra::crypto::MasterKey::generate().expect("rng"),
+            )),
         });
         workers.push(tokio::spawn(worker.run(shutdown.clone())));
     }
@@ -875,6 +878,7 @@ async fn a_worker_that_outlived_its_lease_cannot_overwrite_the_next_workers_resu
                 lease,
                 ..Default::default()
             },
+            keys: Arc::clone(&pipeline.keys),
         })
     };
     // The first worker's send hangs (the server took the data and never answers) past its

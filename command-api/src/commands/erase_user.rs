@@ -3,14 +3,14 @@
 //! then the data key destroyed — in one transaction.
 
 use api_common::error::ApiError;
-use domain::{Context, Tenant, TenantMembers, User};
+use domain::{Context, Team, Tenant, TenantMembers, User};
 use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::load_member;
+use super::{leave_teams, load_member, teams_of};
 use crate::pipeline::{Answer, Command, Decision, last_position};
 
 pub struct EraseUser {
@@ -27,30 +27,32 @@ pub struct UserErased {
 
 impl Command for EraseUser {
     type Unit = Transaction;
-    type State = (TenantMembers, Loaded<User>);
+    type State = (TenantMembers, Loaded<User>, Vec<Loaded<Team>>);
     type Outcome = ();
 
     async fn load(&self, transaction: &Transaction) -> Result<Self::State, ApiError> {
-        load_member(transaction, self.tenant_id, self.user_id).await
+        let (members, user) = load_member(transaction, self.tenant_id, self.user_id).await?;
+        let teams = teams_of(transaction, &members, self.user_id).await?;
+        Ok((members, user, teams))
     }
 
     fn decide(
         &self,
-        (members, user): &Self::State,
+        (members, user, teams): &Self::State,
         context: &Context,
     ) -> Result<Decision, ApiError> {
         let events = domain::user::erase(members, &user.state, context)?;
-        Ok(Decision::to_append(
-            Changes::new(self.tenant_id, context.now)
-                .by(self.caller_id)
-                .appending(user, events),
-        ))
+        let mut changes = Changes::new(self.tenant_id, context.now)
+            .by(self.caller_id)
+            .appending(user, events);
+        leave_teams(&mut changes, teams, self.user_id, self.caller_id);
+        Ok(Decision::to_append(changes))
     }
 
     async fn within(
         &self,
         transaction: &Transaction,
-        (_, user): &Self::State,
+        (_, user, _): &Self::State,
         context: &Context,
         appended: &[AppendedEvent],
     ) -> Result<(), ApiError> {
@@ -65,7 +67,7 @@ impl Command for EraseUser {
 
     fn answer(
         &self,
-        (_, user): &Self::State,
+        (_, user, _): &Self::State,
         _: (),
         appended: &[AppendedEvent],
     ) -> Result<Answer, ApiError> {
@@ -85,7 +87,11 @@ async fn queue_deletion_confirmation(
     context: &Context,
     appended: &[AppendedEvent],
 ) -> Result<(), ApiError> {
-    let (Some(user_id), Some(deleted)) = (user.user_id, appended.last()) else {
+    let deleted = appended
+        .iter()
+        .rev()
+        .find(|event| Some(event.aggregate_id) == user.user_id);
+    let (Some(user_id), Some(deleted)) = (user.user_id, deleted) else {
         return Ok(());
     };
     let tenant = transaction.reader().load::<Tenant>(tenant_id).await?;

@@ -1,14 +1,15 @@
 //! `DELETE /v1/tenants/{tenant_id}/members/{user_id}` (an admin removes a member) and
 //! `POST /v1/me/leave` (a member leaves): `tenant.member_removed`, decided against the
-//! membership view under the tenant's lock, so the last active admin always stays.
+//! membership view under the tenant's lock, so the last active admin always stays. The
+//! member leaves the tenant's teams in the same transaction.
 
 use api_common::error::ApiError;
-use domain::{Context, TenantMembers, User};
+use domain::{Context, Team, TenantMembers, User};
 use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
 use uuid::Uuid;
 
-use super::{UserVersion, load_member};
-use crate::pipeline::{Answer, Command, Decision};
+use super::{UserVersion, leave_teams, load_member, teams_of};
+use crate::pipeline::{Answer, Command, Decision, last_position};
 
 pub struct RemoveMember {
     pub tenant_id: Uuid,
@@ -20,16 +21,18 @@ pub struct RemoveMember {
 
 impl Command for RemoveMember {
     type Unit = Transaction;
-    type State = (TenantMembers, Loaded<User>);
+    type State = (TenantMembers, Loaded<User>, Vec<Loaded<Team>>);
     type Outcome = ();
 
     async fn load(&self, transaction: &Transaction) -> Result<Self::State, ApiError> {
-        load_member(transaction, self.tenant_id, self.user_id).await
+        let (members, user) = load_member(transaction, self.tenant_id, self.user_id).await?;
+        let teams = teams_of(transaction, &members, self.user_id).await?;
+        Ok((members, user, teams))
     }
 
     fn decide(
         &self,
-        (members, user): &Self::State,
+        (members, user, teams): &Self::State,
         context: &Context,
     ) -> Result<Decision, ApiError> {
         let events = if self.leaving {
@@ -37,20 +40,29 @@ impl Command for RemoveMember {
         } else {
             domain::user::remove_member(members, &user.state, context)?
         };
-        Ok(Decision::to_append(
-            Changes::new(self.tenant_id, context.now)
-                .by(self.caller_id)
-                .appending(user, events),
-        ))
+        let mut changes = Changes::new(self.tenant_id, context.now)
+            .by(self.caller_id)
+            .appending(user, events);
+        leave_teams(&mut changes, teams, self.user_id, self.caller_id);
+        Ok(Decision::to_append(changes))
     }
 
     fn answer(
         &self,
-        (_, user): &Self::State,
+        (_, user, _): &Self::State,
         _: (),
         appended: &[AppendedEvent],
     ) -> Result<Answer, ApiError> {
         tracing::info!(tenant_id = %self.tenant_id, user_id = %self.user_id, leaving = self.leaving, "member removed");
-        UserVersion::answer(user, appended)
+        let own: Vec<AppendedEvent> = appended
+            .iter()
+            .filter(|event| event.aggregate_id == self.user_id)
+            .cloned()
+            .collect();
+        let mut answer = UserVersion::answer(user, &own)?;
+        if let Answer::Success { body: Some(body), .. } = &mut answer {
+            body["position"] = last_position(appended, user.last_position).into();
+        }
+        Ok(answer)
     }
 }

@@ -2,9 +2,11 @@
 //! handler parses and validates the request, builds its command and hands it to
 //! [`crate::pipeline::execute`]; request bodies live beside their handlers.
 
+pub mod invitations;
 pub mod members;
 pub mod profile;
 pub mod sessions;
+pub mod teams;
 pub mod tenants;
 pub mod users;
 
@@ -28,11 +30,15 @@ use crate::pipeline::{Command, Request, execute};
         tenants::sign_up_tenant, tenants::change_settings, users::sign_up_user, sessions::log_in,
         sessions::refresh_session, sessions::revoke_session, profile::update_profile,
         users::manage_user, users::erase_user,
-        members::remove_member, members::leave
+        members::remove_member, members::leave,
+        invitations::create_invitation, invitations::resend_invitation,
+        invitations::revoke_invitation, invitations::accept_invitation,
+        teams::create_team, teams::update_team, teams::delete_team, teams::add_team_members,
+        teams::remove_team_member
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
-    tags((name = "tenants"), (name = "users"), (name = "sessions"), (name = "profile"), (name = "operations"))
+    tags((name = "tenants"), (name = "users"), (name = "invitations"), (name = "teams"), (name = "sessions"), (name = "profile"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -62,6 +68,38 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::delete().to(members::remove_member)),
         )
         .service(web::resource("/v1/me/leave").route(web::post().to(members::leave)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/invitations")
+                .route(web::post().to(invitations::create_invitation)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/invitations/{invitation_id}/resend")
+                .route(web::post().to(invitations::resend_invitation)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/invitations/{invitation_id}")
+                .route(web::delete().to(invitations::revoke_invitation)),
+        )
+        .service(
+            web::resource("/v1/invitations/accept")
+                .route(web::post().to(invitations::accept_invitation)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/teams").route(web::post().to(teams::create_team)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/teams/{team_id}")
+                .route(web::patch().to(teams::update_team))
+                .route(web::delete().to(teams::delete_team)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/teams/{team_id}/members")
+                .route(web::post().to(teams::add_team_members)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/teams/{team_id}/members/{user_id}")
+                .route(web::delete().to(teams::remove_team_member)),
+        )
         .service(
             web::resource("/v1/tenants/{tenant_id}")
                 .route(web::patch().to(tenants::change_settings)),

@@ -3,8 +3,10 @@
 //! `X-Min-Position` and answer with `X-Projection-Position`.
 
 pub mod email_jobs;
+pub mod invitations;
 pub mod logs;
 pub mod operations;
+pub mod teams;
 pub mod tenants;
 pub mod users;
 
@@ -37,11 +39,12 @@ struct MinPosition {
     paths(
         api_common::operations::health, api_common::operations::ready,
         api_common::operations::metrics, tenants::tenant, users::me, users::list_users,
-        users::one_user, logs::activity, logs::audit, email_jobs::email_jobs, operations::projections
+        users::one_user, logs::activity, logs::audit, email_jobs::email_jobs, operations::projections,
+        teams::list_teams, teams::one_team, invitations::list_invitations
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
-    tags((name = "tenants"), (name = "profile"), (name = "users"), (name = "logs"), (name = "email"), (name = "operations"))
+    tags((name = "tenants"), (name = "profile"), (name = "users"), (name = "teams"), (name = "invitations"), (name = "logs"), (name = "email"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -62,6 +65,17 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/v1/tenants/{tenant_id}/activity").route(web::get().to(logs::activity)),
         )
         .service(web::resource("/v1/tenants/{tenant_id}/audit").route(web::get().to(logs::audit)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/teams").route(web::get().to(teams::list_teams)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/teams/{team_id}")
+                .route(web::get().to(teams::one_team)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/invitations")
+                .route(web::get().to(invitations::list_invitations)),
+        )
         .service(
             web::resource("/v1/tenants/{tenant_id}/email-jobs")
                 .route(web::get().to(email_jobs::email_jobs)),

@@ -139,6 +139,8 @@ pub struct UsersQuery {
     role: Option<domain::Role>,
     #[param(value_type = Option<String>, pattern = "^(active|deactivated)$")]
     status: Option<domain::UserStatus>,
+    /// Only the members of this team.
+    team_id: Option<Uuid>,
     /// 1 to 100, default 20.
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
@@ -164,6 +166,9 @@ pub async fn list_users(
     require_admin(&caller)?;
     let limit = limit(query.limit)?;
     let q = text_filter("q", query.q.as_ref(), 200)?;
+    if let Some(team_id) = query.team_id {
+        return team_users(&state, &request, (tenant_id, team_id), &query, (q, limit)).await;
+    }
     let cursor = Cursor::decode_optional(query.cursor.as_deref(), "users")?;
     let after = cursor
         .as_ref()
@@ -216,5 +221,69 @@ pub async fn list_users(
         ),
         _ => None,
     };
+    Ok(answer(UserPage { items, next_cursor }, position))
+}
+
+/// The users of one team, from the read models (a team is small next to a tenant, and the
+/// index does not hold team membership): the same filters and order as the index's list.
+async fn team_users(
+    state: &AppState,
+    request: &HttpRequest,
+    (tenant_id, team_id): (Uuid, Uuid),
+    query: &UsersQuery,
+    (q, limit): (Option<String>, i64),
+) -> Result<HttpResponse, ApiError> {
+    let cursor = Cursor::decode_optional(query.cursor.as_deref(), "team-users")?;
+    let after = cursor
+        .as_ref()
+        .and_then(|c| c.after_created_micros.zip(c.after_id));
+    let q = q.map(|q| crate::pagination::like_pattern(&q));
+    let role = query.role.map(|r| r.as_str().to_owned());
+    let status = query.status.map(|s| s.as_str().to_owned());
+    let (rows, position) = read_view(state, request, "teams", async |client| {
+        client
+            .query(
+                &format!(
+                    "SELECT {USER_COLUMNS}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_micros
+                       FROM rm_users
+                      WHERE tenant_id = $1 AND role IS NOT NULL
+                        AND user_id IN (SELECT user_id FROM rm_team_members WHERE team_id = $2 AND tenant_id = $1)
+                        AND ($3::text IS NULL OR display_name ILIKE $3 OR email ILIKE $3)
+                        AND ($4::text IS NULL OR role = $4)
+                        AND ($5::text IS NULL OR status = $5)
+                        AND ($6::bigint IS NULL OR (created_at, user_id) >
+                             (timestamptz 'epoch' + $6 * interval '1 microsecond', $7))
+                      ORDER BY created_at, user_id LIMIT $8"
+                ),
+                &[
+                    &tenant_id,
+                    &team_id,
+                    &q,
+                    &role,
+                    &status,
+                    &after.map(|(micros, _)| micros),
+                    &after.map(|(_, id)| id),
+                    &(limit + 1),
+                ],
+            )
+            .await
+            .map_err(database)
+    })
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let next_cursor = match (more, rows.last()) {
+        (true, Some(last)) => Some(
+            Cursor {
+                kind: "team-users".into(),
+                before_position: None,
+                after_created_micros: Some(last.get("created_micros")),
+                after_id: Some(last.get("user_id")),
+            }
+            .encode(),
+        ),
+        _ => None,
+    };
+    let items = rows.iter().map(user_view).collect();
     Ok(answer(UserPage { items, next_cursor }, position))
 }
