@@ -1,3 +1,9 @@
+-- Teams and invitations have streams of their own.
+ALTER TABLE events DROP CONSTRAINT events_aggregate_type_check;
+ALTER TABLE events ADD CONSTRAINT events_aggregate_type_check
+    CHECK (aggregate_type IN ('tenant', 'user', 'session', 'team', 'invitation')) NOT VALID;
+ALTER TABLE events VALIDATE CONSTRAINT events_aggregate_type_check;
+
 -- Teams and invitations (their read models), the durable timers the scheduler fires, the
 -- sealed one-time links an email carries until it is sent, and email uniqueness per
 -- recipient (one event may mail several people with one template: team.members_added).

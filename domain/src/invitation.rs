@@ -200,7 +200,9 @@ pub fn invite(
         return Err(DomainError::InvitationPending);
     }
     if command.expires_at <= context.now {
-        return Err(DomainError::Invalid("the expiry must be in the future".into()));
+        return Err(DomainError::Invalid(
+            "the expiry must be in the future".into(),
+        ));
     }
     let team_ids = known_teams(members, &command.team_ids)?;
     let user_id = if account.is_present() {
@@ -240,7 +242,11 @@ fn known_teams(members: &TenantMembers, team_ids: &[Uuid]) -> Result<Vec<Uuid>, 
         )));
     }
     let mut seen = std::collections::BTreeSet::new();
-    Ok(team_ids.iter().filter(|id| seen.insert(**id)).copied().collect())
+    Ok(team_ids
+        .iter()
+        .filter(|id| seen.insert(**id))
+        .copied()
+        .collect())
 }
 
 /// A tenant admin sends a pending invitation again, with a new token and expiry.
@@ -295,20 +301,19 @@ pub fn check_token(
         Some(InvitationStatus::Accepted) => Err(DomainError::InvitationClosed(
             "the invitation was already accepted".into(),
         )),
-        Some(InvitationStatus::Revoked) => {
-            Err(DomainError::InvitationGone("the invitation was revoked".into()))
-        }
-        Some(InvitationStatus::Expired) => {
-            Err(DomainError::InvitationGone("the invitation has expired".into()))
-        }
+        Some(InvitationStatus::Revoked) => Err(DomainError::InvitationGone(
+            "the invitation was revoked".into(),
+        )),
+        Some(InvitationStatus::Expired) => Err(DomainError::InvitationGone(
+            "the invitation has expired".into(),
+        )),
         None => Err(DomainError::InvitationTokenInvalid),
     }
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -327,7 +332,9 @@ pub fn accept(
     context: &Context,
 ) -> Result<Acceptance, DomainError> {
     let invitation_id = check_token(invitation, token_hash, context.now)?;
-    let tenant_id = invitation.tenant_id.ok_or(DomainError::InvitationNotFound)?;
+    let tenant_id = invitation
+        .tenant_id
+        .ok_or(DomainError::InvitationNotFound)?;
     let role = invitation.role.unwrap_or(Role::Member);
     if account.is_member() {
         return Err(DomainError::AlreadyMember);
@@ -394,7 +401,11 @@ pub fn accept(
 /// The system expires a pending invitation once its expiry has passed; anything else is
 /// left as it is (the timer may fire late, twice, or after a resend).
 pub fn expire(invitation: &Invitation, now: DateTime<Utc>) -> Vec<InvitationEvent> {
-    match (invitation.invitation_id, invitation.status, invitation.expires_at) {
+    match (
+        invitation.invitation_id,
+        invitation.status,
+        invitation.expires_at,
+    ) {
         (Some(invitation_id), Some(InvitationStatus::Pending), Some(expires_at))
             if now >= expires_at =>
         {

@@ -20,9 +20,9 @@ pub use event::{
     DomainEvent, EventKind, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent,
 };
 pub use invitation::Invitation;
-pub use team::Team;
 pub use members::TenantMembers;
 pub use session::Session;
+pub use team::Team;
 pub use tenant::Tenant;
 pub use user::User;
 pub use values::{Plan, Role, SignupPolicy, UserStatus};

@@ -186,7 +186,9 @@ pub fn add_members(
     let actor = members.require_admin(&context.actor)?;
     let team_id = team.require_in(members)?;
     if user_ids.is_empty() {
-        return Err(DomainError::Invalid("user_ids must name at least one user".into()));
+        return Err(DomainError::Invalid(
+            "user_ids must name at least one user".into(),
+        ));
     }
     if user_ids.len() > MAX_MEMBERS_PER_REQUEST {
         return Err(DomainError::Invalid(format!(
@@ -263,7 +265,11 @@ pub fn departures(teams: &[Team], user_id: Uuid, actor: Uuid) -> Vec<(Uuid, Vec<
 }
 
 /// Invited teams that still exist, as an accepted invitation adds the new member to them.
-pub fn joined_by_invitation(teams: &[Team], user_id: Uuid, actor: Uuid) -> Vec<(Uuid, Vec<TeamEvent>)> {
+pub fn joined_by_invitation(
+    teams: &[Team],
+    user_id: Uuid,
+    actor: Uuid,
+) -> Vec<(Uuid, Vec<TeamEvent>)> {
     teams
         .iter()
         .filter(|team| team.exists() && !team.members.contains(&user_id))

@@ -35,7 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "email_jobs", "0006_email_jobs.sql"),
     migration!(7, "stream_reads", "0007_stream_reads.sql"),
     migration!(8, "tenant_settings", "0008_tenant_settings.sql"),
-    migration!(9, "teams_invitations_timers", "0009_teams_invitations_timers.sql"),
+    migration!(
+        9,
+        "teams_invitations_timers",
+        "0009_teams_invitations_timers.sql"
+    ),
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

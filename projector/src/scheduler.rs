@@ -38,13 +38,19 @@ pub enum Fired {
 
 impl Scheduler {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        tracing::info!(poll_ms = self.poll_interval.as_millis() as u64, "scheduler running");
+        tracing::info!(
+            poll_ms = self.poll_interval.as_millis() as u64,
+            "scheduler running"
+        );
         loop {
             match self.tick().await {
                 Ok(fired) if fired > 0 => continue,
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "the scheduler's round failed; retrying");
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "the scheduler's round failed; retrying"
+                    );
                 }
             }
             tokio::select! {
@@ -92,7 +98,10 @@ impl Scheduler {
                 Err(error) => {
                     // Left for a later round (a conflict with a concurrent command, a
                     // database hiccup); pushed back so that one bad timer cannot spin.
-                    tracing::warn!(error = format!("{error:#}"), "a timer failed to fire; trying again later");
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "a timer failed to fire; trying again later"
+                    );
                     transaction
                         .execute(
                             "UPDATE timers SET due_at = now() + interval '10 seconds'
@@ -121,9 +130,16 @@ impl Scheduler {
         }
     }
 
-    async fn expire_invitation(&self, invitation_id: Uuid, tenant_id: Uuid) -> anyhow::Result<Fired> {
+    async fn expire_invitation(
+        &self,
+        invitation_id: Uuid,
+        tenant_id: Uuid,
+    ) -> anyhow::Result<Fired> {
         let transaction = self.store.begin().await?;
-        let invitation = transaction.reader().load::<Invitation>(invitation_id).await?;
+        let invitation = transaction
+            .reader()
+            .load::<Invitation>(invitation_id)
+            .await?;
         let now = Utc::now();
         let events = domain::invitation::expire(&invitation.state, now);
         if events.is_empty() {

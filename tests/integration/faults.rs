@@ -31,7 +31,7 @@ fn command_api_binary() -> PathBuf {
     binary
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -639,7 +639,7 @@ async fn the_command_api_is_not_ready_while_postgres_is_unreachable_and_recovers
 
 /// The projector binary, run as an operator runs it, over the pipeline's database, stream
 /// and search directory.
-fn start_projector_process(pipeline: &integration_tests::Pipeline, port: u16) -> Child {
+pub(crate) fn start_projector_process(pipeline: &integration_tests::Pipeline, port: u16) -> Child {
     let settings = &pipeline.settings;
     Command::new(crate::cli::binary("projector"))
         .arg("run")

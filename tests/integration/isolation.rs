@@ -2,6 +2,7 @@ use domain::Role;
 use integration_tests::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 #[tokio::test]
 async fn another_tenants_admin_gets_not_found_on_member_and_session_commands_and_changes_nothing() {
@@ -84,6 +85,15 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("patch", "/v1/me") => Some(json!({"locale": "en"})),
         ("patch", "/v1/tenants/{tenant_id}/users/{user_id}") => Some(json!({"role": "admin"})),
         ("patch", "/v1/tenants/{tenant_id}") => Some(json!({"signup_policy": "invitation_only"})),
+        ("post", "/v1/tenants/{tenant_id}/invitations") => {
+            Some(json!({"email": "invitee@matrix.example"}))
+        }
+        ("post", "/v1/tenants/{tenant_id}/invitations/{invitation_id}/resend") => Some(json!({})),
+        ("post", "/v1/tenants/{tenant_id}/teams") => Some(json!({"name": "Matrix"})),
+        ("patch", "/v1/tenants/{tenant_id}/teams/{team_id}") => Some(json!({"name": "Renamed"})),
+        ("post", "/v1/tenants/{tenant_id}/teams/{team_id}/members") => {
+            Some(json!({"user_ids": [Uuid::nil()]}))
+        }
         _ => None,
     }
 }
@@ -142,6 +152,27 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
         .await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     let expired = app.expired_token(victim.admin_id, victim.tenant_id, Role::Admin);
+    let team = app
+        .post(
+            &format!("/v1/tenants/{}/teams", victim.tenant_id),
+            Some(&victim.admin_token),
+            json!({"name": "Victims"}),
+        )
+        .await;
+    assert_eq!(team.status, StatusCode::CREATED, "{:?}", team.body);
+    let invitation = app
+        .post(
+            &format!("/v1/tenants/{}/invitations", victim.tenant_id),
+            Some(&victim.admin_token),
+            json!({"email": "invited@victim.example"}),
+        )
+        .await;
+    assert_eq!(
+        invitation.status,
+        StatusCode::CREATED,
+        "{:?}",
+        invitation.body
+    );
     let before = app.event_count().await;
 
     let mut checked = Vec::new();
@@ -161,6 +192,8 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
                     ("{tenant_id}", victim.tenant_id),
                     ("{user_id}", target.user_id),
                     ("{session_id}", target.session_id),
+                    ("{team_id}", team.id("team_id")),
+                    ("{invitation_id}", invitation.id("invitation_id")),
                 ] {
                     concrete = concrete.replace(parameter, &value.to_string());
                 }

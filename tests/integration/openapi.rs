@@ -18,6 +18,24 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/tenants/{tenant_id}/users/{user_id}"),
     ("delete", "/v1/tenants/{tenant_id}/members/{user_id}"),
     ("post", "/v1/me/leave"),
+    ("post", "/v1/tenants/{tenant_id}/invitations"),
+    (
+        "post",
+        "/v1/tenants/{tenant_id}/invitations/{invitation_id}/resend",
+    ),
+    (
+        "delete",
+        "/v1/tenants/{tenant_id}/invitations/{invitation_id}",
+    ),
+    ("post", "/v1/invitations/accept"),
+    ("post", "/v1/tenants/{tenant_id}/teams"),
+    ("patch", "/v1/tenants/{tenant_id}/teams/{team_id}"),
+    ("delete", "/v1/tenants/{tenant_id}/teams/{team_id}"),
+    ("post", "/v1/tenants/{tenant_id}/teams/{team_id}/members"),
+    (
+        "delete",
+        "/v1/tenants/{tenant_id}/teams/{team_id}/members/{user_id}",
+    ),
 ];
 
 const QUERY_ROUTES: &[(&str, &str)] = &[
@@ -32,6 +50,9 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tenants/{tenant_id}/audit"),
     ("get", "/v1/tenants/{tenant_id}/email-jobs"),
     ("get", "/v1/projections"),
+    ("get", "/v1/tenants/{tenant_id}/teams"),
+    ("get", "/v1/tenants/{tenant_id}/teams/{team_id}"),
+    ("get", "/v1/tenants/{tenant_id}/invitations"),
 ];
 
 async fn document(app: &TestApp, base: &str) -> Value {
@@ -187,11 +208,21 @@ async fn the_docs_page_is_served_from_the_binary() {
 /// validating against the document accepts what the parser accepts, and the two cannot drift.
 #[tokio::test]
 async fn text_fields_are_described_by_their_value_types() {
-    use domain::values::{DisplayName, Email, Locale, Password, Phone, TenantName, TextRule};
+    use domain::values::{
+        DisplayName, Email, Locale, Password, Phone, TeamDescription, TeamName, TenantName,
+        TextRule,
+    };
     let app = TestApp::spawn().await;
     let document = document(&app, &app.address).await;
     let schemas = &document["components"]["schemas"];
-    let fields: [(&str, &str, TextRule); 7] = [
+    let fields: [(&str, &str, TextRule); 14] = [
+        ("NewInvitationBody", "email", Email::RULE),
+        ("AcceptBody", "password", Password::RULE),
+        ("AcceptBody", "display_name", DisplayName::RULE),
+        ("NewTeamBody", "name", TeamName::RULE),
+        ("NewTeamBody", "description", TeamDescription::RULE),
+        ("TeamChangesBody", "name", TeamName::RULE),
+        ("TeamChangesBody", "description", TeamDescription::RULE),
         ("NewUserBody", "email", Email::RULE),
         ("NewUserBody", "password", Password::RULE),
         ("NewUserBody", "display_name", DisplayName::RULE),

@@ -948,14 +948,10 @@ impl Pipeline {
     /// Every read model as text, for comparing two builds.
     pub async fn read_models_text(&self) -> String {
         let mut text = String::new();
-        for table in [
-            "rm_tenants",
-            "rm_users",
-            "rm_memberships",
-            "rm_sessions",
-            "rm_activity",
-            "rm_audit",
-        ] {
+        let tables = projector::projections::Projection::ALL
+            .iter()
+            .flat_map(|projection| projection.tables());
+        for table in tables {
             let rows = self
                 .app
                 .db

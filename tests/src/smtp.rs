@@ -38,6 +38,43 @@ impl Received {
     pub fn subject(&self) -> String {
         self.header("Subject").unwrap_or_default()
     }
+
+    /// The message as text: quoted-printable soft breaks and escapes undone (enough to read
+    /// what a test looks for, such as a link).
+    pub fn text(&self) -> String {
+        let joined = self.data.replace("=\r\n", "").replace("=\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let escape = (bytes[i] == b'=' && i + 2 < bytes.len())
+                .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+                .flatten()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            match escape {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                None => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The value of the first `token=` query parameter in the message's links.
+    pub fn link_token(&self) -> Option<String> {
+        let text = self.text();
+        let start = text.find("?token=")? + "?token=".len();
+        let token: String = text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .collect();
+        (!token.is_empty()).then_some(token)
+    }
 }
 
 #[derive(Default)]

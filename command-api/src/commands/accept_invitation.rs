@@ -57,10 +57,14 @@ impl Command for AcceptInvitation {
         transaction.lock_tenant_membership(tenant_id).await?;
         // Loaded again under the lock: a concurrent acceptance is seen, not overwritten.
         let invitation = reader.load::<Invitation>(invitation_id).await?;
-        let email_hash = transaction
-            .keys()
-            .blind_index(EMAIL, &domain::values::normalise_email(&invitation.state.email));
-        let account = match reader.reservation_owner(tenant_id, EMAIL, &email_hash).await? {
+        let email_hash = transaction.keys().blind_index(
+            EMAIL,
+            &domain::values::normalise_email(&invitation.state.email),
+        );
+        let account = match reader
+            .reservation_owner(tenant_id, EMAIL, &email_hash)
+            .await?
+        {
             Some(user_id) => reader.load::<User>(user_id).await?,
             None => Loaded::new(invitation.state.user_id.unwrap_or_else(Uuid::nil)),
         };
@@ -133,7 +137,12 @@ impl Command for AcceptInvitation {
         Ok(())
     }
 
-    fn answer(&self, state: &AcceptState, joined: Joined, appended: &[AppendedEvent]) -> Result<Answer, ApiError> {
+    fn answer(
+        &self,
+        state: &AcceptState,
+        joined: Joined,
+        appended: &[AppendedEvent],
+    ) -> Result<Answer, ApiError> {
         let tenant_id = state.invitation.state.tenant_id.unwrap_or_default();
         tracing::info!(%tenant_id, user_id = %joined.user_id, invitation_id = %state.invitation.id, new_account = joined.new_account, "invitation accepted");
         Answer::created(InvitationAccepted {

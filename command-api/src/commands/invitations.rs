@@ -38,7 +38,11 @@ impl InvitationToken {
     /// The invitation a presented token names, if it has the form of one.
     pub fn invitation_of(token: &str) -> Option<Uuid> {
         let (id, random) = token.split_once('.')?;
-        if random.len() != 43 || !random.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if random.len() != 43
+            || !random
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return None;
         }
         Uuid::try_parse(id).ok()
@@ -86,7 +90,11 @@ impl Command for CreateInvitation {
             None => User::default(),
         };
         let previous = match reader
-            .reservation_owner(tenant_id, INVITATION, &keys.blind_index(INVITATION, &normalised))
+            .reservation_owner(
+                tenant_id,
+                INVITATION,
+                &keys.blind_index(INVITATION, &normalised),
+            )
             .await?
         {
             Some(invitation_id) => reader.load::<Invitation>(invitation_id).await?.state,
@@ -133,10 +141,23 @@ impl Command for CreateInvitation {
         transaction
             .take_over(invite.tenant_id, INVITATION, &hash, invite.invitation_id)
             .await?;
-        keep_token(transaction, invite.tenant_id, invite.invitation_id, &self.token, invite.expires_at, appended).await
+        keep_token(
+            transaction,
+            invite.tenant_id,
+            invite.invitation_id,
+            &self.token,
+            invite.expires_at,
+            appended,
+        )
+        .await
     }
 
-    fn answer(&self, _: &InvitationState, _: (), appended: &[AppendedEvent]) -> Result<Answer, ApiError> {
+    fn answer(
+        &self,
+        _: &InvitationState,
+        _: (),
+        appended: &[AppendedEvent],
+    ) -> Result<Answer, ApiError> {
         tracing::info!(tenant_id = %self.invite.tenant_id, invitation_id = %self.invite.invitation_id, "invitation created");
         Answer::created(InvitationCreated {
             invitation_id: self.invite.invitation_id,
@@ -210,7 +231,11 @@ impl Command for ChangeInvitation {
         Ok((members, invitation))
     }
 
-    fn decide(&self, (members, invitation): &Self::State, context: &Context) -> Result<Decision, ApiError> {
+    fn decide(
+        &self,
+        (members, invitation): &Self::State,
+        context: &Context,
+    ) -> Result<Decision, ApiError> {
         let events = match &self.change {
             InvitationChange::Resend { token, expires_at } => domain::invitation::resend(
                 members,
@@ -219,7 +244,9 @@ impl Command for ChangeInvitation {
                 *expires_at,
                 context,
             )?,
-            InvitationChange::Revoke => domain::invitation::revoke(members, &invitation.state, context)?,
+            InvitationChange::Revoke => {
+                domain::invitation::revoke(members, &invitation.state, context)?
+            }
         };
         Ok(Decision::to_append(
             Changes::new(self.tenant_id, context.now)
@@ -237,13 +264,28 @@ impl Command for ChangeInvitation {
     ) -> Result<(), ApiError> {
         match &self.change {
             InvitationChange::Resend { token, expires_at } => {
-                keep_token(transaction, self.tenant_id, self.invitation_id, &token.token, *expires_at, appended).await
+                keep_token(
+                    transaction,
+                    self.tenant_id,
+                    self.invitation_id,
+                    &token.token,
+                    *expires_at,
+                    appended,
+                )
+                .await
             }
-            InvitationChange::Revoke => Ok(transaction.forget_email_secrets(self.invitation_id).await?),
+            InvitationChange::Revoke => {
+                Ok(transaction.forget_email_secrets(self.invitation_id).await?)
+            }
         }
     }
 
-    fn answer(&self, (_, invitation): &Self::State, _: (), appended: &[AppendedEvent]) -> Result<Answer, ApiError> {
+    fn answer(
+        &self,
+        (_, invitation): &Self::State,
+        _: (),
+        appended: &[AppendedEvent],
+    ) -> Result<Answer, ApiError> {
         let (expires_at, status) = match &self.change {
             InvitationChange::Resend { expires_at, .. } => (Some(*expires_at), "pending"),
             InvitationChange::Revoke => (invitation.state.expires_at, "revoked"),

@@ -18,8 +18,8 @@ pub mod teams;
 pub mod update_profile;
 
 use api_common::error::ApiError;
-use domain::{Team, TenantMembers, User};
 use domain::values::Email;
+use domain::{Team, TenantMembers, User};
 use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
 use serde::Serialize;
 use utoipa::ToSchema;

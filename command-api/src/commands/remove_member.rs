@@ -60,7 +60,10 @@ impl Command for RemoveMember {
             .cloned()
             .collect();
         let mut answer = UserVersion::answer(user, &own)?;
-        if let Answer::Success { body: Some(body), .. } = &mut answer {
+        if let Answer::Success {
+            body: Some(body), ..
+        } = &mut answer
+        {
             body["position"] = last_position(appended, user.last_position).into();
         }
         Ok(answer)

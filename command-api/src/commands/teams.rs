@@ -54,7 +54,11 @@ impl Command for TeamCommand {
         Ok((members, team))
     }
 
-    fn decide(&self, (members, team): &Self::State, context: &Context) -> Result<Decision, ApiError> {
+    fn decide(
+        &self,
+        (members, team): &Self::State,
+        context: &Context,
+    ) -> Result<Decision, ApiError> {
         let state = &team.state;
         let events = match &self.change {
             TeamChange::Create(command) => {
@@ -78,7 +82,12 @@ impl Command for TeamCommand {
         ))
     }
 
-    fn answer(&self, (_, team): &Self::State, _: (), appended: &[AppendedEvent]) -> Result<Answer, ApiError> {
+    fn answer(
+        &self,
+        (_, team): &Self::State,
+        _: (),
+        appended: &[AppendedEvent],
+    ) -> Result<Answer, ApiError> {
         let body = TeamVersion {
             team_id: self.team_id,
             version: team.version + appended.len() as i64,

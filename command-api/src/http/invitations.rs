@@ -7,8 +7,7 @@ use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id};
 use chrono::{Duration, Utc};
 use domain::invitation::{
-    DEFAULT_EXPIRES_IN_MINUTES, Invite, MAX_EXPIRES_IN_MINUTES, MIN_EXPIRES_IN_MINUTES,
-    NewAccount,
+    DEFAULT_EXPIRES_IN_MINUTES, Invite, MAX_EXPIRES_IN_MINUTES, MIN_EXPIRES_IN_MINUTES, NewAccount,
 };
 use domain::values::{DisplayName, Email, Password};
 use domain::{Actor, DomainError, Invitation, Role};
@@ -127,7 +126,14 @@ pub async fn create_invitation(
     };
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &body)?;
     let meta = RequestMeta::of(&request);
-    run(&state, &meta, caller.actor(), idempotency.as_ref(), &command).await
+    run(
+        &state,
+        &meta,
+        caller.actor(),
+        idempotency.as_ref(),
+        &command,
+    )
+    .await
 }
 
 /// `POST /v1/tenants/{tenant_id}/invitations/{invitation_id}/resend`: a new link (the old
@@ -161,7 +167,15 @@ pub async fn resend_invitation(
         token: InvitationToken::new(invitation_id)?,
         expires_at: expiry(input.expires_in_minutes)?,
     };
-    change_invitation(&state, &request, &caller, (tenant_id, invitation_id), change, &body).await
+    change_invitation(
+        &state,
+        &request,
+        &caller,
+        (tenant_id, invitation_id),
+        change,
+        &body,
+    )
+    .await
 }
 
 /// `DELETE /v1/tenants/{tenant_id}/invitations/{invitation_id}`: an admin revokes a pending
@@ -184,7 +198,15 @@ pub async fn revoke_invitation(
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.tenant_in_path(&path.0)?;
     let invitation_id = path_id(&path.1, "invitation")?;
-    change_invitation(&state, &request, &caller, (tenant_id, invitation_id), InvitationChange::Revoke, &[]).await
+    change_invitation(
+        &state,
+        &request,
+        &caller,
+        (tenant_id, invitation_id),
+        InvitationChange::Revoke,
+        &[],
+    )
+    .await
 }
 
 async fn change_invitation(
@@ -252,7 +274,14 @@ pub async fn accept_invitation(
         new_account,
     };
     let meta = RequestMeta::of(&request);
-    run(&state, &meta, Actor::Anonymous, idempotency.as_ref(), &command).await
+    run(
+        &state,
+        &meta,
+        Actor::Anonymous,
+        idempotency.as_ref(),
+        &command,
+    )
+    .await
 }
 
 /// The invitation the token opens, as it stands; any token that does not open one is the

@@ -85,7 +85,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(invitations::accept_invitation)),
         )
         .service(
-            web::resource("/v1/tenants/{tenant_id}/teams").route(web::post().to(teams::create_team)),
+            web::resource("/v1/tenants/{tenant_id}/teams")
+                .route(web::post().to(teams::create_team)),
         )
         .service(
             web::resource("/v1/tenants/{tenant_id}/teams/{team_id}")

@@ -77,7 +77,15 @@ pub async fn create_team(
             .map(TeamDescription::parse)
             .transpose()?,
     });
-    execute(&state, &request, &caller, (tenant_id, team_id), change, &body).await
+    execute(
+        &state,
+        &request,
+        &caller,
+        (tenant_id, team_id),
+        change,
+        &body,
+    )
+    .await
 }
 
 /// `PATCH /v1/tenants/{tenant_id}/teams/{team_id}`: an admin renames or describes a team.
@@ -109,7 +117,15 @@ pub async fn update_team(
             .map(TeamDescription::parse)
             .transpose()?,
     });
-    execute(&state, &request, &caller, (tenant_id, team_id), change, &body).await
+    execute(
+        &state,
+        &request,
+        &caller,
+        (tenant_id, team_id),
+        change,
+        &body,
+    )
+    .await
 }
 
 /// `DELETE /v1/tenants/{tenant_id}/teams/{team_id}`: an admin deletes a team (its members
@@ -131,7 +147,15 @@ pub async fn delete_team(
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.tenant_in_path(&path.0)?;
     let team_id = path_id(&path.1, "team")?;
-    execute(&state, &request, &caller, (tenant_id, team_id), TeamChange::Delete, &[]).await
+    execute(
+        &state,
+        &request,
+        &caller,
+        (tenant_id, team_id),
+        TeamChange::Delete,
+        &[],
+    )
+    .await
 }
 
 /// `POST /v1/tenants/{tenant_id}/teams/{team_id}/members`: an admin adds members.
@@ -157,7 +181,15 @@ pub async fn add_team_members(
     let team_id = path_id(&path.1, "team")?;
     let input: TeamMembersBody = parse_json(&request, &body)?;
     let change = TeamChange::AddMembers(input.user_ids);
-    execute(&state, &request, &caller, (tenant_id, team_id), change, &body).await
+    execute(
+        &state,
+        &request,
+        &caller,
+        (tenant_id, team_id),
+        change,
+        &body,
+    )
+    .await
 }
 
 /// `DELETE /v1/tenants/{tenant_id}/teams/{team_id}/members/{user_id}`: an admin takes a

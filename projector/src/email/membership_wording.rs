@@ -44,7 +44,10 @@ pub fn wording(
             vec![
                 format!(
                     "{} lädt Sie ein, {tenant} als {} beizutreten.",
-                    or("inviter_name", "Eine Administratorin oder ein Administrator"),
+                    or(
+                        "inviter_name",
+                        "Eine Administratorin oder ein Administrator"
+                    ),
                     role_name(&detail("role"), language)
                 ),
                 format!("Nehmen Sie die Einladung hier an: {}", detail("link")),
@@ -125,8 +128,16 @@ mod tests {
                         "expires_at": "2026-12-12 10:00", "locale": locale,
                         "link": "https://eventra.example/invitations/accept?token=abc"}),
             );
-            assert!(rendered.text.contains(accept), "{locale}: {}", rendered.text);
-            assert!(rendered.text.contains("https://eventra.example/invitations/accept?token=abc"));
+            assert!(
+                rendered.text.contains(accept),
+                "{locale}: {}",
+                rendered.text
+            );
+            assert!(
+                rendered
+                    .text
+                    .contains("https://eventra.example/invitations/accept?token=abc")
+            );
             assert!(rendered.text.contains("2026-12-12 10:00"));
             assert!(rendered.text.contains("Grete"));
             assert!(rendered.subject.contains("Hotel Astoria"));

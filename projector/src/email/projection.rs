@@ -291,10 +291,7 @@ impl Context {
                 "role".into(),
                 json!(invitation.role.map(|role| role.as_str())),
             );
-            details.insert(
-                "invitation_id".into(),
-                json!(invitation.invitation_id),
-            );
+            details.insert("invitation_id".into(), json!(invitation.invitation_id));
         }
         for (key, value) in [
             ("inviter_name", &self.inviter_name),
@@ -349,8 +346,7 @@ async fn queue(
                 return Ok(());
             }
             // Joining in the signup itself is covered by the welcome email.
-            if notice.template == Template::MemberJoined
-                && created_in == Some(event.transaction_id)
+            if notice.template == Template::MemberJoined && created_in == Some(event.transaction_id)
             {
                 return Ok(());
             }

@@ -116,8 +116,7 @@ fn wording(
         })
         .unwrap_or_default();
     let english = language == Language::English;
-    if let Some(words) = super::membership_wording::wording(template, language, tenant, variables)
-    {
+    if let Some(words) = super::membership_wording::wording(template, language, tenant, variables) {
         return words;
     }
     let (subject, lines): (String, Vec<String>) = match template {

@@ -84,7 +84,9 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
         } if user_ids.len() == 1 => Some((user_ids[0], "team_joined", json!({"team_id": team_id}))),
         DomainEvent::Team {
             team_id,
-            event: TeamEvent::MembersRemoved { user_ids, reason, .. },
+            event: TeamEvent::MembersRemoved {
+                user_ids, reason, ..
+            },
         } if user_ids.len() == 1 => Some((
             user_ids[0],
             "team_left",

@@ -2,9 +2,7 @@
 //! search index's audit documents).
 
 use domain::event::{LoginFailure, RemovalReason};
-use domain::{
-    DomainEvent, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent,
-};
+use domain::{DomainEvent, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent};
 use serde_json::Value;
 use uuid::Uuid;
 
