@@ -444,6 +444,19 @@ async fn a_removed_member_is_invited_back_to_their_own_account() {
         )
         .await;
     assert_eq!(admin_view.status, StatusCode::OK, "{:?}", admin_view.body);
+    // One of the tenant's users again: active in the read model and found by the search.
+    pipeline.wait_for_projections().await;
+    let users = app
+        .query(
+            &format!("/v1/tenants/{}/users?q=Returning", tenant.tenant_id),
+            Some(&tenant.admin_token),
+            back.body["position"].as_i64(),
+        )
+        .await;
+    assert_eq!(users.status, StatusCode::OK, "{:?}", users.body);
+    assert_eq!(users.body["items"][0]["user_id"], user.user_id.to_string());
+    assert_eq!(users.body["items"][0]["status"], "active");
+    assert_eq!(users.body["items"][0]["role"], "admin");
     projector.stop().await;
     pipeline.finish().await;
 }

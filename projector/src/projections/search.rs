@@ -320,7 +320,12 @@ impl SearchProjection {
                 (_, None) => continue,
                 (other, Some(mut doc)) => {
                     match other {
-                        UserEvent::MemberJoined { role, .. } => doc.role = role.as_str().into(),
+                        UserEvent::MemberJoined { role, .. } => {
+                            doc.role = role.as_str().into();
+                            if doc.status == "removed" {
+                                doc.status = "active".into();
+                            }
+                        }
                         UserEvent::MemberRoleChanged { new_role, .. } => {
                             doc.role = new_role.as_str().into()
                         }

@@ -38,9 +38,12 @@ impl ReadModel for Users {
             }
             UserEvent::MemberJoined { role, .. }
             | UserEvent::MemberRoleChanged { new_role: role, .. } => {
+                // Joining again after a removal (an accepted invitation) makes the account
+                // one of the tenant's users again.
                 writer
                     .run(
-                        "UPDATE {t} SET role = $2, updated_at = $3, version = $4, last_position = $5 WHERE user_id = $1",
+                        "UPDATE {t} SET role = $2, status = CASE WHEN status = 'removed' THEN 'active' ELSE status END,
+                                        updated_at = $3, version = $4, last_position = $5 WHERE user_id = $1",
                         table,
                         params![user_id, role.as_str(), at, version, position],
                     );

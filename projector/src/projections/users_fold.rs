@@ -165,6 +165,9 @@ fn fold(slot: &mut Slot, event: &RecordedEvent, user_id: Uuid, user_event: &User
         UserEvent::MemberJoined { role, .. }
         | UserEvent::MemberRoleChanged { new_role: role, .. } => {
             row.role = Some(role.as_str().to_owned());
+            if row.status == "removed" {
+                row.status = "active".into();
+            }
             row.updated_at = at;
         }
         UserEvent::ProfileUpdated { .. } => {
