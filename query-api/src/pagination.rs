@@ -65,6 +65,32 @@ pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
+/// A page of rows fetched with `limit + 1` in `(created_at, id)` order: the rows to answer,
+/// and the cursor after the last of them (its `created_micros` column and `id_column`) when
+/// more follow.
+pub fn created_page<'r>(
+    rows: &'r [tokio_postgres::Row],
+    limit: i64,
+    kind: &str,
+    id_column: &str,
+) -> (&'r [tokio_postgres::Row], Option<String>) {
+    let more = rows.len() as i64 > limit;
+    let rows = &rows[..rows.len().min(limit.max(0) as usize)];
+    let next_cursor = match (more, rows.last()) {
+        (true, Some(last)) => Some(
+            Cursor {
+                kind: kind.to_owned(),
+                before_position: None,
+                after_created_micros: Some(last.get("created_micros")),
+                after_id: Some(last.get(id_column)),
+            }
+            .encode(),
+        ),
+        _ => None,
+    };
+    (rows, next_cursor)
+}
+
 /// A `q` text for `ILIKE`: wildcards in it match themselves.
 pub fn like_pattern(q: &str) -> String {
     let escaped = q

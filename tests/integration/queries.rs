@@ -439,6 +439,9 @@ async fn a_platform_admin_granted_by_an_operator_sees_the_projections() {
             "sessions",
             "activity",
             "audit",
+            "teams",
+            "invitations",
+            "timers",
             "search",
             "email-jobs"
         ]

@@ -40,7 +40,7 @@ pub fn wording(
             ],
         ),
         Template::Invitation => (
-            format!("Einladung zu {tenant}"),
+            format!("Sie sind zu {tenant} eingeladen"),
             vec![
                 format!(
                     "{} lädt Sie ein, {tenant} als {} beizutreten.",

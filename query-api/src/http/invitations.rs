@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::pagination::{Cursor, limit};
+use crate::pagination::{Cursor, created_page, limit};
 use crate::state::AppState;
 
 use super::{MinPosition, answer, database, one_of, read_view, require_admin};
@@ -109,20 +109,7 @@ pub async fn list_invitations(
             .map_err(database)
     })
     .await?;
-    let more = rows.len() as i64 > limit;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(
-            Cursor {
-                kind: "invitations".into(),
-                before_position: None,
-                after_created_micros: Some(last.get("created_micros")),
-                after_id: Some(last.get("invitation_id")),
-            }
-            .encode(),
-        ),
-        _ => None,
-    };
+    let (rows, next_cursor) = created_page(&rows, limit, "invitations", "invitation_id");
     let items = rows
         .iter()
         .map(|row| InvitationView {

@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::pagination::{Cursor, like_pattern, limit};
+use crate::pagination::{Cursor, created_page, like_pattern, limit};
 use crate::state::AppState;
 
 use super::{MinPosition, answer, database, read_view, text_filter};
@@ -128,20 +128,7 @@ pub async fn list_teams(
             .map_err(database)
     })
     .await?;
-    let more = rows.len() as i64 > limit;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(
-            Cursor {
-                kind: "teams".into(),
-                before_position: None,
-                after_created_micros: Some(last.get("created_micros")),
-                after_id: Some(last.get("team_id")),
-            }
-            .encode(),
-        ),
-        _ => None,
-    };
+    let (rows, next_cursor) = created_page(&rows, limit, "teams", "team_id");
     let items = rows.iter().map(team_view).collect();
     Ok(answer(TeamPage { items, next_cursor }, position))
 }

@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::pagination::{Cursor, limit};
+use crate::pagination::{Cursor, created_page, limit};
 use crate::state::AppState;
 
 use super::{
@@ -270,20 +270,7 @@ async fn team_users(
             .map_err(database)
     })
     .await?;
-    let more = rows.len() as i64 > limit;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(
-            Cursor {
-                kind: "team-users".into(),
-                before_position: None,
-                after_created_micros: Some(last.get("created_micros")),
-                after_id: Some(last.get("user_id")),
-            }
-            .encode(),
-        ),
-        _ => None,
-    };
+    let (rows, next_cursor) = created_page(&rows, limit, "team-users", "user_id");
     let items = rows.iter().map(user_view).collect();
     Ok(answer(UserPage { items, next_cursor }, position))
 }
