@@ -4,6 +4,9 @@ ALTER TABLE events ADD CONSTRAINT events_aggregate_type_check
     CHECK (aggregate_type IN ('tenant', 'user', 'session', 'team', 'invitation')) NOT VALID;
 ALTER TABLE events VALIDATE CONSTRAINT events_aggregate_type_check;
 
+-- Whether the admin who invited is told when an invitation expires.
+ALTER TABLE rm_tenants ADD COLUMN invitation_expiry_notices boolean NOT NULL DEFAULT true;
+
 -- Teams and invitations (their read models), the durable timers the scheduler fires, the
 -- sealed one-time links an email carries until it is sent, and email uniqueness per
 -- recipient (one event may mail several people with one template: team.members_added).

@@ -64,6 +64,9 @@ pub enum TenantEvent {
         allowed_domains: Option<Vec<String>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deletion_grace_days: Option<u32>,
+        /// Whether the inviter is told when an invitation expires.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        invitation_expiry_notices: Option<bool>,
         changed_by: Uuid,
     },
 }

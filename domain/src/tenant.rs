@@ -19,6 +19,8 @@ pub struct Tenant {
     pub allowed_domains: Vec<String>,
     /// Days between a scheduled deletion and the purge, when an admin set them.
     pub deletion_grace_days: Option<u32>,
+    /// Whether the inviter hears of an invitation's expiry, when an admin set it.
+    pub invitation_expiry_notices: Option<bool>,
     /// The number of events applied: the stream's version.
     pub version: i64,
 }
@@ -37,6 +39,7 @@ pub struct SettingsChanges {
     pub signup_policy: Option<SignupPolicy>,
     pub allowed_domains: Option<Vec<MailDomain>>,
     pub deletion_grace_days: Option<u32>,
+    pub invitation_expiry_notices: Option<bool>,
 }
 
 /// Tenant signup: the tenant and its first administrator, in one step.
@@ -61,6 +64,11 @@ impl Tenant {
     pub fn deletion_grace_days(&self) -> u32 {
         self.deletion_grace_days
             .unwrap_or(DEFAULT_DELETION_GRACE_DAYS)
+    }
+
+    /// Whether an invitation's expiry is told to the admin who invited (yes unless set off).
+    pub fn tells_invitation_expiry(&self) -> bool {
+        self.invitation_expiry_notices.unwrap_or(true)
     }
 
     /// Whether the signup policy admits this address signing up by itself.
@@ -99,6 +107,7 @@ impl Tenant {
                 signup_policy,
                 allowed_domains,
                 deletion_grace_days,
+                invitation_expiry_notices,
                 ..
             } => {
                 if let Some(name) = name {
@@ -112,6 +121,9 @@ impl Tenant {
                 }
                 if let Some(days) = deletion_grace_days {
                     self.deletion_grace_days = Some(*days);
+                }
+                if let Some(notices) = invitation_expiry_notices {
+                    self.invitation_expiry_notices = Some(*notices);
                 }
             }
         }
@@ -232,10 +244,14 @@ pub fn change_settings(
     let deletion_grace_days = changes
         .deletion_grace_days
         .filter(|days| *days != tenant.deletion_grace_days());
+    let invitation_expiry_notices = changes
+        .invitation_expiry_notices
+        .filter(|notices| *notices != tenant.tells_invitation_expiry());
     if name.is_none()
         && signup_policy.is_none()
         && allowed_domains.is_none()
         && deletion_grace_days.is_none()
+        && invitation_expiry_notices.is_none()
     {
         return Ok(Vec::new());
     }
@@ -245,6 +261,7 @@ pub fn change_settings(
         signup_policy,
         allowed_domains,
         deletion_grace_days,
+        invitation_expiry_notices,
         changed_by: actor,
     }])
 }

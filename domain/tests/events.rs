@@ -127,6 +127,7 @@ fn every_event() -> Vec<DomainEvent> {
             signup_policy: Some(domain::SignupPolicy::EmailDomain),
             allowed_domains: Some(vec!["acme.example".into()]),
             deletion_grace_days: Some(14),
+            invitation_expiry_notices: Some(false),
             changed_by: ADMIN,
         }),
         user(UserEvent::Created {

@@ -64,6 +64,7 @@ fn policy(policy: SignupPolicy, allowed: &[&str]) -> TenantEvent {
         signup_policy: Some(policy),
         allowed_domains: Some(allowed.iter().map(|d| (*d).to_owned()).collect()),
         deletion_grace_days: None,
+        invitation_expiry_notices: None,
         changed_by: ADMIN,
     }
 }
@@ -99,6 +100,7 @@ fn an_admin_changes_only_what_differs_and_the_domains_are_normalised() {
             signup_policy: Some(SignupPolicy::EmailDomain),
             allowed_domains: domains(&["Beta.example", " acme.EXAMPLE ", "beta.example"]),
             deletion_grace_days: Some(30),
+            invitation_expiry_notices: Some(true),
         },
         &context(ADMIN, Role::Admin),
     )
@@ -111,6 +113,7 @@ fn an_admin_changes_only_what_differs_and_the_domains_are_normalised() {
             signup_policy: Some(SignupPolicy::EmailDomain),
             allowed_domains: Some(vec!["acme.example".into(), "beta.example".into()]),
             deletion_grace_days: None,
+            invitation_expiry_notices: None,
             changed_by: ADMIN,
         }],
         "the unchanged name and grace period are not recorded"

@@ -671,3 +671,50 @@ async fn an_expired_invitation_is_listed_as_expired_and_its_token_is_gone() {
     projector.stop().await;
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn a_tenant_that_turned_expiry_notices_off_does_not_tell_the_inviter() {
+    let pipeline = Pipeline::start().await;
+    let projector = pipeline.spawn_projector();
+    let app = &pipeline.app;
+    let tenant = app.sign_up_tenant("Quiet").await;
+    let settings = app
+        .patch(
+            &format!("/v1/tenants/{}", tenant.tenant_id),
+            Some(&tenant.admin_token),
+            json!({"invitation_expiry_notices": false}),
+        )
+        .await;
+    assert_eq!(settings.status, StatusCode::OK, "{:?}", settings.body);
+    assert_eq!(settings.body["invitation_expiry_notices"], false);
+    lapsed_invitations(app, &tenant, 1).await;
+    integration_tests::wait_until("the lapsed invitation to expire", || async {
+        expired_count(app).await == 1
+    })
+    .await;
+    pipeline.wait_for_projections().await;
+    let told: i64 = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM email_jobs WHERE template = 'invitation_expired'",
+            &[],
+        )
+        .await
+        .expect("jobs")
+        .get(0);
+    assert_eq!(told, 0);
+    let shown = app
+        .query(
+            &format!("/v1/tenants/{}", tenant.tenant_id),
+            Some(&tenant.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        shown.body["invitation_expiry_notices"], false,
+        "{:?}",
+        shown.body
+    );
+    projector.stop().await;
+    pipeline.finish().await;
+}

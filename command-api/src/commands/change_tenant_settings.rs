@@ -30,6 +30,8 @@ pub struct TenantSettings {
     pub allowed_domains: Vec<String>,
     /// Days from a scheduled deletion to the purge.
     pub deletion_grace_days: u32,
+    /// Whether the inviter is told when an invitation expires.
+    pub invitation_expiry_notices: bool,
     /// The position of the change's event, or of the tenant's last one when nothing changed.
     pub position: i64,
 }
@@ -42,6 +44,7 @@ impl TenantSettings {
             signup_policy: tenant.signup_policy,
             allowed_domains: tenant.allowed_domains.clone(),
             deletion_grace_days: tenant.deletion_grace_days(),
+            invitation_expiry_notices: tenant.tells_invitation_expiry(),
             position,
         }
     }

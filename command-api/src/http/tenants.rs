@@ -124,6 +124,9 @@ struct TenantSettingsBody {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 3650)]
     deletion_grace_days: Option<u32>,
+    /// Whether the admin who invited is told when an invitation expires (yes unless set off).
+    #[serde(default)]
+    invitation_expiry_notices: Option<bool>,
 }
 
 impl TenantSettingsBody {
@@ -136,6 +139,7 @@ impl TenantSettingsBody {
                 .map(|domains| domains.iter().map(|d| MailDomain::parse(d)).collect())
                 .transpose()?,
             deletion_grace_days: self.deletion_grace_days,
+            invitation_expiry_notices: self.invitation_expiry_notices,
         })
     }
 }

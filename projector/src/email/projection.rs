@@ -210,6 +210,10 @@ pub async fn apply(
         }
     }
     for notice in notices {
+        if notice.template == Template::InvitationExpired && !tenant.tells_invitation_expiry() {
+            skipped("setting");
+            continue;
+        }
         queue(client, keys, policy, event, &tenant, notice).await?;
     }
     Ok(())

@@ -64,6 +64,7 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                     signup_policy,
                     allowed_domains,
                     deletion_grace_days,
+                    invitation_expiry_notices,
                     ..
                 },
         } => {
@@ -79,6 +80,9 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
             }
             if let Some(days) = deletion_grace_days {
                 changed.push(format!("deletion_grace_days ({days})"));
+            }
+            if let Some(notices) = invitation_expiry_notices {
+                changed.push(format!("invitation_expiry_notices ({notices})"));
             }
             (
                 None,

@@ -38,12 +38,14 @@ impl ReadModel for Tenants {
                 signup_policy,
                 allowed_domains,
                 deletion_grace_days,
+                invitation_expiry_notices,
                 ..
             } => writer.run(
                 "UPDATE {t} SET name = coalesce($2, name),
                                 signup_policy = coalesce($3, signup_policy),
                                 allowed_domains = coalesce($4, allowed_domains),
                                 deletion_grace_days = coalesce($5, deletion_grace_days),
+                                invitation_expiry_notices = coalesce($8, invitation_expiry_notices),
                                 updated_at = $6, last_position = $7
                   WHERE tenant_id = $1",
                 table,
@@ -54,7 +56,8 @@ impl ReadModel for Tenants {
                     allowed_domains.clone(),
                     deletion_grace_days.map(i32::try_from).and_then(Result::ok),
                     event.occurred_at,
-                    event.position
+                    event.position,
+                    *invitation_expiry_notices
                 ],
             ),
             TenantEvent::RateLimitChanged { .. } => {}

@@ -25,6 +25,8 @@ pub struct TenantView {
     signup_policy: String,
     allowed_domains: Vec<String>,
     deletion_grace_days: i32,
+    /// Whether the admin who invited is told when an invitation expires.
+    invitation_expiry_notices: bool,
     created_at: DateTime<Utc>,
     updated_at: Option<DateTime<Utc>>,
 }
@@ -51,7 +53,7 @@ pub async fn tenant(
         client
             .query_opt(
                 "SELECT tenant_id, name, plan, signup_policy, allowed_domains, deletion_grace_days,
-                        created_at, updated_at
+                        created_at, updated_at, invitation_expiry_notices
                    FROM rm_tenants WHERE tenant_id = $1",
                 &[&tenant_id],
             )
@@ -68,6 +70,7 @@ pub async fn tenant(
             signup_policy: row.get(3),
             allowed_domains: row.get(4),
             deletion_grace_days: row.get(5),
+            invitation_expiry_notices: row.get(8),
             created_at: row.get(6),
             updated_at: row.get(7),
         },
