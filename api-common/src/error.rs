@@ -146,7 +146,10 @@ impl From<DomainError> for ApiError {
             | DomainError::TeamAlreadyExists
             | DomainError::AlreadyMember
             | DomainError::InvitationPending
-            | DomainError::InvitationClosed(_) => ApiError::Conflict(detail),
+            | DomainError::InvitationClosed(_)
+            | DomainError::DeletionAlreadyScheduled
+            | DomainError::DeletionNotScheduled => ApiError::Conflict(detail),
+            DomainError::WrongPassword => ApiError::Forbidden(detail),
             DomainError::InvitationGone(_) => ApiError::Gone(detail),
             DomainError::NotAllowed | DomainError::SignupRefused(_) => ApiError::Forbidden(detail),
             DomainError::SessionEnded => ApiError::Unauthenticated(detail),

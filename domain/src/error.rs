@@ -21,6 +21,12 @@ pub enum DomainError {
     LastActiveAdmin,
     #[error("the session has ended")]
     SessionEnded,
+    #[error("the password is not correct")]
+    WrongPassword,
+    #[error("the account's deletion is already scheduled")]
+    DeletionAlreadyScheduled,
+    #[error("the account is not scheduled for deletion")]
+    DeletionNotScheduled,
     #[error("the team does not exist")]
     TeamNotFound,
     #[error("the team already exists")]

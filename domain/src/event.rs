@@ -180,6 +180,23 @@ pub enum UserEvent {
     /// An operator made the user a platform administrator (global oversight).
     #[serde(rename = "user.platform_admin_granted")]
     PlatformAdminGranted { user_id: Uuid },
+    /// The account is locked out and hidden, and will be purged (`user.deleted`, its data
+    /// key destroyed) at `purge_at` unless the deletion is cancelled before.
+    #[serde(rename = "user.deletion_scheduled")]
+    DeletionScheduled {
+        user_id: Uuid,
+        purge_at: DateTime<Utc>,
+        scheduled_by: Uuid,
+        /// The user asked for it themselves (`DELETE /v1/me`, or leaving the tenant).
+        by_self: bool,
+    },
+    /// An admin restored an account scheduled for deletion; it is `status` again.
+    #[serde(rename = "user.deletion_cancelled")]
+    DeletionCancelled {
+        user_id: Uuid,
+        cancelled_by: Uuid,
+        status: crate::UserStatus,
+    },
     #[serde(rename = "user.deleted")]
     Deleted {
         user_id: Uuid,
@@ -292,6 +309,8 @@ impl EventKind for UserEvent {
             UserEvent::Reactivated { .. } => "user.reactivated",
             UserEvent::MemberRemoved { .. } => "tenant.member_removed",
             UserEvent::PlatformAdminGranted { .. } => "user.platform_admin_granted",
+            UserEvent::DeletionScheduled { .. } => "user.deletion_scheduled",
+            UserEvent::DeletionCancelled { .. } => "user.deletion_cancelled",
             UserEvent::Deleted { .. } => "user.deleted",
         }
     }

@@ -343,7 +343,8 @@ pub fn accept(
     let (user_id, mut user, created) = if account.is_present() {
         let user_id = account.user_id.ok_or(DomainError::UserNotFound)?;
         // Invited back: a deactivated account comes back active, as the admin asked.
-        let mut events = Vec::new();
+        let mut events =
+            crate::lifecycle::cancelled_by_invitation(account, actor.unwrap_or(user_id));
         if account.status == Some(crate::UserStatus::Deactivated) {
             events.push(UserEvent::Reactivated {
                 user_id,

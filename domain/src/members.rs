@@ -34,6 +34,8 @@ impl TenantMembers {
         "user.deactivated",
         "user.reactivated",
         "tenant.member_removed",
+        "user.deletion_scheduled",
+        "user.deletion_cancelled",
     ];
 
     /// The team event types this view is folded from.
@@ -119,6 +121,17 @@ impl TenantMembers {
             }
             UserEvent::MemberRemoved { .. } => {
                 self.members.remove(&user_id);
+            }
+            // Locked out until restored: not one of the tenant's active members meanwhile.
+            UserEvent::DeletionScheduled { .. } => {
+                if let Some(member) = self.members.get_mut(&user_id) {
+                    member.status = UserStatus::Deactivated;
+                }
+            }
+            UserEvent::DeletionCancelled { status, .. } => {
+                if let Some(member) = self.members.get_mut(&user_id) {
+                    member.status = *status;
+                }
             }
             UserEvent::Created { .. }
             | UserEvent::LoginFailed { .. }

@@ -25,6 +25,10 @@ pub struct User {
     /// before it never come back.
     pub last_deactivated_at: Option<DateTime<Utc>>,
     pub erased: bool,
+    /// When a scheduled deletion purges the account; until then it is locked out.
+    pub purge_at: Option<DateTime<Utc>>,
+    /// Who scheduled the deletion (the purge names them as its actor's cause).
+    pub deletion_scheduled_by: Option<Uuid>,
     pub platform_admin: bool,
     pub failed_logins: u32,
     /// The number of events applied: the stream's version.
@@ -79,8 +83,9 @@ impl User {
         self.user_id.is_some() && !self.erased
     }
 
+    /// Present, active and not scheduled for deletion: may act.
     pub fn is_active(&self) -> bool {
-        self.is_present() && self.status == Some(UserStatus::Active)
+        self.is_present() && self.status == Some(UserStatus::Active) && self.purge_at.is_none()
     }
 
     /// Present and still a member of their tenant (not removed, not left).
@@ -116,6 +121,19 @@ impl User {
             UserEvent::Reactivated { .. } => self.status = Some(UserStatus::Active),
             UserEvent::MemberRemoved { .. } => self.role = None,
             UserEvent::PlatformAdminGranted { .. } => self.platform_admin = true,
+            UserEvent::DeletionScheduled {
+                purge_at,
+                scheduled_by,
+                ..
+            } => {
+                self.purge_at = Some(*purge_at);
+                self.deletion_scheduled_by = Some(*scheduled_by);
+            }
+            UserEvent::DeletionCancelled { status, .. } => {
+                self.purge_at = None;
+                self.deletion_scheduled_by = None;
+                self.status = Some(*status);
+            }
             UserEvent::Deleted { .. } => {
                 self.erased = true;
                 self.email.clear();
@@ -131,7 +149,9 @@ impl User {
     pub fn apply_at(&mut self, event: &UserEvent, occurred_at: DateTime<Utc>) {
         if matches!(
             event,
-            UserEvent::Deactivated { .. } | UserEvent::MemberRemoved { .. }
+            UserEvent::Deactivated { .. }
+                | UserEvent::MemberRemoved { .. }
+                | UserEvent::DeletionScheduled { .. }
         ) {
             self.last_deactivated_at = Some(occurred_at);
         }
@@ -193,9 +213,9 @@ pub fn log_in(
 ) -> Result<LoginOutcome, DomainError> {
     let user_id = user.require_present()?;
     let tenant_id = user.tenant_id.ok_or(DomainError::UserNotFound)?;
-    if !user.is_member() {
-        // Removed or left: answered as an unknown address, and nothing is recorded on an
-        // account that is no longer the tenant's.
+    if !user.is_member() || user.purge_at.is_some() {
+        // Removed, left or scheduled for deletion: answered as an unknown address, and
+        // nothing is recorded on an account that is no longer the tenant's.
         return Ok(LoginOutcome::Failed(
             Vec::new(),
             LoginFailure::InvalidPassword,

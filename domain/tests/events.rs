@@ -177,6 +177,17 @@ fn every_event() -> Vec<DomainEvent> {
             reason: RemovalReason::Removed,
         }),
         user(UserEvent::PlatformAdminGranted { user_id: USER }),
+        user(UserEvent::DeletionScheduled {
+            user_id: USER,
+            purge_at: at,
+            scheduled_by: ADMIN,
+            by_self: false,
+        }),
+        user(UserEvent::DeletionCancelled {
+            user_id: USER,
+            cancelled_by: ADMIN,
+            status: domain::UserStatus::Active,
+        }),
         user(UserEvent::Deleted {
             user_id: USER,
             deleted_by: ADMIN,

@@ -78,6 +78,17 @@ impl Changes {
         self
     }
 
+    /// A member leaving the tenant leaves `teams` (the ones they are in) in the same
+    /// transaction.
+    pub fn leave_teams(&mut self, teams: &[Loaded<domain::Team>], user_id: Uuid, actor: Uuid) {
+        let states: Vec<domain::Team> = teams.iter().map(|team| team.state.clone()).collect();
+        for (team_id, events) in domain::team::departures(&states, user_id, actor) {
+            if let Some(team) = teams.iter().find(|team| team.id == team_id) {
+                self.append(team, events);
+            }
+        }
+    }
+
     /// Appends `events` to a loaded stream, expected at the version it was loaded at. A
     /// kept aggregate's state after these events is kept once they commit, so the next
     /// command on the stream reads only what others append after them.

@@ -62,4 +62,40 @@ impl Transaction {
         infra::email_jobs::forget_secrets_of(self.client(), aggregate_id).await?;
         Ok(())
     }
+
+    /// Queues the deletion confirmation of `user` (as loaded before the erasure), in the
+    /// erasure's transaction: the last moment the address can be read. The job gives the
+    /// address up once it is finished.
+    pub async fn queue_deletion_confirmation(
+        &self,
+        tenant_id: Uuid,
+        user: &domain::User,
+        now: chrono::DateTime<chrono::Utc>,
+        appended: &[crate::AppendedEvent],
+    ) -> Result<(), StoreError> {
+        let deleted = appended
+            .iter()
+            .rev()
+            .find(|event| Some(event.aggregate_id) == user.user_id);
+        let (Some(user_id), Some(deleted)) = (user.user_id, deleted) else {
+            return Ok(());
+        };
+        let tenant = self.reader().load::<domain::Tenant>(tenant_id).await?;
+        self.queue_email(&infra::email_jobs::NewJob {
+            tenant_id,
+            user_id,
+            event_id: deleted.event_id,
+            position: deleted.position,
+            template: infra::email_jobs::Template::AccountDeleted,
+            recipient: user.email.clone(),
+            variables: serde_json::json!({
+                "display_name": user.display_name,
+                "tenant_name": tenant.state.name,
+                "locale": user.locale,
+            }),
+            due_at: now,
+        })
+        .await?;
+        Ok(())
+    }
 }

@@ -152,6 +152,19 @@ impl Reader<'_> {
         Ok(fold_members(tenant_id, decoded))
     }
 
+    /// The teams the membership view lists `user_id` in, loaded to record their departure.
+    pub async fn teams_of(
+        &self,
+        members: &domain::TenantMembers,
+        user_id: Uuid,
+    ) -> Result<Vec<Loaded<domain::Team>>, StoreError> {
+        let mut teams = Vec::new();
+        for team_id in members.teams_of(user_id) {
+            teams.push(self.load::<domain::Team>(team_id).await?);
+        }
+        Ok(teams)
+    }
+
     /// Who holds a unique value, if anyone.
     pub async fn reservation_owner(
         &self,

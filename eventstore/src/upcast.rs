@@ -35,6 +35,8 @@ pub fn current_version(event_type: &str) -> Option<i32> {
         | "tenant.member_removed"
         | "user.platform_admin_granted"
         | "user.deleted"
+        | "user.deletion_scheduled"
+        | "user.deletion_cancelled"
         | "user.logged_in"
         | "user.session_refreshed"
         | "user.session_revoked"

@@ -44,6 +44,15 @@ pub async fn apply(
             UserEvent::Reactivated { .. } => {
                 update_principal(client, *user_id, position, "status", "active").await?;
             }
+            // Locked out at once, until restored or purged.
+            UserEvent::DeletionScheduled { .. } => {
+                update_principal(client, *user_id, position, "status", "deletion_scheduled")
+                    .await?;
+                end_sessions_of(client, *user_id, position, occurred_at).await?;
+            }
+            UserEvent::DeletionCancelled { status, .. } => {
+                update_principal(client, *user_id, position, "status", status.as_str()).await?;
+            }
             UserEvent::MemberRemoved { .. } | UserEvent::Deleted { .. } => {
                 client
                     .execute("DELETE FROM auth_principals WHERE user_id = $1", &[user_id])

@@ -44,10 +44,14 @@ pub enum Template {
     InvitationExpired,
     /// `team.members_added`: to each member added.
     TeamWelcome,
+    /// `user.deletion_scheduled`: when the account will be purged (a security alert).
+    DeletionScheduled,
+    /// `user.deletion_cancelled`: the account was restored.
+    DeletionCancelled,
 }
 
 impl Template {
-    pub const ALL: [Template; 16] = [
+    pub const ALL: [Template; 18] = [
         Template::Welcome,
         Template::MemberJoined,
         Template::ProfileUpdated,
@@ -64,6 +68,8 @@ impl Template {
         Template::InvitationAccepted,
         Template::InvitationExpired,
         Template::TeamWelcome,
+        Template::DeletionScheduled,
+        Template::DeletionCancelled,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -84,6 +90,8 @@ impl Template {
             Template::InvitationAccepted => "invitation_accepted",
             Template::InvitationExpired => "invitation_expired",
             Template::TeamWelcome => "team_welcome",
+            Template::DeletionScheduled => "deletion_scheduled",
+            Template::DeletionCancelled => "deletion_cancelled",
         }
     }
 
@@ -100,6 +108,7 @@ impl Template {
                 | Template::SessionRevoked
                 | Template::AccountDeleted
                 | Template::MemberRemoved
+                | Template::DeletionScheduled
         )
     }
 }

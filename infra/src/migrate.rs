@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "teams_invitations_timers",
         "0009_teams_invitations_timers.sql"
     ),
+    migration!(10, "account_lifecycle", "0010_account_lifecycle.sql"),
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

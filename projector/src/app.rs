@@ -85,6 +85,7 @@ pub async fn run(
         store: eventstore::EventStore::new(pool.clone(), Arc::clone(&keys)),
         poll_interval: settings.timer_poll_interval,
         batch: 100,
+        lease: settings.timer_lease,
     };
     tasks.spawn(scheduler.run(shutdown.clone()));
     let relay = Relay {

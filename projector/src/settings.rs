@@ -28,6 +28,8 @@ pub struct Settings {
     pub relay_poll_interval: Duration,
     /// `TIMER_POLL_INTERVAL_MS`, default 1000: how often the scheduler looks for due timers.
     pub timer_poll_interval: Duration,
+    /// `TIMER_LEASE_SECS`, default 30: how long a claimed timer stays with its scheduler.
+    pub timer_lease: Duration,
     /// `SEARCH_INDEX_DIR`, default `$EVENTRA_DATA_DIR/search`: the search index this
     /// projector writes (the query API on the same host reads it).
     pub search_dir: PathBuf,
@@ -99,6 +101,7 @@ impl Settings {
             batch_size: parse("PROJECTOR_BATCH_SIZE", "256")?,
             relay_poll_interval: Duration::from_millis(parse("RELAY_POLL_INTERVAL_MS", "1000")?),
             timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_INTERVAL_MS", "1000")?),
+            timer_lease: Duration::from_secs(parse("TIMER_LEASE_SECS", "30")?),
             http_addr: parse("PROJECTOR_ADDR", "127.0.0.1:8082")?,
             search_dir: search_dir(),
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),

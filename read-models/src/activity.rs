@@ -16,4 +16,6 @@ pub const ACTIONS: &[&str] = &[
     "invitation_accepted",
     "team_joined",
     "team_left",
+    "deletion_scheduled",
+    "deletion_cancelled",
 ];

@@ -34,7 +34,10 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
 
     let erased = app
         .delete(
-            &format!("/v1/tenants/{}/users/{user_id}", tenant.tenant_id),
+            &format!(
+                "/v1/tenants/{}/users/{user_id}?mode=erase",
+                tenant.tenant_id
+            ),
             Some(&tenant.admin_token),
         )
         .await;
@@ -91,7 +94,10 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
     );
     let again = app
         .delete(
-            &format!("/v1/tenants/{}/users/{user_id}", tenant.tenant_id),
+            &format!(
+                "/v1/tenants/{}/users/{user_id}?mode=erase",
+                tenant.tenant_id
+            ),
             Some(&tenant.admin_token),
         )
         .await;

@@ -637,6 +637,22 @@ async fn the_command_api_is_not_ready_while_postgres_is_unreachable_and_recovers
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
 }
 
+/// A child process killed (and reaped) when dropped, so that a failing test leaves none
+/// running against its database.
+pub(crate) struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// [`start_projector_process`], killed when dropped.
+pub(crate) fn projector_process(pipeline: &integration_tests::Pipeline) -> Running {
+    Running(start_projector_process(pipeline, free_port()))
+}
+
 /// The projector binary, run as an operator runs it, over the pipeline's database, stream
 /// and search directory.
 pub(crate) fn start_projector_process(pipeline: &integration_tests::Pipeline, port: u16) -> Child {
@@ -657,6 +673,8 @@ pub(crate) fn start_projector_process(pipeline: &integration_tests::Pipeline, po
         .env("PROJECTOR_ADDR", format!("127.0.0.1:{port}"))
         .env("PROJECTOR_BATCH_SIZE", "8")
         .env("RELAY_POLL_INTERVAL_MS", "100")
+        .env("TIMER_POLL_INTERVAL_MS", "200")
+        .env("TIMER_LEASE_SECS", "2")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

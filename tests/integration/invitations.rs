@@ -559,15 +559,15 @@ async fn lapsed_invitations_expire_by_themselves_exactly_once_with_two_scheduler
     let tenant = app.sign_up_tenant("Services").await;
     const COUNT: usize = 120;
     let ids = lapsed_invitations(app, &tenant, COUNT).await;
-    let mut first = crate::faults::start_projector_process(&pipeline, crate::faults::free_port());
-    let mut second = crate::faults::start_projector_process(&pipeline, crate::faults::free_port());
+    let mut first = crate::faults::projector_process(&pipeline);
+    let second = crate::faults::projector_process(&pipeline);
     // Killed mid-way: once the expiries have begun and before they are done.
     integration_tests::wait_until("the first expiries", || async {
         expired_count(app).await > 0
     })
     .await;
-    first.kill().expect("SIGKILL one scheduler");
-    let _ = first.wait();
+    first.0.kill().expect("SIGKILL one scheduler");
+    let _ = first.0.wait();
     let at_kill = expired_count(app).await;
     integration_tests::wait_until("every lapsed invitation to expire", || async {
         expired_count(app).await >= COUNT as i64
@@ -575,8 +575,7 @@ async fn lapsed_invitations_expire_by_themselves_exactly_once_with_two_scheduler
     .await;
     // Nothing more comes, however long the survivor keeps going.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let _ = second.kill();
-    let _ = second.wait();
+    drop(second);
     let per_stream = app
         .db
         .query(

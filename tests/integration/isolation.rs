@@ -85,6 +85,10 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("patch", "/v1/me") => Some(json!({"locale": "en"})),
         ("patch", "/v1/tenants/{tenant_id}/users/{user_id}") => Some(json!({"role": "admin"})),
         ("patch", "/v1/tenants/{tenant_id}") => Some(json!({"signup_policy": "invitation_only"})),
+        // A wrong password: the refusal (403 for the member) must change nothing.
+        ("delete", "/v1/me") | ("post", "/v1/me/deactivate") => {
+            Some(json!({"password": "not the password at all"}))
+        }
         ("post", "/v1/tenants/{tenant_id}/invitations") => {
             Some(json!({"email": "invitee@matrix.example"}))
         }

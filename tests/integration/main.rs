@@ -12,6 +12,7 @@ mod hostile_input;
 mod idempotency;
 mod invitations;
 mod isolation;
+mod lifecycle;
 mod limits;
 mod members;
 mod openapi;

@@ -560,7 +560,7 @@ async fn the_search_index_finds_users_by_name_email_prefix_and_typo_within_the_t
     let erased = pipeline
         .app
         .delete(
-            &format!("/v1/tenants/{t}/users/{}", alan.user_id),
+            &format!("/v1/tenants/{t}/users/{}?mode=erase", alan.user_id),
             Some(&tenant.admin_token),
         )
         .await;

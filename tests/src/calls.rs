@@ -24,9 +24,9 @@ impl TestApp {
         self.patch(&path, Some(token), body).await
     }
 
-    /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}`.
+    /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}?mode=erase` (GDPR erasure now).
     pub async fn erase_user(&self, tenant_id: Uuid, user_id: Uuid, token: &str) -> Answer {
-        let path = format!("/v1/tenants/{tenant_id}/users/{user_id}");
+        let path = format!("/v1/tenants/{tenant_id}/users/{user_id}?mode=erase");
         self.delete(&path, Some(token)).await
     }
 

@@ -622,6 +622,7 @@ impl Pipeline {
             batch_size: 64,
             relay_poll_interval: std::time::Duration::from_millis(200),
             timer_poll_interval: std::time::Duration::from_millis(200),
+            timer_lease: std::time::Duration::from_secs(2),
             http_addr: "127.0.0.1:0".parse().expect("address"),
             search_dir: app.settings.data_dir.join("search"),
             log_json: false,

@@ -3,14 +3,13 @@
 //! then the data key destroyed — in one transaction.
 
 use api_common::error::ApiError;
-use domain::{Context, Team, Tenant, TenantMembers, User};
+use domain::{Context, Team, TenantMembers, User};
 use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{leave_teams, load_member, teams_of};
+use super::load_member;
 use crate::pipeline::{Answer, Command, Decision, last_position};
 
 pub struct EraseUser {
@@ -32,7 +31,10 @@ impl Command for EraseUser {
 
     async fn load(&self, transaction: &Transaction) -> Result<Self::State, ApiError> {
         let (members, user) = load_member(transaction, self.tenant_id, self.user_id).await?;
-        let teams = teams_of(transaction, &members, self.user_id).await?;
+        let teams = transaction
+            .reader()
+            .teams_of(&members, self.user_id)
+            .await?;
         Ok((members, user, teams))
     }
 
@@ -45,7 +47,7 @@ impl Command for EraseUser {
         let mut changes = Changes::new(self.tenant_id, context.now)
             .by(self.caller_id)
             .appending(user, events);
-        leave_teams(&mut changes, teams, self.user_id, self.caller_id);
+        changes.leave_teams(teams, self.user_id, self.caller_id);
         Ok(Decision::to_append(changes))
     }
 
@@ -56,7 +58,8 @@ impl Command for EraseUser {
         context: &Context,
         appended: &[AppendedEvent],
     ) -> Result<(), ApiError> {
-        queue_deletion_confirmation(transaction, self.tenant_id, &user.state, context, appended)
+        transaction
+            .queue_deletion_confirmation(self.tenant_id, &user.state, context.now, appended)
             .await?;
         transaction
             .erase_subject(self.tenant_id, self.user_id)
@@ -76,40 +79,4 @@ impl Command for EraseUser {
             position: last_position(appended, user.last_position),
         })
     }
-}
-
-/// The deletion confirmation, queued in the erasure's transaction: the last moment the
-/// address can be read. The job gives the address up once it is finished.
-async fn queue_deletion_confirmation(
-    transaction: &Transaction,
-    tenant_id: Uuid,
-    user: &User,
-    context: &Context,
-    appended: &[AppendedEvent],
-) -> Result<(), ApiError> {
-    let deleted = appended
-        .iter()
-        .rev()
-        .find(|event| Some(event.aggregate_id) == user.user_id);
-    let (Some(user_id), Some(deleted)) = (user.user_id, deleted) else {
-        return Ok(());
-    };
-    let tenant = transaction.reader().load::<Tenant>(tenant_id).await?;
-    transaction
-        .queue_email(&infra::email_jobs::NewJob {
-            tenant_id,
-            user_id,
-            event_id: deleted.event_id,
-            position: deleted.position,
-            template: infra::email_jobs::Template::AccountDeleted,
-            recipient: user.email.clone(),
-            variables: json!({
-                "display_name": user.display_name,
-                "tenant_name": tenant.state.name,
-                "locale": user.locale,
-            }),
-            due_at: context.now,
-        })
-        .await?;
-    Ok(())
 }

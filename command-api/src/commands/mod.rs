@@ -2,6 +2,7 @@
 //! writes beside its events, and what it answers; [`crate::pipeline::execute`] runs them.
 
 pub mod accept_invitation;
+pub mod account;
 pub mod change_tenant_settings;
 pub mod erase_user;
 pub mod grant_platform_admin;
@@ -18,9 +19,9 @@ pub mod teams;
 pub mod update_profile;
 
 use api_common::error::ApiError;
+use domain::User;
 use domain::values::Email;
-use domain::{Team, TenantMembers, User};
-use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
+use eventstore::{AppendedEvent, Loaded, Transaction};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -78,28 +79,4 @@ pub async fn load_member(
         return Err(ApiError::NotFound("no such user in this tenant".into()));
     }
     Ok((members, user))
-}
-
-/// The teams `user_id` is in, by the membership view, loaded to record their departure.
-pub async fn teams_of(
-    transaction: &Transaction,
-    members: &TenantMembers,
-    user_id: Uuid,
-) -> Result<Vec<Loaded<Team>>, ApiError> {
-    let reader = transaction.reader();
-    let mut teams = Vec::new();
-    for team_id in members.teams_of(user_id) {
-        teams.push(reader.load::<Team>(team_id).await?);
-    }
-    Ok(teams)
-}
-
-/// A member leaving the tenant leaves its teams in the same transaction.
-pub fn leave_teams(changes: &mut Changes, teams: &[Loaded<Team>], user_id: Uuid, actor: Uuid) {
-    let states: Vec<Team> = teams.iter().map(|team| team.state.clone()).collect();
-    for (team_id, events) in domain::team::departures(&states, user_id, actor) {
-        if let Some(team) = teams.iter().find(|team| team.id == team_id) {
-            changes.append(team, events);
-        }
-    }
 }

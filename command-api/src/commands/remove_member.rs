@@ -4,11 +4,11 @@
 //! member leaves the tenant's teams in the same transaction.
 
 use api_common::error::ApiError;
-use domain::{Context, Team, TenantMembers, User};
+use domain::{Context, Team, Tenant, TenantMembers, User};
 use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
 use uuid::Uuid;
 
-use super::{UserVersion, leave_teams, load_member, teams_of};
+use super::{UserVersion, load_member};
 use crate::pipeline::{Answer, Command, Decision, last_position};
 
 pub struct RemoveMember {
@@ -21,35 +21,46 @@ pub struct RemoveMember {
 
 impl Command for RemoveMember {
     type Unit = Transaction;
-    type State = (TenantMembers, Loaded<User>, Vec<Loaded<Team>>);
+    type State = (TenantMembers, Loaded<User>, Vec<Loaded<Team>>, Tenant);
     type Outcome = ();
 
     async fn load(&self, transaction: &Transaction) -> Result<Self::State, ApiError> {
         let (members, user) = load_member(transaction, self.tenant_id, self.user_id).await?;
-        let teams = teams_of(transaction, &members, self.user_id).await?;
-        Ok((members, user, teams))
+        let teams = transaction
+            .reader()
+            .teams_of(&members, self.user_id)
+            .await?;
+        let tenant = transaction.reader().load::<Tenant>(self.tenant_id).await?;
+        Ok((members, user, teams, tenant.state))
     }
 
     fn decide(
         &self,
-        (members, user, teams): &Self::State,
+        (members, user, teams, tenant): &Self::State,
         context: &Context,
     ) -> Result<Decision, ApiError> {
-        let events = if self.leaving {
+        let mut events = if self.leaving {
             domain::user::leave(members, &user.state, context)?
         } else {
             domain::user::remove_member(members, &user.state, context)?
         };
+        // The account then follows the tenant's deletion clock.
+        events.extend(domain::lifecycle::scheduled_with_removal(
+            &user.state,
+            tenant,
+            (self.caller_id, self.leaving),
+            context.now,
+        ));
         let mut changes = Changes::new(self.tenant_id, context.now)
             .by(self.caller_id)
             .appending(user, events);
-        leave_teams(&mut changes, teams, self.user_id, self.caller_id);
+        changes.leave_teams(teams, self.user_id, self.caller_id);
         Ok(Decision::to_append(changes))
     }
 
     fn answer(
         &self,
-        (_, user, _): &Self::State,
+        (_, user, _, _): &Self::State,
         _: (),
         appended: &[AppendedEvent],
     ) -> Result<Answer, ApiError> {

@@ -2,6 +2,7 @@
 //! handler parses and validates the request, builds its command and hands it to
 //! [`crate::pipeline::execute`]; request bodies live beside their handlers.
 
+pub mod account;
 pub mod invitations;
 pub mod members;
 pub mod profile;
@@ -29,7 +30,8 @@ use crate::pipeline::{Command, Request, execute};
         api_common::operations::metrics,
         tenants::sign_up_tenant, tenants::change_settings, users::sign_up_user, sessions::log_in,
         sessions::refresh_session, sessions::revoke_session, profile::update_profile,
-        users::manage_user, users::erase_user,
+        users::manage_user, account::delete_user, account::restore_user, account::delete_me,
+        account::deactivate_me,
         members::remove_member, members::leave,
         invitations::create_invitation, invitations::resend_invitation,
         invitations::revoke_invitation, invitations::accept_invitation,
@@ -120,11 +122,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/v1/sessions/{session_id}")
                 .route(web::delete().to(sessions::revoke_session)),
         )
-        .service(web::resource("/v1/me").route(web::patch().to(profile::update_profile)))
+        .service(
+            web::resource("/v1/me")
+                .route(web::patch().to(profile::update_profile))
+                .route(web::delete().to(account::delete_me)),
+        )
+        .service(web::resource("/v1/me/deactivate").route(web::post().to(account::deactivate_me)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/users/{user_id}/restore")
+                .route(web::post().to(account::restore_user)),
+        )
         .service(
             web::resource("/v1/tenants/{tenant_id}/users/{user_id}")
                 .route(web::patch().to(users::manage_user))
-                .route(web::delete().to(users::erase_user)),
+                .route(web::delete().to(account::delete_user)),
         );
 }
 

@@ -2,7 +2,7 @@
 //! a member.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use api_common::docs::{AdminProblems, BodyProblems, KeyProblems, Problem};
+use api_common::docs::{AdminProblems, BodyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
 use domain::values::{DisplayName, Email, Password};
@@ -15,7 +15,6 @@ use super::profile::{present, profile_changes};
 use super::{IdempotencyKey, hash_password, run};
 use crate::app_state::AppState;
 use crate::commands::UserVersion;
-use crate::commands::erase_user::{EraseUser, UserErased};
 use crate::commands::manage_user::{ManageUser, Status};
 use crate::commands::sign_up_user::{SignUpUser, UserCreated};
 
@@ -166,42 +165,6 @@ pub async fn manage_user(
             StatusInput::Deactivated => Status::Deactivated,
         }),
         profile,
-    };
-    let meta = RequestMeta::of(&request);
-    run(
-        &state,
-        &meta,
-        caller.actor(),
-        idempotency.as_ref(),
-        &command,
-    )
-    .await
-}
-
-/// `DELETE /v1/tenants/{tenant_id}/users/{user_id}`: an admin erases a member (GDPR).
-#[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
-    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), IdempotencyKey),
-    security(("bearer" = [])),
-    responses(
-    (status = 200, description = "the user is erased: data key destroyed, personal data unreadable", body = UserErased),
-    AdminProblems,
-    (status = 404, description = "no such user in the caller's tenant", body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "the last active admin cannot be erased", body = Problem, content_type = "application/problem+json"),
-    KeyProblems
-))]
-pub async fn erase_user(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    caller: Caller,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = caller.tenant_in_path(&path.0)?;
-    let user_id = path_id(&path.1, "user")?;
-    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &[])?;
-    let command = EraseUser {
-        tenant_id,
-        user_id,
-        caller_id: caller.0.user_id,
     };
     let meta = RequestMeta::of(&request);
     run(

@@ -1,5 +1,6 @@
-//! The words of the membership emails: the invitation with its one-time link, the
-//! inviter's notices (accepted, expired), and the welcome to a team. English and German.
+//! The words of the membership and account emails: the invitation with its one-time link,
+//! the inviter's notices (accepted, expired), the welcome to a team, and a deletion
+//! scheduled or cancelled. English and German.
 
 use infra::email_jobs::Template;
 use serde_json::Value;
@@ -97,6 +98,54 @@ pub fn wording(
             vec![format!(
                 "Sie sind jetzt Mitglied des Teams {} bei {tenant}.",
                 or("team_name", "")
+            )],
+        ),
+        Template::DeletionScheduled if english => (
+            "Security alert: your account will be deleted".to_owned(),
+            vec![
+                if variables["by_self"].as_bool() == Some(true) {
+                    format!(
+                        "as you asked, your account at {tenant} is closed and will be deleted for good."
+                    )
+                } else {
+                    format!(
+                        "an administrator of {tenant} closed your account; it will be deleted for good."
+                    )
+                },
+                format!(
+                    "Your account and your personal data will be deleted at {} (UTC). Until then an administrator of {tenant} can restore it; you cannot sign in meanwhile.",
+                    detail("purge_at")
+                ),
+            ],
+        ),
+        Template::DeletionScheduled => (
+            "Sicherheitshinweis: Ihr Konto wird gelöscht".to_owned(),
+            vec![
+                if variables["by_self"].as_bool() == Some(true) {
+                    format!(
+                        "wie gewünscht ist Ihr Konto bei {tenant} geschlossen und wird endgültig gelöscht."
+                    )
+                } else {
+                    format!(
+                        "eine Administratorin oder ein Administrator von {tenant} hat Ihr Konto geschlossen; es wird endgültig gelöscht."
+                    )
+                },
+                format!(
+                    "Ihr Konto und Ihre persönlichen Daten werden am {} (UTC) gelöscht. Bis dahin kann die Verwaltung von {tenant} es wiederherstellen; anmelden können Sie sich solange nicht.",
+                    detail("purge_at")
+                ),
+            ],
+        ),
+        Template::DeletionCancelled if english => (
+            "Your account was restored".to_owned(),
+            vec![format!(
+                "an administrator of {tenant} restored your account: it will not be deleted. Sign in again as before."
+            )],
+        ),
+        Template::DeletionCancelled => (
+            "Ihr Konto wurde wiederhergestellt".to_owned(),
+            vec![format!(
+                "eine Administratorin oder ein Administrator von {tenant} hat Ihr Konto wiederhergestellt: es wird nicht gelöscht. Melden Sie sich wieder wie gewohnt an."
             )],
         ),
         _ => return None,

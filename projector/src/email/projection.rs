@@ -107,6 +107,16 @@ fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
                 },
                 json!({}),
             ),
+            UserEvent::DeletionScheduled {
+                purge_at, by_self, ..
+            } => notice(
+                *user_id,
+                Template::DeletionScheduled,
+                json!({"purge_at": purge_at.format("%Y-%m-%d %H:%M").to_string(), "by_self": by_self}),
+            ),
+            UserEvent::DeletionCancelled { .. } => {
+                notice(*user_id, Template::DeletionCancelled, json!({}))
+            }
             UserEvent::Deleted { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::PlatformAdminGranted { .. } => Vec::new(),

@@ -288,7 +288,9 @@ fn wording(
         Template::Invitation
         | Template::InvitationAccepted
         | Template::InvitationExpired
-        | Template::TeamWelcome => (String::new(), Vec::new()),
+        | Template::TeamWelcome
+        | Template::DeletionScheduled
+        | Template::DeletionCancelled => (String::new(), Vec::new()),
     };
     (subject, lines)
 }

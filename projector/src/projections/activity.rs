@@ -51,6 +51,16 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
             UserEvent::Deactivated { .. } => Some((*user_id, "deactivated", json!({}))),
             UserEvent::Reactivated { .. } => Some((*user_id, "reactivated", json!({}))),
             UserEvent::Deleted { .. } => Some((*user_id, "erased", json!({}))),
+            UserEvent::DeletionScheduled {
+                purge_at, by_self, ..
+            } => Some((
+                *user_id,
+                "deletion_scheduled",
+                json!({"purge_at": purge_at, "by_self": by_self}),
+            )),
+            UserEvent::DeletionCancelled { .. } => {
+                Some((*user_id, "deletion_cancelled", json!({})))
+            }
             UserEvent::MemberJoined { .. } | UserEvent::MemberRemoved { .. } => None,
             UserEvent::PlatformAdminGranted { .. } => {
                 Some((*user_id, "platform_admin_granted", json!({})))

@@ -131,6 +131,19 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                     RemovalReason::Left => "user left the tenant".to_owned(),
                 },
                 UserEvent::Deleted { .. } => "user erased; personal data destroyed".to_owned(),
+                UserEvent::DeletionScheduled {
+                    purge_at, by_self, ..
+                } => format!(
+                    "deletion scheduled{}; purged at {}",
+                    if *by_self { " by the user" } else { "" },
+                    purge_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                UserEvent::DeletionCancelled { status, .. } => {
+                    format!(
+                        "deletion cancelled; the account is {} again",
+                        status.as_str()
+                    )
+                }
                 UserEvent::PlatformAdminGranted { .. } => {
                     "user made a platform administrator".to_owned()
                 }

@@ -56,6 +56,17 @@ impl ReadModel for Memberships {
                     params![tenant_id, user_id],
                 );
             }
+            UserEvent::DeletionScheduled { .. } | UserEvent::DeletionCancelled { .. } => {
+                let status = match user_event {
+                    UserEvent::DeletionCancelled { status, .. } => status.as_str(),
+                    _ => "deletion_scheduled",
+                };
+                writer.run(
+                    "UPDATE {t} SET status = $3, updated_at = $4, last_position = $5 WHERE tenant_id = $1 AND user_id = $2",
+                    table,
+                    params![tenant_id, user_id, status, at, position],
+                );
+            }
             UserEvent::Created { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::ProfileUpdated { .. }

@@ -339,6 +339,12 @@ impl SearchProjection {
                             doc.status = "removed".into();
                             doc.role = String::new();
                         }
+                        UserEvent::DeletionScheduled { .. } if doc.status != "removed" => {
+                            doc.status = "deletion_scheduled".into();
+                        }
+                        UserEvent::DeletionCancelled { status, .. } if doc.status != "removed" => {
+                            doc.status = status.as_str().into();
+                        }
                         _ => continue,
                     }
                     Some(doc)

@@ -106,6 +106,26 @@ impl ReadModel for Users {
                     params![user_id, at, version, position],
                 );
             }
+            UserEvent::DeletionScheduled { purge_at, .. } => {
+                // Locked out and hidden until restored or purged (a removed account stays
+                // `removed`).
+                writer.run(
+                    "UPDATE {t} SET status = CASE WHEN status = 'removed' THEN status ELSE 'deletion_scheduled' END,
+                                    purge_at = $2, updated_at = $3, version = $4, last_position = $5
+                      WHERE user_id = $1",
+                    table,
+                    params![user_id, purge_at, at, version, position],
+                );
+            }
+            UserEvent::DeletionCancelled { status, .. } => {
+                writer.run(
+                    "UPDATE {t} SET status = CASE WHEN status = 'removed' THEN status ELSE $2 END,
+                                    purge_at = NULL, updated_at = $3, version = $4, last_position = $5
+                      WHERE user_id = $1",
+                    table,
+                    params![user_id, status.as_str(), at, version, position],
+                );
+            }
             UserEvent::LoginFailed { .. } | UserEvent::PlatformAdminGranted { .. } => {
                 writer.run(
                     "UPDATE {t} SET version = $2, last_position = $3 WHERE user_id = $1",

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::error::HandlerError;
 
 const COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, locale, role, status, \
-                       created_at, updated_at, version, last_position";
+                       created_at, updated_at, version, last_position, purge_at";
 
 /// One row of `rm_users`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,7 @@ struct Row {
     updated_at: DateTime<Utc>,
     version: i64,
     last_position: i64,
+    purge_at: Option<DateTime<Utc>>,
 }
 
 /// What a page did to a user's row.
@@ -102,6 +103,7 @@ pub async fn apply(
             updated_at: stored.get(9),
             version: stored.get(10),
             last_position: stored.get(11),
+            purge_at: stored.get(12),
         };
         slots.insert(
             row.user_id,
@@ -144,6 +146,7 @@ fn fold(slot: &mut Slot, event: &RecordedEvent, user_id: Uuid, user_event: &User
                     updated_at: at,
                     version,
                     last_position: position,
+                    purge_at: None,
                 }),
                 changed: true,
             };
@@ -189,6 +192,20 @@ fn fold(slot: &mut Slot, event: &RecordedEvent, user_id: Uuid, user_event: &User
             row.status = "removed".into();
             row.updated_at = at;
         }
+        UserEvent::DeletionScheduled { purge_at, .. } => {
+            if row.status != "removed" {
+                row.status = "deletion_scheduled".into();
+            }
+            row.purge_at = Some(*purge_at);
+            row.updated_at = at;
+        }
+        UserEvent::DeletionCancelled { status, .. } => {
+            if row.status != "removed" {
+                row.status = status.as_str().into();
+            }
+            row.purge_at = None;
+            row.updated_at = at;
+        }
         UserEvent::LoginFailed { .. }
         | UserEvent::PlatformAdminGranted { .. }
         | UserEvent::Created { .. }
@@ -229,13 +246,15 @@ async fn write(
             "INSERT INTO {table} ({COLUMNS})
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                                   $6::text[], $7::text[], $8::text[], $9::timestamptz[],
-                                  $10::timestamptz[], $11::bigint[], $12::bigint[])
+                                  $10::timestamptz[], $11::bigint[], $12::bigint[],
+                                  $13::timestamptz[])
              ON CONFLICT (user_id) DO UPDATE SET
                  tenant_id = EXCLUDED.tenant_id, email = EXCLUDED.email,
                  display_name = EXCLUDED.display_name, phone = EXCLUDED.phone,
                  locale = EXCLUDED.locale, role = EXCLUDED.role, status = EXCLUDED.status,
                  created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
-                 version = EXCLUDED.version, last_position = EXCLUDED.last_position"
+                 version = EXCLUDED.version, last_position = EXCLUDED.last_position,
+                 purge_at = EXCLUDED.purge_at"
         ))
         .await
         .map_err(HandlerError::classify)?;
@@ -260,6 +279,7 @@ async fn write(
                 &time(|r| r.updated_at),
                 &number(|r| r.version),
                 &number(|r| r.last_position),
+                &rows.iter().map(|r| r.purge_at).collect::<Vec<_>>(),
             ],
         )
         .await

@@ -35,6 +35,8 @@ pub struct UserView {
     updated_at: DateTime<Utc>,
     /// The version of the user's stream the view reflects.
     version: i64,
+    /// When a scheduled deletion purges the account (status `deletion_scheduled`).
+    purge_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,10 +59,11 @@ pub(super) fn user_view(row: &Row) -> UserView {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
         version: row.get("version"),
+        purge_at: row.get("purge_at"),
     }
 }
 
-const USER_COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, locale, role, status, created_at, updated_at, version";
+const USER_COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, locale, role, status, created_at, updated_at, version, purge_at";
 
 /// `GET /v1/me`: the caller's own profile.
 #[utoipa::path(get, path = "/v1/me", tag = "profile", security(("bearer" = [])),
@@ -246,7 +249,7 @@ async fn team_users(
                 &format!(
                     "SELECT {USER_COLUMNS}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_micros
                        FROM rm_users
-                      WHERE tenant_id = $1 AND role IS NOT NULL
+                      WHERE tenant_id = $1 AND role IS NOT NULL AND status <> 'deletion_scheduled'
                         AND user_id IN (SELECT user_id FROM rm_team_members WHERE team_id = $2 AND tenant_id = $1)
                         AND ($3::text IS NULL OR display_name ILIKE $3 OR email ILIKE $3)
                         AND ($4::text IS NULL OR role = $4)

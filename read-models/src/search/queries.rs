@@ -77,6 +77,8 @@ pub fn search_users(
     }
     // Who left or was removed is no longer one of the tenant's users.
     clauses.push((Occur::MustNot, term(fields.status, "removed")));
+    // Nor is an account waiting for its purge (an admin finds it by id).
+    clauses.push((Occur::MustNot, term(fields.status, "deletion_scheduled")));
     if let Some(q) = &search.q {
         clauses.extend(words(q, [fields.name, fields.email]));
     }
