@@ -14,3 +14,6 @@ CREATE TABLE timer_leases (
     leased_until  timestamptz NOT NULL,
     PRIMARY KEY (kind, aggregate_id)
 );
+
+-- The client a session was opened from (decrypted from user.logged_in; gone with the user).
+ALTER TABLE rm_sessions ADD COLUMN user_agent text;

@@ -197,6 +197,13 @@ pub enum UserEvent {
         cancelled_by: Uuid,
         status: crate::UserStatus,
     },
+    /// The user changed their password (their other sessions end with it).
+    #[serde(rename = "user.password_changed")]
+    PasswordChanged {
+        user_id: Uuid,
+        password_hash: String,
+        changed_by: Uuid,
+    },
     #[serde(rename = "user.deleted")]
     Deleted {
         user_id: Uuid,
@@ -311,6 +318,7 @@ impl EventKind for UserEvent {
             UserEvent::PlatformAdminGranted { .. } => "user.platform_admin_granted",
             UserEvent::DeletionScheduled { .. } => "user.deletion_scheduled",
             UserEvent::DeletionCancelled { .. } => "user.deletion_cancelled",
+            UserEvent::PasswordChanged { .. } => "user.password_changed",
             UserEvent::Deleted { .. } => "user.deleted",
         }
     }
@@ -318,6 +326,7 @@ impl EventKind for UserEvent {
         match self {
             UserEvent::Created { .. } => &["email", "display_name", "password_hash"],
             UserEvent::ProfileUpdated { .. } => &["display_name", "phone"],
+            UserEvent::PasswordChanged { .. } => &["password_hash"],
             _ => &[],
         }
     }
@@ -334,6 +343,22 @@ pub enum RevocationReason {
     /// A refresh token that had already been rotated was presented again: the token
     /// family is considered stolen and the session is closed.
     RefreshTokenReused,
+    /// The user ended all their other sessions (`DELETE /v1/me/sessions?scope=others`).
+    SignedOutElsewhere,
+    /// The user changed their password: every other session ends.
+    PasswordChanged,
+}
+
+impl RevocationReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RevocationReason::Logout => "logout",
+            RevocationReason::RevokedByAdmin => "revoked_by_admin",
+            RevocationReason::RefreshTokenReused => "refresh_token_reused",
+            RevocationReason::SignedOutElsewhere => "signed_out_elsewhere",
+            RevocationReason::PasswordChanged => "password_changed",
+        }
+    }
 }
 
 /// Events of a session's stream (aggregate id = session id).
@@ -347,6 +372,9 @@ pub enum SessionEvent {
         tenant_id: Uuid,
         refresh_token_hash: String,
         expires_at: DateTime<Utc>,
+        /// The client's `User-Agent` (at most 256 characters), when it sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_agent: Option<String>,
     },
     #[serde(rename = "user.session_refreshed")]
     Refreshed {
@@ -371,6 +399,12 @@ impl EventKind for SessionEvent {
             SessionEvent::LoggedIn { .. } => "user.logged_in",
             SessionEvent::Refreshed { .. } => "user.session_refreshed",
             SessionEvent::Revoked { .. } => "user.session_revoked",
+        }
+    }
+    fn personal_fields(&self) -> &'static [&'static str] {
+        match self {
+            SessionEvent::LoggedIn { .. } => &["user_agent"],
+            _ => &[],
         }
     }
 }
@@ -457,6 +491,11 @@ impl DomainEvent {
             DomainEvent::User { user_id, event } if !event.personal_fields().is_empty() => {
                 Some(*user_id)
             }
+            // A login's user agent is the user's.
+            DomainEvent::Session {
+                event: SessionEvent::LoggedIn { user_id, .. },
+                ..
+            } => Some(*user_id),
             // The invitee's address is sealed with the key of the account it is for.
             DomainEvent::Invitation {
                 event: InvitationEvent::Created { user_id, .. },

@@ -6,8 +6,9 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::event::{RemovalReason, UserEvent};
+use crate::event::{RemovalReason, RevocationReason, SessionEvent, UserEvent};
 use crate::members::TenantMembers;
+use crate::session::Session;
 use crate::tenant::Tenant;
 use crate::user::User;
 use crate::{Actor, Context, DomainError, UserStatus};
@@ -184,4 +185,51 @@ pub fn purge(user: &User, now: DateTime<Utc>) -> Vec<UserEvent> {
         erasure: true,
     });
     events
+}
+
+/// The user changes their password (the current one already checked): their other sessions
+/// end with it (`reason`: password changed).
+pub fn change_password(
+    user: &User,
+    password_ok: bool,
+    new_password_hash: String,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let user_id = require_self(user, context)?;
+    if !password_ok {
+        return Err(DomainError::WrongPassword);
+    }
+    Ok(vec![UserEvent::PasswordChanged {
+        user_id,
+        password_hash: new_password_hash,
+        changed_by: user_id,
+    }])
+}
+
+/// Ends every open session of the user but `current`, each with `reason`.
+pub fn end_other_sessions(
+    sessions: &[Session],
+    user: &User,
+    current: Uuid,
+    reason: RevocationReason,
+    context: &Context,
+) -> Result<Vec<(Uuid, Vec<SessionEvent>)>, DomainError> {
+    let user_id = require_self(user, context)?;
+    Ok(sessions
+        .iter()
+        .filter(|session| session.user_id == Some(user_id) && session.is_open(context.now))
+        .filter_map(|session| session.session_id)
+        .filter(|session_id| *session_id != current)
+        .map(|session_id| {
+            (
+                session_id,
+                vec![SessionEvent::Revoked {
+                    session_id,
+                    user_id,
+                    revoked_by: Some(user_id),
+                    reason,
+                }],
+            )
+        })
+        .collect())
 }

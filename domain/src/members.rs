@@ -137,6 +137,7 @@ impl TenantMembers {
             | UserEvent::LoginFailed { .. }
             | UserEvent::ProfileUpdated { .. }
             | UserEvent::PlatformAdminGranted { .. }
+            | UserEvent::PasswordChanged { .. }
             | UserEvent::Deleted { .. } => {}
         }
     }

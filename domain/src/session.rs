@@ -47,6 +47,7 @@ impl Session {
                 tenant_id,
                 refresh_token_hash,
                 expires_at,
+                ..
             } => {
                 self.session_id = Some(*session_id);
                 self.user_id = Some(*user_id);

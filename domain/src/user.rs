@@ -67,6 +67,8 @@ pub struct NewSession {
     pub session_id: Uuid,
     pub refresh_token_hash: String,
     pub expires_at: DateTime<Utc>,
+    /// The client's `User-Agent`, already trimmed to what is kept.
+    pub user_agent: Option<String>,
 }
 
 /// What a login attempt comes to. A failure is an outcome with its own event, not an error:
@@ -128,6 +130,9 @@ impl User {
             } => {
                 self.purge_at = Some(*purge_at);
                 self.deletion_scheduled_by = Some(*scheduled_by);
+            }
+            UserEvent::PasswordChanged { password_hash, .. } => {
+                self.password_hash.clone_from(password_hash);
             }
             UserEvent::DeletionCancelled { status, .. } => {
                 self.purge_at = None;
@@ -238,6 +243,7 @@ pub fn log_in(
             tenant_id,
             refresh_token_hash: session.refresh_token_hash,
             expires_at: session.expires_at,
+            user_agent: session.user_agent,
         }]),
     })
 }

@@ -19,11 +19,12 @@ const TEAM: Uuid = Uuid::from_u128(5);
 const INVITATION: Uuid = Uuid::from_u128(6);
 
 /// Personal values the samples carry; none may appear outside the personal fields.
-const PERSONAL: [&str; 4] = [
+const PERSONAL: [&str; 5] = [
     "ada@example.com",
     "Ada Lovelace",
     "+4915112345678",
     "$argon2id$v=19$x",
+    "Mozilla/5.0 (X11; Linux x86_64)",
 ];
 
 /// One event of every type.
@@ -177,6 +178,11 @@ fn every_event() -> Vec<DomainEvent> {
             reason: RemovalReason::Removed,
         }),
         user(UserEvent::PlatformAdminGranted { user_id: USER }),
+        user(UserEvent::PasswordChanged {
+            user_id: USER,
+            password_hash: PERSONAL[3].into(),
+            changed_by: USER,
+        }),
         user(UserEvent::DeletionScheduled {
             user_id: USER,
             purge_at: at,
@@ -199,6 +205,7 @@ fn every_event() -> Vec<DomainEvent> {
             tenant_id: TENANT,
             refresh_token_hash: "0".repeat(64),
             expires_at: at,
+            user_agent: Some(PERSONAL[4].into()),
         }),
         session(SessionEvent::Refreshed {
             session_id: SESSION,
@@ -315,6 +322,10 @@ fn the_data_subject_is_the_user_of_an_event_with_personal_data_only() {
             DomainEvent::User { user_id, .. } if !event.personal_fields().is_empty() => {
                 Some(*user_id)
             }
+            DomainEvent::Session {
+                event: SessionEvent::LoggedIn { user_id, .. },
+                ..
+            } => Some(*user_id),
             // The invited address is the invited account's (sealed with its key).
             DomainEvent::Invitation {
                 event: InvitationEvent::Created { user_id, .. },

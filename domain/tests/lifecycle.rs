@@ -87,6 +87,7 @@ fn logs_in(user: &User, now: DateTime<Utc>) -> bool {
         session_id: Uuid::from_u128(0x5e),
         refresh_token_hash: "r".into(),
         expires_at: now + Duration::days(1),
+        user_agent: None,
     };
     let context = Context {
         now,

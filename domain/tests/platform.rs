@@ -272,6 +272,7 @@ impl World {
                         session_id,
                         refresh_token_hash: hash.clone(),
                         expires_at: self.now + Duration::minutes(SESSION_MINUTES),
+                        user_agent: None,
                     },
                     &self.context(Actor::Anonymous),
                 );

@@ -361,6 +361,7 @@ fn new_session() -> NewSession {
         session_id: SESSION,
         refresh_token_hash: "h1".into(),
         expires_at: now() + Duration::days(30),
+        user_agent: Some("curl/8".into()),
     }
 }
 
@@ -511,6 +512,7 @@ fn open_session() -> Session {
             tenant_id: TENANT,
             refresh_token_hash: "h1".into(),
             expires_at: now() + Duration::days(30),
+            user_agent: None,
         },
         now() - Duration::minutes(5),
     );

@@ -165,6 +165,29 @@ impl Reader<'_> {
         Ok(teams)
     }
 
+    /// The user's sessions that are open now, by the authentication state (written with the
+    /// events that open and end them).
+    pub async fn open_sessions_of(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Vec<Loaded<domain::Session>>, StoreError> {
+        let rows = self
+            .connection()
+            .await?
+            .query(
+                "SELECT session_id FROM auth_sessions
+                  WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+                  ORDER BY created_at",
+                &[&user_id],
+            )
+            .await?;
+        let mut sessions = Vec::with_capacity(rows.len());
+        for row in rows {
+            sessions.push(self.load::<domain::Session>(row.get(0)).await?);
+        }
+        Ok(sessions)
+    }
+
     /// Who holds a unique value, if anyone.
     pub async fn reservation_owner(
         &self,

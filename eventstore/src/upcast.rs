@@ -37,6 +37,7 @@ pub fn current_version(event_type: &str) -> Option<i32> {
         | "user.deleted"
         | "user.deletion_scheduled"
         | "user.deletion_cancelled"
+        | "user.password_changed"
         | "user.logged_in"
         | "user.session_refreshed"
         | "user.session_revoked"

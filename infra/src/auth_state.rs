@@ -70,7 +70,8 @@ pub async fn apply(
             }
             UserEvent::Created { .. }
             | UserEvent::LoginFailed { .. }
-            | UserEvent::ProfileUpdated { .. } => {}
+            | UserEvent::ProfileUpdated { .. }
+            | UserEvent::PasswordChanged { .. } => {}
         },
         DomainEvent::Session { session_id, event } => match event {
             SessionEvent::LoggedIn {

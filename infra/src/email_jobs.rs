@@ -48,10 +48,14 @@ pub enum Template {
     DeletionScheduled,
     /// `user.deletion_cancelled`: the account was restored.
     DeletionCancelled,
+    /// `user.password_changed`: a security alert.
+    PasswordChanged,
+    /// The user ended their other sessions: one security alert saying how many.
+    OtherSessionsEnded,
 }
 
 impl Template {
-    pub const ALL: [Template; 18] = [
+    pub const ALL: [Template; 20] = [
         Template::Welcome,
         Template::MemberJoined,
         Template::ProfileUpdated,
@@ -70,6 +74,8 @@ impl Template {
         Template::TeamWelcome,
         Template::DeletionScheduled,
         Template::DeletionCancelled,
+        Template::PasswordChanged,
+        Template::OtherSessionsEnded,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -92,6 +98,8 @@ impl Template {
             Template::TeamWelcome => "team_welcome",
             Template::DeletionScheduled => "deletion_scheduled",
             Template::DeletionCancelled => "deletion_cancelled",
+            Template::PasswordChanged => "password_changed",
+            Template::OtherSessionsEnded => "other_sessions_ended",
         }
     }
 
@@ -109,6 +117,8 @@ impl Template {
                 | Template::AccountDeleted
                 | Template::MemberRemoved
                 | Template::DeletionScheduled
+                | Template::PasswordChanged
+                | Template::OtherSessionsEnded
         )
     }
 }

@@ -18,4 +18,5 @@ pub const ACTIONS: &[&str] = &[
     "team_left",
     "deletion_scheduled",
     "deletion_cancelled",
+    "password_changed",
 ];

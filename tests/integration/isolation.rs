@@ -86,6 +86,9 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("patch", "/v1/tenants/{tenant_id}/users/{user_id}") => Some(json!({"role": "admin"})),
         ("patch", "/v1/tenants/{tenant_id}") => Some(json!({"signup_policy": "invitation_only"})),
         // A wrong password: the refusal (403 for the member) must change nothing.
+        ("post", "/v1/me/password") => Some(
+            json!({"current_password": "not the password at all", "new_password": "a brand new passphrase"}),
+        ),
         ("delete", "/v1/me") | ("post", "/v1/me/deactivate") => {
             Some(json!({"password": "not the password at all"}))
         }

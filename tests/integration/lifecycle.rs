@@ -486,3 +486,179 @@ async fn a_removed_member_follows_the_deletion_clock_and_an_accepted_invitation_
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "still not a member");
     pipeline.finish().await;
 }
+
+async fn log_in_as(
+    app: &TestApp,
+    tenant_id: Uuid,
+    email: &str,
+    password: &str,
+    agent: &str,
+) -> integration_tests::Answer {
+    let request = app
+        .http
+        .post(format!("{}/v1/tenants/{tenant_id}/sessions", app.address))
+        .header("User-Agent", agent)
+        .json(&json!({"email": email, "password": password}));
+    app.send(request).await
+}
+
+#[tokio::test]
+async fn a_user_sees_their_sessions_and_ends_the_others_with_one_email() {
+    let pipeline = Pipeline::start().await;
+    let projector = pipeline.spawn_projector();
+    let app = &pipeline.app;
+    let tenant = app.sign_up_tenant("Devices").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Many Devices").await;
+    let laptop = log_in_as(
+        app,
+        tenant.tenant_id,
+        &user.email,
+        PASSWORD,
+        "Laptop Browser/1.0",
+    )
+    .await;
+    let phone = log_in_as(
+        app,
+        tenant.tenant_id,
+        &user.email,
+        PASSWORD,
+        "Phone App/2.0",
+    )
+    .await;
+    assert_eq!(phone.status, StatusCode::CREATED);
+    let position = phone.body["position"].as_i64().expect("position");
+    let token = laptop.str("access_token");
+    let listed = app
+        .query("/v1/me/sessions", Some(&token), Some(position))
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    let items = listed.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3, "{items:?}");
+    let current: Vec<&serde_json::Value> = items.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["session_id"], laptop.str("session_id"));
+    assert_eq!(current[0]["user_agent"], "Laptop Browser/1.0");
+    assert!(items.iter().any(|s| s["user_agent"] == "Phone App/2.0"));
+    assert!(
+        items
+            .iter()
+            .all(|s| s["last_used_at"].is_string() && s["created_at"].is_string())
+    );
+
+    let bad = app.delete("/v1/me/sessions?scope=all", Some(&token)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let ended = app
+        .delete("/v1/me/sessions?scope=others", Some(&token))
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{:?}", ended.body);
+    assert_eq!(ended.body["revoked"], 2);
+    for other in [&user.token, &phone.str("access_token")] {
+        assert_eq!(
+            app.query("/v1/me", Some(other), None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        app.query("/v1/me", Some(&token), None).await.status,
+        StatusCode::OK
+    );
+    let position = ended.body["position"].as_i64().expect("position");
+    let left = app
+        .query("/v1/me/sessions", Some(&token), Some(position))
+        .await;
+    let ids: Vec<&str> = left.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|s| s["session_id"].as_str())
+        .collect();
+    assert_eq!(ids, [laptop.str("session_id")]);
+    pipeline
+        .wait_for_one_email_job(user.user_id, "other_sessions_ended")
+        .await;
+    pipeline.wait_for_projections().await;
+    let variables: serde_json::Value = app
+        .db
+        .query_one("SELECT variables FROM email_jobs WHERE user_id = $1 AND template = 'other_sessions_ended'", &[&user.user_id])
+        .await
+        .expect("job")
+        .get(0);
+    assert_eq!(variables["count"], "2");
+    assert_eq!(
+        count(app, "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND template IN ('session_ended', 'session_revoked')", user.user_id).await,
+        0,
+        "one email for them all"
+    );
+    projector.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_ends_every_other_session() {
+    let pipeline = Pipeline::start().await;
+    let projector = pipeline.spawn_projector();
+    let app = &pipeline.app;
+    let tenant = app.sign_up_tenant("Passwords").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Changer").await;
+    let other = app.log_in(tenant.tenant_id, &user.email, PASSWORD).await;
+    let before = app.event_count().await;
+    let wrong = app
+        .post(
+            "/v1/me/password",
+            Some(&user.token),
+            json!({"current_password": "not it at all", "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{:?}", wrong.body);
+    let weak = app
+        .post(
+            "/v1/me/password",
+            Some(&user.token),
+            json!({"current_password": PASSWORD, "new_password": "short"}),
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST, "{:?}", weak.body);
+    assert_eq!(app.event_count().await, before, "refusals append nothing");
+    let changed = app
+        .post(
+            "/v1/me/password",
+            Some(&user.token),
+            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
+    assert_eq!(changed.body["sessions_ended"], 1);
+    assert_eq!(
+        app.query("/v1/me", Some(&other.str("access_token")), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.query("/v1/me", Some(&user.token), None).await.status,
+        StatusCode::OK,
+        "this session stays"
+    );
+    assert_eq!(
+        app.log_in(tenant.tenant_id, &user.email, PASSWORD)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.log_in(tenant.tenant_id, &user.email, "a brand new passphrase")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert!(
+        !app.events_table_text()
+            .await
+            .contains("a brand new passphrase")
+    );
+    pipeline
+        .wait_for_one_email_job(user.user_id, "password_changed")
+        .await;
+    projector.stop().await;
+    pipeline.finish().await;
+}

@@ -31,6 +31,8 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/tenants/{tenant_id}/users/{user_id}/restore"),
     ("delete", "/v1/me"),
     ("post", "/v1/me/deactivate"),
+    ("delete", "/v1/me/sessions"),
+    ("post", "/v1/me/password"),
     ("post", "/v1/tenants/{tenant_id}/teams"),
     ("patch", "/v1/tenants/{tenant_id}/teams/{team_id}"),
     ("delete", "/v1/tenants/{tenant_id}/teams/{team_id}"),
@@ -56,6 +58,7 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tenants/{tenant_id}/teams"),
     ("get", "/v1/tenants/{tenant_id}/teams/{team_id}"),
     ("get", "/v1/tenants/{tenant_id}/invitations"),
+    ("get", "/v1/me/sessions"),
 ];
 
 async fn document(app: &TestApp, base: &str) -> Value {

@@ -95,6 +95,19 @@ pub struct LogIn<'a> {
     pub session_id: Uuid,
     pub refresh: &'a IssuedRefreshToken,
     pub tokens: &'a Tokens,
+    /// The client's `User-Agent`, trimmed to what is kept.
+    pub user_agent: Option<String>,
+}
+
+/// The part of a `User-Agent` header a session keeps: printable, at most 256 characters.
+pub fn kept_user_agent(header: Option<&str>) -> Option<String> {
+    let agent: String = header?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(256)
+        .collect();
+    let agent = agent.trim();
+    (!agent.is_empty()).then(|| agent.to_owned())
 }
 
 /// How a login ended: a session opened, or a failure recorded.
@@ -122,6 +135,7 @@ impl Command for LogIn<'_> {
                 session_id: self.session_id,
                 refresh_token_hash: self.refresh.hash.clone(),
                 expires_at: context.now + self.tokens.refresh_ttl,
+                user_agent: self.user_agent.clone(),
             },
             context,
         )?;

@@ -4,6 +4,7 @@
 pub mod accept_invitation;
 pub mod account;
 pub mod change_tenant_settings;
+pub mod credentials;
 pub mod erase_user;
 pub mod grant_platform_admin;
 pub mod invitations;

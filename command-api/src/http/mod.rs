@@ -3,6 +3,7 @@
 //! [`crate::pipeline::execute`]; request bodies live beside their handlers.
 
 pub mod account;
+pub mod credentials;
 pub mod invitations;
 pub mod members;
 pub mod profile;
@@ -31,7 +32,7 @@ use crate::pipeline::{Command, Request, execute};
         tenants::sign_up_tenant, tenants::change_settings, users::sign_up_user, sessions::log_in,
         sessions::refresh_session, sessions::revoke_session, profile::update_profile,
         users::manage_user, account::delete_user, account::restore_user, account::delete_me,
-        account::deactivate_me,
+        account::deactivate_me, credentials::end_other_sessions, credentials::change_password,
         members::remove_member, members::leave,
         invitations::create_invitation, invitations::resend_invitation,
         invitations::revoke_invitation, invitations::accept_invitation,
@@ -128,6 +129,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::delete().to(account::delete_me)),
         )
         .service(web::resource("/v1/me/deactivate").route(web::post().to(account::deactivate_me)))
+        .service(
+            web::resource("/v1/me/sessions")
+                .route(web::delete().to(credentials::end_other_sessions)),
+        )
+        .service(
+            web::resource("/v1/me/password").route(web::post().to(credentials::change_password)),
+        )
         .service(
             web::resource("/v1/tenants/{tenant_id}/users/{user_id}/restore")
                 .route(web::post().to(account::restore_user)),

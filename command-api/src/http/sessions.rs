@@ -79,6 +79,12 @@ pub async fn log_in(
         session_id,
         refresh: &refresh,
         tokens: &state.tokens,
+        user_agent: crate::commands::log_in::kept_user_agent(
+            request
+                .headers()
+                .get(actix_web::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+        ),
     };
     let meta = RequestMeta::of(&request);
     run(

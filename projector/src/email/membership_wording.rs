@@ -148,6 +148,32 @@ pub fn wording(
                 "eine Administratorin oder ein Administrator von {tenant} hat Ihr Konto wiederhergestellt: es wird nicht gelöscht. Melden Sie sich wieder wie gewohnt an."
             )],
         ),
+        Template::PasswordChanged if english => (
+            "Security alert: your password was changed".to_owned(),
+            vec![format!(
+                "the password of your account at {tenant} was changed, and every other session you had has ended."
+            )],
+        ),
+        Template::PasswordChanged => (
+            "Sicherheitshinweis: Ihr Passwort wurde geändert".to_owned(),
+            vec![format!(
+                "das Passwort Ihres Kontos bei {tenant} wurde geändert, und alle Ihre anderen Sitzungen wurden beendet."
+            )],
+        ),
+        Template::OtherSessionsEnded if english => (
+            "Security alert: your other sessions were ended".to_owned(),
+            vec![format!(
+                "you ended {} other session(s) of your account at {tenant}. Only the one you used for it is still signed in.",
+                detail("count")
+            )],
+        ),
+        Template::OtherSessionsEnded => (
+            "Sicherheitshinweis: Ihre anderen Sitzungen wurden beendet".to_owned(),
+            vec![format!(
+                "Sie haben {} andere Sitzung(en) Ihres Kontos bei {tenant} beendet. Nur die, mit der Sie das getan haben, ist noch angemeldet.",
+                detail("count")
+            )],
+        ),
         _ => return None,
     })
 }

@@ -117,6 +117,9 @@ fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
             UserEvent::DeletionCancelled { .. } => {
                 notice(*user_id, Template::DeletionCancelled, json!({}))
             }
+            UserEvent::PasswordChanged { .. } => {
+                notice(*user_id, Template::PasswordChanged, json!({}))
+            }
             UserEvent::Deleted { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::PlatformAdminGranted { .. } => Vec::new(),
@@ -132,6 +135,11 @@ fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
                 RevocationReason::RevokedByAdmin => (Template::SessionRevoked, "revoked_by_admin"),
                 RevocationReason::RefreshTokenReused => {
                     (Template::SessionRevoked, "refresh_token_reused")
+                }
+                // One email for them all: queued by the command that ended them (other
+                // sessions), or the password change's own.
+                RevocationReason::SignedOutElsewhere | RevocationReason::PasswordChanged => {
+                    return Vec::new();
                 }
             };
             notice(

@@ -290,7 +290,9 @@ fn wording(
         | Template::InvitationExpired
         | Template::TeamWelcome
         | Template::DeletionScheduled
-        | Template::DeletionCancelled => (String::new(), Vec::new()),
+        | Template::DeletionCancelled
+        | Template::PasswordChanged
+        | Template::OtherSessionsEnded => (String::new(), Vec::new()),
     };
     (subject, lines)
 }

@@ -51,6 +51,7 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
             UserEvent::Deactivated { .. } => Some((*user_id, "deactivated", json!({}))),
             UserEvent::Reactivated { .. } => Some((*user_id, "reactivated", json!({}))),
             UserEvent::Deleted { .. } => Some((*user_id, "erased", json!({}))),
+            UserEvent::PasswordChanged { .. } => Some((*user_id, "password_changed", json!({}))),
             UserEvent::DeletionScheduled {
                 purge_at, by_self, ..
             } => Some((

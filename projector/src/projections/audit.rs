@@ -131,6 +131,7 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                     RemovalReason::Left => "user left the tenant".to_owned(),
                 },
                 UserEvent::Deleted { .. } => "user erased; personal data destroyed".to_owned(),
+                UserEvent::PasswordChanged { .. } => "password changed".to_owned(),
                 UserEvent::DeletionScheduled {
                     purge_at, by_self, ..
                 } => format!(

@@ -68,6 +68,7 @@ impl ReadModel for Memberships {
                 );
             }
             UserEvent::Created { .. }
+            | UserEvent::PasswordChanged { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::ProfileUpdated { .. }
             | UserEvent::PlatformAdminGranted { .. } => {}

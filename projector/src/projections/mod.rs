@@ -108,7 +108,7 @@ impl Projecting for Projection {
     }
 
     /// Whether the projection reads personal fields (names, email, phone): only then are an
-    /// event's sealed fields opened for it. The others (memberships, sessions, activity,
+    /// event's sealed fields opened for it. The others (memberships, activity,
     /// audit) never store personal data and skip the key lookups and decryption.
     fn needs_personal_data(&self) -> bool {
         matches!(
@@ -118,6 +118,7 @@ impl Projecting for Projection {
                 | Projection::Search
                 | Projection::EmailJobs
                 | Projection::Invitations
+                | Projection::Sessions
         )
     }
 

@@ -21,14 +21,15 @@ impl ReadModel for Sessions {
                     user_id,
                     tenant_id,
                     expires_at,
+                    user_agent,
                     ..
                 } => {
                     writer
                         .run(
-                            "INSERT INTO {t} (session_id, tenant_id, user_id, created_at, expires_at, last_position)
-                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id) DO NOTHING",
+                            "INSERT INTO {t} (session_id, tenant_id, user_id, created_at, expires_at, last_position, user_agent)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (session_id) DO NOTHING",
                             table,
-                            params![session_id, tenant_id, user_id, at, expires_at, position],
+                            params![session_id, tenant_id, user_id, at, expires_at, position, user_agent.clone()],
                         );
                 }
                 SessionEvent::Refreshed { expires_at, .. } => {
@@ -51,15 +52,23 @@ impl ReadModel for Sessions {
             },
             DomainEvent::User {
                 user_id,
-                event: UserEvent::Deactivated { .. },
+                event:
+                    user_event @ (UserEvent::Deactivated { .. }
+                    | UserEvent::MemberRemoved { .. }
+                    | UserEvent::DeletionScheduled { .. }),
             } => {
-                writer
-                    .run(
-                        "UPDATE {t} SET revoked_at = $2, revoke_reason = 'user_deactivated', last_position = $3
+                // The authentication state ends them with the event; so does the view.
+                let reason = match user_event {
+                    UserEvent::Deactivated { .. } => "user_deactivated",
+                    UserEvent::MemberRemoved { .. } => "member_removed",
+                    _ => "deletion_scheduled",
+                };
+                writer.run(
+                    "UPDATE {t} SET revoked_at = $2, revoke_reason = $4, last_position = $3
                           WHERE user_id = $1 AND revoked_at IS NULL",
-                        table,
-                        params![user_id, at, position],
-                    );
+                    table,
+                    params![user_id, at, position, reason],
+                );
             }
             DomainEvent::User {
                 user_id,
@@ -78,9 +87,5 @@ impl ReadModel for Sessions {
 }
 
 pub(super) fn revocation_reason(reason: RevocationReason) -> &'static str {
-    match reason {
-        RevocationReason::Logout => "logout",
-        RevocationReason::RevokedByAdmin => "revoked_by_admin",
-        RevocationReason::RefreshTokenReused => "refresh_token_reused",
-    }
+    reason.as_str()
 }

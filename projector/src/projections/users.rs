@@ -126,7 +126,9 @@ impl ReadModel for Users {
                     params![user_id, status.as_str(), at, version, position],
                 );
             }
-            UserEvent::LoginFailed { .. } | UserEvent::PlatformAdminGranted { .. } => {
+            UserEvent::LoginFailed { .. }
+            | UserEvent::PlatformAdminGranted { .. }
+            | UserEvent::PasswordChanged { .. } => {
                 writer.run(
                     "UPDATE {t} SET version = $2, last_position = $3 WHERE user_id = $1",
                     table,

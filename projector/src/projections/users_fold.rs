@@ -207,6 +207,7 @@ fn fold(slot: &mut Slot, event: &RecordedEvent, user_id: Uuid, user_event: &User
             row.updated_at = at;
         }
         UserEvent::LoginFailed { .. }
+        | UserEvent::PasswordChanged { .. }
         | UserEvent::PlatformAdminGranted { .. }
         | UserEvent::Created { .. }
         | UserEvent::Deleted { .. } => {}

@@ -6,6 +6,7 @@ pub mod email_jobs;
 pub mod invitations;
 pub mod logs;
 pub mod operations;
+pub mod sessions;
 pub mod teams;
 pub mod tenants;
 pub mod users;
@@ -40,7 +41,7 @@ struct MinPosition {
         api_common::operations::health, api_common::operations::ready,
         api_common::operations::metrics, tenants::tenant, users::me, users::list_users,
         users::one_user, logs::activity, logs::audit, email_jobs::email_jobs, operations::projections,
-        teams::list_teams, teams::one_team, invitations::list_invitations
+        teams::list_teams, teams::one_team, invitations::list_invitations, sessions::my_sessions
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
@@ -53,6 +54,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     api_common::operations::configure(config);
     config
         .service(web::resource("/v1/me").route(web::get().to(users::me)))
+        .service(web::resource("/v1/me/sessions").route(web::get().to(sessions::my_sessions)))
         .service(web::resource("/v1/tenants/{tenant_id}").route(web::get().to(tenants::tenant)))
         .service(
             web::resource("/v1/tenants/{tenant_id}/users").route(web::get().to(users::list_users)),
