@@ -34,6 +34,10 @@ pub struct Settings {
     /// `COMMAND_RETRIES`: how many times a command is decided again after a version
     /// conflict before answering 409; default 5.
     pub command_retries: u32,
+    /// `LOCKOUT_THRESHOLD` (default 5; 0 turns it off) wrong passwords within
+    /// `LOCKOUT_WINDOW_SECS` (900) lock an account for `LOCKOUT_SECS` (60), doubling with each
+    /// lock up to `LOCKOUT_MAX_SECS` (86400).
+    pub lockout: domain::lockout::LockoutPolicy,
     /// `IDEMPOTENCY_KEY_TTL_HOURS`, default 24: how long an idempotency key is remembered.
     pub idempotency_key_ttl_hours: i64,
     /// `LOG_FORMAT=json` for JSON lines.
@@ -62,6 +66,12 @@ impl Settings {
             },
             max_body_bytes: parse("MAX_BODY_BYTES", "65536")?,
             command_retries: parse("COMMAND_RETRIES", "5")?,
+            lockout: domain::lockout::LockoutPolicy {
+                threshold: parse("LOCKOUT_THRESHOLD", "5")?,
+                window: chrono::Duration::seconds(parse("LOCKOUT_WINDOW_SECS", "900")?),
+                first_lock: chrono::Duration::seconds(parse("LOCKOUT_SECS", "60")?),
+                longest_lock: chrono::Duration::seconds(parse("LOCKOUT_MAX_SECS", "86400")?),
+            },
             idempotency_key_ttl_hours: parse("IDEMPOTENCY_KEY_TTL_HOURS", "24")?,
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
             traffic: api_common::traffic::TrafficSettings::from_env()?,

@@ -197,6 +197,22 @@ pub enum UserEvent {
         cancelled_by: Uuid,
         status: crate::UserStatus,
     },
+    /// Too many wrong passwords in a row: logins are refused until `until`.
+    #[serde(rename = "user.locked")]
+    Locked {
+        user_id: Uuid,
+        until: DateTime<Utc>,
+        /// The wrong passwords within the window that locked it.
+        failures: u32,
+    },
+    /// The lock ended: by the system when its time passed (`unlocked_by` null), or by an
+    /// admin reactivating the account.
+    #[serde(rename = "user.unlocked")]
+    Unlocked {
+        user_id: Uuid,
+        #[serde(default)]
+        unlocked_by: Option<Uuid>,
+    },
     /// The user changed their password (their other sessions end with it).
     #[serde(rename = "user.password_changed")]
     PasswordChanged {
@@ -319,6 +335,8 @@ impl EventKind for UserEvent {
             UserEvent::DeletionScheduled { .. } => "user.deletion_scheduled",
             UserEvent::DeletionCancelled { .. } => "user.deletion_cancelled",
             UserEvent::PasswordChanged { .. } => "user.password_changed",
+            UserEvent::Locked { .. } => "user.locked",
+            UserEvent::Unlocked { .. } => "user.unlocked",
             UserEvent::Deleted { .. } => "user.deleted",
         }
     }

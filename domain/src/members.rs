@@ -138,6 +138,8 @@ impl TenantMembers {
             | UserEvent::ProfileUpdated { .. }
             | UserEvent::PlatformAdminGranted { .. }
             | UserEvent::PasswordChanged { .. }
+            | UserEvent::Locked { .. }
+            | UserEvent::Unlocked { .. }
             | UserEvent::Deleted { .. } => {}
         }
     }

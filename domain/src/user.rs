@@ -31,6 +31,12 @@ pub struct User {
     pub deletion_scheduled_by: Option<Uuid>,
     pub platform_admin: bool,
     pub failed_logins: u32,
+    /// When the recent wrong passwords were given (those a lock counts).
+    pub recent_failures: Vec<DateTime<Utc>>,
+    /// Logins are refused until then (too many wrong passwords).
+    pub locked_until: Option<DateTime<Utc>>,
+    /// How many times the account was locked: each lock lasts longer.
+    pub locks: u32,
     /// The number of events applied: the stream's version.
     pub version: i64,
 }
@@ -131,6 +137,12 @@ impl User {
                 self.purge_at = Some(*purge_at);
                 self.deletion_scheduled_by = Some(*scheduled_by);
             }
+            UserEvent::Locked { until, .. } => {
+                self.locked_until = Some(*until);
+                self.locks += 1;
+                self.recent_failures.clear();
+            }
+            UserEvent::Unlocked { .. } => self.locked_until = None,
             UserEvent::PasswordChanged { password_hash, .. } => {
                 self.password_hash.clone_from(password_hash);
             }
@@ -159,6 +171,13 @@ impl User {
                 | UserEvent::DeletionScheduled { .. }
         ) {
             self.last_deactivated_at = Some(occurred_at);
+        }
+        if let UserEvent::LoginFailed {
+            reason: LoginFailure::InvalidPassword,
+            ..
+        } = event
+        {
+            self.recent_failures.push(occurred_at);
         }
         self.apply(event);
     }
@@ -383,13 +402,21 @@ pub fn reactivate(
     context: &Context,
 ) -> Result<Vec<UserEvent>, DomainError> {
     let (actor, user_id) = admin_acting_on(members, user, context)?;
-    if user.status == Some(UserStatus::Active) {
-        return Ok(Vec::new());
+    let mut events = Vec::new();
+    if user.status != Some(UserStatus::Active) {
+        events.push(UserEvent::Reactivated {
+            user_id,
+            reactivated_by: actor,
+        });
     }
-    Ok(vec![UserEvent::Reactivated {
-        user_id,
-        reactivated_by: actor,
-    }])
+    // Reactivating a locked account ends its lock too.
+    if user.locked_until.is_some() {
+        events.push(UserEvent::Unlocked {
+            user_id,
+            unlocked_by: Some(actor),
+        });
+    }
+    Ok(events)
 }
 
 /// A tenant admin erases a member (GDPR): `tenant.member_removed` then `user.deleted`. The

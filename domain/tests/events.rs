@@ -178,6 +178,15 @@ fn every_event() -> Vec<DomainEvent> {
             reason: RemovalReason::Removed,
         }),
         user(UserEvent::PlatformAdminGranted { user_id: USER }),
+        user(UserEvent::Locked {
+            user_id: USER,
+            until: at,
+            failures: 5,
+        }),
+        user(UserEvent::Unlocked {
+            user_id: USER,
+            unlocked_by: None,
+        }),
         user(UserEvent::PasswordChanged {
             user_id: USER,
             password_hash: PERSONAL[3].into(),

@@ -291,3 +291,104 @@ proptest! {
         }
     }
 }
+
+fn policy() -> domain::lockout::LockoutPolicy {
+    domain::lockout::LockoutPolicy {
+        threshold: 3,
+        window: Duration::minutes(15),
+        first_lock: Duration::minutes(1),
+        longest_lock: Duration::minutes(3),
+    }
+}
+
+fn attempt(user: &mut User, verified: bool, now: DateTime<Utc>) -> LoginOutcome {
+    let session = NewSession {
+        session_id: Uuid::from_u128(0x5f),
+        refresh_token_hash: "r".into(),
+        expires_at: now + Duration::days(1),
+        user_agent: None,
+    };
+    let context = Context {
+        now,
+        actor: Actor::Anonymous,
+    };
+    let outcome =
+        domain::lockout::log_in(user, verified, session, &policy(), &context).expect("decided");
+    if let LoginOutcome::Failed(events, _) = &outcome {
+        events.iter().for_each(|event| user.apply_at(event, now));
+    }
+    outcome
+}
+
+#[test]
+fn wrong_passwords_lock_the_account_for_a_growing_time_and_attempts_while_locked_record_nothing() {
+    let mut user = member(MEMBER, Role::Member);
+    let t = now();
+    for i in 0..2 {
+        assert!(
+            matches!(attempt(&mut user, false, t + Duration::seconds(i)), LoginOutcome::Failed(events, _) if events.len() == 1)
+        );
+    }
+    let LoginOutcome::Failed(events, _) = attempt(&mut user, false, t + Duration::seconds(2))
+    else {
+        panic!("refused");
+    };
+    assert!(
+        matches!(events.as_slice(), [UserEvent::LoginFailed { .. }, UserEvent::Locked { failures: 3, until, .. }] if *until == t + Duration::seconds(2) + Duration::minutes(1))
+    );
+    // Locked: even the right password is refused, and nothing is recorded.
+    assert!(
+        matches!(attempt(&mut user, true, t + Duration::seconds(30)), LoginOutcome::Failed(events, _) if events.is_empty())
+    );
+    assert!(
+        matches!(attempt(&mut user, false, t + Duration::seconds(31)), LoginOutcome::Failed(events, _) if events.is_empty())
+    );
+    let later = t + Duration::minutes(2);
+    let unlocked = domain::lockout::unlock_due(&user, later);
+    assert_eq!(
+        unlocked,
+        vec![UserEvent::Unlocked {
+            user_id: MEMBER,
+            unlocked_by: None
+        }]
+    );
+    unlocked.iter().for_each(|e| user.apply(e));
+    assert!(matches!(
+        attempt(&mut user, true, later),
+        LoginOutcome::Succeeded(_)
+    ));
+    // The second lock lasts twice as long, the third no longer than the longest.
+    for i in 0..3 {
+        attempt(&mut user, false, later + Duration::seconds(i));
+    }
+    assert_eq!(
+        user.locked_until,
+        Some(later + Duration::seconds(2) + Duration::minutes(2))
+    );
+    assert_eq!(policy().lock_for(5), Duration::minutes(3));
+    // Old failures outside the window do not count.
+    let mut fresh = member(MEMBER, Role::Member);
+    attempt(&mut fresh, false, t);
+    attempt(&mut fresh, false, t + Duration::seconds(1));
+    assert!(
+        matches!(attempt(&mut fresh, false, t + Duration::minutes(20)), LoginOutcome::Failed(events, _) if events.len() == 1)
+    );
+}
+
+#[test]
+fn an_admin_reactivating_a_locked_account_unlocks_it() {
+    let mut user = member(MEMBER, Role::Member);
+    for i in 0..3 {
+        attempt(&mut user, false, now() + Duration::seconds(i));
+    }
+    assert!(user.locked_until.is_some());
+    let events = domain::user::reactivate(&members(), &user, &at(now(), ADMIN, Role::Admin))
+        .expect("reactivated");
+    assert_eq!(
+        events,
+        vec![UserEvent::Unlocked {
+            user_id: MEMBER,
+            unlocked_by: Some(ADMIN)
+        }]
+    );
+}

@@ -38,6 +38,8 @@ pub fn current_version(event_type: &str) -> Option<i32> {
         | "user.deletion_scheduled"
         | "user.deletion_cancelled"
         | "user.password_changed"
+        | "user.locked"
+        | "user.unlocked"
         | "user.logged_in"
         | "user.session_refreshed"
         | "user.session_revoked"

@@ -71,7 +71,9 @@ pub async fn apply(
             UserEvent::Created { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::ProfileUpdated { .. }
-            | UserEvent::PasswordChanged { .. } => {}
+            | UserEvent::PasswordChanged { .. }
+            | UserEvent::Locked { .. }
+            | UserEvent::Unlocked { .. } => {}
         },
         DomainEvent::Session { session_id, event } => match event {
             SessionEvent::LoggedIn {

@@ -14,7 +14,7 @@ use eventstore::{Changes, EventMetadata, EventStore};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::projections::timers::{ACCOUNT_PURGE, INVITATION_EXPIRY};
+use crate::projections::timers::{ACCOUNT_PURGE, ACCOUNT_UNLOCK, INVITATION_EXPIRY};
 
 /// The source named in the metadata of events the system appends by itself.
 pub const SOURCE: &str = "eventra-scheduler";
@@ -160,6 +160,7 @@ impl Scheduler {
         match kind {
             INVITATION_EXPIRY => self.expire_invitation(aggregate_id, tenant_id).await,
             ACCOUNT_PURGE => self.purge_account(aggregate_id, tenant_id).await,
+            ACCOUNT_UNLOCK => self.unlock_account(aggregate_id, tenant_id).await,
             other => {
                 tracing::error!(kind = other, "a timer of an unknown kind is dropped");
                 Ok(Fired::Done)
@@ -202,6 +203,35 @@ impl Scheduler {
         transaction.erase_subject(tenant_id, user_id).await?;
         transaction.commit().await?;
         tracing::info!(%user_id, %tenant_id, "account purged; data key destroyed");
+        Ok(Fired::Done)
+    }
+
+    /// Ends a lock whose time has passed (`user.unlocked` by the system).
+    async fn unlock_account(&self, user_id: Uuid, tenant_id: Uuid) -> anyhow::Result<Fired> {
+        let transaction = self.store.begin().await?;
+        let user = transaction.reader().load::<User>(user_id).await?;
+        let now = Utc::now();
+        let events = domain::lockout::unlock_due(&user.state, now);
+        if events.is_empty() {
+            transaction.rollback().await;
+            return Ok(match user.state.locked_until {
+                Some(until) if until > now && user.state.is_present() => Fired::Later(until),
+                _ => Fired::Done,
+            });
+        }
+        let metadata = EventMetadata {
+            source: SOURCE.to_owned(),
+            correlation_id: Some(format!("timer:{ACCOUNT_UNLOCK}:{user_id}")),
+            ..EventMetadata::default()
+        };
+        transaction
+            .append(
+                Changes::new(tenant_id, now).appending(&user, events),
+                &metadata,
+            )
+            .await?;
+        transaction.commit().await?;
+        tracing::info!(%user_id, %tenant_id, "account unlocked");
         Ok(Fired::Done)
     }
 

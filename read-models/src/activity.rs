@@ -19,4 +19,6 @@ pub const ACTIONS: &[&str] = &[
     "deletion_scheduled",
     "deletion_cancelled",
     "password_changed",
+    "locked",
+    "unlocked",
 ];

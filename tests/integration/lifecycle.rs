@@ -662,3 +662,102 @@ async fn changing_the_password_needs_the_current_one_and_ends_every_other_sessio
     projector.stop().await;
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn wrong_passwords_lock_an_account_without_growing_its_stream_until_the_system_unlocks_it() {
+    let pipeline = Pipeline::start_with(None, |settings| {
+        settings.lockout.first_lock = chrono::Duration::seconds(2);
+    })
+    .await;
+    let projector = pipeline.spawn_projector();
+    let app = &pipeline.app;
+    let tenant = app.sign_up_tenant("Guessing").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Guessed").await;
+    for _ in 0..5 {
+        let wrong = app
+            .log_in(tenant.tenant_id, &user.email, "not the password at all")
+            .await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    }
+    let types = app.stream_types(user.user_id).await;
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("user.locked"),
+        "{types:?}"
+    );
+    let before = app.event_count().await;
+    for password in [PASSWORD, "another wrong one"] {
+        let locked = app.log_in(tenant.tenant_id, &user.email, password).await;
+        assert_eq!(locked.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            locked.str("detail"),
+            "the email or password is not correct",
+            "no enumeration"
+        );
+    }
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "attempts while locked append nothing"
+    );
+    // The session opened before still works: a lock is about guessing, not about the owner.
+    assert_eq!(
+        app.query("/v1/me", Some(&user.token), None).await.status,
+        StatusCode::OK
+    );
+    integration_tests::wait_until("the system to unlock the account", || async {
+        app.stream_types(user.user_id)
+            .await
+            .last()
+            .map(String::as_str)
+            == Some("user.unlocked")
+    })
+    .await;
+    assert_eq!(
+        app.log_in(tenant.tenant_id, &user.email, PASSWORD)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    projector.stop().await;
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn an_admin_reactivation_unlocks_a_locked_account() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Unlocking").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Locked Out").await;
+    for _ in 0..5 {
+        app.log_in(tenant.tenant_id, &user.email, "not the password at all")
+            .await;
+    }
+    assert_eq!(
+        app.log_in(tenant.tenant_id, &user.email, PASSWORD)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let unlocked = app
+        .manage_user(
+            tenant.tenant_id,
+            user.user_id,
+            &tenant.admin_token,
+            json!({"status": "active"}),
+        )
+        .await;
+    assert_eq!(unlocked.status, StatusCode::OK, "{:?}", unlocked.body);
+    assert_eq!(
+        app.stream_types(user.user_id)
+            .await
+            .last()
+            .map(String::as_str),
+        Some("user.unlocked")
+    );
+    assert_eq!(
+        app.log_in(tenant.tenant_id, &user.email, PASSWORD)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}

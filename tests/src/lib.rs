@@ -172,6 +172,12 @@ pub fn test_settings(database_url: &str) -> Settings {
         password_params: PasswordParams::default(),
         max_body_bytes: 64 * 1024,
         command_retries: 5,
+        lockout: domain::lockout::LockoutPolicy {
+            threshold: 5,
+            window: chrono::Duration::minutes(15),
+            first_lock: chrono::Duration::seconds(60),
+            longest_lock: chrono::Duration::days(1),
+        },
         idempotency_key_ttl_hours: 24,
         log_json: false,
         // Generous: tests that exercise the limits set their own.
@@ -595,8 +601,16 @@ impl Pipeline {
 
     /// Like [`Pipeline::start`], against the NATS server at `nats_url` when given.
     pub async fn start_with_nats(nats_url: Option<String>) -> Pipeline {
+        Self::start_with(nats_url, |_| {}).await
+    }
+
+    /// Like [`Pipeline::start_with_nats`], with the command API's settings customised.
+    pub async fn start_with(
+        nats_url: Option<String>,
+        customise: impl FnOnce(&mut Settings),
+    ) -> Pipeline {
         infra::telemetry::init(false);
-        let app = TestApp::spawn().await;
+        let app = TestApp::spawn_with(customise).await;
         let unique = Uuid::new_v4().simple().to_string();
         let master_key = app
             .settings

@@ -97,6 +97,8 @@ pub struct LogIn<'a> {
     pub tokens: &'a Tokens,
     /// The client's `User-Agent`, trimmed to what is kept.
     pub user_agent: Option<String>,
+    /// When wrong passwords lock the account.
+    pub lockout: domain::lockout::LockoutPolicy,
 }
 
 /// The part of a `User-Agent` header a session keeps: printable, at most 256 characters.
@@ -128,7 +130,7 @@ impl Command for LogIn<'_> {
     fn decide(&self, user: &Loaded<User>, context: &Context) -> Result<Decision<Logged>, ApiError> {
         let verified = self.verified_hash.as_deref() == Some(user.state.password_hash.as_str())
             && user.state.is_present();
-        let outcome = domain::user::log_in(
+        let outcome = domain::lockout::log_in(
             &user.state,
             verified,
             NewSession {
@@ -137,6 +139,7 @@ impl Command for LogIn<'_> {
                 expires_at: context.now + self.tokens.refresh_ttl,
                 user_agent: self.user_agent.clone(),
             },
+            &self.lockout,
             context,
         )?;
         let mut changes = Changes::new(self.tenant_id, context.now).by(self.user_id);

@@ -79,6 +79,7 @@ pub async fn log_in(
         session_id,
         refresh: &refresh,
         tokens: &state.tokens,
+        lockout: state.settings.lockout,
         user_agent: crate::commands::log_in::kept_user_agent(
             request
                 .headers()

@@ -121,6 +121,8 @@ fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
                 notice(*user_id, Template::PasswordChanged, json!({}))
             }
             UserEvent::Deleted { .. }
+            | UserEvent::Locked { .. }
+            | UserEvent::Unlocked { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::PlatformAdminGranted { .. } => Vec::new(),
         },

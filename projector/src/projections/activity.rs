@@ -52,6 +52,18 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
             UserEvent::Reactivated { .. } => Some((*user_id, "reactivated", json!({}))),
             UserEvent::Deleted { .. } => Some((*user_id, "erased", json!({}))),
             UserEvent::PasswordChanged { .. } => Some((*user_id, "password_changed", json!({}))),
+            UserEvent::Locked {
+                until, failures, ..
+            } => Some((
+                *user_id,
+                "locked",
+                json!({"until": until, "failures": failures}),
+            )),
+            UserEvent::Unlocked { unlocked_by, .. } => Some((
+                *user_id,
+                "unlocked",
+                json!({"by_system": unlocked_by.is_none()}),
+            )),
             UserEvent::DeletionScheduled {
                 purge_at, by_self, ..
             } => Some((

@@ -132,6 +132,16 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                 },
                 UserEvent::Deleted { .. } => "user erased; personal data destroyed".to_owned(),
                 UserEvent::PasswordChanged { .. } => "password changed".to_owned(),
+                UserEvent::Locked {
+                    until, failures, ..
+                } => format!(
+                    "locked after {failures} wrong passwords until {}",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                UserEvent::Unlocked { unlocked_by, .. } => match unlocked_by {
+                    Some(_) => "unlocked by an administrator".to_owned(),
+                    None => "unlocked: the lock's time passed".to_owned(),
+                },
                 UserEvent::DeletionScheduled {
                     purge_at, by_self, ..
                 } => format!(

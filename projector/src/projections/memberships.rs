@@ -69,6 +69,8 @@ impl ReadModel for Memberships {
             }
             UserEvent::Created { .. }
             | UserEvent::PasswordChanged { .. }
+            | UserEvent::Locked { .. }
+            | UserEvent::Unlocked { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::ProfileUpdated { .. }
             | UserEvent::PlatformAdminGranted { .. } => {}

@@ -15,6 +15,8 @@ use super::{Applied, Applying, ReadModel};
 pub const INVITATION_EXPIRY: &str = "invitation.expire";
 /// The timer that purges an account whose deletion is scheduled.
 pub const ACCOUNT_PURGE: &str = "user.purge";
+/// The timer that ends a lock after too many wrong passwords.
+pub const ACCOUNT_UNLOCK: &str = "user.unlock";
 
 pub struct Timers;
 
@@ -47,9 +49,17 @@ impl ReadModel for Timers {
                 UserEvent::DeletionScheduled { purge_at, .. } => {
                     set(writer, event, (ACCOUNT_PURGE, *user_id), purge_at);
                 }
-                UserEvent::DeletionCancelled { .. } | UserEvent::Deleted { .. } => {
+                UserEvent::DeletionCancelled { .. } => {
                     clear(writer, (ACCOUNT_PURGE, *user_id));
                 }
+                UserEvent::Deleted { .. } => {
+                    clear(writer, (ACCOUNT_PURGE, *user_id));
+                    clear(writer, (ACCOUNT_UNLOCK, *user_id));
+                }
+                UserEvent::Locked { until, .. } => {
+                    set(writer, event, (ACCOUNT_UNLOCK, *user_id), until);
+                }
+                UserEvent::Unlocked { .. } => clear(writer, (ACCOUNT_UNLOCK, *user_id)),
                 _ => {}
             },
             DomainEvent::Tenant { .. } | DomainEvent::Session { .. } | DomainEvent::Team { .. } => {

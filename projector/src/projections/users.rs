@@ -128,7 +128,9 @@ impl ReadModel for Users {
             }
             UserEvent::LoginFailed { .. }
             | UserEvent::PlatformAdminGranted { .. }
-            | UserEvent::PasswordChanged { .. } => {
+            | UserEvent::PasswordChanged { .. }
+            | UserEvent::Locked { .. }
+            | UserEvent::Unlocked { .. } => {
                 writer.run(
                     "UPDATE {t} SET version = $2, last_position = $3 WHERE user_id = $1",
                     table,

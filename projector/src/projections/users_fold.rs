@@ -208,6 +208,8 @@ fn fold(slot: &mut Slot, event: &RecordedEvent, user_id: Uuid, user_event: &User
         }
         UserEvent::LoginFailed { .. }
         | UserEvent::PasswordChanged { .. }
+        | UserEvent::Locked { .. }
+        | UserEvent::Unlocked { .. }
         | UserEvent::PlatformAdminGranted { .. }
         | UserEvent::Created { .. }
         | UserEvent::Deleted { .. } => {}
