@@ -52,10 +52,12 @@ pub enum Template {
     PasswordChanged,
     /// The user ended their other sessions: one security alert saying how many.
     OtherSessionsEnded,
+    /// `user.locked`: too many wrong passwords (a security alert).
+    AccountLocked,
 }
 
 impl Template {
-    pub const ALL: [Template; 20] = [
+    pub const ALL: [Template; 21] = [
         Template::Welcome,
         Template::MemberJoined,
         Template::ProfileUpdated,
@@ -76,6 +78,7 @@ impl Template {
         Template::DeletionCancelled,
         Template::PasswordChanged,
         Template::OtherSessionsEnded,
+        Template::AccountLocked,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -100,6 +103,7 @@ impl Template {
             Template::DeletionCancelled => "deletion_cancelled",
             Template::PasswordChanged => "password_changed",
             Template::OtherSessionsEnded => "other_sessions_ended",
+            Template::AccountLocked => "account_locked",
         }
     }
 
@@ -119,6 +123,7 @@ impl Template {
                 | Template::DeletionScheduled
                 | Template::PasswordChanged
                 | Template::OtherSessionsEnded
+                | Template::AccountLocked
         )
     }
 }

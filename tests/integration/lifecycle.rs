@@ -719,6 +719,9 @@ async fn wrong_passwords_lock_an_account_without_growing_its_stream_until_the_sy
             .status,
         StatusCode::CREATED
     );
+    pipeline
+        .wait_for_one_email_job(user.user_id, "account_locked")
+        .await;
     projector.stop().await;
     pipeline.finish().await;
 }

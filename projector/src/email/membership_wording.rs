@@ -174,6 +174,22 @@ pub fn wording(
                 detail("count")
             )],
         ),
+        Template::AccountLocked if english => (
+            "Security alert: your account was locked".to_owned(),
+            vec![format!(
+                "after {} wrong passwords, signing in to your account at {tenant} is blocked until {} (UTC). If it was not you, someone is guessing your password: choose a stronger one once you can sign in again.",
+                or("failures", "several"),
+                detail("until")
+            )],
+        ),
+        Template::AccountLocked => (
+            "Sicherheitshinweis: Ihr Konto wurde gesperrt".to_owned(),
+            vec![format!(
+                "nach {} falschen Passwörtern ist die Anmeldung bei Ihrem Konto bei {tenant} bis {} (UTC) gesperrt. Falls Sie das nicht waren, versucht jemand Ihr Passwort zu erraten: wählen Sie ein stärkeres, sobald Sie sich wieder anmelden können.",
+                or("failures", "mehreren"),
+                detail("until")
+            )],
+        ),
         _ => return None,
     })
 }

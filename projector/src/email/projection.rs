@@ -120,8 +120,14 @@ fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
             UserEvent::PasswordChanged { .. } => {
                 notice(*user_id, Template::PasswordChanged, json!({}))
             }
+            UserEvent::Locked {
+                until, failures, ..
+            } => notice(
+                *user_id,
+                Template::AccountLocked,
+                json!({"until": until.format("%Y-%m-%d %H:%M").to_string(), "failures": failures.to_string()}),
+            ),
             UserEvent::Deleted { .. }
-            | UserEvent::Locked { .. }
             | UserEvent::Unlocked { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::PlatformAdminGranted { .. } => Vec::new(),

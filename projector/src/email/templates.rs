@@ -292,7 +292,8 @@ fn wording(
         | Template::DeletionScheduled
         | Template::DeletionCancelled
         | Template::PasswordChanged
-        | Template::OtherSessionsEnded => (String::new(), Vec::new()),
+        | Template::OtherSessionsEnded
+        | Template::AccountLocked => (String::new(), Vec::new()),
     };
     (subject, lines)
 }
