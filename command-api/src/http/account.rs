@@ -4,12 +4,12 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use api_common::docs::{AdminProblems, BodyProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
-use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id};
+use api_common::extract::{Caller, parse_json, path_id};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{IdempotencyKey, run};
+use super::{IdempotencyKey, run_for_caller};
 use crate::app_state::AppState;
 use crate::commands::UserVersion;
 use crate::commands::account::{AccountChange, ChangeAccount, DeletionScheduled};
@@ -49,8 +49,6 @@ pub async fn delete_user(
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.tenant_in_path(&path.0)?;
     let user_id = path_id(&path.1, "user")?;
-    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &[])?;
-    let meta = RequestMeta::of(&request);
     match query.mode.as_deref().map(str::trim) {
         Some("erase") => {
             let command = EraseUser {
@@ -58,14 +56,7 @@ pub async fn delete_user(
                 user_id,
                 caller_id: caller.0.user_id,
             };
-            run(
-                &state,
-                &meta,
-                caller.actor(),
-                idempotency.as_ref(),
-                &command,
-            )
-            .await
+            run_for_caller(&state, &request, &caller, &[], &command).await
         }
         None | Some("") => {
             let command = ChangeAccount {
@@ -74,14 +65,7 @@ pub async fn delete_user(
                 caller_id: caller.0.user_id,
                 change: AccountChange::ScheduleDeletion,
             };
-            run(
-                &state,
-                &meta,
-                caller.actor(),
-                idempotency.as_ref(),
-                &command,
-            )
-            .await
+            run_for_caller(&state, &request, &caller, &[], &command).await
         }
         Some(_) => Err(ApiError::Validation(
             "mode must be erase, or left out to schedule the deletion".into(),
@@ -109,22 +93,13 @@ pub async fn restore_user(
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.tenant_in_path(&path.0)?;
     let user_id = path_id(&path.1, "user")?;
-    let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &[])?;
     let command = ChangeAccount {
         tenant_id,
         user_id,
         caller_id: caller.0.user_id,
         change: AccountChange::Restore,
     };
-    let meta = RequestMeta::of(&request);
-    run(
-        &state,
-        &meta,
-        caller.actor(),
-        idempotency.as_ref(),
-        &command,
-    )
-    .await
+    run_for_caller(&state, &request, &caller, &[], &command).await
 }
 
 /// The caller's current password, confirming a change to their own account.
@@ -196,15 +171,13 @@ async fn own_change(
     change: AccountChange,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    let idempotency = Idempotency::of(request, Some(caller.0.user_id), body)?;
     let command = ChangeAccount {
         tenant_id: caller.0.tenant_id,
         user_id: caller.0.user_id,
         caller_id: caller.0.user_id,
         change,
     };
-    let meta = RequestMeta::of(request);
-    run(state, &meta, caller.actor(), idempotency.as_ref(), &command).await
+    run_for_caller(state, request, caller, body, &command).await
 }
 
 /// Checks the caller's password on the hashing threads: the hash it matched, or `None`.

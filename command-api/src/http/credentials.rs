@@ -4,13 +4,13 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use api_common::docs::{BodyProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
-use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json};
+use api_common::extract::{Caller, parse_json};
 use domain::values::{Email, Password};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::account::verify_own_password;
-use super::{IdempotencyKey, hash_password, run};
+use super::{IdempotencyKey, hash_password, run_for_caller};
 use crate::app_state::AppState;
 use crate::commands::credentials::{
     ChangeCredentials, Credentials, PasswordChanged, SessionsEnded,
@@ -110,13 +110,11 @@ async fn change(
     change: Credentials,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    let idempotency = Idempotency::of(request, Some(caller.0.user_id), body)?;
     let command = ChangeCredentials {
         tenant_id: caller.0.tenant_id,
         user_id: caller.0.user_id,
         session_id: caller.0.session_id,
         change,
     };
-    let meta = RequestMeta::of(request);
-    run(state, &meta, caller.actor(), idempotency.as_ref(), &command).await
+    run_for_caller(state, request, caller, body, &command).await
 }

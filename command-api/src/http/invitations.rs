@@ -15,7 +15,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{IdempotencyKey, hash_password, run};
+use super::{IdempotencyKey, hash_password, run, run_for_caller};
 use crate::app_state::AppState;
 use crate::commands::accept_invitation::{AcceptInvitation, InvitationAccepted};
 use crate::commands::invitations::{
@@ -217,15 +217,13 @@ async fn change_invitation(
     change: InvitationChange,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    let idempotency = Idempotency::of(request, Some(caller.0.user_id), body)?;
     let command = ChangeInvitation {
         tenant_id,
         invitation_id,
         caller_id: caller.0.user_id,
         change,
     };
-    let meta = RequestMeta::of(request);
-    run(state, &meta, caller.actor(), idempotency.as_ref(), &command).await
+    run_for_caller(state, request, caller, body, &command).await
 }
 
 /// `POST /v1/invitations/accept`: the holder of the token joins the invitation's tenant.

@@ -4,10 +4,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use api_common::docs::{AdminProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
-use api_common::extract::{Caller, Idempotency, RequestMeta, path_id};
+use api_common::extract::{Caller, path_id};
 use uuid::Uuid;
 
-use super::{IdempotencyKey, run};
+use super::{IdempotencyKey, run_for_caller};
 use crate::app_state::AppState;
 use crate::commands::UserVersion;
 use crate::commands::remove_member::RemoveMember;
@@ -61,13 +61,11 @@ async fn end_membership(
     user_id: Uuid,
     leaving: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let idempotency = Idempotency::of(request, Some(caller.0.user_id), &[])?;
     let command = RemoveMember {
         tenant_id,
         user_id,
         caller_id: caller.0.user_id,
         leaving,
     };
-    let meta = RequestMeta::of(request);
-    run(state, &meta, caller.actor(), idempotency.as_ref(), &command).await
+    run_for_caller(state, request, &caller, &[], &command).await
 }

@@ -166,6 +166,20 @@ async fn run<C: Command>(
     .into_response()
 }
 
+/// Runs `command` for an authenticated caller: their `Idempotency-Key` (scoped to them, the
+/// fingerprint over `body`), the request's ids, and the caller as the actor.
+async fn run_for_caller<C: Command>(
+    state: &AppState,
+    request: &actix_web::HttpRequest,
+    caller: &api_common::extract::Caller,
+    body: &[u8],
+    command: &C,
+) -> Result<HttpResponse, ApiError> {
+    let idempotency = Idempotency::of(request, Some(caller.0.user_id), body)?;
+    let meta = RequestMeta::of(request);
+    run(state, &meta, caller.actor(), idempotency.as_ref(), command).await
+}
+
 /// Hashes a password on the hashing threads (slow by design: never on the request's).
 async fn hash_password(
     state: &AppState,

@@ -4,14 +4,14 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use api_common::docs::{AdminProblems, BodyProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
-use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id};
+use api_common::extract::{Caller, parse_json, path_id};
 use domain::team::{CreateTeam, TeamChanges};
 use domain::values::{TeamDescription, TeamName};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{IdempotencyKey, run};
+use super::{IdempotencyKey, run_for_caller};
 use crate::app_state::AppState;
 use crate::commands::teams::{TeamChange, TeamCommand, TeamVersion};
 
@@ -224,13 +224,11 @@ async fn execute(
     change: TeamChange,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    let idempotency = Idempotency::of(request, Some(caller.0.user_id), body)?;
     let command = TeamCommand {
         tenant_id,
         team_id,
         caller_id: caller.0.user_id,
         change,
     };
-    let meta = RequestMeta::of(request);
-    run(state, &meta, caller.actor(), idempotency.as_ref(), &command).await
+    run_for_caller(state, request, caller, body, &command).await
 }
