@@ -55,6 +55,23 @@ fn a_password_has_10_to_128_characters_is_not_one_character_repeated_nor_the_ema
 }
 
 #[test]
+fn the_most_common_passwords_are_refused_whatever_their_case() {
+    let email = &Email::parse("ada@example.com").expect("an address");
+    for common in ["password123", "Password123", "PASSWORD123", "qwertyuiop", "1q2w3e4r5t"] {
+        let refused = Password::parse(common, email).expect_err(common);
+        assert!(refused.to_string().contains("most common"), "{refused}");
+    }
+    // The shipped list is the top 10,000, and every entry is a plain line.
+    let list = include_str!("../data/common-passwords.txt");
+    let entries: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(entries.len(), 10_000);
+    assert!(entries.iter().all(|e| !e.is_empty() && e.trim() == *e));
+    assert!(domain::values::is_common_password("123456"));
+    assert!(!domain::values::is_common_password("correct horse battery staple"));
+    assert!(Password::parse("correct horse battery", email).is_ok());
+}
+
+#[test]
 fn names_have_1_to_100_characters_and_no_control_characters() {
     fn display_name(input: &str) -> Result<(), DomainError> {
         DisplayName::parse(input).map(|_| ())

@@ -20,7 +20,7 @@ pub use email::{Email, normalise_email};
 pub use locale::Locale;
 pub use mail_domain::MailDomain;
 pub use names::{DisplayName, TeamDescription, TeamName, TenantName};
-pub use password::Password;
+pub use password::{Password, is_common as is_common_password};
 pub use phone::Phone;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
