@@ -131,9 +131,9 @@ impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         let detail = error.to_string();
         match error {
-            DomainError::Invalid(_) | DomainError::InvitationTokenInvalid => {
-                ApiError::Validation(detail)
-            }
+            DomainError::Invalid(_)
+            | DomainError::InvitationTokenInvalid
+            | DomainError::LinkInvalid => ApiError::Validation(detail),
             DomainError::TenantNotFound
             | DomainError::UserNotFound
             | DomainError::SessionNotFound
@@ -149,8 +149,9 @@ impl From<DomainError> for ApiError {
             | DomainError::InvitationClosed(_)
             | DomainError::DeletionAlreadyScheduled
             | DomainError::DeletionNotScheduled => ApiError::Conflict(detail),
+            DomainError::EmailTaken => ApiError::EmailTaken,
             DomainError::WrongPassword => ApiError::Forbidden(detail),
-            DomainError::InvitationGone(_) => ApiError::Gone(detail),
+            DomainError::InvitationGone(_) | DomainError::LinkGone(_) => ApiError::Gone(detail),
             DomainError::NotAllowed | DomainError::SignupRefused(_) => ApiError::Forbidden(detail),
             DomainError::SessionEnded => ApiError::Unauthenticated(detail),
         }

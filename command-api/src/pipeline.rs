@@ -141,6 +141,15 @@ impl Answer {
         })
     }
 
+    /// 202: accepted, the rest happens later (a purge, an email).
+    pub fn accepted(body: impl serde::Serialize) -> Result<Self, ApiError> {
+        Ok(Answer::Success {
+            status: StatusCode::ACCEPTED,
+            body: Some(serde_json::to_value(body).map_err(ApiError::internal)?),
+            replayed: false,
+        })
+    }
+
     pub fn no_content() -> Self {
         Answer::Success {
             status: StatusCode::NO_CONTENT,

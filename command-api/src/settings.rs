@@ -38,6 +38,9 @@ pub struct Settings {
     /// `LOCKOUT_WINDOW_SECS` (900) lock an account for `LOCKOUT_SECS` (60), doubling with each
     /// lock up to `LOCKOUT_MAX_SECS` (86400).
     pub lockout: domain::lockout::LockoutPolicy,
+    /// `EMAIL_VERIFICATION_TTL_MINUTES`, default 1440: how long a link that confirms an
+    /// address (after signup, or to move to a new one) works.
+    pub email_verification_ttl: chrono::Duration,
     /// `IDEMPOTENCY_KEY_TTL_HOURS`, default 24: how long an idempotency key is remembered.
     pub idempotency_key_ttl_hours: i64,
     /// `LOG_FORMAT=json` for JSON lines.
@@ -72,6 +75,10 @@ impl Settings {
                 first_lock: chrono::Duration::seconds(parse("LOCKOUT_SECS", "60")?),
                 longest_lock: chrono::Duration::seconds(parse("LOCKOUT_MAX_SECS", "86400")?),
             },
+            email_verification_ttl: chrono::Duration::minutes(parse(
+                "EMAIL_VERIFICATION_TTL_MINUTES",
+                &domain::links::DEFAULT_VERIFICATION_TTL_MINUTES.to_string(),
+            )?),
             idempotency_key_ttl_hours: parse("IDEMPOTENCY_KEY_TTL_HOURS", "24")?,
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
             traffic: api_common::traffic::TrafficSettings::from_env()?,

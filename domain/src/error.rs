@@ -48,6 +48,16 @@ pub enum DomainError {
     /// The token was right but the invitation is over (revoked or expired).
     #[error("{0}")]
     InvitationGone(String),
+    /// An emailed link's token opens nothing (malformed, unknown, or replaced by a newer
+    /// link).
+    #[error("the link is not valid (a newer one may have replaced it)")]
+    LinkInvalid,
+    /// An emailed link's token was right, but it was used already or has expired.
+    #[error("{0}")]
+    LinkGone(String),
+    /// The address belongs to another account of the tenant.
+    #[error("the address belongs to another account in this tenant")]
+    EmailTaken,
     /// The tenant's signup policy does not admit this self-signup.
     #[error("{0}")]
     SignupRefused(String),

@@ -67,6 +67,9 @@ pub enum TenantEvent {
         /// Whether the inviter is told when an invitation expires.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         invitation_expiry_notices: Option<bool>,
+        /// Whether login refuses accounts whose address is not verified.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        require_verified_email: Option<bool>,
         changed_by: Uuid,
     },
 }
@@ -88,6 +91,18 @@ impl EventKind for TenantEvent {
 pub enum LoginFailure {
     InvalidPassword,
     Deactivated,
+    /// The tenant requires a verified address and this account's is not (yet).
+    EmailNotVerified,
+}
+
+impl LoginFailure {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LoginFailure::InvalidPassword => "invalid_password",
+            LoginFailure::Deactivated => "deactivated",
+            LoginFailure::EmailNotVerified => "email_not_verified",
+        }
+    }
 }
 
 /// Why a member left a tenant.
@@ -220,6 +235,40 @@ pub enum UserEvent {
         password_hash: String,
         changed_by: Uuid,
     },
+    /// Someone asked for a link to reset the password. Only the token's hash is kept; the
+    /// token itself is only in the email.
+    #[serde(rename = "user.password_reset_requested")]
+    PasswordResetRequested {
+        user_id: Uuid,
+        token_hash: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// The password was set anew through an emailed reset link (every session ends with it).
+    #[serde(rename = "user.password_reset")]
+    PasswordReset {
+        user_id: Uuid,
+        password_hash: String,
+    },
+    /// A link to confirm an address went out: the account's own (no `new_email`: after
+    /// signup), or the address it asked to move to.
+    #[serde(rename = "user.email_verification_requested")]
+    EmailVerificationRequested {
+        user_id: Uuid,
+        token_hash: String,
+        expires_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_email: Option<String>,
+    },
+    /// The holder of the account's address confirmed it.
+    #[serde(rename = "user.email_verified")]
+    EmailVerified { user_id: Uuid },
+    /// The account moved to a new address, confirmed from it (so it is verified).
+    #[serde(rename = "user.email_changed")]
+    EmailChanged {
+        user_id: Uuid,
+        old_email: String,
+        email: String,
+    },
     #[serde(rename = "user.deleted")]
     Deleted {
         user_id: Uuid,
@@ -337,6 +386,11 @@ impl EventKind for UserEvent {
             UserEvent::PasswordChanged { .. } => "user.password_changed",
             UserEvent::Locked { .. } => "user.locked",
             UserEvent::Unlocked { .. } => "user.unlocked",
+            UserEvent::PasswordResetRequested { .. } => "user.password_reset_requested",
+            UserEvent::PasswordReset { .. } => "user.password_reset",
+            UserEvent::EmailVerificationRequested { .. } => "user.email_verification_requested",
+            UserEvent::EmailVerified { .. } => "user.email_verified",
+            UserEvent::EmailChanged { .. } => "user.email_changed",
             UserEvent::Deleted { .. } => "user.deleted",
         }
     }
@@ -344,7 +398,11 @@ impl EventKind for UserEvent {
         match self {
             UserEvent::Created { .. } => &["email", "display_name", "password_hash"],
             UserEvent::ProfileUpdated { .. } => &["display_name", "phone"],
-            UserEvent::PasswordChanged { .. } => &["password_hash"],
+            UserEvent::PasswordChanged { .. } | UserEvent::PasswordReset { .. } => {
+                &["password_hash"]
+            }
+            UserEvent::EmailVerificationRequested { .. } => &["new_email"],
+            UserEvent::EmailChanged { .. } => &["old_email", "email"],
             _ => &[],
         }
     }
@@ -365,6 +423,8 @@ pub enum RevocationReason {
     SignedOutElsewhere,
     /// The user changed their password: every other session ends.
     PasswordChanged,
+    /// The password was reset through an emailed link: every session ends.
+    PasswordReset,
 }
 
 impl RevocationReason {
@@ -375,6 +435,7 @@ impl RevocationReason {
             RevocationReason::RefreshTokenReused => "refresh_token_reused",
             RevocationReason::SignedOutElsewhere => "signed_out_elsewhere",
             RevocationReason::PasswordChanged => "password_changed",
+            RevocationReason::PasswordReset => "password_reset",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod invitation;
 pub mod lifecycle;
+pub mod links;
 pub mod lockout;
 pub mod members;
 pub mod session;

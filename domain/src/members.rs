@@ -138,6 +138,11 @@ impl TenantMembers {
             | UserEvent::ProfileUpdated { .. }
             | UserEvent::PlatformAdminGranted { .. }
             | UserEvent::PasswordChanged { .. }
+            | UserEvent::PasswordResetRequested { .. }
+            | UserEvent::PasswordReset { .. }
+            | UserEvent::EmailVerificationRequested { .. }
+            | UserEvent::EmailVerified { .. }
+            | UserEvent::EmailChanged { .. }
             | UserEvent::Locked { .. }
             | UserEvent::Unlocked { .. }
             | UserEvent::Deleted { .. } => {}

@@ -21,6 +21,8 @@ pub struct Tenant {
     pub deletion_grace_days: Option<u32>,
     /// Whether the inviter hears of an invitation's expiry, when an admin set it.
     pub invitation_expiry_notices: Option<bool>,
+    /// Whether login refuses accounts whose address is not verified (default off).
+    pub require_verified_email: bool,
     /// The number of events applied: the stream's version.
     pub version: i64,
 }
@@ -40,6 +42,7 @@ pub struct SettingsChanges {
     pub allowed_domains: Option<Vec<MailDomain>>,
     pub deletion_grace_days: Option<u32>,
     pub invitation_expiry_notices: Option<bool>,
+    pub require_verified_email: Option<bool>,
 }
 
 /// Tenant signup: the tenant and its first administrator, in one step.
@@ -108,6 +111,7 @@ impl Tenant {
                 allowed_domains,
                 deletion_grace_days,
                 invitation_expiry_notices,
+                require_verified_email,
                 ..
             } => {
                 if let Some(name) = name {
@@ -124,6 +128,9 @@ impl Tenant {
                 }
                 if let Some(notices) = invitation_expiry_notices {
                     self.invitation_expiry_notices = Some(*notices);
+                }
+                if let Some(required) = require_verified_email {
+                    self.require_verified_email = *required;
                 }
             }
         }
@@ -247,11 +254,15 @@ pub fn change_settings(
     let invitation_expiry_notices = changes
         .invitation_expiry_notices
         .filter(|notices| *notices != tenant.tells_invitation_expiry());
+    let require_verified_email = changes
+        .require_verified_email
+        .filter(|required| *required != tenant.require_verified_email);
     if name.is_none()
         && signup_policy.is_none()
         && allowed_domains.is_none()
         && deletion_grace_days.is_none()
         && invitation_expiry_notices.is_none()
+        && require_verified_email.is_none()
     {
         return Ok(Vec::new());
     }
@@ -262,6 +273,7 @@ pub fn change_settings(
         allowed_domains,
         deletion_grace_days,
         invitation_expiry_notices,
+        require_verified_email,
         changed_by: actor,
     }])
 }

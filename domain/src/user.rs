@@ -37,8 +37,43 @@ pub struct User {
     pub locked_until: Option<DateTime<Utc>>,
     /// How many times the account was locked: each lock lasts longer.
     pub locks: u32,
+    /// Whether the holder of the address confirmed it (a link, a reset, an address change).
+    pub email_verified: bool,
+    /// The latest password reset link.
+    pub password_reset: Option<EmailedLink>,
+    /// The latest link to confirm an address (the account's own, or `pending_email`).
+    pub email_link: Option<EmailedLink>,
+    /// The address the latest email link moves the account to, if it is a change.
+    pub pending_email: Option<String>,
     /// The number of events applied: the stream's version.
     pub version: i64,
+}
+
+/// A one-time link sent by email: only its token's hash is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailedLink {
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+    /// When it was asked for (known when folded with event times).
+    pub requested_at: Option<DateTime<Utc>>,
+    pub used: bool,
+}
+
+impl EmailedLink {
+    fn new(token_hash: &str, expires_at: DateTime<Utc>) -> Self {
+        EmailedLink {
+            token_hash: token_hash.to_owned(),
+            expires_at,
+            requested_at: None,
+            used: false,
+        }
+    }
+
+    fn use_up(link: &mut Option<EmailedLink>) {
+        if let Some(link) = link {
+            link.used = true;
+        }
+    }
 }
 
 /// User signup under an existing tenant.
@@ -145,6 +180,37 @@ impl User {
             UserEvent::Unlocked { .. } => self.locked_until = None,
             UserEvent::PasswordChanged { password_hash, .. } => {
                 self.password_hash.clone_from(password_hash);
+                // A reset link asked for before the change no longer opens the account.
+                self.password_reset = None;
+            }
+            UserEvent::PasswordResetRequested {
+                token_hash,
+                expires_at,
+                ..
+            } => self.password_reset = Some(EmailedLink::new(token_hash, *expires_at)),
+            UserEvent::PasswordReset { password_hash, .. } => {
+                self.password_hash.clone_from(password_hash);
+                self.recent_failures.clear();
+                EmailedLink::use_up(&mut self.password_reset);
+            }
+            UserEvent::EmailVerificationRequested {
+                token_hash,
+                expires_at,
+                new_email,
+                ..
+            } => {
+                self.email_link = Some(EmailedLink::new(token_hash, *expires_at));
+                self.pending_email.clone_from(new_email);
+            }
+            UserEvent::EmailVerified { .. } => {
+                self.email_verified = true;
+                EmailedLink::use_up(&mut self.email_link);
+            }
+            UserEvent::EmailChanged { email, .. } => {
+                self.email.clone_from(email);
+                self.email_verified = true;
+                self.pending_email = None;
+                EmailedLink::use_up(&mut self.email_link);
             }
             UserEvent::DeletionCancelled { status, .. } => {
                 self.purge_at = None;
@@ -157,6 +223,9 @@ impl User {
                 self.display_name.clear();
                 self.phone = None;
                 self.password_hash.clear();
+                self.pending_email = None;
+                self.password_reset = None;
+                self.email_link = None;
             }
         }
         self.version += 1;
@@ -180,6 +249,14 @@ impl User {
             self.recent_failures.push(occurred_at);
         }
         self.apply(event);
+        let link = match event {
+            UserEvent::PasswordResetRequested { .. } => self.password_reset.as_mut(),
+            UserEvent::EmailVerificationRequested { .. } => self.email_link.as_mut(),
+            _ => None,
+        };
+        if let Some(link) = link {
+            link.requested_at = Some(occurred_at);
+        }
     }
 
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a UserEvent>) -> Self {

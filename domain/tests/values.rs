@@ -57,7 +57,13 @@ fn a_password_has_10_to_128_characters_is_not_one_character_repeated_nor_the_ema
 #[test]
 fn the_most_common_passwords_are_refused_whatever_their_case() {
     let email = &Email::parse("ada@example.com").expect("an address");
-    for common in ["password123", "Password123", "PASSWORD123", "qwertyuiop", "1q2w3e4r5t"] {
+    for common in [
+        "password123",
+        "Password123",
+        "PASSWORD123",
+        "qwertyuiop",
+        "1q2w3e4r5t",
+    ] {
         let refused = Password::parse(common, email).expect_err(common);
         assert!(refused.to_string().contains("most common"), "{refused}");
     }
@@ -67,7 +73,9 @@ fn the_most_common_passwords_are_refused_whatever_their_case() {
     assert_eq!(entries.len(), 10_000);
     assert!(entries.iter().all(|e| !e.is_empty() && e.trim() == *e));
     assert!(domain::values::is_common_password("123456"));
-    assert!(!domain::values::is_common_password("correct horse battery staple"));
+    assert!(!domain::values::is_common_password(
+        "correct horse battery staple"
+    ));
     assert!(Password::parse("correct horse battery", email).is_ok());
 }
 

@@ -34,6 +34,13 @@ impl Transaction {
                 &[&subject_id],
             )
             .await?;
+        // Links on their way to the person's mailbox open nothing of theirs any more.
+        client
+            .execute(
+                "DELETE FROM email_secrets WHERE aggregate_id = $1",
+                &[&subject_id],
+            )
+            .await?;
         infra::email_jobs::forget_recipient(client, subject_id).await?;
         Ok(())
     }
@@ -57,9 +64,13 @@ impl Transaction {
             .map_err(|error| StoreError::Corrupt(format!("{error:#}")))
     }
 
-    /// Forgets the kept tokens of an aggregate whose token was replaced or closed.
-    pub async fn forget_email_secrets(&self, aggregate_id: Uuid) -> Result<(), StoreError> {
-        infra::email_jobs::forget_secrets_of(self.client(), aggregate_id).await?;
+    /// Forgets the kept tokens of an aggregate's link that was replaced, used or closed.
+    pub async fn forget_email_secrets(
+        &self,
+        aggregate_id: Uuid,
+        purpose: infra::email_jobs::LinkPurpose,
+    ) -> Result<(), StoreError> {
+        infra::email_jobs::forget_secrets_of(self.client(), aggregate_id, purpose).await?;
         Ok(())
     }
 

@@ -5,6 +5,9 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::error::StoreError;
+
+/// The reservation kind for a user's email within a tenant (its blind index).
+pub const EMAIL: &str = "email";
 use crate::unit::Transaction;
 
 impl Transaction {
@@ -49,6 +52,25 @@ impl Transaction {
             .execute(
                 "INSERT INTO unique_reservations (tenant_id, kind, value_hash, owner_id) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (tenant_id, kind, value_hash) DO UPDATE SET owner_id = excluded.owner_id",
+                &[&tenant_id, &kind, &value_hash, &owner_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Gives up `owner`'s reservation of a value (an account that moved to a new address).
+    #[tracing::instrument(skip(self, value_hash))]
+    pub async fn release(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        value_hash: &[u8],
+        owner_id: Uuid,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .execute(
+                "DELETE FROM unique_reservations
+                  WHERE tenant_id = $1 AND kind = $2 AND value_hash = $3 AND owner_id = $4",
                 &[&tenant_id, &kind, &value_hash, &owner_id],
             )
             .await?;

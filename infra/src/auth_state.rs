@@ -72,6 +72,11 @@ pub async fn apply(
             | UserEvent::LoginFailed { .. }
             | UserEvent::ProfileUpdated { .. }
             | UserEvent::PasswordChanged { .. }
+            | UserEvent::PasswordResetRequested { .. }
+            | UserEvent::PasswordReset { .. }
+            | UserEvent::EmailVerificationRequested { .. }
+            | UserEvent::EmailVerified { .. }
+            | UserEvent::EmailChanged { .. }
             | UserEvent::Locked { .. }
             | UserEvent::Unlocked { .. } => {}
         },

@@ -272,6 +272,36 @@ pub fn random_token<const N: usize>() -> Result<String, CryptoError> {
     Ok(URL_SAFE_NO_PAD.encode(random_bytes::<N>()?))
 }
 
+/// The token of a one-time link sent by email (an invitation, a password reset, an address
+/// confirmation): the id of the aggregate it belongs to, a dot, and 256 random bits
+/// (base64url). Only its SHA-256 is stored (ADR 0015).
+pub struct LinkToken {
+    pub token: String,
+    pub hash: String,
+}
+
+impl LinkToken {
+    pub fn new(aggregate_id: uuid::Uuid) -> Result<Self, CryptoError> {
+        let token = format!("{}.{}", aggregate_id.simple(), random_token::<32>()?);
+        let hash = token_hash(&token);
+        Ok(LinkToken { token, hash })
+    }
+
+    /// The aggregate a presented token names, if it has the form of one.
+    pub fn aggregate_of(token: &str) -> Option<uuid::Uuid> {
+        let (id, random) = token.split_once('.')?;
+        if id.len() != 32
+            || random.len() != 43
+            || !random
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return None;
+        }
+        uuid::Uuid::try_parse(id).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,10 +54,19 @@ pub enum Template {
     OtherSessionsEnded,
     /// `user.locked`: too many wrong passwords (a security alert).
     AccountLocked,
+    /// `user.password_reset_requested`: the one-time reset link.
+    PasswordReset,
+    /// `user.email_verification_requested` of the account's own address: the link that
+    /// confirms it.
+    EmailVerification,
+    /// `user.email_verification_requested` of a new address: the link, to the new address.
+    EmailChange,
+    /// `user.email_changed`: to the old address (a security alert).
+    EmailChanged,
 }
 
 impl Template {
-    pub const ALL: [Template; 21] = [
+    pub const ALL: [Template; 25] = [
         Template::Welcome,
         Template::MemberJoined,
         Template::ProfileUpdated,
@@ -79,6 +88,10 @@ impl Template {
         Template::PasswordChanged,
         Template::OtherSessionsEnded,
         Template::AccountLocked,
+        Template::PasswordReset,
+        Template::EmailVerification,
+        Template::EmailChange,
+        Template::EmailChanged,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -104,6 +117,22 @@ impl Template {
             Template::PasswordChanged => "password_changed",
             Template::OtherSessionsEnded => "other_sessions_ended",
             Template::AccountLocked => "account_locked",
+            Template::PasswordReset => "password_reset",
+            Template::EmailVerification => "email_verification",
+            Template::EmailChange => "email_change",
+            Template::EmailChanged => "email_changed",
+        }
+    }
+
+    /// The one-time link the email carries, if it carries one.
+    pub fn link(&self) -> Option<LinkPurpose> {
+        match self {
+            Template::Invitation => Some(LinkPurpose::Invitation),
+            Template::PasswordReset => Some(LinkPurpose::PasswordReset),
+            Template::EmailVerification | Template::EmailChange => {
+                Some(LinkPurpose::EmailVerification)
+            }
+            _ => None,
         }
     }
 
@@ -124,6 +153,7 @@ impl Template {
                 | Template::PasswordChanged
                 | Template::OtherSessionsEnded
                 | Template::AccountLocked
+                | Template::EmailChanged
         )
     }
 }
@@ -237,18 +267,47 @@ pub async fn keep_secret(
         .map_err(|e| anyhow::anyhow!("sealing a link failed: {e:?}"))?;
     client
         .execute(
-            "INSERT INTO email_secrets (event_id, tenant_id, aggregate_id, sealed, expires_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO email_secrets (event_id, tenant_id, aggregate_id, sealed, expires_at, purpose)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
             &[
                 &secret.event_id,
                 &secret.tenant_id,
                 &secret.aggregate_id,
                 &sealed,
                 &secret.expires_at,
+                &secret.purpose.as_str(),
             ],
         )
         .await?;
     Ok(())
+}
+
+/// What an emailed link is for: an aggregate has at most one kept link of each purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    Invitation,
+    PasswordReset,
+    /// Confirming the account's address, or the new address it moves to.
+    EmailVerification,
+}
+
+impl LinkPurpose {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LinkPurpose::Invitation => "invitation",
+            LinkPurpose::PasswordReset => "password_reset",
+            LinkPurpose::EmailVerification => "email_verification",
+        }
+    }
+
+    /// The page of `PUBLIC_URL` the link opens (with `?token=`).
+    pub fn path(&self) -> &'static str {
+        match self {
+            LinkPurpose::Invitation => "/invitations/accept",
+            LinkPurpose::PasswordReset => "/password-resets/confirm",
+            LinkPurpose::EmailVerification => "/email-verifications/confirm",
+        }
+    }
 }
 
 /// A one-time token on its way to an email.
@@ -257,6 +316,7 @@ pub struct EmailSecret<'a> {
     pub tenant_id: Uuid,
     /// The aggregate whose token it is: replacing or closing it forgets the secret.
     pub aggregate_id: Uuid,
+    pub purpose: LinkPurpose,
     pub token: &'a str,
     pub expires_at: DateTime<Utc>,
 }
@@ -281,15 +341,17 @@ pub async fn open_secret(
     }))
 }
 
-/// Forgets every kept token of an aggregate (its token was replaced, or it is closed).
+/// Forgets the kept tokens of an aggregate's links of one purpose (the link was replaced,
+/// used, or closed).
 pub async fn forget_secrets_of(
     client: &Client,
     aggregate_id: Uuid,
+    purpose: LinkPurpose,
 ) -> Result<u64, tokio_postgres::Error> {
     client
         .execute(
-            "DELETE FROM email_secrets WHERE aggregate_id = $1",
-            &[&aggregate_id],
+            "DELETE FROM email_secrets WHERE aggregate_id = $1 AND purpose = $2",
+            &[&aggregate_id, &purpose.as_str()],
         )
         .await
 }

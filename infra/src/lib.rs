@@ -11,6 +11,7 @@ pub mod db;
 pub mod email_jobs;
 pub mod metrics;
 pub mod migrate;
+pub mod password_resets;
 pub mod secret;
 pub mod telemetry;
 

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "0009_teams_invitations_timers.sql"
     ),
     migration!(10, "account_lifecycle", "0010_account_lifecycle.sql"),
+    migration!(11, "email_links", "0011_email_links.sql"),
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

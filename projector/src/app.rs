@@ -86,6 +86,7 @@ pub async fn run(
         poll_interval: settings.timer_poll_interval,
         batch: 100,
         lease: settings.timer_lease,
+        password_reset_ttl: settings.password_reset_ttl,
     };
     tasks.spawn(scheduler.run(shutdown.clone()));
     let relay = Relay {

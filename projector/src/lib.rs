@@ -12,6 +12,7 @@ pub mod page;
 pub mod projections;
 pub mod relay;
 pub mod replay;
+pub mod resets;
 pub mod runtime;
 pub mod scheduler;
 pub mod settings;

@@ -28,6 +28,8 @@ pub struct Scheduler {
     /// `TIMER_LEASE_SECS`, default 30: how long a claimed timer is its scheduler's before
     /// another may take it (longer than a firing takes).
     pub lease: Duration,
+    /// `PASSWORD_RESET_TTL_MINUTES`: how long the reset links it sends work.
+    pub password_reset_ttl: chrono::Duration,
 }
 
 /// What became of one fired timer.
@@ -63,8 +65,9 @@ impl Scheduler {
         }
     }
 
-    /// One round: claims the due timers, fires each, and forgets kept links past their
-    /// expiry. Answers how many timers fired.
+    /// One round: claims the due timers, fires each, works off the queued password reset
+    /// requests, and forgets kept links past their expiry. Answers how many timers fired and
+    /// requests were handled.
     ///
     /// A claim is a lease, taken in one short statement (`FOR UPDATE SKIP LOCKED` over the
     /// due rows, then a row in `timer_leases`), never a lock held while firing: firing needs
@@ -142,6 +145,7 @@ impl Scheduler {
                 )
                 .await?;
         }
+        let resets = crate::resets::work_off(&self.store, self.password_reset_ttl, 100).await?;
         let client = pool.get().await?;
         client
             .execute("DELETE FROM email_secrets WHERE expires_at <= now()", &[])
@@ -152,7 +156,7 @@ impl Scheduler {
                 &[],
             )
             .await?;
-        Ok(due.len())
+        Ok(due.len() + resets)
     }
 
     /// Asks the timer's aggregate what is due now, and appends it.

@@ -30,6 +30,8 @@ pub struct Settings {
     pub timer_poll_interval: Duration,
     /// `TIMER_LEASE_SECS`, default 30: how long a claimed timer stays with its scheduler.
     pub timer_lease: Duration,
+    /// `PASSWORD_RESET_TTL_MINUTES`, default 30: how long a password reset link works.
+    pub password_reset_ttl: chrono::Duration,
     /// `SEARCH_INDEX_DIR`, default `$EVENTRA_DATA_DIR/search`: the search index this
     /// projector writes (the query API on the same host reads it).
     pub search_dir: PathBuf,
@@ -102,6 +104,10 @@ impl Settings {
             relay_poll_interval: Duration::from_millis(parse("RELAY_POLL_INTERVAL_MS", "1000")?),
             timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_INTERVAL_MS", "1000")?),
             timer_lease: Duration::from_secs(parse("TIMER_LEASE_SECS", "30")?),
+            password_reset_ttl: chrono::Duration::minutes(parse(
+                "PASSWORD_RESET_TTL_MINUTES",
+                &domain::links::DEFAULT_RESET_TTL_MINUTES.to_string(),
+            )?),
             http_addr: parse("PROJECTOR_ADDR", "127.0.0.1:8082")?,
             search_dir: search_dir(),
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),

@@ -178,6 +178,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             first_lock: chrono::Duration::seconds(60),
             longest_lock: chrono::Duration::days(1),
         },
+        email_verification_ttl: chrono::Duration::days(1),
         idempotency_key_ttl_hours: 24,
         log_json: false,
         // Generous: tests that exercise the limits set their own.
@@ -637,6 +638,7 @@ impl Pipeline {
             relay_poll_interval: std::time::Duration::from_millis(200),
             timer_poll_interval: std::time::Duration::from_millis(200),
             timer_lease: std::time::Duration::from_secs(2),
+            password_reset_ttl: chrono::Duration::minutes(30),
             http_addr: "127.0.0.1:0".parse().expect("address"),
             search_dir: app.settings.data_dir.join("search"),
             log_json: false,

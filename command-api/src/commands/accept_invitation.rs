@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::invitations::InvitationToken;
+use super::links::{NewLink, keep_link};
 use super::{EMAIL, reserve_email};
 use crate::pipeline::{Answer, Command, Decision, last_position};
 
@@ -19,6 +20,8 @@ pub struct AcceptInvitation {
     pub token: String,
     /// For a new account: the name and the password's hash (hashed before deciding).
     pub new_account: Option<NewAccount>,
+    /// For a new account: the link that will confirm its address.
+    pub verification: Option<NewLink>,
 }
 
 pub struct AcceptState {
@@ -99,7 +102,15 @@ impl Command for AcceptInvitation {
             .by(acceptance.user_id)
             .appending(&state.invitation, acceptance.invitation);
         if acceptance.new_account {
-            changes = changes.creating::<User>(acceptance.user_id, acceptance.user);
+            let mut events = acceptance.user;
+            if let Some(link) = &self.verification {
+                events.push(domain::links::request_verification(
+                    acceptance.user_id,
+                    link.token.hash.clone(),
+                    link.expires_at,
+                ));
+            }
+            changes = changes.creating::<User>(acceptance.user_id, events);
         } else {
             changes.append(&state.account, acceptance.user);
         }
@@ -122,7 +133,7 @@ impl Command for AcceptInvitation {
         transaction: &Transaction,
         state: &AcceptState,
         _: &Context,
-        _: &[AppendedEvent],
+        appended: &[AppendedEvent],
     ) -> Result<(), ApiError> {
         let invitation = &state.invitation.state;
         if let (Some(tenant_id), Some(user_id)) = (invitation.tenant_id, invitation.user_id)
@@ -130,9 +141,15 @@ impl Command for AcceptInvitation {
         {
             let email = domain::values::Email::parse(&invitation.email)?;
             reserve_email(transaction, tenant_id, &email, user_id).await?;
+            if let Some(link) = &self.verification {
+                let purpose = infra::email_jobs::LinkPurpose::EmailVerification;
+                keep_link(transaction, tenant_id, user_id, purpose, link, appended).await?;
+            }
         }
         if let Some(invitation_id) = invitation.invitation_id {
-            transaction.forget_email_secrets(invitation_id).await?;
+            transaction
+                .forget_email_secrets(invitation_id, infra::email_jobs::LinkPurpose::Invitation)
+                .await?;
         }
         Ok(())
     }

@@ -106,17 +106,10 @@ impl Command for ChangeAccount {
         match self.change {
             AccountChange::ScheduleDeletion | AccountChange::DeleteSelf { .. } => {
                 let purge_at = purge_at.ok_or(DomainError::DeletionNotScheduled)?;
-                Ok(Answer::Success {
-                    status: actix_web::http::StatusCode::ACCEPTED,
-                    body: Some(
-                        serde_json::to_value(DeletionScheduled {
-                            user_id: self.user_id,
-                            position: last_position(appended, user.last_position),
-                            purge_at,
-                        })
-                        .map_err(ApiError::internal)?,
-                    ),
-                    replayed: false,
+                Answer::accepted(DeletionScheduled {
+                    user_id: self.user_id,
+                    position: last_position(appended, user.last_position),
+                    purge_at,
                 })
             }
             AccountChange::Restore | AccountChange::DeactivateSelf { .. } => {

@@ -32,6 +32,8 @@ pub struct TenantSettings {
     pub deletion_grace_days: u32,
     /// Whether the inviter is told when an invitation expires.
     pub invitation_expiry_notices: bool,
+    /// Whether login refuses accounts whose address is not verified.
+    pub require_verified_email: bool,
     /// The position of the change's event, or of the tenant's last one when nothing changed.
     pub position: i64,
 }
@@ -45,6 +47,7 @@ impl TenantSettings {
             allowed_domains: tenant.allowed_domains.clone(),
             deletion_grace_days: tenant.deletion_grace_days(),
             invitation_expiry_notices: tenant.tells_invitation_expiry(),
+            require_verified_email: tenant.require_verified_email,
             position,
         }
     }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use domain::invitation::Invite;
 use domain::{Context, Invitation, TenantMembers, User};
 use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
-use infra::email_jobs::EmailSecret;
+use infra::email_jobs::{EmailSecret, LinkPurpose};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -19,8 +19,7 @@ use crate::pipeline::{Answer, Command, Decision, last_position};
 /// The reservation kind that points an address at its latest invitation.
 pub const INVITATION: &str = "invitation";
 
-/// A one-time invitation token: the invitation's id, a dot, and 256 random bits
-/// (base64url). Only its SHA-256 is stored.
+/// A one-time invitation token (see [`infra::crypto::LinkToken`]).
 pub struct InvitationToken {
     pub token: String,
     pub hash: String,
@@ -28,24 +27,13 @@ pub struct InvitationToken {
 
 impl InvitationToken {
     pub fn new(invitation_id: Uuid) -> Result<Self, ApiError> {
-        let random = infra::crypto::random_token::<32>()
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("no randomness: {e:?}")))?;
-        let token = format!("{}.{random}", invitation_id.simple());
-        let hash = infra::crypto::token_hash(&token);
+        let infra::crypto::LinkToken { token, hash } = super::link_token(invitation_id)?;
         Ok(InvitationToken { token, hash })
     }
 
     /// The invitation a presented token names, if it has the form of one.
     pub fn invitation_of(token: &str) -> Option<Uuid> {
-        let (id, random) = token.split_once('.')?;
-        if random.len() != 43
-            || !random
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return None;
-        }
-        Uuid::try_parse(id).ok()
+        infra::crypto::LinkToken::aggregate_of(token)
     }
 }
 
@@ -179,12 +167,15 @@ async fn keep_token(
     let Some(event) = appended.first() else {
         return Ok(());
     };
-    transaction.forget_email_secrets(invitation_id).await?;
+    transaction
+        .forget_email_secrets(invitation_id, LinkPurpose::Invitation)
+        .await?;
     transaction
         .keep_email_secret(&EmailSecret {
             event_id: event.event_id,
             tenant_id,
             aggregate_id: invitation_id,
+            purpose: LinkPurpose::Invitation,
             token,
             expires_at,
         })
@@ -274,9 +265,9 @@ impl Command for ChangeInvitation {
                 )
                 .await
             }
-            InvitationChange::Revoke => {
-                Ok(transaction.forget_email_secrets(self.invitation_id).await?)
-            }
+            InvitationChange::Revoke => Ok(transaction
+                .forget_email_secrets(self.invitation_id, LinkPurpose::Invitation)
+                .await?),
         }
     }
 

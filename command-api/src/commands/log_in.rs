@@ -7,7 +7,7 @@
 use api_common::error::ApiError;
 use domain::event::LoginFailure;
 use domain::user::{LoginOutcome, NewSession};
-use domain::{Context, Role, Session, User};
+use domain::{Context, Role, Session, Tenant, User};
 use eventstore::{AppendedEvent, Changes, EventStore, Grouped, Loaded};
 use infra::auth::{IssuedRefreshToken, Tokens};
 use serde::Serialize;
@@ -118,16 +118,29 @@ pub enum Logged {
     Out(LoginFailure),
 }
 
+/// The user, and whether their tenant requires a verified address.
+pub struct LoginState {
+    user: Loaded<User>,
+    require_verified_email: bool,
+}
+
 impl Command for LogIn<'_> {
     type Unit = Grouped;
-    type State = Loaded<User>;
+    type State = LoginState;
     type Outcome = Logged;
 
-    async fn load(&self, unit: &Grouped) -> Result<Loaded<User>, ApiError> {
-        Ok(unit.reader().load::<User>(self.user_id).await?)
+    async fn load(&self, unit: &Grouped) -> Result<LoginState, ApiError> {
+        let reader = unit.reader();
+        let user = reader.load::<User>(self.user_id).await?;
+        let tenant = reader.load::<Tenant>(self.tenant_id).await?;
+        Ok(LoginState {
+            user,
+            require_verified_email: tenant.state.require_verified_email,
+        })
     }
 
-    fn decide(&self, user: &Loaded<User>, context: &Context) -> Result<Decision<Logged>, ApiError> {
+    fn decide(&self, state: &LoginState, context: &Context) -> Result<Decision<Logged>, ApiError> {
+        let user = &state.user;
         let verified = self.verified_hash.as_deref() == Some(user.state.password_hash.as_str())
             && user.state.is_present();
         let outcome = domain::lockout::log_in(
@@ -142,6 +155,8 @@ impl Command for LogIn<'_> {
             &self.lockout,
             context,
         )?;
+        let outcome =
+            domain::links::require_verified(outcome, &user.state, state.require_verified_email);
         let mut changes = Changes::new(self.tenant_id, context.now).by(self.user_id);
         let outcome = match outcome {
             LoginOutcome::Succeeded(events) => {
@@ -158,7 +173,7 @@ impl Command for LogIn<'_> {
 
     fn answer(
         &self,
-        user: &Loaded<User>,
+        LoginState { user, .. }: &LoginState,
         outcome: Logged,
         appended: &[AppendedEvent],
     ) -> Result<Answer, ApiError> {
@@ -185,6 +200,11 @@ impl Command for LogIn<'_> {
                     LoginFailure::Deactivated => {
                         ApiError::Forbidden("the account is deactivated".into())
                     }
+                    LoginFailure::EmailNotVerified => ApiError::Forbidden(
+                        "the account's email address is not verified: open the link sent to it, \
+                         or reset the password to get a new one"
+                            .into(),
+                    ),
                 }))
             }
         }

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod erase_user;
 pub mod grant_platform_admin;
 pub mod invitations;
+pub mod links;
 pub mod log_in;
 pub mod manage_user;
 pub mod refresh_session;
@@ -29,8 +30,7 @@ use uuid::Uuid;
 
 use crate::pipeline::{Answer, last_position};
 
-/// The reservation kind for a user's email within a tenant.
-pub const EMAIL: &str = "email";
+pub use eventstore::EMAIL;
 
 /// Reserves a user's email within the tenant (normalised, as a blind index).
 pub async fn reserve_email(
@@ -43,6 +43,12 @@ pub async fn reserve_email(
     Ok(transaction
         .reserve(tenant_id, EMAIL, &email_hash, user_id)
         .await?)
+}
+
+/// A new one-time link token for an aggregate.
+pub fn link_token(aggregate_id: Uuid) -> Result<infra::crypto::LinkToken, ApiError> {
+    infra::crypto::LinkToken::new(aggregate_id)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("no randomness: {e:?}")))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -3,14 +3,17 @@
 use api_common::error::ApiError;
 use domain::{Context, Tenant, User};
 use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
+use infra::email_jobs::LinkPurpose;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::links::{NewLink, keep_link};
 use super::reserve_email;
 use crate::pipeline::{Answer, Command, Decision, last_position};
 
-pub struct SignUpTenant(pub domain::tenant::SignUpTenant);
+/// The signup, and the link that will confirm the first admin's address.
+pub struct SignUpTenant(pub domain::tenant::SignUpTenant, pub NewLink);
 
 #[derive(Serialize, ToSchema)]
 pub struct TenantCreated {
@@ -34,8 +37,13 @@ impl Command for SignUpTenant {
 
     fn decide(&self, tenant: &Loaded<Tenant>, context: &Context) -> Result<Decision, ApiError> {
         let input = &self.0;
-        let (tenant_events, user_events) =
+        let (tenant_events, mut user_events) =
             domain::tenant::sign_up_tenant(&tenant.state, input.clone(), context)?;
+        user_events.push(domain::links::request_verification(
+            input.admin_user_id,
+            self.1.token.hash.clone(),
+            self.1.expires_at,
+        ));
         let mut changes = Changes::new(input.tenant_id, context.now).by(input.admin_user_id);
         changes.append(tenant, tenant_events);
         changes.create::<User>(input.admin_user_id, user_events);
@@ -47,7 +55,7 @@ impl Command for SignUpTenant {
         transaction: &Transaction,
         _tenant: &Loaded<Tenant>,
         _context: &Context,
-        _appended: &[AppendedEvent],
+        appended: &[AppendedEvent],
     ) -> Result<(), ApiError> {
         let input = &self.0;
         reserve_email(
@@ -55,6 +63,15 @@ impl Command for SignUpTenant {
             input.tenant_id,
             &input.admin_email,
             input.admin_user_id,
+        )
+        .await?;
+        keep_link(
+            transaction,
+            input.tenant_id,
+            input.admin_user_id,
+            LinkPurpose::EmailVerification,
+            &self.1,
+            appended,
         )
         .await
     }

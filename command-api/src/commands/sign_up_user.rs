@@ -3,14 +3,17 @@
 use api_common::error::ApiError;
 use domain::{Context, Tenant, User};
 use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
+use infra::email_jobs::LinkPurpose;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::links::{NewLink, keep_link};
 use super::reserve_email;
 use crate::pipeline::{Answer, Command, Decision, last_position};
 
-pub struct SignUpUser(pub domain::user::SignUpUser);
+/// The signup, and the link that will confirm its address.
+pub struct SignUpUser(pub domain::user::SignUpUser, pub NewLink);
 
 #[derive(Serialize, ToSchema)]
 pub struct UserCreated {
@@ -32,8 +35,13 @@ impl Command for SignUpUser {
 
     fn decide(&self, tenant: &Loaded<Tenant>, context: &Context) -> Result<Decision, ApiError> {
         let input = &self.0;
-        let events =
+        let mut events =
             domain::user::sign_up(&tenant.state, &User::default(), input.clone(), context)?;
+        events.push(domain::links::request_verification(
+            input.user_id,
+            self.1.token.hash.clone(),
+            self.1.expires_at,
+        ));
         Ok(Decision::to_append(
             Changes::new(input.tenant_id, context.now)
                 .by(input.user_id)
@@ -46,9 +54,19 @@ impl Command for SignUpUser {
         transaction: &Transaction,
         _tenant: &Loaded<Tenant>,
         _context: &Context,
-        _appended: &[AppendedEvent],
+        appended: &[AppendedEvent],
     ) -> Result<(), ApiError> {
-        reserve_email(transaction, self.0.tenant_id, &self.0.email, self.0.user_id).await
+        let input = &self.0;
+        reserve_email(transaction, input.tenant_id, &input.email, input.user_id).await?;
+        keep_link(
+            transaction,
+            input.tenant_id,
+            input.user_id,
+            LinkPurpose::EmailVerification,
+            &self.1,
+            appended,
+        )
+        .await
     }
 
     fn answer(

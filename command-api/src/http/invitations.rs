@@ -22,6 +22,7 @@ use crate::commands::invitations::{
     ChangeInvitation, CreateInvitation, InvitationChange, InvitationChanged, InvitationCreated,
     InvitationToken,
 };
+use crate::commands::links::NewLink;
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -267,9 +268,17 @@ pub async fn accept_invitation(
         api_common::extract::record_tenant(&request, tenant_id);
     }
     let idempotency = Idempotency::of(&request, None, &body)?;
+    let verification = match (invitation.user_id, &new_account) {
+        (Some(user_id), Some(_)) => Some(NewLink::for_user(
+            user_id,
+            state.settings.email_verification_ttl,
+        )?),
+        _ => None,
+    };
     let command = AcceptInvitation {
         token: input.token,
         new_account,
+        verification,
     };
     let meta = RequestMeta::of(&request);
     run(

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod credentials;
 pub mod invitations;
+pub mod links;
 pub mod members;
 pub mod profile;
 pub mod sessions;
@@ -33,6 +34,8 @@ use crate::pipeline::{Command, Request, execute};
         sessions::refresh_session, sessions::revoke_session, profile::update_profile,
         users::manage_user, account::delete_user, account::restore_user, account::delete_me,
         account::deactivate_me, credentials::end_other_sessions, credentials::change_password,
+        links::request_password_reset, links::confirm_password_reset, links::confirm_email,
+        links::change_email,
         members::remove_member, members::leave,
         invitations::create_invitation, invitations::resend_invitation,
         invitations::revoke_invitation, invitations::accept_invitation,
@@ -132,6 +135,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/me/sessions")
                 .route(web::delete().to(credentials::end_other_sessions)),
+        )
+        .service(web::resource("/v1/me/email").route(web::post().to(links::change_email)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/password-resets")
+                .route(web::post().to(links::request_password_reset)),
+        )
+        .service(
+            web::resource("/v1/password-resets/confirm")
+                .route(web::post().to(links::confirm_password_reset)),
+        )
+        .service(
+            web::resource("/v1/email-verifications/confirm")
+                .route(web::post().to(links::confirm_email)),
         )
         .service(
             web::resource("/v1/me/password").route(web::post().to(credentials::change_password)),

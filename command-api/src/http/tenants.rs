@@ -15,6 +15,7 @@ use super::users::NewUserBody;
 use super::{IdempotencyKey, hash_password, run};
 use crate::app_state::AppState;
 use crate::commands::change_tenant_settings::{ChangeTenantSettings, TenantSettings};
+use crate::commands::links::NewLink;
 use crate::commands::sign_up_tenant::{SignUpTenant, TenantCreated};
 
 /// The subscription plan of a tenant.
@@ -66,15 +67,20 @@ pub async fn sign_up_tenant(
     let admin_password_hash = hash_password(&state, admin.password).await?;
     let tenant_id = Uuid::now_v7();
     record_tenant(&request, tenant_id);
-    let command = SignUpTenant(domain::tenant::SignUpTenant {
-        tenant_id,
-        name,
-        plan: input.plan.into(),
-        admin_user_id: Uuid::now_v7(),
-        admin_email: admin.email,
-        admin_display_name: admin.display_name,
-        admin_password_hash,
-    });
+    let admin_user_id = Uuid::now_v7();
+    let verification = NewLink::for_user(admin_user_id, state.settings.email_verification_ttl)?;
+    let command = SignUpTenant(
+        domain::tenant::SignUpTenant {
+            tenant_id,
+            name,
+            plan: input.plan.into(),
+            admin_user_id,
+            admin_email: admin.email,
+            admin_display_name: admin.display_name,
+            admin_password_hash,
+        },
+        verification,
+    );
     let meta = RequestMeta::of(&request);
     run(
         &state,
@@ -127,6 +133,9 @@ struct TenantSettingsBody {
     /// Whether the admin who invited is told when an invitation expires (yes unless set off).
     #[serde(default)]
     invitation_expiry_notices: Option<bool>,
+    /// Whether login refuses accounts whose address is not verified (off unless set).
+    #[serde(default)]
+    require_verified_email: Option<bool>,
 }
 
 impl TenantSettingsBody {
@@ -140,6 +149,7 @@ impl TenantSettingsBody {
                 .transpose()?,
             deletion_grace_days: self.deletion_grace_days,
             invitation_expiry_notices: self.invitation_expiry_notices,
+            require_verified_email: self.require_verified_email,
         })
     }
 }

@@ -15,6 +15,7 @@ use super::profile::{present, profile_changes};
 use super::{IdempotencyKey, hash_password, run};
 use crate::app_state::AppState;
 use crate::commands::UserVersion;
+use crate::commands::links::NewLink;
 use crate::commands::manage_user::{ManageUser, Status};
 use crate::commands::sign_up_user::{SignUpUser, UserCreated};
 
@@ -73,13 +74,18 @@ pub async fn sign_up_user(
     let input = input.parse()?;
     let idempotency = Idempotency::of(&request, None, &body)?;
     let password_hash = hash_password(&state, input.password).await?;
-    let command = SignUpUser(domain::user::SignUpUser {
-        user_id: Uuid::now_v7(),
-        tenant_id,
-        email: input.email,
-        display_name: input.display_name,
-        password_hash,
-    });
+    let user_id = Uuid::now_v7();
+    let verification = NewLink::for_user(user_id, state.settings.email_verification_ttl)?;
+    let command = SignUpUser(
+        domain::user::SignUpUser {
+            user_id,
+            tenant_id,
+            email: input.email,
+            display_name: input.display_name,
+            password_hash,
+        },
+        verification,
+    );
     let meta = RequestMeta::of(&request);
     run(
         &state,

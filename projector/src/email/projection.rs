@@ -43,12 +43,15 @@ impl Default for EmailPolicy {
 }
 
 /// Whose address an email goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Recipient {
     /// The account's address (from its stream).
     User(Uuid),
     /// The address an invitation was sent to (from the invitation's stream).
     Invitee(Uuid),
+    /// The account, but at another address than its own: the new address it asked to move
+    /// to, or the old one it left.
+    UserAt(Uuid, String),
 }
 
 /// What one event asks to send, before the recipient's address is known.
@@ -127,7 +130,37 @@ fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
                 Template::AccountLocked,
                 json!({"until": until.format("%Y-%m-%d %H:%M").to_string(), "failures": failures.to_string()}),
             ),
+            UserEvent::PasswordResetRequested { expires_at, .. } => notice(
+                *user_id,
+                Template::PasswordReset,
+                json!({"expires_at": expires_at.format("%Y-%m-%d %H:%M").to_string()}),
+            ),
+            UserEvent::PasswordReset { .. } => {
+                notice(*user_id, Template::PasswordChanged, json!({"reset": true}))
+            }
+            UserEvent::EmailVerificationRequested {
+                expires_at,
+                new_email,
+                ..
+            } => {
+                let details =
+                    json!({"expires_at": expires_at.format("%Y-%m-%d %H:%M").to_string()});
+                match new_email {
+                    Some(address) => vec![Notice {
+                        recipient: Recipient::UserAt(*user_id, address.clone()),
+                        template: Template::EmailChange,
+                        details,
+                    }],
+                    None => notice(*user_id, Template::EmailVerification, details),
+                }
+            }
+            UserEvent::EmailChanged { old_email, .. } => vec![Notice {
+                recipient: Recipient::UserAt(*user_id, old_email.clone()),
+                template: Template::EmailChanged,
+                details: json!({}),
+            }],
             UserEvent::Deleted { .. }
+            | UserEvent::EmailVerified { .. }
             | UserEvent::Unlocked { .. }
             | UserEvent::LoginFailed { .. }
             | UserEvent::PlatformAdminGranted { .. } => Vec::new(),
@@ -146,7 +179,9 @@ fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
                 }
                 // One email for them all: queued by the command that ended them (other
                 // sessions), or the password change's own.
-                RevocationReason::SignedOutElsewhere | RevocationReason::PasswordChanged => {
+                RevocationReason::SignedOutElsewhere
+                | RevocationReason::PasswordChanged
+                | RevocationReason::PasswordReset => {
                     return Vec::new();
                 }
             };
@@ -356,7 +391,7 @@ async fn queue(
     notice: Notice,
 ) -> Result<(), HandlerError> {
     let (user_id, recipient, display_name, locale) = match notice.recipient {
-        Recipient::User(user_id) => {
+        Recipient::User(user_id) | Recipient::UserAt(user_id, _) => {
             if user_id.is_nil() {
                 return Ok(());
             }
@@ -380,7 +415,15 @@ async fn queue(
             {
                 return Ok(());
             }
-            (user_id, user.email, user.display_name, user.locale)
+            let address = match notice.recipient {
+                Recipient::UserAt(_, address) => address,
+                _ => user.email,
+            };
+            if address.is_empty() || address == ERASED {
+                skipped("erased");
+                return Ok(());
+            }
+            (user_id, address, user.display_name, user.locale)
         }
         Recipient::Invitee(invitation_id) => {
             let mut invitation = Invitation::default();

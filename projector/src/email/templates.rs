@@ -116,6 +116,9 @@ fn wording(
         })
         .unwrap_or_default();
     let english = language == Language::English;
+    if let Some(words) = super::link_wording::wording(template, language, tenant, variables) {
+        return words;
+    }
     if let Some(words) = super::membership_wording::wording(template, language, tenant, variables) {
         return words;
     }
@@ -293,7 +296,11 @@ fn wording(
         | Template::DeletionCancelled
         | Template::PasswordChanged
         | Template::OtherSessionsEnded
-        | Template::AccountLocked => (String::new(), Vec::new()),
+        | Template::AccountLocked
+        | Template::PasswordReset
+        | Template::EmailVerification
+        | Template::EmailChange
+        | Template::EmailChanged => (String::new(), Vec::new()),
     };
     (subject, lines)
 }

@@ -203,21 +203,22 @@ impl EmailWorker {
                 .await;
         }
         let mut variables = job.variables.clone();
-        if job.template == Template::Invitation.as_str() {
+        if let Some(purpose) = Template::from_name(&job.template).and_then(|t| t.link()) {
             let client = self.pool.get().await?;
             match email_jobs::open_secret(&client, &self.keys, job.event_id).await? {
                 Some(token) => {
                     let link = format!(
-                        "{}/invitations/accept?token={token}",
-                        self.settings.public_url.trim_end_matches('/')
+                        "{}{}?token={token}",
+                        self.settings.public_url.trim_end_matches('/'),
+                        purpose.path()
                     );
                     if let Some(variables) = variables.as_object_mut() {
                         variables.insert("link".into(), Value::String(link));
                     }
                 }
                 None => {
-                    tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, "invitation email suppressed: its link was replaced, used or has expired");
-                    let note = "not sent: the invitation's link was replaced, used, revoked or has expired";
+                    tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, template = %job.template, "link email suppressed: its link was replaced, used or has expired");
+                    let note = "not sent: the link was replaced, used, revoked or has expired";
                     return self
                         .finish(&job, Outcome::Suppressed, None, None, Some(note))
                         .await;
@@ -401,7 +402,7 @@ impl EmailWorker {
             )
             .await?;
         // A link's token lives only until its email is finished with.
-        if job.template == Template::Invitation.as_str()
+        if Template::from_name(&job.template).is_some_and(|t| t.link().is_some())
             && matches!(outcome, Outcome::Sent | Outcome::Dead | Outcome::Suppressed)
         {
             transaction

@@ -1,6 +1,5 @@
 //! `rm_activity`: what each user did, in the vocabulary of `read_models::activity`.
 
-use domain::event::LoginFailure;
 use domain::{DomainEvent, InvitationEvent, SessionEvent, TeamEvent, UserEvent};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -31,11 +30,9 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
     match domain {
         DomainEvent::User { user_id, event } => match event {
             UserEvent::Created { .. } => Some((*user_id, "signed_up", json!({}))),
-            UserEvent::LoginFailed { reason, .. } => Some((
-                *user_id,
-                "login_failed",
-                json!({"reason": match reason { LoginFailure::InvalidPassword => "invalid_password", LoginFailure::Deactivated => "deactivated" }}),
-            )),
+            UserEvent::LoginFailed { reason, .. } => {
+                Some((*user_id, "login_failed", json!({"reason": reason.as_str()})))
+            }
             UserEvent::ProfileUpdated { .. } => Some((
                 *user_id,
                 "profile_updated",
@@ -62,8 +59,21 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
             UserEvent::Unlocked { unlocked_by, .. } => Some((
                 *user_id,
                 "unlocked",
-                json!({"by_system": unlocked_by.is_none()}),
+                json!({"by_system": unlocked_by.is_none(), "by_reset": *unlocked_by == Some(*user_id)}),
             )),
+            UserEvent::PasswordResetRequested { expires_at, .. } => Some((
+                *user_id,
+                "password_reset_requested",
+                json!({"expires_at": expires_at}),
+            )),
+            UserEvent::PasswordReset { .. } => Some((*user_id, "password_reset", json!({}))),
+            UserEvent::EmailVerificationRequested { new_email, .. } => Some((
+                *user_id,
+                "email_verification_requested",
+                json!({"change": new_email.is_some()}),
+            )),
+            UserEvent::EmailVerified { .. } => Some((*user_id, "email_verified", json!({}))),
+            UserEvent::EmailChanged { .. } => Some((*user_id, "email_changed", json!({}))),
             UserEvent::DeletionScheduled {
                 purge_at, by_self, ..
             } => Some((

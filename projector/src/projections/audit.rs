@@ -65,6 +65,7 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                     allowed_domains,
                     deletion_grace_days,
                     invitation_expiry_notices,
+                    require_verified_email,
                     ..
                 },
         } => {
@@ -83,6 +84,9 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
             }
             if let Some(notices) = invitation_expiry_notices {
                 changed.push(format!("invitation_expiry_notices ({notices})"));
+            }
+            if let Some(required) = require_verified_email {
+                changed.push(format!("require_verified_email ({required})"));
             }
             (
                 None,
@@ -103,6 +107,7 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                     match reason {
                         LoginFailure::InvalidPassword => "invalid password",
                         LoginFailure::Deactivated => "account deactivated",
+                        LoginFailure::EmailNotVerified => "email address not verified",
                     }
                 ),
                 UserEvent::ProfileUpdated { .. } => match activity_of(domain) {
@@ -139,6 +144,7 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                     until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 ),
                 UserEvent::Unlocked { unlocked_by, .. } => match unlocked_by {
+                    Some(by) if by == user_id => "unlocked by a password reset".to_owned(),
                     Some(_) => "unlocked by an administrator".to_owned(),
                     None => "unlocked: the lock's time passed".to_owned(),
                 },
@@ -157,6 +163,21 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                 }
                 UserEvent::PlatformAdminGranted { .. } => {
                     "user made a platform administrator".to_owned()
+                }
+                UserEvent::PasswordResetRequested { expires_at, .. } => format!(
+                    "password reset link sent; valid until {}",
+                    expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                UserEvent::PasswordReset { .. } => {
+                    "password reset by email link; every session ended".to_owned()
+                }
+                UserEvent::EmailVerificationRequested { new_email, .. } => match new_email {
+                    Some(_) => "address change asked for; link sent to the new address".to_owned(),
+                    None => "address confirmation link sent".to_owned(),
+                },
+                UserEvent::EmailVerified { .. } => "email address verified".to_owned(),
+                UserEvent::EmailChanged { .. } => {
+                    "email address changed (confirmed from the new address)".to_owned()
                 }
             };
             (Some(*user_id), text)

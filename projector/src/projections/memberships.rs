@@ -69,6 +69,11 @@ impl ReadModel for Memberships {
             }
             UserEvent::Created { .. }
             | UserEvent::PasswordChanged { .. }
+            | UserEvent::PasswordResetRequested { .. }
+            | UserEvent::PasswordReset { .. }
+            | UserEvent::EmailVerificationRequested { .. }
+            | UserEvent::EmailVerified { .. }
+            | UserEvent::EmailChanged { .. }
             | UserEvent::Locked { .. }
             | UserEvent::Unlocked { .. }
             | UserEvent::LoginFailed { .. }

@@ -333,6 +333,7 @@ impl SearchProjection {
                             display_name: Some(name),
                             ..
                         } => doc.name.clone_from(name),
+                        UserEvent::EmailChanged { email, .. } => doc.email.clone_from(email),
                         UserEvent::Deactivated { .. } => doc.status = "deactivated".into(),
                         UserEvent::Reactivated { .. } => doc.status = "active".into(),
                         UserEvent::MemberRemoved { .. } => {

@@ -39,6 +39,7 @@ impl ReadModel for Tenants {
                 allowed_domains,
                 deletion_grace_days,
                 invitation_expiry_notices,
+                require_verified_email,
                 ..
             } => writer.run(
                 "UPDATE {t} SET name = coalesce($2, name),
@@ -46,6 +47,7 @@ impl ReadModel for Tenants {
                                 allowed_domains = coalesce($4, allowed_domains),
                                 deletion_grace_days = coalesce($5, deletion_grace_days),
                                 invitation_expiry_notices = coalesce($8, invitation_expiry_notices),
+                                require_verified_email = coalesce($9, require_verified_email),
                                 updated_at = $6, last_position = $7
                   WHERE tenant_id = $1",
                 table,
@@ -57,7 +59,8 @@ impl ReadModel for Tenants {
                     deletion_grace_days.map(i32::try_from).and_then(Result::ok),
                     event.occurred_at,
                     event.position,
-                    *invitation_expiry_notices
+                    *invitation_expiry_notices,
+                    *require_verified_email
                 ],
             ),
             TenantEvent::RateLimitChanged { .. } => {}

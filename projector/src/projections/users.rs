@@ -126,9 +126,29 @@ impl ReadModel for Users {
                     params![user_id, status.as_str(), at, version, position],
                 );
             }
+            UserEvent::EmailVerified { .. } => {
+                writer.run(
+                    "UPDATE {t} SET email_verified = true, updated_at = $2, version = $3, last_position = $4
+                      WHERE user_id = $1",
+                    table,
+                    params![user_id, at, version, position],
+                );
+            }
+            UserEvent::EmailChanged { email, .. } => {
+                writer.run(
+                    "UPDATE {t} SET email = $2, email_verified = true, updated_at = $3, version = $4,
+                                    last_position = $5
+                      WHERE user_id = $1",
+                    table,
+                    params![user_id, email, at, version, position],
+                );
+            }
             UserEvent::LoginFailed { .. }
             | UserEvent::PlatformAdminGranted { .. }
             | UserEvent::PasswordChanged { .. }
+            | UserEvent::PasswordResetRequested { .. }
+            | UserEvent::PasswordReset { .. }
+            | UserEvent::EmailVerificationRequested { .. }
             | UserEvent::Locked { .. }
             | UserEvent::Unlocked { .. } => {
                 writer.run(

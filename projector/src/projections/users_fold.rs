@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::error::HandlerError;
 
 const COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, locale, role, status, \
-                       created_at, updated_at, version, last_position, purge_at";
+                       created_at, updated_at, version, last_position, purge_at, email_verified";
 
 /// One row of `rm_users`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +39,7 @@ struct Row {
     version: i64,
     last_position: i64,
     purge_at: Option<DateTime<Utc>>,
+    email_verified: bool,
 }
 
 /// What a page did to a user's row.
@@ -104,6 +105,7 @@ pub async fn apply(
             version: stored.get(10),
             last_position: stored.get(11),
             purge_at: stored.get(12),
+            email_verified: stored.get(13),
         };
         slots.insert(
             row.user_id,
@@ -147,6 +149,7 @@ fn fold(slot: &mut Slot, event: &RecordedEvent, user_id: Uuid, user_event: &User
                     version,
                     last_position: position,
                     purge_at: None,
+                    email_verified: false,
                 }),
                 changed: true,
             };
@@ -206,8 +209,20 @@ fn fold(slot: &mut Slot, event: &RecordedEvent, user_id: Uuid, user_event: &User
             row.purge_at = None;
             row.updated_at = at;
         }
+        UserEvent::EmailVerified { .. } => {
+            row.email_verified = true;
+            row.updated_at = at;
+        }
+        UserEvent::EmailChanged { email, .. } => {
+            row.email.clone_from(email);
+            row.email_verified = true;
+            row.updated_at = at;
+        }
         UserEvent::LoginFailed { .. }
         | UserEvent::PasswordChanged { .. }
+        | UserEvent::PasswordResetRequested { .. }
+        | UserEvent::PasswordReset { .. }
+        | UserEvent::EmailVerificationRequested { .. }
         | UserEvent::Locked { .. }
         | UserEvent::Unlocked { .. }
         | UserEvent::PlatformAdminGranted { .. }
@@ -250,14 +265,14 @@ async fn write(
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                                   $6::text[], $7::text[], $8::text[], $9::timestamptz[],
                                   $10::timestamptz[], $11::bigint[], $12::bigint[],
-                                  $13::timestamptz[])
+                                  $13::timestamptz[], $14::bool[])
              ON CONFLICT (user_id) DO UPDATE SET
                  tenant_id = EXCLUDED.tenant_id, email = EXCLUDED.email,
                  display_name = EXCLUDED.display_name, phone = EXCLUDED.phone,
                  locale = EXCLUDED.locale, role = EXCLUDED.role, status = EXCLUDED.status,
                  created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
                  version = EXCLUDED.version, last_position = EXCLUDED.last_position,
-                 purge_at = EXCLUDED.purge_at"
+                 purge_at = EXCLUDED.purge_at, email_verified = EXCLUDED.email_verified"
         ))
         .await
         .map_err(HandlerError::classify)?;
@@ -283,6 +298,7 @@ async fn write(
                 &number(|r| r.version),
                 &number(|r| r.last_position),
                 &rows.iter().map(|r| r.purge_at).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.email_verified).collect::<Vec<_>>(),
             ],
         )
         .await

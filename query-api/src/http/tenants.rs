@@ -27,6 +27,8 @@ pub struct TenantView {
     deletion_grace_days: i32,
     /// Whether the admin who invited is told when an invitation expires.
     invitation_expiry_notices: bool,
+    /// Whether login refuses accounts whose address is not verified.
+    require_verified_email: bool,
     created_at: DateTime<Utc>,
     updated_at: Option<DateTime<Utc>>,
 }
@@ -53,7 +55,7 @@ pub async fn tenant(
         client
             .query_opt(
                 "SELECT tenant_id, name, plan, signup_policy, allowed_domains, deletion_grace_days,
-                        created_at, updated_at, invitation_expiry_notices
+                        created_at, updated_at, invitation_expiry_notices, require_verified_email
                    FROM rm_tenants WHERE tenant_id = $1",
                 &[&tenant_id],
             )
@@ -71,6 +73,7 @@ pub async fn tenant(
             allowed_domains: row.get(4),
             deletion_grace_days: row.get(5),
             invitation_expiry_notices: row.get(8),
+            require_verified_email: row.get(9),
             created_at: row.get(6),
             updated_at: row.get(7),
         },
