@@ -129,6 +129,7 @@ fn every_event() -> Vec<DomainEvent> {
             allowed_domains: Some(vec!["acme.example".into()]),
             deletion_grace_days: Some(14),
             invitation_expiry_notices: Some(false),
+            require_verified_email: None,
             changed_by: ADMIN,
         }),
         user(UserEvent::Created {
@@ -191,6 +192,27 @@ fn every_event() -> Vec<DomainEvent> {
             user_id: USER,
             password_hash: PERSONAL[3].into(),
             changed_by: USER,
+        }),
+        user(UserEvent::PasswordResetRequested {
+            user_id: USER,
+            token_hash: "9f86d081884c7d65".into(),
+            expires_at: at,
+        }),
+        user(UserEvent::PasswordReset {
+            user_id: USER,
+            password_hash: PERSONAL[3].into(),
+        }),
+        user(UserEvent::EmailVerificationRequested {
+            user_id: USER,
+            token_hash: "9f86d081884c7d65".into(),
+            expires_at: at,
+            new_email: Some(PERSONAL[0].into()),
+        }),
+        user(UserEvent::EmailVerified { user_id: USER }),
+        user(UserEvent::EmailChanged {
+            user_id: USER,
+            old_email: "old-ada@example.com".into(),
+            email: PERSONAL[0].into(),
         }),
         user(UserEvent::DeletionScheduled {
             user_id: USER,

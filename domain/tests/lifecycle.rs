@@ -44,6 +44,7 @@ fn tenant(grace_days: Option<u32>) -> Tenant {
             allowed_domains: None,
             deletion_grace_days: Some(days),
             invitation_expiry_notices: None,
+            require_verified_email: None,
             changed_by: ADMIN,
         });
     }

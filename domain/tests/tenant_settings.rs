@@ -65,6 +65,7 @@ fn policy(policy: SignupPolicy, allowed: &[&str]) -> TenantEvent {
         allowed_domains: Some(allowed.iter().map(|d| (*d).to_owned()).collect()),
         deletion_grace_days: None,
         invitation_expiry_notices: None,
+        require_verified_email: None,
         changed_by: ADMIN,
     }
 }
@@ -101,6 +102,7 @@ fn an_admin_changes_only_what_differs_and_the_domains_are_normalised() {
             allowed_domains: domains(&["Beta.example", " acme.EXAMPLE ", "beta.example"]),
             deletion_grace_days: Some(30),
             invitation_expiry_notices: Some(true),
+            require_verified_email: None,
         },
         &context(ADMIN, Role::Admin),
     )
@@ -114,6 +116,7 @@ fn an_admin_changes_only_what_differs_and_the_domains_are_normalised() {
             allowed_domains: Some(vec!["acme.example".into(), "beta.example".into()]),
             deletion_grace_days: None,
             invitation_expiry_notices: None,
+            require_verified_email: None,
             changed_by: ADMIN,
         }],
         "the unchanged name and grace period are not recorded"
