@@ -368,6 +368,7 @@ pub fn accept(
             email: invitation.email.clone(),
             display_name: display_name.into_inner(),
             password_hash,
+            email_verification: None,
         };
         (user_id, vec![created], true)
     };

@@ -233,3 +233,51 @@ pub fn end_other_sessions(
         })
         .collect())
 }
+
+/// A tenant admin removes a member from the tenant: their sessions end and they can no
+/// longer log in; the account stays, locked, until its deletion (the account-lifecycle
+/// rules). The last active admin cannot be removed.
+pub fn remove_member(
+    members: &TenantMembers,
+    user: &User,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let (actor, user_id) = crate::user::admin_acting_on(members, user, context)?;
+    removal(members, user, user_id, actor, RemovalReason::Removed)
+}
+
+/// A member leaves the tenant by themselves. The last active admin cannot leave.
+pub fn leave(
+    members: &TenantMembers,
+    user: &User,
+    context: &Context,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let user_id = user.require_present()?;
+    match context.actor {
+        Actor::User { user_id: actor, .. } if actor == user_id => {}
+        _ => return Err(DomainError::NotAllowed),
+    }
+    removal(members, user, user_id, user_id, RemovalReason::Left)
+}
+
+fn removal(
+    members: &TenantMembers,
+    user: &User,
+    user_id: Uuid,
+    actor: Uuid,
+    reason: RemovalReason,
+) -> Result<Vec<UserEvent>, DomainError> {
+    let tenant_id = user.tenant_id.ok_or(DomainError::UserNotFound)?;
+    if !user.is_member() {
+        return Err(DomainError::UserNotFound);
+    }
+    if members.is_last_active_admin(user_id) {
+        return Err(DomainError::LastActiveAdmin);
+    }
+    Ok(vec![UserEvent::MemberRemoved {
+        tenant_id,
+        user_id,
+        removed_by: actor,
+        reason,
+    }])
+}

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::event::{RevocationReason, SessionEvent, UserEvent};
+use crate::event::{EmailLink, RevocationReason, SessionEvent, UserEvent};
 use crate::session::Session;
 use crate::user::{EmailedLink, User};
 use crate::values::{Email, normalise_email};
@@ -71,9 +71,7 @@ fn open_link(
         return Err(DomainError::LinkGone("the link was already used".into()));
     }
     if now >= link.expires_at {
-        return Err(DomainError::LinkGone(
-            "the link has expired; ask for a new one".into(),
-        ));
+        return Err(DomainError::LinkGone("the link has expired".into()));
     }
     Ok(())
 }
@@ -147,17 +145,19 @@ pub fn end_all_sessions(
         .collect()
 }
 
-/// A new account (signup, an accepted invitation) gets a link to confirm its address.
-pub fn request_verification(
-    user_id: Uuid,
-    token_hash: String,
-    expires_at: DateTime<Utc>,
-) -> UserEvent {
-    UserEvent::EmailVerificationRequested {
-        user_id,
-        token_hash,
-        expires_at,
-        new_email: None,
+/// A new account (signup, an accepted invitation) is created with a link to confirm its
+/// address, sent with the welcome: sets it on the `user.created` among `events`.
+pub fn with_verification(events: &mut [UserEvent], token_hash: String, expires_at: DateTime<Utc>) {
+    for event in events {
+        if let UserEvent::Created {
+            email_verification, ..
+        } = event
+        {
+            *email_verification = Some(EmailLink {
+                token_hash: token_hash.clone(),
+                expires_at,
+            });
+        }
     }
 }
 
@@ -183,11 +183,11 @@ pub fn request_email_change(
             "new_email is the account's address already".into(),
         ));
     }
-    Ok(vec![UserEvent::EmailVerificationRequested {
+    Ok(vec![UserEvent::EmailChangeRequested {
         user_id,
+        new_email: new_email.as_str().to_owned(),
         token_hash,
         expires_at,
-        new_email: Some(new_email.as_str().to_owned()),
     }])
 }
 

@@ -140,7 +140,7 @@ impl TenantMembers {
             | UserEvent::PasswordChanged { .. }
             | UserEvent::PasswordResetRequested { .. }
             | UserEvent::PasswordReset { .. }
-            | UserEvent::EmailVerificationRequested { .. }
+            | UserEvent::EmailChangeRequested { .. }
             | UserEvent::EmailVerified { .. }
             | UserEvent::EmailChanged { .. }
             | UserEvent::Locked { .. }

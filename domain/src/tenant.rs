@@ -169,6 +169,7 @@ pub fn sign_up_tenant(
             email: command.admin_email.into_inner(),
             display_name: command.admin_display_name.into_inner(),
             password_hash: command.admin_password_hash,
+            email_verification: None,
         },
         UserEvent::MemberJoined {
             tenant_id: command.tenant_id,

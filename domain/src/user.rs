@@ -41,7 +41,8 @@ pub struct User {
     pub email_verified: bool,
     /// The latest password reset link.
     pub password_reset: Option<EmailedLink>,
-    /// The latest link to confirm an address (the account's own, or `pending_email`).
+    /// The latest link to confirm an address: the account's own (sent with the welcome), or
+    /// `pending_email`.
     pub email_link: Option<EmailedLink>,
     /// The address the latest email link moves the account to, if it is a change.
     pub pending_email: Option<String>,
@@ -60,7 +61,7 @@ pub struct EmailedLink {
 }
 
 impl EmailedLink {
-    fn new(token_hash: &str, expires_at: DateTime<Utc>) -> Self {
+    pub(crate) fn new(token_hash: &str, expires_at: DateTime<Utc>) -> Self {
         EmailedLink {
             token_hash: token_hash.to_owned(),
             expires_at,
@@ -69,7 +70,7 @@ impl EmailedLink {
         }
     }
 
-    fn use_up(link: &mut Option<EmailedLink>) {
+    pub(crate) fn use_up(link: &mut Option<EmailedLink>) {
         if let Some(link) = link {
             link.used = true;
         }
@@ -144,7 +145,11 @@ impl User {
                 email,
                 display_name,
                 password_hash,
+                email_verification,
             } => {
+                self.email_link = email_verification
+                    .as_ref()
+                    .map(|link| EmailedLink::new(&link.token_hash, link.expires_at));
                 self.user_id = Some(*user_id);
                 self.tenant_id = Some(*tenant_id);
                 self.email.clone_from(email);
@@ -193,14 +198,14 @@ impl User {
                 self.recent_failures.clear();
                 EmailedLink::use_up(&mut self.password_reset);
             }
-            UserEvent::EmailVerificationRequested {
+            UserEvent::EmailChangeRequested {
                 token_hash,
                 expires_at,
                 new_email,
                 ..
             } => {
                 self.email_link = Some(EmailedLink::new(token_hash, *expires_at));
-                self.pending_email.clone_from(new_email);
+                self.pending_email = Some(new_email.clone());
             }
             UserEvent::EmailVerified { .. } => {
                 self.email_verified = true;
@@ -251,7 +256,7 @@ impl User {
         self.apply(event);
         let link = match event {
             UserEvent::PasswordResetRequested { .. } => self.password_reset.as_mut(),
-            UserEvent::EmailVerificationRequested { .. } => self.email_link.as_mut(),
+            UserEvent::EmailChangeRequested { .. } => self.email_link.as_mut(),
             _ => None,
         };
         if let Some(link) = link {
@@ -267,7 +272,7 @@ impl User {
         user
     }
 
-    fn require_present(&self) -> Result<Uuid, DomainError> {
+    pub(crate) fn require_present(&self) -> Result<Uuid, DomainError> {
         match self.user_id {
             Some(user_id) if !self.erased => Ok(user_id),
             _ => Err(DomainError::UserNotFound),
@@ -296,6 +301,7 @@ pub fn sign_up(
             email: command.email.into_inner(),
             display_name: command.display_name.into_inner(),
             password_hash: command.password_hash,
+            email_verification: None,
         },
         UserEvent::MemberJoined {
             tenant_id: command.tenant_id,
@@ -439,7 +445,7 @@ pub fn change_role(
 }
 
 /// The admin acting and the present user they act on, or why not.
-fn admin_acting_on(
+pub(crate) fn admin_acting_on(
     members: &TenantMembers,
     user: &User,
     context: &Context,
@@ -534,52 +540,4 @@ pub fn grant_platform_admin(user: &User) -> Result<Vec<UserEvent>, DomainError> 
         return Ok(Vec::new());
     }
     Ok(vec![UserEvent::PlatformAdminGranted { user_id }])
-}
-
-/// A tenant admin removes a member from the tenant: their sessions end and they can no
-/// longer log in; the account stays, locked, until its deletion (the account-lifecycle
-/// rules). The last active admin cannot be removed.
-pub fn remove_member(
-    members: &TenantMembers,
-    user: &User,
-    context: &Context,
-) -> Result<Vec<UserEvent>, DomainError> {
-    let (actor, user_id) = admin_acting_on(members, user, context)?;
-    removal(members, user, user_id, actor, RemovalReason::Removed)
-}
-
-/// A member leaves the tenant by themselves. The last active admin cannot leave.
-pub fn leave(
-    members: &TenantMembers,
-    user: &User,
-    context: &Context,
-) -> Result<Vec<UserEvent>, DomainError> {
-    let user_id = user.require_present()?;
-    match context.actor {
-        Actor::User { user_id: actor, .. } if actor == user_id => {}
-        _ => return Err(DomainError::NotAllowed),
-    }
-    removal(members, user, user_id, user_id, RemovalReason::Left)
-}
-
-fn removal(
-    members: &TenantMembers,
-    user: &User,
-    user_id: Uuid,
-    actor: Uuid,
-    reason: RemovalReason,
-) -> Result<Vec<UserEvent>, DomainError> {
-    let tenant_id = user.tenant_id.ok_or(DomainError::UserNotFound)?;
-    if !user.is_member() {
-        return Err(DomainError::UserNotFound);
-    }
-    if members.is_last_active_admin(user_id) {
-        return Err(DomainError::LastActiveAdmin);
-    }
-    Ok(vec![UserEvent::MemberRemoved {
-        tenant_id,
-        user_id,
-        removed_by: actor,
-        reason,
-    }])
 }

@@ -138,6 +138,10 @@ fn every_event() -> Vec<DomainEvent> {
             email: PERSONAL[0].into(),
             display_name: PERSONAL[1].into(),
             password_hash: PERSONAL[3].into(),
+            email_verification: Some(domain::event::EmailLink {
+                token_hash: "9f86d081884c7d65".into(),
+                expires_at: at,
+            }),
         }),
         user(UserEvent::MemberJoined {
             tenant_id: TENANT,
@@ -202,11 +206,11 @@ fn every_event() -> Vec<DomainEvent> {
             user_id: USER,
             password_hash: PERSONAL[3].into(),
         }),
-        user(UserEvent::EmailVerificationRequested {
+        user(UserEvent::EmailChangeRequested {
             user_id: USER,
+            new_email: PERSONAL[0].into(),
             token_hash: "9f86d081884c7d65".into(),
             expires_at: at,
-            new_email: Some(PERSONAL[0].into()),
         }),
         user(UserEvent::EmailVerified { user_id: USER }),
         user(UserEvent::EmailChanged {

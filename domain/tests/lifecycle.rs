@@ -59,6 +59,7 @@ fn member(user_id: Uuid, role: Role) -> User {
             email: "m@example.com".into(),
             display_name: "M".into(),
             password_hash: "hash".into(),
+            email_verification: None,
         },
         UserEvent::MemberJoined {
             tenant_id: TENANT,
@@ -278,7 +279,7 @@ proptest! {
                 Step::Deactivate => domain::user::deactivate(&members, &user, &admin).unwrap_or_default(),
                 Step::Reactivate => domain::user::reactivate(&members, &user, &admin).unwrap_or_default(),
                 Step::Purge(days) => domain::lifecycle::purge(&user, when + Duration::days(days)),
-                Step::Remove => domain::user::remove_member(&members, &user, &admin).unwrap_or_default(),
+                Step::Remove => domain::lifecycle::remove_member(&members, &user, &admin).unwrap_or_default(),
             };
             for event in &events {
                 user.apply(event);

@@ -341,6 +341,7 @@ fn an_open_invitation_or_an_active_member_refuses_a_second_invitation() {
             email: "m@example.com".into(),
             display_name: "M".into(),
             password_hash: "h".into(),
+            email_verification: None,
         },
         joined(MEMBER, Role::Member),
     ]);
@@ -366,6 +367,7 @@ fn a_removed_member_is_invited_back_to_their_own_account() {
             email: "m@example.com".into(),
             display_name: "M".into(),
             password_hash: "h".into(),
+            email_verification: None,
         },
         joined(MEMBER, Role::Member),
         UserEvent::MemberRemoved {
@@ -621,14 +623,13 @@ proptest! {
                     if users[p].user_id.is_none() {
                         users[p].apply(&UserEvent::Created {
                             user_id: person(p), tenant_id: TENANT, email: "x@example.com".into(),
-                            display_name: "X".into(), password_hash: "h".into(),
-                        });
+                            display_name: "X".into(), password_hash: "h".into(), email_verification: None });
                     }
                     users[p].apply(&event);
                     members.apply(person(p), &event);
                 }
                 Step::Leave(p) => {
-                    let Ok(events) = domain::user::remove_member(&members, &users[p], &admin()) else { continue };
+                    let Ok(events) = domain::lifecycle::remove_member(&members, &users[p], &admin()) else { continue };
                     for event in &events {
                         users[p].apply(event);
                         members.apply(person(p), event);

@@ -73,6 +73,7 @@ fn start() -> (Vec<User>, TenantMembers, Vec<(usize, UserEvent)>) {
                 email: format!("p{index}@example.com"),
                 display_name: format!("P{index}"),
                 password_hash: "hash".into(),
+                email_verification: None,
             },
             UserEvent::MemberJoined {
                 tenant_id: TENANT,

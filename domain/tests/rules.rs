@@ -68,6 +68,7 @@ fn created(user_id: Uuid) -> UserEvent {
         email: format!("{user_id}@example.com"),
         display_name: "Someone".into(),
         password_hash: "$argon2id$hash".into(),
+        email_verification: None,
     }
 }
 
@@ -787,12 +788,12 @@ fn an_admin_removes_a_member_a_member_leaves_and_the_last_admin_stays() {
     let given = a_tenant_with_an_admin_and_a_member();
     let member = given.user(MEMBER);
     assert_eq!(
-        domain::user::remove_member(&given.members, &member, &as_member()),
+        domain::lifecycle::remove_member(&given.members, &member, &as_member()),
         Err(DomainError::NotAllowed),
         "a member removes nobody"
     );
     let removed =
-        domain::user::remove_member(&given.members, &member, &as_admin()).expect("removed");
+        domain::lifecycle::remove_member(&given.members, &member, &as_admin()).expect("removed");
     assert_eq!(
         removed,
         [UserEvent::MemberRemoved {
@@ -802,23 +803,23 @@ fn an_admin_removes_a_member_a_member_leaves_and_the_last_admin_stays() {
             reason: RemovalReason::Removed,
         }]
     );
-    let left = domain::user::leave(&given.members, &member, &as_member()).expect("left");
+    let left = domain::lifecycle::leave(&given.members, &member, &as_member()).expect("left");
     assert!(matches!(
         &left[..],
         [UserEvent::MemberRemoved { removed_by, reason: RemovalReason::Left, .. }] if *removed_by == MEMBER
     ));
     assert_eq!(
-        domain::user::leave(&given.members, &member, &as_admin()),
+        domain::lifecycle::leave(&given.members, &member, &as_admin()),
         Err(DomainError::NotAllowed),
         "nobody leaves for someone else"
     );
     let admin = given.user(ADMIN);
     assert_eq!(
-        domain::user::leave(&given.members, &admin, &as_admin()),
+        domain::lifecycle::leave(&given.members, &admin, &as_admin()),
         Err(DomainError::LastActiveAdmin)
     );
     assert_eq!(
-        domain::user::remove_member(&given.members, &admin, &as_admin()),
+        domain::lifecycle::remove_member(&given.members, &admin, &as_admin()),
         Err(DomainError::LastActiveAdmin)
     );
     // Once removed: no longer a member, not removable again, and a login opens nothing.
@@ -828,7 +829,7 @@ fn an_admin_removes_a_member_a_member_leaves_and_the_last_admin_stays() {
     let mut members = given.members.clone();
     members.apply(MEMBER, &removed[0]);
     assert_eq!(
-        domain::user::remove_member(&members, &gone, &as_admin()),
+        domain::lifecycle::remove_member(&members, &gone, &as_admin()),
         Err(DomainError::UserNotFound)
     );
     assert!(matches!(

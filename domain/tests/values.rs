@@ -166,6 +166,7 @@ fn admin(user_id: Uuid) -> Vec<UserEvent> {
             email: format!("{user_id}@example.com"),
             display_name: "Admin".into(),
             password_hash: "hash".into(),
+            email_verification: None,
         },
         UserEvent::MemberJoined {
             tenant_id: TENANT,

@@ -40,7 +40,7 @@ pub fn current_version(event_type: &str) -> Option<i32> {
         | "user.password_changed"
         | "user.password_reset_requested"
         | "user.password_reset"
-        | "user.email_verification_requested"
+        | "user.email_change_requested"
         | "user.email_verified"
         | "user.email_changed"
         | "user.locked"

@@ -74,7 +74,7 @@ pub async fn apply(
             | UserEvent::PasswordChanged { .. }
             | UserEvent::PasswordResetRequested { .. }
             | UserEvent::PasswordReset { .. }
-            | UserEvent::EmailVerificationRequested { .. }
+            | UserEvent::EmailChangeRequested { .. }
             | UserEvent::EmailVerified { .. }
             | UserEvent::EmailChanged { .. }
             | UserEvent::Locked { .. }

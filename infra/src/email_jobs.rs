@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// What an email says; each has a text and an HTML body in every supported locale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Template {
-    /// `user.created`.
+    /// `user.created`, with the link that confirms the address while it works.
     Welcome,
     /// `tenant.member_joined` of an existing user (an accepted invitation).
     MemberJoined,
@@ -56,17 +56,14 @@ pub enum Template {
     AccountLocked,
     /// `user.password_reset_requested`: the one-time reset link.
     PasswordReset,
-    /// `user.email_verification_requested` of the account's own address: the link that
-    /// confirms it.
-    EmailVerification,
-    /// `user.email_verification_requested` of a new address: the link, to the new address.
+    /// `user.email_change_requested`: the link that confirms the new address, sent there.
     EmailChange,
     /// `user.email_changed`: to the old address (a security alert).
     EmailChanged,
 }
 
 impl Template {
-    pub const ALL: [Template; 25] = [
+    pub const ALL: [Template; 24] = [
         Template::Welcome,
         Template::MemberJoined,
         Template::ProfileUpdated,
@@ -89,7 +86,6 @@ impl Template {
         Template::OtherSessionsEnded,
         Template::AccountLocked,
         Template::PasswordReset,
-        Template::EmailVerification,
         Template::EmailChange,
         Template::EmailChanged,
     ];
@@ -118,7 +114,6 @@ impl Template {
             Template::OtherSessionsEnded => "other_sessions_ended",
             Template::AccountLocked => "account_locked",
             Template::PasswordReset => "password_reset",
-            Template::EmailVerification => "email_verification",
             Template::EmailChange => "email_change",
             Template::EmailChanged => "email_changed",
         }
@@ -129,11 +124,15 @@ impl Template {
         match self {
             Template::Invitation => Some(LinkPurpose::Invitation),
             Template::PasswordReset => Some(LinkPurpose::PasswordReset),
-            Template::EmailVerification | Template::EmailChange => {
-                Some(LinkPurpose::EmailVerification)
-            }
+            Template::Welcome | Template::EmailChange => Some(LinkPurpose::EmailVerification),
             _ => None,
         }
+    }
+
+    /// Whether the email is pointless without its link (and is not sent once the link was
+    /// replaced, used or has expired). The welcome goes out without its link.
+    pub fn needs_link(&self) -> bool {
+        self.link().is_some() && *self != Template::Welcome
     }
 
     pub fn from_name(name: &str) -> Option<Self> {

@@ -89,6 +89,9 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("post", "/v1/me/password") => Some(
             json!({"current_password": "not the password at all", "new_password": "a brand new passphrase"}),
         ),
+        ("post", "/v1/me/email") => Some(
+            json!({"new_email": "moved@matrix.example", "password": "not the password at all"}),
+        ),
         ("delete", "/v1/me") | ("post", "/v1/me/deactivate") => {
             Some(json!({"password": "not the password at all"}))
         }

@@ -14,6 +14,7 @@ mod invitations;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod links;
 mod members;
 mod openapi;
 mod projector;

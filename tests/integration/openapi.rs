@@ -33,6 +33,10 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/me/deactivate"),
     ("delete", "/v1/me/sessions"),
     ("post", "/v1/me/password"),
+    ("post", "/v1/me/email"),
+    ("post", "/v1/tenants/{tenant_id}/password-resets"),
+    ("post", "/v1/password-resets/confirm"),
+    ("post", "/v1/email-verifications/confirm"),
     ("post", "/v1/tenants/{tenant_id}/teams"),
     ("patch", "/v1/tenants/{tenant_id}/teams/{team_id}"),
     ("delete", "/v1/tenants/{tenant_id}/teams/{team_id}"),
@@ -221,7 +225,10 @@ async fn text_fields_are_described_by_their_value_types() {
     let app = TestApp::spawn().await;
     let document = document(&app, &app.address).await;
     let schemas = &document["components"]["schemas"];
-    let fields: [(&str, &str, TextRule); 14] = [
+    let fields: [(&str, &str, TextRule); 17] = [
+        ("ResetRequestBody", "email", Email::RULE),
+        ("ResetConfirmBody", "new_password", Password::RULE),
+        ("EmailChangeBody", "new_email", Email::RULE),
         ("NewInvitationBody", "email", Email::RULE),
         ("AcceptBody", "password", Password::RULE),
         ("AcceptBody", "display_name", DisplayName::RULE),

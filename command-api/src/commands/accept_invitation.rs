@@ -104,11 +104,11 @@ impl Command for AcceptInvitation {
         if acceptance.new_account {
             let mut events = acceptance.user;
             if let Some(link) = &self.verification {
-                events.push(domain::links::request_verification(
-                    acceptance.user_id,
+                domain::links::with_verification(
+                    &mut events,
                     link.token.hash.clone(),
                     link.expires_at,
-                ));
+                );
             }
             changes = changes.creating::<User>(acceptance.user_id, events);
         } else {

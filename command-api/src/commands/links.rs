@@ -34,8 +34,9 @@ impl NewLink {
     }
 }
 
-/// Keeps a link's token sealed for the email of the event that carries its hash (the last
-/// one appended to the user's stream), forgetting the link it replaces.
+/// Keeps a link's token sealed for the email of the event that carries its hash (the first
+/// one appended to the user's stream: `user.created` with the welcome, or the request),
+/// forgetting the link it replaces.
 pub async fn keep_link(
     transaction: &Transaction,
     tenant_id: Uuid,
@@ -44,7 +45,7 @@ pub async fn keep_link(
     link: &NewLink,
     appended: &[AppendedEvent],
 ) -> Result<(), ApiError> {
-    let Some(event) = appended.iter().rev().find(|e| e.aggregate_id == user_id) else {
+    let Some(event) = appended.iter().find(|e| e.aggregate_id == user_id) else {
         return Ok(());
     };
     transaction.forget_email_secrets(user_id, purpose).await?;

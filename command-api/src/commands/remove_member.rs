@@ -40,9 +40,9 @@ impl Command for RemoveMember {
         context: &Context,
     ) -> Result<Decision, ApiError> {
         let mut events = if self.leaving {
-            domain::user::leave(members, &user.state, context)?
+            domain::lifecycle::leave(members, &user.state, context)?
         } else {
-            domain::user::remove_member(members, &user.state, context)?
+            domain::lifecycle::remove_member(members, &user.state, context)?
         };
         // The account then follows the tenant's deletion clock.
         events.extend(domain::lifecycle::scheduled_with_removal(

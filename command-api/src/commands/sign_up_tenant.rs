@@ -39,11 +39,11 @@ impl Command for SignUpTenant {
         let input = &self.0;
         let (tenant_events, mut user_events) =
             domain::tenant::sign_up_tenant(&tenant.state, input.clone(), context)?;
-        user_events.push(domain::links::request_verification(
-            input.admin_user_id,
+        domain::links::with_verification(
+            &mut user_events,
             self.1.token.hash.clone(),
             self.1.expires_at,
-        ));
+        );
         let mut changes = Changes::new(input.tenant_id, context.now).by(input.admin_user_id);
         changes.append(tenant, tenant_events);
         changes.create::<User>(input.admin_user_id, user_events);

@@ -37,11 +37,7 @@ impl Command for SignUpUser {
         let input = &self.0;
         let mut events =
             domain::user::sign_up(&tenant.state, &User::default(), input.clone(), context)?;
-        events.push(domain::links::request_verification(
-            input.user_id,
-            self.1.token.hash.clone(),
-            self.1.expires_at,
-        ));
+        domain::links::with_verification(&mut events, self.1.token.hash.clone(), self.1.expires_at);
         Ok(Decision::to_append(
             Changes::new(input.tenant_id, context.now)
                 .by(input.user_id)

@@ -214,7 +214,7 @@ pub struct EmailChangeBody {
     params(IdempotencyKey),
     security(("bearer" = [])),
     responses(
-    (status = 202, description = "`user.email_verification_requested`: the link is on its way to the new address", body = EmailChangeRequested),
+    (status = 202, description = "`user.email_change_requested`: the link is on its way to the new address", body = EmailChangeRequested),
     (status = 400, description = "the new address is not well-formed, or is the current one", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "no valid access token", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "the password is not correct (nothing changes)", body = Problem, content_type = "application/problem+json"),

@@ -1,6 +1,6 @@
 //! The words of the emails about the account's password and address: the password reset
-//! link, the link that confirms an address (after signup, or to move to a new one), and the
-//! notice to the old address after a move. English and German.
+//! link, the welcome with the link that confirms the address, the link to a new address, and
+//! the notice to the old address after a move. English and German.
 
 use infra::email_jobs::Template;
 use serde_json::Value;
@@ -16,6 +16,7 @@ pub fn wording(
 ) -> Option<(String, Vec<String>)> {
     let detail = |key: &str| variables[key].as_str().unwrap_or("").to_owned();
     let english = language == Language::English;
+    let has_link = !detail("link").is_empty();
     Some(match template {
         Template::PasswordReset if english => (
             format!("Reset your password at {tenant}"),
@@ -43,11 +44,14 @@ pub fn wording(
                 ),
             ],
         ),
-        Template::EmailVerification if english => (
-            format!("Confirm your email address for {tenant}"),
+        Template::Welcome if has_link && english => (
+            format!("Welcome to {tenant}"),
             vec![
                 format!(
-                    "please confirm that this address belongs to your account at {tenant}: {}",
+                    "your account at {tenant} is ready. Sign in with this email address and the password you chose."
+                ),
+                format!(
+                    "Please confirm that this address is yours: {}",
                     detail("link")
                 ),
                 format!(
@@ -56,11 +60,14 @@ pub fn wording(
                 ),
             ],
         ),
-        Template::EmailVerification => (
-            format!("Bestätigen Sie Ihre E-Mail-Adresse für {tenant}"),
+        Template::Welcome if has_link => (
+            format!("Willkommen bei {tenant}"),
             vec![
                 format!(
-                    "bitte bestätigen Sie, dass diese Adresse zu Ihrem Konto bei {tenant} gehört: {}",
+                    "Ihr Konto bei {tenant} ist eingerichtet. Melden Sie sich mit dieser E-Mail-Adresse und Ihrem Passwort an."
+                ),
+                format!(
+                    "Bitte bestätigen Sie, dass diese Adresse Ihnen gehört: {}",
                     detail("link")
                 ),
                 format!(
@@ -132,7 +139,7 @@ mod tests {
     fn every_link_email_carries_its_link_and_expiry_in_both_languages() {
         for template in [
             Template::PasswordReset,
-            Template::EmailVerification,
+            Template::Welcome,
             Template::EmailChange,
         ] {
             for language in [Language::English, Language::German] {
@@ -145,6 +152,7 @@ mod tests {
                 .expect("worded");
                 let text = lines.join("\n");
                 assert!(subject.contains("Acme"), "{template:?}");
+                assert!(!subject.is_empty());
                 assert!(
                     text.contains("https://app.example/x?token=t"),
                     "{template:?}"

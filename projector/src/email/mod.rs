@@ -7,6 +7,7 @@
 pub mod cli;
 mod link_wording;
 mod membership_wording;
+mod notices;
 pub mod projection;
 pub mod templates;
 pub mod transport;

@@ -298,7 +298,6 @@ fn wording(
         | Template::OtherSessionsEnded
         | Template::AccountLocked
         | Template::PasswordReset
-        | Template::EmailVerification
         | Template::EmailChange
         | Template::EmailChanged => (String::new(), Vec::new()),
     };

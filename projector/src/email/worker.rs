@@ -203,7 +203,8 @@ impl EmailWorker {
                 .await;
         }
         let mut variables = job.variables.clone();
-        if let Some(purpose) = Template::from_name(&job.template).and_then(|t| t.link()) {
+        let template = Template::from_name(&job.template);
+        if let Some(purpose) = template.and_then(|t| t.link()) {
             let client = self.pool.get().await?;
             match email_jobs::open_secret(&client, &self.keys, job.event_id).await? {
                 Some(token) => {
@@ -216,6 +217,7 @@ impl EmailWorker {
                         variables.insert("link".into(), Value::String(link));
                     }
                 }
+                None if !template.is_some_and(|t| t.needs_link()) => {}
                 None => {
                     tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, template = %job.template, "link email suppressed: its link was replaced, used or has expired");
                     let note = "not sent: the link was replaced, used, revoked or has expired";

@@ -67,10 +67,10 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
                 json!({"expires_at": expires_at}),
             )),
             UserEvent::PasswordReset { .. } => Some((*user_id, "password_reset", json!({}))),
-            UserEvent::EmailVerificationRequested { new_email, .. } => Some((
+            UserEvent::EmailChangeRequested { expires_at, .. } => Some((
                 *user_id,
-                "email_verification_requested",
-                json!({"change": new_email.is_some()}),
+                "email_change_requested",
+                json!({"expires_at": expires_at}),
             )),
             UserEvent::EmailVerified { .. } => Some((*user_id, "email_verified", json!({}))),
             UserEvent::EmailChanged { .. } => Some((*user_id, "email_changed", json!({}))),

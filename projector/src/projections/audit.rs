@@ -171,10 +171,9 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
                 UserEvent::PasswordReset { .. } => {
                     "password reset by email link; every session ended".to_owned()
                 }
-                UserEvent::EmailVerificationRequested { new_email, .. } => match new_email {
-                    Some(_) => "address change asked for; link sent to the new address".to_owned(),
-                    None => "address confirmation link sent".to_owned(),
-                },
+                UserEvent::EmailChangeRequested { .. } => {
+                    "address change asked for; link sent to the new address".to_owned()
+                }
                 UserEvent::EmailVerified { .. } => "email address verified".to_owned(),
                 UserEvent::EmailChanged { .. } => {
                     "email address changed (confirmed from the new address)".to_owned()

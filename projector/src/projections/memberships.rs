@@ -71,7 +71,7 @@ impl ReadModel for Memberships {
             | UserEvent::PasswordChanged { .. }
             | UserEvent::PasswordResetRequested { .. }
             | UserEvent::PasswordReset { .. }
-            | UserEvent::EmailVerificationRequested { .. }
+            | UserEvent::EmailChangeRequested { .. }
             | UserEvent::EmailVerified { .. }
             | UserEvent::EmailChanged { .. }
             | UserEvent::Locked { .. }

@@ -148,7 +148,7 @@ impl ReadModel for Users {
             | UserEvent::PasswordChanged { .. }
             | UserEvent::PasswordResetRequested { .. }
             | UserEvent::PasswordReset { .. }
-            | UserEvent::EmailVerificationRequested { .. }
+            | UserEvent::EmailChangeRequested { .. }
             | UserEvent::Locked { .. }
             | UserEvent::Unlocked { .. } => {
                 writer.run(

@@ -222,7 +222,7 @@ fn fold(slot: &mut Slot, event: &RecordedEvent, user_id: Uuid, user_event: &User
         | UserEvent::PasswordChanged { .. }
         | UserEvent::PasswordResetRequested { .. }
         | UserEvent::PasswordReset { .. }
-        | UserEvent::EmailVerificationRequested { .. }
+        | UserEvent::EmailChangeRequested { .. }
         | UserEvent::Locked { .. }
         | UserEvent::Unlocked { .. }
         | UserEvent::PlatformAdminGranted { .. }

@@ -37,6 +37,8 @@ pub struct UserView {
     version: i64,
     /// When a scheduled deletion purges the account (status `deletion_scheduled`).
     purge_at: Option<DateTime<Utc>>,
+    /// Whether the holder of the address confirmed it (the welcome's link, a reset, a change).
+    email_verified: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,10 +62,11 @@ pub(super) fn user_view(row: &Row) -> UserView {
         updated_at: row.get("updated_at"),
         version: row.get("version"),
         purge_at: row.get("purge_at"),
+        email_verified: row.get("email_verified"),
     }
 }
 
-const USER_COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, locale, role, status, created_at, updated_at, version, purge_at";
+const USER_COLUMNS: &str = "user_id, tenant_id, email, display_name, phone, locale, role, status, created_at, updated_at, version, purge_at, email_verified";
 
 /// `GET /v1/me`: the caller's own profile.
 #[utoipa::path(get, path = "/v1/me", tag = "profile", security(("bearer" = [])),
