@@ -44,6 +44,10 @@ pub enum ApiError {
     NotCaughtUp(String),
     #[error("an unexpected error occurred")]
     Internal(#[source] anyhow::Error),
+    /// Too many requests for one key (the logins of one address): retry after `retry_after`
+    /// seconds.
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after: u64 },
 }
 
 impl ApiError {
@@ -63,6 +67,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::NotCaughtUp(_) => "not-caught-up",
             ApiError::Internal(_) => "internal-error",
+            ApiError::RateLimited { .. } => "rate-limited",
         }
     }
 
@@ -96,6 +101,7 @@ impl ResponseError for ApiError {
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) | ApiError::NotCaughtUp(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -122,6 +128,9 @@ impl ResponseError for ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let ApiError::RateLimited { retry_after, .. } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         response.json(problem(status, self.slug(), &self.to_string()))
     }

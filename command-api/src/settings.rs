@@ -38,6 +38,9 @@ pub struct Settings {
     /// `LOCKOUT_WINDOW_SECS` (900) lock an account for `LOCKOUT_SECS` (60), doubling with each
     /// lock up to `LOCKOUT_MAX_SECS` (86400).
     pub lockout: domain::lockout::LockoutPolicy,
+    /// `RATE_LIMIT_LOGIN_PER_ADDRESS_PER_HOUR`, default 30: logins (and password reset
+    /// requests) per tenant and address an hour, from any number of clients.
+    pub login_per_address_per_hour: u32,
     /// `EMAIL_VERIFICATION_TTL_MINUTES`, default 1440: how long a link that confirms an
     /// address (after signup, or to move to a new one) works.
     pub email_verification_ttl: chrono::Duration,
@@ -75,6 +78,7 @@ impl Settings {
                 first_lock: chrono::Duration::seconds(parse("LOCKOUT_SECS", "60")?),
                 longest_lock: chrono::Duration::seconds(parse("LOCKOUT_MAX_SECS", "86400")?),
             },
+            login_per_address_per_hour: parse("RATE_LIMIT_LOGIN_PER_ADDRESS_PER_HOUR", "30")?,
             email_verification_ttl: chrono::Duration::minutes(parse(
                 "EMAIL_VERIFICATION_TTL_MINUTES",
                 &domain::links::DEFAULT_VERIFICATION_TTL_MINUTES.to_string(),

@@ -4,6 +4,7 @@
 use integration_tests::{PASSWORD, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
+use uuid::Uuid;
 
 fn header(answer: &integration_tests::Answer, name: &str) -> Option<u64> {
     answer
@@ -168,6 +169,90 @@ async fn anonymous_requests_are_limited_per_client_address_so_password_guessing_
         .update_me(&tenant.admin_token, json!({"locale": "en"}))
         .await;
     assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logins_are_limited_per_address_from_any_client_whether_or_not_it_has_an_account() {
+    let app = TestApp::spawn_with(|s| s.login_per_address_per_hour = 3).await;
+    let tenant = app.sign_up_tenant("Targeted").await; // the fixture's own login: 1 of 3
+    let unknown = format!("ghost-{}@example.com", Uuid::new_v4().simple());
+    let mut known = Vec::new();
+    let mut ghost = Vec::new();
+    for _ in 0..3 {
+        known.push(
+            app.log_in(tenant.tenant_id, &tenant.admin_email, "a wrong guess here")
+                .await
+                .status,
+        );
+        ghost.push(
+            app.log_in(tenant.tenant_id, &unknown, "a wrong guess here")
+                .await
+                .status,
+        );
+    }
+    use StatusCode as S;
+    assert_eq!(
+        known,
+        [S::UNAUTHORIZED, S::UNAUTHORIZED, S::TOO_MANY_REQUESTS]
+    );
+    assert_eq!(
+        ghost,
+        [S::UNAUTHORIZED, S::UNAUTHORIZED, S::UNAUTHORIZED],
+        "an address without an account is counted alike"
+    );
+    let events = app.event_count().await;
+    let refused = app
+        .log_in(
+            tenant.tenant_id,
+            &tenant.admin_email.to_uppercase(),
+            PASSWORD,
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        S::TOO_MANY_REQUESTS,
+        "the address, however written"
+    );
+    assert!(refused.is_problem());
+    assert!(refused.headers.get("retry-after").is_some());
+    assert_eq!(
+        app.log_in(tenant.tenant_id, &unknown, "a wrong guess here")
+            .await
+            .status,
+        S::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        app.event_count().await,
+        events,
+        "refused before anything is recorded"
+    );
+    // Another address, and the same address in another tenant, are not affected.
+    let other = app.sign_up_user(tenant.tenant_id, "Bystander").await;
+    assert_eq!(
+        app.log_in(tenant.tenant_id, &other.email, PASSWORD)
+            .await
+            .status,
+        S::CREATED
+    );
+    // Reset requests for the spent address still answer 202, and queue nothing.
+    let before = queued_resets(&app).await;
+    let reset = app
+        .post(
+            &format!("/v1/tenants/{}/password-resets", tenant.tenant_id),
+            None,
+            json!({"email": tenant.admin_email}),
+        )
+        .await;
+    assert_eq!(reset.status, S::ACCEPTED);
+    assert_eq!(queued_resets(&app).await, before);
+}
+
+async fn queued_resets(app: &TestApp) -> i64 {
+    app.db
+        .query_one("SELECT count(*) FROM password_reset_requests", &[])
+        .await
+        .expect("count")
+        .get(0)
 }
 
 #[tokio::test]

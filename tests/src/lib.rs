@@ -178,6 +178,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             first_lock: chrono::Duration::seconds(60),
             longest_lock: chrono::Duration::days(1),
         },
+        login_per_address_per_hour: 1_000_000,
         email_verification_ttl: chrono::Duration::days(1),
         idempotency_key_ttl_hours: 24,
         log_json: false,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::account::verify_own_password;
-use super::{IdempotencyKey, hash_password, run, run_for_caller};
+use super::{IdempotencyKey, address_allowed, hash_password, run, run_for_caller};
 use crate::app_state::AppState;
 use crate::commands::links::{
     ConfirmEmail, ConfirmPasswordReset, EmailChangeRequested, EmailConfirmed, NewLink,
@@ -59,6 +59,18 @@ pub async fn request_password_reset(
     record_tenant(&request, tenant_id);
     let input: ResetRequestBody = parse_json(&request, &body)?;
     let email = Email::parse(&input.email)?;
+    let answer = HttpResponse::Accepted().json(ResetRequested {
+        status: "accepted".into(),
+        detail: "if the address belongs to an account of this tenant, a link to reset its password is on its way".into(),
+    });
+    // Past the address's hourly budget the request is dropped, with the same answer.
+    if !address_allowed(&state, &request, tenant_id, email.as_str())
+        .await
+        .0
+    {
+        tracing::info!(%tenant_id, "password reset asked for too often for one address; dropped");
+        return Ok(answer);
+    }
     let meta = RequestMeta::of(&request);
     let client = state
         .store
@@ -76,10 +88,7 @@ pub async fn request_password_reset(
     .await
     .map_err(ApiError::Internal)?;
     tracing::info!(%tenant_id, "password reset asked for; queued");
-    Ok(HttpResponse::Accepted().json(ResetRequested {
-        status: "accepted".into(),
-        detail: "if the address belongs to an account of this tenant, a link to reset its password is on its way".into(),
-    }))
+    Ok(answer)
 }
 
 /// The reset link's token and the new password (the same rules as at signup).

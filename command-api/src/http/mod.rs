@@ -196,6 +196,33 @@ async fn run_for_caller<C: Command>(
     run(state, &meta, caller.actor(), idempotency.as_ref(), command).await
 }
 
+/// Counts one more login (or reset request) for an address in a tenant, from whatever client:
+/// `false` once the hour's `RATE_LIMIT_LOGIN_PER_ADDRESS_PER_HOUR` is spent, with the seconds
+/// until the window ends. The key is the address's blind index, never the address, and an
+/// address without an account counts alike, so the limit says nothing about which exist.
+async fn address_allowed(
+    state: &AppState,
+    request: &actix_web::HttpRequest,
+    tenant_id: uuid::Uuid,
+    email: &str,
+) -> (bool, u64) {
+    let Some(traffic) = request.app_data::<web::Data<api_common::traffic::Traffic>>() else {
+        return (true, 0);
+    };
+    let hash = state.store.keys().blind_index(
+        crate::commands::EMAIL,
+        &domain::values::normalise_email(email),
+    );
+    let key: String = hash.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let decision = traffic
+        .count(
+            &format!("address:{tenant_id}:{key}"),
+            state.settings.login_per_address_per_hour,
+        )
+        .await;
+    (decision.allowed(), decision.reset)
+}
+
 /// Hashes a password on the hashing threads (slow by design: never on the request's).
 async fn hash_password(
     state: &AppState,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{IdempotencyKey, run};
+use super::{IdempotencyKey, address_allowed, run};
 use crate::app_state::AppState;
 use crate::commands::log_in::{INVALID_CREDENTIALS, LogIn, SessionIssued, find_account};
 use crate::commands::refresh_session::{INVALID_REFRESH, RefreshSession};
@@ -32,7 +32,8 @@ struct LogInBody {
     (status = 201, description = "a new session", body = SessionIssued),
     (status = 404, description = "no such tenant", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "wrong email or password (recorded as user.login_failed)", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "the account is deactivated", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the account is deactivated, or its address is not verified and the tenant requires it", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "too many logins for this address in this tenant within the hour (`RATE_LIMIT_LOGIN_PER_ADDRESS_PER_HOUR`, any client), or too many requests from this client", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "seconds until the window ends"))),
     BodyProblems
 ))]
 pub async fn log_in(
@@ -49,6 +50,13 @@ pub async fn log_in(
         return Err(ApiError::Unauthenticated(INVALID_CREDENTIALS.into()));
     }
     let idempotency = Idempotency::of(&request, None, &body)?;
+    let (allowed, retry_after) = address_allowed(&state, &request, tenant_id, &input.email).await;
+    if !allowed {
+        return Err(ApiError::RateLimited {
+            detail: "too many logins for this address; try again later".into(),
+            retry_after,
+        });
+    }
     let (owner, checked) = find_account(&state.store, tenant_id, &input.email).await?;
     let password = input.password;
     let verified_hash = state
