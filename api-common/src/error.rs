@@ -44,6 +44,9 @@ pub enum ApiError {
     NotCaughtUp(String),
     #[error("an unexpected error occurred")]
     Internal(#[source] anyhow::Error),
+    /// The request is larger than the service takes.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// Too many requests for one key (the logins of one address): retry after `retry_after`
     /// seconds.
     #[error("{detail}")]
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::NotCaughtUp(_) => "not-caught-up",
             ApiError::Internal(_) => "internal-error",
             ApiError::RateLimited { .. } => "rate-limited",
+            ApiError::PayloadTooLarge(_) => "payload-too-large",
         }
     }
 
@@ -102,6 +106,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(_) | ApiError::NotCaughtUp(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -148,7 +153,8 @@ impl From<DomainError> for ApiError {
             | DomainError::SessionNotFound
             | DomainError::TeamNotFound
             | DomainError::NotInTeam
-            | DomainError::InvitationNotFound => ApiError::NotFound(detail),
+            | DomainError::InvitationNotFound
+            | DomainError::ImportNotFound => ApiError::NotFound(detail),
             DomainError::TenantAlreadyExists
             | DomainError::UserAlreadyExists
             | DomainError::LastActiveAdmin
@@ -156,6 +162,7 @@ impl From<DomainError> for ApiError {
             | DomainError::AlreadyMember
             | DomainError::InvitationPending
             | DomainError::InvitationClosed(_)
+            | DomainError::ImportClosed(_)
             | DomainError::DeletionAlreadyScheduled
             | DomainError::DeletionNotScheduled => ApiError::Conflict(detail),
             DomainError::EmailTaken => ApiError::EmailTaken,

@@ -8,6 +8,7 @@
 pub mod app_state;
 pub mod commands;
 pub mod http;
+pub mod import_file;
 pub mod operator;
 pub mod pipeline;
 pub mod settings;

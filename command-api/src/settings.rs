@@ -41,6 +41,11 @@ pub struct Settings {
     /// `RATE_LIMIT_LOGIN_PER_ADDRESS_PER_HOUR`, default 30: logins (and password reset
     /// requests) per tenant and address an hour, from any number of clients.
     pub login_per_address_per_hour: u32,
+    /// `IMPORT_MAX_BYTES`, default 33554432 (32 MiB): the largest import file.
+    pub import_max_bytes: usize,
+    /// `IMPORT_ROWS_PER_HOUR`, default 10000: rows a tenant may upload for import an hour
+    /// (premium ×5; platform admins are not limited).
+    pub import_rows_per_hour: u32,
     /// `EMAIL_VERIFICATION_TTL_MINUTES`, default 1440: how long a link that confirms an
     /// address (after signup, or to move to a new one) works.
     pub email_verification_ttl: chrono::Duration,
@@ -79,6 +84,8 @@ impl Settings {
                 longest_lock: chrono::Duration::seconds(parse("LOCKOUT_MAX_SECS", "86400")?),
             },
             login_per_address_per_hour: parse("RATE_LIMIT_LOGIN_PER_ADDRESS_PER_HOUR", "30")?,
+            import_max_bytes: parse("IMPORT_MAX_BYTES", "33554432")?,
+            import_rows_per_hour: parse("IMPORT_ROWS_PER_HOUR", "10000")?,
             email_verification_ttl: chrono::Duration::minutes(parse(
                 "EMAIL_VERIFICATION_TTL_MINUTES",
                 &domain::links::DEFAULT_VERIFICATION_TTL_MINUTES.to_string(),

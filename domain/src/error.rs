@@ -58,6 +58,11 @@ pub enum DomainError {
     /// The address belongs to another account of the tenant.
     #[error("the address belongs to another account in this tenant")]
     EmailTaken,
+    #[error("the import does not exist")]
+    ImportNotFound,
+    /// The import can no longer change as asked (completed, failed or cancelled).
+    #[error("{0}")]
+    ImportClosed(String),
     /// The tenant's signup policy does not admit this self-signup.
     #[error("{0}")]
     SignupRefused(String),

@@ -11,14 +11,17 @@ use uuid::Uuid;
 use crate::Plan;
 use crate::values::SignupPolicy;
 
+mod import;
 mod invitation;
 mod team;
 mod user;
 
+pub use import::{ImportCounts, ImportEvent, RowError};
 pub use invitation::InvitationEvent;
 pub use team::{TeamDeparture, TeamEvent};
 pub use user::{
     ClearableField, EmailLink, FieldChange, LoginFailure, ProfileDelta, RemovalReason, UserEvent,
+    UserSource,
 };
 
 /// What every event enum tells the store about itself.
@@ -192,6 +195,10 @@ pub enum DomainEvent {
         invitation_id: Uuid,
         event: InvitationEvent,
     },
+    Import {
+        import_id: Uuid,
+        event: ImportEvent,
+    },
 }
 
 impl DomainEvent {
@@ -202,6 +209,7 @@ impl DomainEvent {
             DomainEvent::Session { .. } => SessionEvent::AGGREGATE_TYPE,
             DomainEvent::Team { .. } => TeamEvent::AGGREGATE_TYPE,
             DomainEvent::Invitation { .. } => InvitationEvent::AGGREGATE_TYPE,
+            DomainEvent::Import { .. } => ImportEvent::AGGREGATE_TYPE,
         }
     }
 
@@ -212,6 +220,7 @@ impl DomainEvent {
             DomainEvent::Session { session_id, .. } => *session_id,
             DomainEvent::Team { team_id, .. } => *team_id,
             DomainEvent::Invitation { invitation_id, .. } => *invitation_id,
+            DomainEvent::Import { import_id, .. } => *import_id,
         }
     }
 
@@ -222,6 +231,7 @@ impl DomainEvent {
             DomainEvent::Session { event, .. } => event.event_type(),
             DomainEvent::Team { event, .. } => event.event_type(),
             DomainEvent::Invitation { event, .. } => event.event_type(),
+            DomainEvent::Import { event, .. } => event.event_type(),
         }
     }
 
@@ -232,6 +242,7 @@ impl DomainEvent {
             DomainEvent::Session { event, .. } => event.schema_version(),
             DomainEvent::Team { event, .. } => event.schema_version(),
             DomainEvent::Invitation { event, .. } => event.schema_version(),
+            DomainEvent::Import { event, .. } => event.schema_version(),
         }
     }
 
@@ -242,6 +253,7 @@ impl DomainEvent {
             DomainEvent::Session { event, .. } => event.personal_fields(),
             DomainEvent::Team { event, .. } => event.personal_fields(),
             DomainEvent::Invitation { event, .. } => event.personal_fields(),
+            DomainEvent::Import { event, .. } => event.personal_fields(),
         }
     }
 

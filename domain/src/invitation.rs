@@ -369,6 +369,7 @@ pub fn accept(
             display_name: display_name.into_inner(),
             password_hash,
             email_verification: None,
+            source: None,
         };
         (user_id, vec![created], true)
     };

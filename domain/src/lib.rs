@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod event;
+pub mod import;
 pub mod invitation;
 pub mod lifecycle;
 pub mod links;
@@ -20,8 +21,10 @@ pub mod values;
 
 pub use error::DomainError;
 pub use event::{
-    DomainEvent, EventKind, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent,
+    DomainEvent, EventKind, ImportEvent, InvitationEvent, SessionEvent, TeamEvent, TenantEvent,
+    UserEvent,
 };
+pub use import::Import;
 pub use invitation::Invitation;
 pub use members::TenantMembers;
 pub use session::Session;

@@ -170,6 +170,7 @@ pub fn sign_up_tenant(
             display_name: command.admin_display_name.into_inner(),
             password_hash: command.admin_password_hash,
             email_verification: None,
+            source: None,
         },
         UserEvent::MemberJoined {
             tenant_id: command.tenant_id,

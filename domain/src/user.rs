@@ -146,6 +146,7 @@ impl User {
                 display_name,
                 password_hash,
                 email_verification,
+                ..
             } => {
                 self.email_link = email_verification
                     .as_ref()
@@ -302,6 +303,7 @@ pub fn sign_up(
             display_name: command.display_name.into_inner(),
             password_hash: command.password_hash,
             email_verification: None,
+            source: None,
         },
         UserEvent::MemberJoined {
             tenant_id: command.tenant_id,

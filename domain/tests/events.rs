@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
 use domain::event::{
-    ClearableField, EventKind, InvitationEvent, LoginFailure, RemovalReason, RevocationReason,
-    SessionEvent, TeamDeparture, TeamEvent, TenantEvent, UserEvent,
+    ClearableField, EventKind, ImportCounts, ImportEvent, InvitationEvent, LoginFailure,
+    RemovalReason, RevocationReason, RowError, SessionEvent, TeamDeparture, TeamEvent, TenantEvent,
+    UserEvent,
 };
 use domain::{Actor, DomainEvent, Plan, Role};
 use uuid::Uuid;
@@ -17,6 +18,7 @@ const SESSION: Uuid = Uuid::from_u128(3);
 const ADMIN: Uuid = Uuid::from_u128(4);
 const TEAM: Uuid = Uuid::from_u128(5);
 const INVITATION: Uuid = Uuid::from_u128(6);
+const IMPORT: Uuid = Uuid::from_u128(7);
 
 /// Personal values the samples carry; none may appear outside the personal fields.
 const PERSONAL: [&str; 5] = [
@@ -53,7 +55,46 @@ fn every_event() -> Vec<DomainEvent> {
         invitation_id: INVITATION,
         event,
     };
+    let import = |event| DomainEvent::Import {
+        import_id: IMPORT,
+        event,
+    };
+    let counts = ImportCounts {
+        processed: 3,
+        created: 1,
+        skipped: 1,
+        failed: 1,
+    };
     vec![
+        import(ImportEvent::Started {
+            import_id: IMPORT,
+            tenant_id: TENANT,
+            format: "csv".into(),
+            total: 3,
+            started_by: ADMIN,
+        }),
+        import(ImportEvent::Progressed {
+            import_id: IMPORT,
+            counts,
+            errors: vec![RowError {
+                row: 2,
+                reason: "email: must look like name@example.com".into(),
+            }],
+        }),
+        import(ImportEvent::Completed {
+            import_id: IMPORT,
+            counts,
+        }),
+        import(ImportEvent::Failed {
+            import_id: IMPORT,
+            counts,
+            reason: "the uploaded rows are gone".into(),
+        }),
+        import(ImportEvent::Cancelled {
+            import_id: IMPORT,
+            counts,
+            cancelled_by: ADMIN,
+        }),
         team(TeamEvent::Created {
             team_id: TEAM,
             tenant_id: TENANT,
@@ -142,6 +183,7 @@ fn every_event() -> Vec<DomainEvent> {
                 token_hash: "9f86d081884c7d65".into(),
                 expires_at: at,
             }),
+            source: Some(domain::event::UserSource::Import),
         }),
         user(UserEvent::MemberJoined {
             tenant_id: TENANT,
@@ -287,6 +329,7 @@ fn serialised(event: &DomainEvent) -> (String, serde_json::Value) {
         DomainEvent::Session { event, .. } => serde_json::to_value(event),
         DomainEvent::Team { event, .. } => serde_json::to_value(event),
         DomainEvent::Invitation { event, .. } => serde_json::to_value(event),
+        DomainEvent::Import { event, .. } => serde_json::to_value(event),
     }
     .expect("serialise");
     (
@@ -375,6 +418,7 @@ fn the_data_subject_is_the_user_of_an_event_with_personal_data_only() {
             DomainEvent::Session { .. } => SESSION,
             DomainEvent::Team { .. } => TEAM,
             DomainEvent::Invitation { .. } => INVITATION,
+            DomainEvent::Import { .. } => IMPORT,
         };
         assert_eq!(event.aggregate_id(), id, "{}", event.event_type());
     }

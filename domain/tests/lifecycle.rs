@@ -60,6 +60,7 @@ fn member(user_id: Uuid, role: Role) -> User {
             display_name: "M".into(),
             password_hash: "hash".into(),
             email_verification: None,
+            source: None,
         },
         UserEvent::MemberJoined {
             tenant_id: TENANT,

@@ -30,6 +30,7 @@ fn member() -> User {
             display_name: "Ada".into(),
             password_hash: "old".into(),
             email_verification: None,
+            source: None,
         },
         UserEvent::MemberJoined {
             tenant_id: TENANT,
@@ -213,6 +214,7 @@ fn the_welcome_link_verifies_the_address_once() {
         display_name: "Ada".into(),
         password_hash: "old".into(),
         email_verification: None,
+        source: None,
     }];
     links::with_verification(&mut events, "w".into(), now() + Duration::days(1));
     let mut user = User::default();

@@ -342,6 +342,7 @@ fn an_open_invitation_or_an_active_member_refuses_a_second_invitation() {
             display_name: "M".into(),
             password_hash: "h".into(),
             email_verification: None,
+            source: None,
         },
         joined(MEMBER, Role::Member),
     ]);
@@ -368,6 +369,7 @@ fn a_removed_member_is_invited_back_to_their_own_account() {
             display_name: "M".into(),
             password_hash: "h".into(),
             email_verification: None,
+            source: None,
         },
         joined(MEMBER, Role::Member),
         UserEvent::MemberRemoved {
@@ -623,7 +625,7 @@ proptest! {
                     if users[p].user_id.is_none() {
                         users[p].apply(&UserEvent::Created {
                             user_id: person(p), tenant_id: TENANT, email: "x@example.com".into(),
-                            display_name: "X".into(), password_hash: "h".into(), email_verification: None });
+                            display_name: "X".into(), password_hash: "h".into(), email_verification: None, source: None });
                     }
                     users[p].apply(&event);
                     members.apply(person(p), &event);

@@ -501,8 +501,11 @@ impl World {
                 DomainEvent::Session { session_id, event } => {
                     sessions[session_index(*session_id)].apply(event, *at);
                 }
-                // This model has no teams or invitations (`domain/tests/membership.rs` has).
-                DomainEvent::Team { .. } | DomainEvent::Invitation { .. } => {}
+                // This model has no teams, invitations or imports (`domain/tests/membership.rs` and
+                // `domain/tests/imports.rs` have).
+                DomainEvent::Team { .. }
+                | DomainEvent::Invitation { .. }
+                | DomainEvent::Import { .. } => {}
             }
         }
         (tenants, members, users, sessions)

@@ -74,6 +74,7 @@ fn start() -> (Vec<User>, TenantMembers, Vec<(usize, UserEvent)>) {
                 display_name: format!("P{index}"),
                 password_hash: "hash".into(),
                 email_verification: None,
+                source: None,
             },
             UserEvent::MemberJoined {
                 tenant_id: TENANT,

@@ -69,6 +69,7 @@ fn created(user_id: Uuid) -> UserEvent {
         display_name: "Someone".into(),
         password_hash: "$argon2id$hash".into(),
         email_verification: None,
+        source: None,
     }
 }
 

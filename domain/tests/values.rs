@@ -167,6 +167,7 @@ fn admin(user_id: Uuid) -> Vec<UserEvent> {
             display_name: "Admin".into(),
             password_hash: "hash".into(),
             email_verification: None,
+            source: None,
         },
         UserEvent::MemberJoined {
             tenant_id: TENANT,

@@ -164,3 +164,26 @@ pub(crate) fn fold_members(
     }
     members
 }
+
+impl Aggregate for domain::Import {
+    const TYPE: &'static str = "import";
+    type Event = domain::ImportEvent;
+
+    fn wrap(import_id: Uuid, events: Vec<domain::ImportEvent>) -> Vec<DomainEvent> {
+        events
+            .into_iter()
+            .map(|event| DomainEvent::Import { import_id, event })
+            .collect()
+    }
+
+    fn unwrap(event: DomainEvent) -> Option<domain::ImportEvent> {
+        match event {
+            DomainEvent::Import { event, .. } => Some(event),
+            _ => None,
+        }
+    }
+
+    fn apply(&mut self, event: &domain::ImportEvent, _at: DateTime<Utc>) {
+        domain::Import::apply(self, event);
+    }
+}

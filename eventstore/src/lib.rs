@@ -21,6 +21,7 @@ mod erasure;
 mod error;
 pub mod group_commit;
 mod idempotency;
+mod imports;
 mod kept;
 pub mod order;
 mod read;

@@ -158,6 +158,10 @@ impl RecordedEvent {
                 invitation_id: self.aggregate_id,
                 event: serde_json::from_value::<InvitationEvent>(tagged).map_err(error)?,
             },
+            "import" => DomainEvent::Import {
+                import_id: self.aggregate_id,
+                event: serde_json::from_value::<domain::ImportEvent>(tagged).map_err(error)?,
+            },
             other => {
                 return Err(DecodeError {
                     event_id: self.event_id,

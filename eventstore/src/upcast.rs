@@ -57,7 +57,12 @@ pub fn current_version(event_type: &str) -> Option<i32> {
         | "invitation.resent"
         | "invitation.revoked"
         | "invitation.accepted"
-        | "invitation.expired" => Some(1),
+        | "invitation.expired"
+        | "import.started"
+        | "import.progressed"
+        | "import.completed"
+        | "import.failed"
+        | "import.cancelled" => Some(1),
         _ => None,
     }
 }

@@ -20,7 +20,10 @@ pub async fn apply(
     occurred_at: DateTime<Utc>,
 ) -> Result<(), tokio_postgres::Error> {
     match event {
-        DomainEvent::Tenant { .. } | DomainEvent::Team { .. } | DomainEvent::Invitation { .. } => {}
+        DomainEvent::Tenant { .. }
+        | DomainEvent::Team { .. }
+        | DomainEvent::Invitation { .. }
+        | DomainEvent::Import { .. } => {}
         DomainEvent::User { user_id, event } => match event {
             UserEvent::MemberJoined { role, .. } => {
                 client

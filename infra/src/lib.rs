@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod email_jobs;
+pub mod imports;
 pub mod metrics;
 pub mod migrate;
 pub mod password_resets;

@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     ),
     migration!(10, "account_lifecycle", "0010_account_lifecycle.sql"),
     migration!(11, "email_links", "0011_email_links.sql"),
+    migration!(12, "imports", "0012_imports.sql"),
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

@@ -89,6 +89,20 @@ pub async fn run(
         password_reset_ttl: settings.password_reset_ttl,
     };
     tasks.spawn(scheduler.run(shutdown.clone()));
+    for index in 0..settings.import_workers {
+        let worker = crate::imports::ImportWorker {
+            store: eventstore::EventStore::new(pool.clone(), Arc::clone(&keys)),
+            batch: settings.import_batch_rows,
+            lease: settings.import_lease,
+            poll_interval: settings.import_poll_interval,
+            name: format!(
+                "{}-{index}-{}",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            ),
+        };
+        tasks.spawn(worker.run(shutdown.clone()));
+    }
     let relay = Relay {
         database_url: settings.database_url.clone(),
         keys: Arc::clone(&keys),

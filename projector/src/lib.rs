@@ -8,6 +8,7 @@ pub mod dead_letters;
 pub mod email;
 pub mod error;
 pub mod http;
+pub mod imports;
 pub mod page;
 pub mod projections;
 pub mod relay;

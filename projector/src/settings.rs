@@ -30,6 +30,12 @@ pub struct Settings {
     pub timer_poll_interval: Duration,
     /// `TIMER_LEASE_SECS`, default 30: how long a claimed timer stays with its scheduler.
     pub timer_lease: Duration,
+    /// `IMPORT_WORKERS` (default 1; 0: this projector imports nothing), `IMPORT_BATCH_ROWS`
+    /// (500), `IMPORT_LEASE_SECS` (30), `IMPORT_POLL_INTERVAL_MS` (500).
+    pub import_workers: usize,
+    pub import_batch_rows: i64,
+    pub import_lease: Duration,
+    pub import_poll_interval: Duration,
     /// `PASSWORD_RESET_TTL_MINUTES`, default 30: how long a password reset link works.
     pub password_reset_ttl: chrono::Duration,
     /// `SEARCH_INDEX_DIR`, default `$EVENTRA_DATA_DIR/search`: the search index this
@@ -104,6 +110,10 @@ impl Settings {
             relay_poll_interval: Duration::from_millis(parse("RELAY_POLL_INTERVAL_MS", "1000")?),
             timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_INTERVAL_MS", "1000")?),
             timer_lease: Duration::from_secs(parse("TIMER_LEASE_SECS", "30")?),
+            import_workers: parse("IMPORT_WORKERS", "1")?,
+            import_batch_rows: parse("IMPORT_BATCH_ROWS", "500")?,
+            import_lease: Duration::from_secs(parse("IMPORT_LEASE_SECS", "30")?),
+            import_poll_interval: Duration::from_millis(parse("IMPORT_POLL_INTERVAL_MS", "500")?),
             password_reset_ttl: chrono::Duration::minutes(parse(
                 "PASSWORD_RESET_TTL_MINUTES",
                 &domain::links::DEFAULT_RESET_TTL_MINUTES.to_string(),

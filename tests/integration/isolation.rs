@@ -89,6 +89,8 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("post", "/v1/me/password") => Some(
             json!({"current_password": "not the password at all", "new_password": "a brand new passphrase"}),
         ),
+        // Refused before the file is read (a member, another tenant, no token).
+        ("post", "/v1/tenants/{tenant_id}/imports") => Some(json!("email,display_name\n")),
         ("post", "/v1/me/email") => Some(
             json!({"new_email": "moved@matrix.example", "password": "not the password at all"}),
         ),
@@ -183,6 +185,20 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
         "{:?}",
         invitation.body
     );
+    let import = app
+        .send(
+            app.http
+                .post(format!(
+                    "{}/v1/tenants/{}/imports",
+                    app.address, victim.tenant_id
+                ))
+                .bearer_auth(&victim.admin_token)
+                .header("Content-Type", "text/csv")
+                .body("email,display_name\nimported@victim.example,Imported\n"),
+        )
+        .await;
+    assert_eq!(import.status, StatusCode::ACCEPTED, "{:?}", import.body);
+    let import_id = import.id("import_id");
     let before = app.event_count().await;
 
     let mut checked = Vec::new();
@@ -204,6 +220,7 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
                     ("{session_id}", target.session_id),
                     ("{team_id}", team.id("team_id")),
                     ("{invitation_id}", invitation.id("invitation_id")),
+                    ("{import_id}", import_id),
                 ] {
                     concrete = concrete.replace(parameter, &value.to_string());
                 }

@@ -10,6 +10,7 @@ mod erasure;
 mod faults;
 mod hostile_input;
 mod idempotency;
+mod imports;
 mod invitations;
 mod isolation;
 mod lifecycle;

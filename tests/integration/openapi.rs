@@ -37,6 +37,8 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/tenants/{tenant_id}/password-resets"),
     ("post", "/v1/password-resets/confirm"),
     ("post", "/v1/email-verifications/confirm"),
+    ("post", "/v1/tenants/{tenant_id}/imports"),
+    ("delete", "/v1/tenants/{tenant_id}/imports/{import_id}"),
     ("post", "/v1/tenants/{tenant_id}/teams"),
     ("patch", "/v1/tenants/{tenant_id}/teams/{team_id}"),
     ("delete", "/v1/tenants/{tenant_id}/teams/{team_id}"),
@@ -63,6 +65,8 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tenants/{tenant_id}/teams/{team_id}"),
     ("get", "/v1/tenants/{tenant_id}/invitations"),
     ("get", "/v1/me/sessions"),
+    ("get", "/v1/tenants/{tenant_id}/imports"),
+    ("get", "/v1/tenants/{tenant_id}/imports/{import_id}"),
 ];
 
 async fn document(app: &TestApp, base: &str) -> Value {
@@ -151,7 +155,8 @@ async fn both_apis_document_exactly_the_routes_they_serve() {
             let concrete = path
                 .replace("{tenant_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
-                .replace("{session_id}", &uuid::Uuid::new_v4().to_string());
+                .replace("{session_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{import_id}", &uuid::Uuid::new_v4().to_string());
             let request = app.http.request(
                 method.to_uppercase().parse().expect("method"),
                 format!("{base}{concrete}"),

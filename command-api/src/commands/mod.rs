@@ -7,6 +7,7 @@ pub mod change_tenant_settings;
 pub mod credentials;
 pub mod erase_user;
 pub mod grant_platform_admin;
+pub mod imports;
 pub mod invitations;
 pub mod links;
 pub mod log_in;

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod credentials;
+pub mod imports;
 pub mod invitations;
 pub mod links;
 pub mod members;
@@ -35,7 +36,7 @@ use crate::pipeline::{Command, Request, execute};
         users::manage_user, account::delete_user, account::restore_user, account::delete_me,
         account::deactivate_me, credentials::end_other_sessions, credentials::change_password,
         links::request_password_reset, links::confirm_password_reset, links::confirm_email,
-        links::change_email,
+        links::change_email, imports::upload, imports::cancel,
         members::remove_member, members::leave,
         invitations::create_invitation, invitations::resend_invitation,
         invitations::revoke_invitation, invitations::accept_invitation,
@@ -44,7 +45,7 @@ use crate::pipeline::{Command, Request, execute};
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
-    tags((name = "tenants"), (name = "users"), (name = "invitations"), (name = "teams"), (name = "sessions"), (name = "profile"), (name = "operations"))
+    tags((name = "tenants"), (name = "users"), (name = "invitations"), (name = "teams"), (name = "imports"), (name = "sessions"), (name = "profile"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -137,6 +138,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::delete().to(credentials::end_other_sessions)),
         )
         .service(web::resource("/v1/me/email").route(web::post().to(links::change_email)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/imports").route(web::post().to(imports::upload)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/imports/{import_id}")
+                .route(web::delete().to(imports::cancel)),
+        )
         .service(
             web::resource("/v1/tenants/{tenant_id}/password-resets")
                 .route(web::post().to(links::request_password_reset)),

@@ -48,6 +48,14 @@ impl RemovalReason {
     }
 }
 
+/// How an account came to be, when it is not by signing up or an invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserSource {
+    /// A bulk import created it, without a password.
+    Import,
+}
+
 /// A one-time link sent by email, as its events keep it: only the token's hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailLink {
@@ -78,6 +86,10 @@ pub enum UserEvent {
         /// before verification existed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         email_verification: Option<EmailLink>,
+        /// How the account came to be, when not by signing up or an invitation: `import`
+        /// (created by a bulk import, without a password).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<UserSource>,
     },
     #[serde(rename = "tenant.member_joined")]
     MemberJoined {

@@ -37,6 +37,10 @@ pub(super) fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
     match domain {
         DomainEvent::User { user_id, event } => match event {
             // The welcome carries the link that confirms the address, while it works.
+            // An imported account is told by the link to set its password, not a welcome.
+            UserEvent::Created {
+                source: Some(_), ..
+            } => Vec::new(),
             UserEvent::Created {
                 email_verification, ..
             } => notice(
@@ -194,8 +198,9 @@ pub(super) fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
                 details: json!({"team_id": team_id}),
             })
             .collect(),
-        DomainEvent::Session { .. } | DomainEvent::Tenant { .. } | DomainEvent::Team { .. } => {
-            Vec::new()
-        }
+        DomainEvent::Session { .. }
+        | DomainEvent::Tenant { .. }
+        | DomainEvent::Team { .. }
+        | DomainEvent::Import { .. } => Vec::new(),
     }
 }

@@ -125,8 +125,9 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
             "team_left",
             json!({"team_id": team_id, "reason": reason.as_str()}),
         )),
-        DomainEvent::Tenant { .. } | DomainEvent::Team { .. } | DomainEvent::Invitation { .. } => {
-            None
-        }
+        DomainEvent::Tenant { .. }
+        | DomainEvent::Team { .. }
+        | DomainEvent::Invitation { .. }
+        | DomainEvent::Import { .. } => None,
     }
 }

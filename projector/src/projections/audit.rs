@@ -98,6 +98,9 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
         }
         DomainEvent::User { user_id, event } => {
             let text = match event {
+                UserEvent::Created {
+                    source: Some(_), ..
+                } => "user imported".to_owned(),
                 UserEvent::Created { .. } => "user signed up".to_owned(),
                 UserEvent::MemberJoined { role, .. } => {
                     format!("user joined the tenant as {}", role.as_str())
@@ -203,6 +206,37 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
             invitation_id,
             event,
         } => invitation_summary(*invitation_id, event),
+        DomainEvent::Import { import_id, event } => (None, import_summary(*import_id, event)),
+    }
+}
+
+/// Counts and row numbers only: a row's values never reach the audit log.
+fn import_summary(import_id: Uuid, event: &domain::ImportEvent) -> String {
+    use domain::ImportEvent;
+    let counts = |c: &domain::event::ImportCounts| {
+        format!(
+            "{} rows looked at: {} created, {} skipped, {} failed",
+            c.processed, c.created, c.skipped, c.failed
+        )
+    };
+    match event {
+        ImportEvent::Started { format, total, .. } => {
+            format!("import {import_id} started: {total} rows ({format})")
+        }
+        ImportEvent::Progressed { counts: c, .. } => {
+            format!("import {import_id} progressed: {}", counts(c))
+        }
+        ImportEvent::Completed { counts: c, .. } => {
+            format!("import {import_id} completed: {}", counts(c))
+        }
+        ImportEvent::Failed {
+            counts: c, reason, ..
+        } => {
+            format!("import {import_id} failed ({reason}): {}", counts(c))
+        }
+        ImportEvent::Cancelled { counts: c, .. } => {
+            format!("import {import_id} cancelled: {}", counts(c))
+        }
     }
 }
 

@@ -62,8 +62,10 @@ impl ReadModel for Timers {
                 UserEvent::Unlocked { .. } => clear(writer, (ACCOUNT_UNLOCK, *user_id)),
                 _ => {}
             },
-            DomainEvent::Tenant { .. } | DomainEvent::Session { .. } | DomainEvent::Team { .. } => {
-            }
+            DomainEvent::Tenant { .. }
+            | DomainEvent::Session { .. }
+            | DomainEvent::Team { .. }
+            | DomainEvent::Import { .. } => {}
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! `X-Min-Position` and answer with `X-Projection-Position`.
 
 pub mod email_jobs;
+pub mod imports;
 pub mod invitations;
 pub mod logs;
 pub mod operations;
@@ -41,11 +42,12 @@ struct MinPosition {
         api_common::operations::health, api_common::operations::ready,
         api_common::operations::metrics, tenants::tenant, users::me, users::list_users,
         users::one_user, logs::activity, logs::audit, email_jobs::email_jobs, operations::projections,
-        teams::list_teams, teams::one_team, invitations::list_invitations, sessions::my_sessions
+        teams::list_teams, teams::one_team, invitations::list_invitations, sessions::my_sessions,
+        imports::list_imports, imports::one_import
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
-    tags((name = "tenants"), (name = "profile"), (name = "users"), (name = "teams"), (name = "invitations"), (name = "logs"), (name = "email"), (name = "operations"))
+    tags((name = "tenants"), (name = "profile"), (name = "users"), (name = "teams"), (name = "invitations"), (name = "imports"), (name = "logs"), (name = "email"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -81,6 +83,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/tenants/{tenant_id}/email-jobs")
                 .route(web::get().to(email_jobs::email_jobs)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/imports")
+                .route(web::get().to(imports::list_imports)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/imports/{import_id}")
+                .route(web::get().to(imports::one_import)),
         )
         .service(web::resource("/v1/projections").route(web::get().to(operations::projections)));
 }

@@ -1,0 +1,232 @@
+//! The import worker (ADR 0020): claims the oldest open import of a tenant with a lease and
+//! creates its users in batches. Each batch is one transaction: the queue row locked (a
+//! cancellation waits for it, or stops it), the accounts' events with their address
+//! reservations, `import.progressed` (and `import.completed` after the last row), the row
+//! errors and the next row. A worker killed mid-batch leaves nothing of that batch; the next
+//! claim resumes from the last committed one, so no row is created twice or lost.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use domain::event::{ImportCounts, RowError};
+use domain::import::ImportRow;
+use domain::{Import, User};
+use eventstore::{Changes, EMAIL, EventMetadata, EventStore};
+use infra::imports::{Claimed, ERROR_FIELD};
+use serde_json::Value;
+use tokio::sync::watch;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// The source named in the metadata of the events appended here.
+pub const SOURCE: &str = "eventra-imports";
+
+pub struct ImportWorker {
+    pub store: EventStore,
+    /// `IMPORT_BATCH_ROWS`, default 500: rows per transaction.
+    pub batch: i64,
+    /// `IMPORT_LEASE_SECS`, default 30: how long a claim lasts without a committed batch.
+    pub lease: Duration,
+    /// `IMPORT_POLL_INTERVAL_MS`, default 500: how often an idle worker looks for work.
+    pub poll_interval: Duration,
+    /// Names this worker in the queue row.
+    pub name: String,
+}
+
+/// How one batch ended.
+enum Batch {
+    /// More rows wait.
+    More,
+    /// The import is over (completed, cancelled, or no longer this worker's).
+    Done,
+}
+
+impl ImportWorker {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(worker = %self.name, batch = self.batch, "import worker running");
+        loop {
+            match self.claim_and_work(&mut shutdown).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "an import round failed; retrying"
+                    );
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll_interval) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+
+    fn lease_ms(&self) -> f64 {
+        self.lease.as_millis() as f64
+    }
+
+    /// Claims an import and works it off; `false` when there was none.
+    async fn claim_and_work(&self, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<bool> {
+        let claimed = {
+            let client = self.store.pool().get().await?;
+            infra::imports::claim(&client, &self.name, self.lease_ms()).await?
+        };
+        let Some(claimed) = claimed else {
+            return Ok(false);
+        };
+        let span = tracing::info_span!("import", import_id = %claimed.import_id, tenant_id = %claimed.tenant_id);
+        let work = async {
+            tracing::info!("import claimed");
+            loop {
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
+                match self.batch(&claimed).await {
+                    Ok(Batch::More) => {}
+                    Ok(Batch::Done) => return Ok(()),
+                    Err(error) => return Err(error),
+                }
+            }
+        };
+        metrics::gauge!("eventra_imports_running").increment(1.0);
+        let result = work.instrument(span).await;
+        metrics::gauge!("eventra_imports_running").decrement(1.0);
+        result.map(|()| true)
+    }
+
+    /// Writes one batch in one transaction.
+    async fn batch(&self, claimed: &Claimed) -> anyhow::Result<Batch> {
+        let transaction = self.store.begin().await?;
+        let Some((status, next_row, holder)) = transaction.lock_import(claimed.import_id).await?
+        else {
+            return Ok(Batch::Done);
+        };
+        if status != "running" || holder.as_deref() != Some(self.name.as_str()) {
+            tracing::info!(%status, "import no longer this worker's");
+            return Ok(Batch::Done);
+        }
+        let tenant_id = claimed.tenant_id;
+        transaction.lock_tenant_membership(tenant_id).await?;
+        let rows = transaction
+            .import_rows_from(claimed.import_id, next_row, self.batch)
+            .await?;
+        let reader = transaction.reader();
+        let import = reader.load::<Import>(claimed.import_id).await?;
+        let now = Utc::now();
+        let mut changes = Changes::new(tenant_id, now).by(claimed.started_by);
+        let mut counts = ImportCounts::default();
+        let mut errors = Vec::new();
+        let mut reserved = Vec::new();
+        let mut seen = HashSet::new();
+        for (number, value) in &rows {
+            counts.processed += 1;
+            let row = u32::try_from(*number).unwrap_or_default();
+            let parsed = match value.get(ERROR_FIELD).and_then(Value::as_str) {
+                Some(reason) => Err(reason.to_owned()),
+                None => ImportRow::parse(fields(value)),
+            };
+            let row_data = match parsed {
+                Ok(row_data) => row_data,
+                Err(reason) => {
+                    counts.failed += 1;
+                    errors.push(RowError { row, reason });
+                    continue;
+                }
+            };
+            let normalised = row_data.email.normalised();
+            let hash = transaction.keys().blind_index(EMAIL, &normalised);
+            let taken = !seen.insert(normalised)
+                || reader
+                    .reservation_owner(tenant_id, EMAIL, &hash)
+                    .await?
+                    .is_some();
+            if taken {
+                counts.skipped += 1;
+                continue;
+            }
+            let user_id = Uuid::now_v7();
+            let events =
+                domain::import::imported_user(tenant_id, user_id, &row_data, claimed.started_by);
+            changes = changes.creating::<User>(user_id, events);
+            reserved.push((hash, user_id));
+            counts.created += 1;
+        }
+        let recorded_errors: Vec<(i32, String)> = errors
+            .iter()
+            .map(|e| (i32::try_from(e.row).unwrap_or_default(), e.reason.clone()))
+            .collect();
+        let (events, done, status) = if rows.is_empty() {
+            // Rows gone before every one was looked at: nothing more can come.
+            let events = domain::import::fail(&import.state, "the uploaded rows are gone");
+            (events, true, "failed")
+        } else {
+            let events = domain::import::record_batch(&import.state, counts, errors);
+            let done = events.len() > 1;
+            (events, done, if done { "completed" } else { "running" })
+        };
+        let total = ImportCounts {
+            processed: import.state.counts.processed + counts.processed,
+            created: import.state.counts.created + counts.created,
+            skipped: import.state.counts.skipped + counts.skipped,
+            failed: import.state.counts.failed + counts.failed,
+        };
+        changes.append(&import, events);
+        let metadata = EventMetadata {
+            source: SOURCE.to_owned(),
+            actor_id: Some(claimed.started_by),
+            correlation_id: Some(format!("import:{}", claimed.import_id)),
+            ..EventMetadata::default()
+        };
+        let appended = transaction.append(changes, &metadata).await?;
+        for (hash, user_id) in &reserved {
+            transaction
+                .reserve(tenant_id, EMAIL, hash, *user_id)
+                .await?;
+        }
+        let last_row = rows.last().map_or(next_row - 1, |(number, _)| *number);
+        let as_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        transaction
+            .record_import_batch(
+                claimed.import_id,
+                last_row + 1,
+                [
+                    as_i32(total.processed),
+                    as_i32(total.created),
+                    as_i32(total.skipped),
+                    as_i32(total.failed),
+                ],
+                &recorded_errors,
+                status,
+                self.lease_ms(),
+                appended.last().map_or(0, |e| e.position),
+            )
+            .await?;
+        transaction.commit().await?;
+        metrics::counter!("eventra_import_rows_total", "outcome" => "created")
+            .increment(u64::from(counts.created));
+        metrics::counter!("eventra_import_rows_total", "outcome" => "skipped")
+            .increment(u64::from(counts.skipped));
+        metrics::counter!("eventra_import_rows_total", "outcome" => "failed")
+            .increment(u64::from(counts.failed));
+        tracing::info!(
+            processed = total.processed,
+            created = total.created,
+            skipped = total.skipped,
+            failed = total.failed,
+            done,
+            "import batch committed"
+        );
+        Ok(if done { Batch::Done } else { Batch::More })
+    }
+}
+
+/// A stored row's `(column, value)` pairs.
+fn fields(value: &Value) -> impl Iterator<Item = (&str, &str)> {
+    value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(column, value)| (column.as_str(), value.as_str().unwrap_or("")))
+}
