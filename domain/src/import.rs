@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use crate::event::{ImportCounts, ImportEvent, RowError, UserEvent, UserSource};
+use crate::event::{ImportCounts, ImportEvent, InvitationEvent, RowError, UserEvent, UserSource};
 use crate::members::TenantMembers;
 use crate::values::{DisplayName, Email, Locale, Phone};
 use crate::{Context, DomainError, Role};
@@ -268,6 +268,29 @@ pub fn fail(import: &Import, reason: &str) -> Vec<ImportEvent> {
             reason: reason.to_owned(),
         }],
         None => Vec::new(),
+    }
+}
+
+/// The invitation that lets an imported account's owner set its first password: for the
+/// account, from the admin who started the import.
+pub fn invitation_for(
+    (import_id, invitation_id): (Uuid, Uuid),
+    (tenant_id, user_id): (Uuid, Uuid),
+    row: &ImportRow,
+    (token_hash, expires_at): (String, chrono::DateTime<chrono::Utc>),
+    invited_by: Uuid,
+) -> InvitationEvent {
+    InvitationEvent::Created {
+        invitation_id,
+        tenant_id,
+        user_id,
+        email: row.email.as_str().to_owned(),
+        role: row.role,
+        team_ids: Vec::new(),
+        token_hash,
+        expires_at,
+        invited_by,
+        import_id: Some(import_id),
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Invitation {
     pub invited_by: Option<Uuid>,
     /// The account that joined by it, once accepted.
     pub accepted_by: Option<Uuid>,
+    /// The bulk import that created the account it is for.
+    pub import_id: Option<Uuid>,
     /// The number of events applied: the stream's version.
     pub version: i64,
 }
@@ -71,10 +73,11 @@ pub struct Invite {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What a new account needs when an invitation creates one.
+/// What a new account needs when an invitation creates one (both), or an imported account
+/// when it sets its first password (the password; a name is kept as imported).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAccount {
-    pub display_name: DisplayName,
+    pub display_name: Option<DisplayName>,
     pub password_hash: String,
 }
 
@@ -121,7 +124,9 @@ impl Invitation {
                 token_hash,
                 expires_at,
                 invited_by,
+                import_id,
             } => {
+                self.import_id = *import_id;
                 self.invitation_id = Some(*invitation_id);
                 self.tenant_id = Some(*tenant_id);
                 self.user_id = Some(*user_id);
@@ -220,6 +225,7 @@ pub fn invite(
         token_hash: command.token_hash,
         expires_at: command.expires_at,
         invited_by: actor,
+        import_id: None,
     }])
 }
 
@@ -336,6 +342,12 @@ pub fn accept(
         .tenant_id
         .ok_or(DomainError::InvitationNotFound)?;
     let role = invitation.role.unwrap_or(Role::Member);
+    if account.is_member()
+        && invitation.import_id.is_some()
+        && invitation.user_id == account.user_id
+    {
+        return first_password(invitation_id, account, new_account);
+    }
     if account.is_member() {
         return Err(DomainError::AlreadyMember);
     }
@@ -354,14 +366,16 @@ pub fn accept(
         (user_id, events, false)
     } else {
         let user_id = invitation.user_id.ok_or(DomainError::InvitationNotFound)?;
-        let NewAccount {
-            display_name,
-            password_hash,
-        } = new_account.ok_or_else(|| {
+        let required = || {
             DomainError::Invalid(
                 "password and display_name are required: the invitation creates an account".into(),
             )
-        })?;
+        };
+        let NewAccount {
+            display_name,
+            password_hash,
+        } = new_account.ok_or_else(required)?;
+        let display_name = display_name.ok_or_else(required)?;
         let created = UserEvent::Created {
             user_id,
             tenant_id,
@@ -398,6 +412,43 @@ pub fn accept(
         }],
         user,
         teams: team::joined_by_invitation(&invited, user_id, actor),
+    })
+}
+
+/// The holder of an imported account's link sets its first password; the link reached the
+/// address, so it counts as verified.
+fn first_password(
+    invitation_id: Uuid,
+    account: &User,
+    new_account: Option<NewAccount>,
+) -> Result<Acceptance, DomainError> {
+    let user_id = account.user_id.ok_or(DomainError::UserNotFound)?;
+    if !account.password_hash.is_empty() {
+        return Err(DomainError::AlreadyMember);
+    }
+    let password_hash = new_account
+        .map(|account| account.password_hash)
+        .ok_or_else(|| {
+            DomainError::Invalid("password is required: set the account's first password".into())
+        })?;
+    let mut user = vec![UserEvent::PasswordChanged {
+        user_id,
+        password_hash,
+        changed_by: user_id,
+    }];
+    if !account.email_verified {
+        user.push(UserEvent::EmailVerified { user_id });
+    }
+    Ok(Acceptance {
+        user_id,
+        new_account: false,
+        invitation: vec![InvitationEvent::Accepted {
+            invitation_id,
+            user_id,
+            new_account: false,
+        }],
+        user,
+        teams: Vec::new(),
     })
 }
 

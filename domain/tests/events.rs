@@ -133,6 +133,7 @@ fn every_event() -> Vec<DomainEvent> {
             token_hash: "2".repeat(64),
             expires_at: at,
             invited_by: ADMIN,
+            import_id: None,
         }),
         invitation(InvitationEvent::Resent {
             invitation_id: INVITATION,

@@ -261,7 +261,7 @@ fn given_invitation(later: &[InvitationEvent]) -> Invitation {
 
 fn account() -> Option<NewAccount> {
     Some(NewAccount {
-        display_name: DisplayName::parse("New").expect("a name"),
+        display_name: Some(DisplayName::parse("New").expect("a name")),
         password_hash: "argon".into(),
     })
 }
@@ -537,6 +537,7 @@ fn the_system_expires_a_pending_invitation_once_and_only_after_its_time() {
             token_hash: "hash-1".into(),
             expires_at,
             invited_by: ADMIN,
+            import_id: None,
         }]
         .iter()
         .chain(&expired),

@@ -45,7 +45,7 @@ pub use order::{Order, ReadRange};
 pub use read::{fold_stream, load_stream, read_in_order};
 pub use reader::Reader;
 pub use recorded::{DecodeError, EventMetadata, RecordedEvent};
-pub use reservations::EMAIL;
+pub use reservations::{EMAIL, INVITATION};
 pub use store::{EventStore, Unit};
 pub use stream::{AppendedEvent, ExpectedVersion, Loaded};
 pub use unit::{Grouped, Transaction};

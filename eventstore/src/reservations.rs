@@ -8,6 +8,9 @@ use crate::error::StoreError;
 
 /// The reservation kind for a user's email within a tenant (its blind index).
 pub const EMAIL: &str = "email";
+
+/// The reservation kind that points an address at its latest invitation (its blind index).
+pub const INVITATION: &str = "invitation";
 use crate::unit::Transaction;
 
 impl Transaction {

@@ -11,8 +11,11 @@ use std::time::Duration;
 use chrono::Utc;
 use domain::event::{ImportCounts, RowError};
 use domain::import::ImportRow;
-use domain::{Import, User};
-use eventstore::{Changes, EMAIL, EventMetadata, EventStore};
+use domain::invitation::DEFAULT_EXPIRES_IN_MINUTES;
+use domain::{Import, Invitation, User};
+use eventstore::{Changes, EMAIL, EventMetadata, EventStore, INVITATION};
+use infra::crypto::LinkToken;
+use infra::email_jobs::{EmailSecret, LinkPurpose};
 use infra::imports::{Claimed, ERROR_FIELD};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -120,6 +123,7 @@ impl ImportWorker {
         let mut errors = Vec::new();
         let mut reserved = Vec::new();
         let mut seen = HashSet::new();
+        let mut links = Vec::new();
         for (number, value) in &rows {
             counts.processed += 1;
             let row = u32::try_from(*number).unwrap_or_default();
@@ -150,6 +154,24 @@ impl ImportWorker {
             let events =
                 domain::import::imported_user(tenant_id, user_id, &row_data, claimed.started_by);
             changes = changes.creating::<User>(user_id, events);
+            // The link to set a password: an invitation for the account, its token sealed for
+            // the email only.
+            let invitation_id = Uuid::now_v7();
+            let token = LinkToken::new(invitation_id)
+                .map_err(|e| anyhow::anyhow!("no randomness: {e:?}"))?;
+            let expires_at = now + chrono::Duration::minutes(i64::from(DEFAULT_EXPIRES_IN_MINUTES));
+            let invitation = domain::import::invitation_for(
+                (claimed.import_id, invitation_id),
+                (tenant_id, user_id),
+                &row_data,
+                (token.hash, expires_at),
+                claimed.started_by,
+            );
+            changes = changes.creating::<Invitation>(invitation_id, vec![invitation]);
+            let invited = transaction
+                .keys()
+                .blind_index(INVITATION, &row_data.email.normalised());
+            links.push((invitation_id, token.token, expires_at, invited));
             reserved.push((hash, user_id));
             counts.created += 1;
         }
@@ -184,6 +206,23 @@ impl ImportWorker {
             transaction
                 .reserve(tenant_id, EMAIL, hash, *user_id)
                 .await?;
+        }
+        for (invitation_id, token, expires_at, invited) in &links {
+            transaction
+                .take_over(tenant_id, INVITATION, invited, *invitation_id)
+                .await?;
+            if let Some(event) = appended.iter().find(|e| e.aggregate_id == *invitation_id) {
+                transaction
+                    .keep_email_secret(&EmailSecret {
+                        event_id: event.event_id,
+                        tenant_id,
+                        aggregate_id: *invitation_id,
+                        purpose: LinkPurpose::Invitation,
+                        token,
+                        expires_at: *expires_at,
+                    })
+                    .await?;
+            }
         }
         let last_row = rows.last().map_or(next_row - 1, |(number, _)| *number);
         let as_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);

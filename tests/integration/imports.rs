@@ -445,3 +445,80 @@ async fn a_cancelled_import_stops_and_a_second_waits_for_the_first() {
     projector.stop().await;
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn each_imported_user_gets_one_link_and_sets_a_first_password_with_it() {
+    let smtp = integration_tests::smtp::SmtpServer::start().await;
+    let mut pipeline = Pipeline::start().await;
+    pipeline.settings.smtp_url = Some(smtp.url());
+    pipeline.settings.email_worker.public_url = "https://people.example".into();
+    let projector = pipeline.spawn_projector();
+    let app = &pipeline.app;
+    let tenant = app.sign_up_tenant("Linked").await;
+    let unique = Uuid::new_v4().simple().to_string();
+    let (first, second) = (
+        format!("first-{unique}@linked.example"),
+        format!("second-{unique}@linked.example"),
+    );
+    let csv = format!("email,display_name,locale\n{first},First,de\n{second},Second,\n");
+    let started = upload(app, &tenant, &tenant.admin_token, "text/csv", csv).await;
+    let view = finished(app, &tenant, started.id("import_id")).await;
+    assert_eq!(counts(&view), [2, 2, 2, 0, 0], "{view:?}");
+    let mails = smtp.wait_for(&first, 1, Duration::from_secs(20)).await;
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert!(
+        mail.subject().contains("Passwort"),
+        "German for locale de: {}",
+        mail.subject()
+    );
+    let token = mail.link_token().expect("a link");
+    assert!(
+        mail.text().contains(&format!(
+            "https://people.example/invitations/accept?token={token}"
+        )),
+        "{}",
+        mail.text()
+    );
+    assert_eq!(
+        smtp.wait_for(&second, 1, Duration::from_secs(20))
+            .await
+            .len(),
+        1
+    );
+    // The link sets the first password (the name stays as imported); it works once.
+    let accepted = app
+        .post(
+            "/v1/invitations/accept",
+            None,
+            json!({"token": token, "password": "my very own passphrase"}),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::CREATED, "{:?}", accepted.body);
+    let login = app
+        .log_in(tenant.tenant_id, &first, "my very own passphrase")
+        .await;
+    assert_eq!(login.status, StatusCode::CREATED, "{:?}", login.body);
+    let again = app
+        .post(
+            "/v1/invitations/accept",
+            None,
+            json!({"token": token, "password": "another passphrase here"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{:?}", again.body);
+    // The admin gets no notice per imported row, and nobody gets a second email.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.received_by(&first).len(), 1);
+    let to_admin: Vec<String> = smtp
+        .received_by(&tenant.admin_email)
+        .iter()
+        .map(|m| m.subject())
+        .collect();
+    assert!(
+        to_admin.iter().all(|s| !s.contains("accepted")),
+        "{to_admin:?}"
+    );
+    projector.stop().await;
+    pipeline.finish().await;
+}

@@ -533,6 +533,7 @@ async fn lapsed_invitations(app: &TestApp, tenant: &TenantFixture, count: usize)
                         token_hash: "0".repeat(64),
                         expires_at: Utc::now() - chrono::Duration::seconds(1),
                         invited_by: tenant.admin_id,
+                        import_id: None,
                     },
                 }],
             ),

@@ -16,8 +16,7 @@ use uuid::Uuid;
 use super::EMAIL;
 use crate::pipeline::{Answer, Command, Decision, last_position};
 
-/// The reservation kind that points an address at its latest invitation.
-pub const INVITATION: &str = "invitation";
+pub use eventstore::INVITATION;
 
 /// A one-time invitation token (see [`infra::crypto::LinkToken`]).
 pub struct InvitationToken {

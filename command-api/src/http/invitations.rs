@@ -247,11 +247,12 @@ pub async fn accept_invitation(
     let invitation = presented_invitation(&state, &input.token).await?;
     // A new account's password is hashed only for a token that opens the invitation, so a
     // guessed token never costs a hash.
+    // An imported account's invitation sets its first password: the name is the imported one.
     let new_account = match (&input.password, &input.display_name) {
-        (Some(password), Some(name)) => {
+        (Some(password), name) if name.is_some() || invitation.import_id.is_some() => {
             let email = Email::parse(&invitation.email)?;
             let password = Password::parse(password, &email)?;
-            let display_name = DisplayName::parse(name)?;
+            let display_name = name.as_deref().map(DisplayName::parse).transpose()?;
             Some(NewAccount {
                 display_name,
                 password_hash: hash_password(&state, password).await?,
@@ -269,7 +270,7 @@ pub async fn accept_invitation(
     }
     let idempotency = Idempotency::of(&request, None, &body)?;
     let verification = match (invitation.user_id, &new_account) {
-        (Some(user_id), Some(_)) => Some(NewLink::for_user(
+        (Some(user_id), Some(_)) if invitation.import_id.is_none() => Some(NewLink::for_user(
             user_id,
             state.settings.email_verification_ttl,
         )?),

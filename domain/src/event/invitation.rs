@@ -26,6 +26,9 @@ pub enum InvitationEvent {
         token_hash: String,
         expires_at: DateTime<Utc>,
         invited_by: Uuid,
+        /// The bulk import that created the account: accepting sets its first password.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        import_id: Option<Uuid>,
     },
     /// A new token and expiry; the old token no longer works.
     #[serde(rename = "invitation.resent")]

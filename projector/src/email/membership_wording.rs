@@ -24,7 +24,39 @@ pub fn wording(
         }
     };
     let english = language == Language::English;
+    let imported = variables["imported"].as_bool() == Some(true);
     Some(match template {
+        Template::Invitation if imported && english => (
+            format!("Your account at {tenant} is ready: set your password"),
+            vec![
+                format!(
+                    "{} created an account for you at {tenant}. Choose your password here: {}",
+                    or("inviter_name", "An administrator"),
+                    detail("link")
+                ),
+                format!(
+                    "The link works once and expires at {} (UTC). If you did not expect this, ignore this email.",
+                    detail("expires_at")
+                ),
+            ],
+        ),
+        Template::Invitation if imported => (
+            format!("Ihr Konto bei {tenant} ist bereit: Passwort festlegen"),
+            vec![
+                format!(
+                    "{} hat für Sie ein Konto bei {tenant} angelegt. Wählen Sie hier Ihr Passwort: {}",
+                    or(
+                        "inviter_name",
+                        "Eine Administratorin oder ein Administrator"
+                    ),
+                    detail("link")
+                ),
+                format!(
+                    "Der Link funktioniert einmal und läuft am {} (UTC) ab. Falls Sie das nicht erwartet haben, ignorieren Sie diese E-Mail.",
+                    detail("expires_at")
+                ),
+            ],
+        ),
         Template::Invitation if english => (
             format!("You are invited to {tenant}"),
             vec![

@@ -169,7 +169,12 @@ pub(super) fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
             invitation_id,
             event,
         } => match event {
-            InvitationEvent::Created { .. } | InvitationEvent::Resent { .. } => vec![Notice {
+            InvitationEvent::Created { import_id, .. } => vec![Notice {
+                recipient: Recipient::Invitee(*invitation_id),
+                template: Template::Invitation,
+                details: json!({"imported": import_id.is_some()}),
+            }],
+            InvitationEvent::Resent { .. } => vec![Notice {
                 recipient: Recipient::Invitee(*invitation_id),
                 template: Template::Invitation,
                 details: json!({}),

@@ -83,6 +83,20 @@ pub async fn apply(
             skipped("setting");
             continue;
         }
+        // An import's links are not the admin's invitations: no notice per row to the admin.
+        let imported = context
+            .invitation
+            .as_ref()
+            .is_some_and(|invitation| invitation.import_id.is_some());
+        if imported
+            && matches!(
+                notice.template,
+                Template::InvitationAccepted | Template::InvitationExpired
+            )
+        {
+            skipped("import");
+            continue;
+        }
         queue(client, keys, policy, event, &tenant, notice).await?;
     }
     Ok(())
@@ -247,7 +261,22 @@ async fn queue(
                 skipped("erased");
                 return Ok(());
             }
-            (user_id, invitation.email, String::new(), None)
+            // An imported account is greeted by its name, in its language.
+            let account = if invitation.import_id.is_some() {
+                user(client, keys, user_id).await?
+            } else {
+                User::default()
+            };
+            if account.erased {
+                skipped("erased");
+                return Ok(());
+            }
+            (
+                user_id,
+                invitation.email,
+                account.display_name,
+                account.locale,
+            )
         }
     };
     let mut variables = json!({
