@@ -228,7 +228,23 @@ pub fn cancel(
     Ok(vec![ImportEvent::Cancelled {
         import_id,
         counts: import.counts,
-        cancelled_by,
+        cancelled_by: Some(cancelled_by),
+    }])
+}
+
+/// An operator cancels an open import from the command line (no actor).
+pub fn cancel_by_operator(import: &Import) -> Result<Vec<ImportEvent>, DomainError> {
+    let import_id = import.import_id.ok_or(DomainError::ImportNotFound)?;
+    if !import.is_open() {
+        return Err(DomainError::ImportClosed(format!(
+            "the import is {} already",
+            import.status.map_or("over", |s| s.as_str())
+        )));
+    }
+    Ok(vec![ImportEvent::Cancelled {
+        import_id,
+        counts: import.counts,
+        cancelled_by: None,
     }])
 }
 

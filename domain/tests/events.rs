@@ -93,7 +93,7 @@ fn every_event() -> Vec<DomainEvent> {
         import(ImportEvent::Cancelled {
             import_id: IMPORT,
             counts,
-            cancelled_by: ADMIN,
+            cancelled_by: Some(ADMIN),
         }),
         team(TeamEvent::Created {
             team_id: TEAM,

@@ -269,3 +269,60 @@ fn fields(value: &Value) -> impl Iterator<Item = (&str, &str)> {
         .flatten()
         .map(|(column, value)| (column.as_str(), value.as_str().unwrap_or("")))
 }
+
+/// `projector imports list`: the imports, newest first, as JSON lines.
+pub async fn list(
+    pool: &deadpool_postgres::Pool,
+    tenant: Option<Uuid>,
+    status: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<Value>> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT json_build_object('import_id', import_id, 'tenant_id', tenant_id,
+                    'status', status, 'format', format, 'total', total, 'processed', processed,
+                    'created', created, 'skipped', skipped, 'failed', failed,
+                    'created_at', created_at, 'started_at', started_at,
+                    'finished_at', finished_at, 'claimed_by', claimed_by)
+               FROM imports
+              WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR status = $2)
+              ORDER BY created_at DESC LIMIT $3",
+            &[&tenant, &status, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// `projector imports cancel <id>`: an operator stops an import (`import.cancelled` with no
+/// actor), after the batch being written.
+pub async fn cancel(store: &EventStore, import_id: Uuid) -> anyhow::Result<()> {
+    let transaction = store.begin().await?;
+    transaction.lock_import(import_id).await?;
+    let import = transaction.reader().load::<Import>(import_id).await?;
+    let tenant_id = import
+        .state
+        .tenant_id
+        .ok_or_else(|| anyhow::anyhow!("no import {import_id}"))?;
+    let events = domain::import::cancel_by_operator(&import.state)?;
+    let metadata = EventMetadata {
+        source: "projector-cli".to_owned(),
+        correlation_id: Some(format!("import:{import_id}")),
+        ..EventMetadata::default()
+    };
+    let appended = transaction
+        .append(
+            Changes::new(tenant_id, Utc::now()).appending(&import, events),
+            &metadata,
+        )
+        .await?;
+    transaction
+        .close_import(
+            import_id,
+            "cancelled",
+            appended.last().map_or(0, |e| e.position),
+        )
+        .await?;
+    transaction.commit().await?;
+    Ok(())
+}

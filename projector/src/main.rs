@@ -58,8 +58,29 @@ enum Command {
         #[command(subcommand)]
         command: EmailJobCommand,
     },
+    /// Inspect bulk imports; cancel one.
+    Imports {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Apply the database migrations and exit.
     Migrate,
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// One JSON line per import, newest first.
+    List {
+        /// queued, running, completed, failed or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        tenant: Option<Uuid>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Stop an import after the batch being written (`import.cancelled`, no actor).
+    Cancel { id: Uuid },
 }
 
 #[derive(Subcommand)]
@@ -205,6 +226,30 @@ async fn main() -> anyhow::Result<()> {
                 DeadLetterCommand::Discard { id } => {
                     dead_letters::discard(&pool, id).await?;
                     println!("dead letter {id} discarded");
+                }
+            }
+        }
+        Command::Imports { command } => {
+            let pool = infra::db::pool(&settings.database_url, 2)?;
+            match command {
+                ImportCommand::List {
+                    status,
+                    tenant,
+                    limit,
+                } => {
+                    for import in
+                        projector::imports::list(&pool, tenant, status.as_deref(), limit).await?
+                    {
+                        println!("{import}");
+                    }
+                }
+                ImportCommand::Cancel { id } => {
+                    let keys = std::sync::Arc::new(infra::crypto::KeyRing::new(
+                        settings.load_master_key()?,
+                    ));
+                    let store = eventstore::EventStore::new(pool, keys);
+                    projector::imports::cancel(&store, id).await?;
+                    println!("import {id} cancelled");
                 }
             }
         }

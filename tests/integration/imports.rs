@@ -522,3 +522,48 @@ async fn each_imported_user_gets_one_link_and_sets_a_first_password_with_it() {
     projector.stop().await;
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn an_operator_lists_imports_and_cancels_one_from_the_command_line() {
+    let pipeline = Pipeline::start().await;
+    let app = &pipeline.app;
+    let tenant = app.sign_up_tenant("Operated").await;
+    let domain = format!("{}.operated.example", Uuid::new_v4().simple());
+    let started = upload(
+        app,
+        &tenant,
+        &tenant.admin_token,
+        "text/csv",
+        rows_csv(5, &domain).await,
+    )
+    .await;
+    let import_id = started.id("import_id");
+    let (ok, out, err) = crate::cli::run(
+        &pipeline,
+        "projector",
+        &["imports", "list", "--tenant", &tenant.tenant_id.to_string()],
+    );
+    assert!(ok, "{err}");
+    let listed: Value =
+        serde_json::from_str(out.lines().next().unwrap_or("")).expect("a JSON line");
+    assert_eq!(listed["import_id"], json!(import_id));
+    assert_eq!(listed["status"], "queued");
+    let (ok, out, err) = crate::cli::run(
+        &pipeline,
+        "projector",
+        &["imports", "cancel", &import_id.to_string()],
+    );
+    assert!(ok, "{out} {err}");
+    let (ok, _, err) = crate::cli::run(
+        &pipeline,
+        "projector",
+        &["imports", "cancel", &import_id.to_string()],
+    );
+    assert!(!ok && err.contains("cancelled already"), "{err}");
+    let events = app.decrypted_stream("import", import_id).await;
+    let last = events.last().expect("events");
+    assert_eq!(last.event_type, "import.cancelled");
+    assert!(last.data["cancelled_by"].is_null());
+    assert!(last.metadata.actor_id.is_none());
+    pipeline.finish().await;
+}

@@ -57,12 +57,13 @@ pub enum ImportEvent {
         counts: ImportCounts,
         reason: String,
     },
-    /// An admin stopped it; the rows after the last committed batch are not imported.
+    /// An admin (or, with `cancelled_by` null, an operator) stopped it; the rows after the
+    /// last committed batch are not imported.
     #[serde(rename = "import.cancelled")]
     Cancelled {
         import_id: Uuid,
         counts: ImportCounts,
-        cancelled_by: Uuid,
+        cancelled_by: Option<Uuid>,
     },
 }
 

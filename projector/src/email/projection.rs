@@ -220,16 +220,29 @@ async fn queue(
             let user_events = load(client, keys, "user", user_id).await?;
             let mut user = User::default();
             let mut created_in = None;
+            // Whether the account had a password before this event: an imported account
+            // setting its first one is not told its password changed.
+            let mut had_password = false;
             for recorded in &user_events {
-                if let Ok(DomainEvent::User { event, .. }) = recorded.to_domain() {
-                    if matches!(event, UserEvent::Created { .. }) {
+                if let Ok(DomainEvent::User {
+                    event: user_event, ..
+                }) = recorded.to_domain()
+                {
+                    if matches!(user_event, UserEvent::Created { .. }) {
                         created_in = Some(recorded.transaction_id);
                     }
-                    user.apply_at(&event, recorded.occurred_at);
+                    user.apply_at(&user_event, recorded.occurred_at);
+                    if recorded.position < event.position {
+                        had_password = !user.password_hash.is_empty();
+                    }
                 }
             }
             if user.erased || user.email.is_empty() || user.email == ERASED {
                 skipped("erased");
+                return Ok(());
+            }
+            if notice.template == Template::PasswordChanged && !had_password {
+                skipped("first_password");
                 return Ok(());
             }
             // Joining in the signup itself is covered by the welcome email.
