@@ -5,6 +5,7 @@
 mod api;
 mod baselines;
 mod generate;
+mod import;
 mod load;
 mod plan;
 mod replay;
@@ -479,6 +480,14 @@ async fn main() -> anyhow::Result<()> {
     );
     scenarios.insert("replay_users".into(), replay_users.json);
 
+    say(&format!("importing {} users", plan.import_rows));
+    let import = import::measure(&api, &writers, &args.database_url, plan.import_rows).await?;
+    scenarios.insert(format!("import_{}", plan.import_rows), import.json.clone());
+    baselines.insert(
+        "import_insert_rows_per_second".into(),
+        json!(load::round(import.baseline_rows_per_second)),
+    );
+
     let mut rss_mb = BTreeMap::new();
     for entry in &args.pids {
         if let Some((name, pid)) = entry.split_once('=')
@@ -504,10 +513,22 @@ async fn main() -> anyhow::Result<()> {
     );
     ratios.insert("read_ratio".into(), ratio(me_c64, health_c64));
     ratios.insert("replay_ratio".into(), ratio(replay_rate, read_rate));
+    ratios.insert(
+        "import_ratio".into(),
+        ratio(import.rows_per_second, import.baseline_rows_per_second),
+    );
     let mut figures = BTreeMap::new();
     figures.insert("freshness_p99_ms".into(), freshness.p99_ms);
     figures.insert("search_visible_p99_ms".into(), visible.p99_ms);
     figures.insert("search_p99_ms".into(), search.p99_ms);
+    figures.insert(
+        "import_rows_per_second".into(),
+        load::round(import.rows_per_second),
+    );
+    figures.insert(
+        "patch_me_p99_ms_during_import".into(),
+        import.patch_during.p99_ms,
+    );
     figures.insert(
         format!("me_get_p99_ms_{}conn", plan.big_connections),
         read_rates.get("me_big").map_or(0.0, |s| s.p99_ms),

@@ -50,6 +50,7 @@ pub struct Plan {
     pub replay_users: u64,
     pub replay_updates: u32,
     pub jetstream_messages: u64,
+    pub import_rows: u64,
 }
 
 impl Plan {
@@ -63,6 +64,7 @@ impl Plan {
                 replay_users: 2_000,
                 replay_updates: 8,
                 jetstream_messages: 20_000,
+                import_rows: 2_000,
             }
         } else {
             Plan {
@@ -73,6 +75,7 @@ impl Plan {
                 replay_users: 100_000,
                 replay_updates: 8,
                 jetstream_messages: 200_000,
+                import_rows: 100_000,
             }
         }
     }
