@@ -192,7 +192,7 @@ async fn baseline(database_url: &str, rows: u64) -> anyhow::Result<f64> {
                     jsonb_build_object('email', 'person' || g || '@import.example',
                                        'display_name', 'Person ' || g, 'role', 'member'),
                     '{\"source\": \"bench\"}'::jsonb
-               FROM generate_series(1, $1) AS g",
+               FROM generate_series(1::bigint, $1::bigint) AS g",
             &[&count],
         )
         .await?;

@@ -64,6 +64,16 @@ impl Transaction {
             .map_err(|error| StoreError::Corrupt(format!("{error:#}")))
     }
 
+    /// Keeps several links' tokens at once, sealed.
+    pub async fn keep_email_secrets(
+        &self,
+        secrets: &[infra::email_jobs::EmailSecret<'_>],
+    ) -> Result<(), StoreError> {
+        infra::email_jobs::keep_secrets(self.client(), &self.shared.keys, secrets)
+            .await
+            .map_err(|error| StoreError::Corrupt(format!("{error:#}")))
+    }
+
     /// Forgets the kept tokens of an aggregate's link that was replaced, used or closed.
     pub async fn forget_email_secrets(
         &self,

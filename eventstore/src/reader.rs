@@ -206,6 +206,26 @@ impl Reader<'_> {
         Ok(row.map(|row| row.get(0)))
     }
 
+    /// Who holds each of several values of one kind: the held ones, by value (one query for
+    /// a batch).
+    pub async fn reservation_owners(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        value_hashes: &[Vec<u8>],
+    ) -> Result<std::collections::HashMap<Vec<u8>, Uuid>, StoreError> {
+        let rows = self
+            .connection()
+            .await?
+            .query(
+                "SELECT value_hash, owner_id FROM unique_reservations
+                  WHERE tenant_id = $1 AND kind = $2 AND value_hash = ANY($3)",
+                &[&tenant_id, &kind, &value_hashes],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
     /// The subject's data key, created on first use, opened once per unit.
     pub(crate) async fn data_key(
         &self,

@@ -79,4 +79,53 @@ impl Transaction {
             .await?;
         Ok(())
     }
+
+    /// Reserves several values of one kind at once, each for its owner (a bulk import's
+    /// batch); any already held fails the whole statement as [`StoreError::Duplicate`].
+    pub async fn reserve_many(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        values: &[(Vec<u8>, Uuid)],
+    ) -> Result<(), StoreError> {
+        let hashes: Vec<&[u8]> = values.iter().map(|(hash, _)| hash.as_slice()).collect();
+        let owners: Vec<Uuid> = values.iter().map(|(_, owner)| *owner).collect();
+        let result = self
+            .client()
+            .execute(
+                "INSERT INTO unique_reservations (tenant_id, kind, value_hash, owner_id)
+                 SELECT $1, $2, * FROM unnest($3::bytea[], $4::uuid[])",
+                &[&tenant_id, &kind, &hashes, &owners],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::Duplicate {
+                    kind: kind.to_owned(),
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Gives several values to their owners whoever held them before.
+    pub async fn take_over_many(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        values: &[(Vec<u8>, Uuid)],
+    ) -> Result<(), StoreError> {
+        let hashes: Vec<&[u8]> = values.iter().map(|(hash, _)| hash.as_slice()).collect();
+        let owners: Vec<Uuid> = values.iter().map(|(_, owner)| *owner).collect();
+        self.client()
+            .execute(
+                "INSERT INTO unique_reservations (tenant_id, kind, value_hash, owner_id)
+                 SELECT $1, $2, * FROM unnest($3::bytea[], $4::uuid[])
+                 ON CONFLICT (tenant_id, kind, value_hash) DO UPDATE SET owner_id = excluded.owner_id",
+                &[&tenant_id, &kind, &hashes, &owners],
+            )
+            .await?;
+        Ok(())
+    }
 }

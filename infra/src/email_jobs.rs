@@ -309,6 +309,47 @@ impl LinkPurpose {
     }
 }
 
+/// Keeps several links' tokens at once (a bulk import's batch), each sealed.
+pub async fn keep_secrets(
+    client: &Client,
+    keys: &crate::crypto::KeyRing,
+    secrets: &[EmailSecret<'_>],
+) -> Result<(), anyhow::Error> {
+    let mut event_ids = Vec::with_capacity(secrets.len());
+    let mut tenant_ids = Vec::with_capacity(secrets.len());
+    let mut aggregate_ids = Vec::with_capacity(secrets.len());
+    let mut sealed_tokens = Vec::with_capacity(secrets.len());
+    let mut expiries = Vec::with_capacity(secrets.len());
+    let mut purposes = Vec::with_capacity(secrets.len());
+    for secret in secrets {
+        let sealed = keys
+            .seal_secret(secret.event_id.as_bytes(), secret.token.as_bytes())
+            .map_err(|e| anyhow::anyhow!("sealing a link failed: {e:?}"))?;
+        event_ids.push(secret.event_id);
+        tenant_ids.push(secret.tenant_id);
+        aggregate_ids.push(secret.aggregate_id);
+        sealed_tokens.push(sealed);
+        expiries.push(secret.expires_at);
+        purposes.push(secret.purpose.as_str());
+    }
+    client
+        .execute(
+            "INSERT INTO email_secrets (event_id, tenant_id, aggregate_id, sealed, expires_at, purpose)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bytea[], $5::timestamptz[], $6::text[])
+             ON CONFLICT (event_id) DO NOTHING",
+            &[
+                &event_ids,
+                &tenant_ids,
+                &aggregate_ids,
+                &sealed_tokens,
+                &expiries,
+                &purposes,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 /// A one-time token on its way to an email.
 pub struct EmailSecret<'a> {
     pub event_id: Uuid,

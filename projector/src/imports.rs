@@ -124,6 +124,8 @@ impl ImportWorker {
         let mut reserved = Vec::new();
         let mut seen = HashSet::new();
         let mut links = Vec::new();
+        // Every row checked first, then the batch's addresses looked up in one query.
+        let mut checked = Vec::with_capacity(rows.len());
         for (number, value) in &rows {
             counts.processed += 1;
             let row = u32::try_from(*number).unwrap_or_default();
@@ -131,22 +133,22 @@ impl ImportWorker {
                 Some(reason) => Err(reason.to_owned()),
                 None => ImportRow::parse(fields(value)),
             };
-            let row_data = match parsed {
-                Ok(row_data) => row_data,
+            match parsed {
+                Ok(row_data) => {
+                    let normalised = row_data.email.normalised();
+                    let hash = transaction.keys().blind_index(EMAIL, &normalised);
+                    checked.push((row_data, normalised, hash));
+                }
                 Err(reason) => {
                     counts.failed += 1;
                     errors.push(RowError { row, reason });
-                    continue;
                 }
-            };
-            let normalised = row_data.email.normalised();
-            let hash = transaction.keys().blind_index(EMAIL, &normalised);
-            let taken = !seen.insert(normalised)
-                || reader
-                    .reservation_owner(tenant_id, EMAIL, &hash)
-                    .await?
-                    .is_some();
-            if taken {
+            }
+        }
+        let hashes: Vec<Vec<u8>> = checked.iter().map(|(_, _, hash)| hash.clone()).collect();
+        let held = reader.reservation_owners(tenant_id, EMAIL, &hashes).await?;
+        for (row_data, normalised, hash) in checked {
+            if held.contains_key(&hash) || !seen.insert(normalised.clone()) {
                 counts.skipped += 1;
                 continue;
             }
@@ -168,9 +170,7 @@ impl ImportWorker {
                 claimed.started_by,
             );
             changes = changes.creating::<Invitation>(invitation_id, vec![invitation]);
-            let invited = transaction
-                .keys()
-                .blind_index(INVITATION, &row_data.email.normalised());
+            let invited = transaction.keys().blind_index(INVITATION, &normalised);
             links.push((invitation_id, token.token, expires_at, invited));
             reserved.push((hash, user_id));
             counts.created += 1;
@@ -202,28 +202,35 @@ impl ImportWorker {
             ..EventMetadata::default()
         };
         let appended = transaction.append(changes, &metadata).await?;
-        for (hash, user_id) in &reserved {
-            transaction
-                .reserve(tenant_id, EMAIL, hash, *user_id)
-                .await?;
-        }
-        for (invitation_id, token, expires_at, invited) in &links {
-            transaction
-                .take_over(tenant_id, INVITATION, invited, *invitation_id)
-                .await?;
-            if let Some(event) = appended.iter().find(|e| e.aggregate_id == *invitation_id) {
-                transaction
-                    .keep_email_secret(&EmailSecret {
-                        event_id: event.event_id,
-                        tenant_id,
-                        aggregate_id: *invitation_id,
-                        purpose: LinkPurpose::Invitation,
-                        token,
-                        expires_at: *expires_at,
-                    })
-                    .await?;
-            }
-        }
+        transaction
+            .reserve_many(tenant_id, EMAIL, &reserved)
+            .await?;
+        let invited: Vec<(Vec<u8>, Uuid)> = links
+            .iter()
+            .map(|(invitation_id, _, _, invited)| (invited.clone(), *invitation_id))
+            .collect();
+        transaction
+            .take_over_many(tenant_id, INVITATION, &invited)
+            .await?;
+        let first_events: std::collections::HashMap<Uuid, Uuid> = appended
+            .iter()
+            .rev()
+            .map(|e| (e.aggregate_id, e.event_id))
+            .collect();
+        let secrets: Vec<EmailSecret<'_>> = links
+            .iter()
+            .filter_map(|(invitation_id, token, expires_at, _)| {
+                Some(EmailSecret {
+                    event_id: *first_events.get(invitation_id)?,
+                    tenant_id,
+                    aggregate_id: *invitation_id,
+                    purpose: LinkPurpose::Invitation,
+                    token,
+                    expires_at: *expires_at,
+                })
+            })
+            .collect();
+        transaction.keep_email_secrets(&secrets).await?;
         let last_row = rows.last().map_or(next_row - 1, |(number, _)| *number);
         let as_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         transaction
