@@ -140,3 +140,44 @@ pub async fn decrypt_personal_data(
         })
         .collect())
 }
+
+impl crate::unit::Transaction {
+    /// Creates the data keys of subjects that are new (a bulk import's accounts) in one
+    /// statement, and keeps them opened for this transaction, so its append does not look
+    /// each one up and create it on its own. A subject that already has a key keeps it (and
+    /// is looked up as usual).
+    pub async fn create_data_keys(
+        &self,
+        tenant_id: Uuid,
+        subjects: &[Uuid],
+    ) -> Result<(), StoreError> {
+        let keys = &self.shared.keys;
+        let mut generated = HashMap::with_capacity(subjects.len());
+        let mut wrapped = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            let key = DataKey::generate()?;
+            wrapped.push(keys.wrap(*subject, &key)?);
+            generated.insert(*subject, key);
+        }
+        let inserted = self
+            .client()
+            .query(
+                "INSERT INTO data_keys (subject_id, tenant_id, master_key_id, wrapped_key)
+                 SELECT s.subject_id, $1, $2, s.wrapped
+                   FROM unnest($3::uuid[], $4::bytea[]) AS s(subject_id, wrapped)
+                  WHERE NOT EXISTS (SELECT 1 FROM erased_subjects e WHERE e.subject_id = s.subject_id)
+                 ON CONFLICT (subject_id) DO NOTHING
+                 RETURNING subject_id",
+                &[&tenant_id, &keys.master_key_id(), &subjects, &wrapped],
+            )
+            .await?;
+        let mut opened = self.shared.opened.lock();
+        for row in inserted {
+            let subject: Uuid = row.get(0);
+            if let Some(key) = generated.remove(&subject) {
+                opened.insert(subject, Arc::new(key));
+            }
+        }
+        Ok(())
+    }
+}

@@ -201,6 +201,9 @@ impl ImportWorker {
             correlation_id: Some(format!("import:{}", claimed.import_id)),
             ..EventMetadata::default()
         };
+        // The new accounts' data keys in one statement, before the append seals with them.
+        let subjects: Vec<Uuid> = reserved.iter().map(|(_, user_id)| *user_id).collect();
+        transaction.create_data_keys(tenant_id, &subjects).await?;
         let appended = transaction.append(changes, &metadata).await?;
         transaction
             .reserve_many(tenant_id, EMAIL, &reserved)
