@@ -22,7 +22,7 @@ use eventstore::EventStore;
 use infra::crypto::{KeyRing, MasterKey};
 use load::{Summary, round};
 use plan::{Args, Plan};
-use report::{Report, markdown, open_files_limit, peak_rss_mb, ratio};
+use report::{Report, open_files_limit, ratio};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -488,14 +488,7 @@ async fn main() -> anyhow::Result<()> {
         json!(load::round(import.baseline_rows_per_second)),
     );
 
-    let mut rss_mb = BTreeMap::new();
-    for entry in &args.pids {
-        if let Some((name, pid)) = entry.split_once('=')
-            && let Some(mb) = peak_rss_mb(pid)
-        {
-            rss_mb.insert(name.to_owned(), mb);
-        }
-    }
+    let rss_mb = report::peak_rss_of(&args.pids);
 
     let health_c64 = read_rates.get("health_c64").map_or(0.0, |s| s.per_second);
     let me_c64 = read_rates.get("me_c64").map_or(0.0, |s| s.per_second);
@@ -550,14 +543,5 @@ async fn main() -> anyhow::Result<()> {
             .delete_stream(stream)
             .await;
     }
-    std::fs::create_dir_all(&args.out_dir)?;
-    let path = format!(
-        "{}/{}.json",
-        args.out_dir,
-        started_at.format("%Y%m%dT%H%M%SZ")
-    );
-    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
-    println!("{}", markdown(&report));
-    println!("written to {path}");
-    Ok(())
+    report::write(&report, &args.out_dir, started_at)
 }

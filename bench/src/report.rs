@@ -74,3 +74,30 @@ pub fn markdown(report: &Report) -> String {
     }
     out
 }
+
+/// Each `name=pid`'s peak memory, in MB.
+pub fn peak_rss_of(pids: &[String]) -> BTreeMap<String, f64> {
+    let mut rss_mb = BTreeMap::new();
+    for entry in pids {
+        if let Some((name, pid)) = entry.split_once('=')
+            && let Some(mb) = peak_rss_mb(pid)
+        {
+            rss_mb.insert(name.to_owned(), mb);
+        }
+    }
+    rss_mb
+}
+
+/// Writes the report as `<out_dir>/<UTC start>.json` and prints it as markdown.
+pub fn write(
+    report: &Report,
+    out_dir: &str,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out_dir)?;
+    let path = format!("{out_dir}/{}.json", started_at.format("%Y%m%dT%H%M%SZ"));
+    std::fs::write(&path, serde_json::to_string_pretty(report)? + "\n")?;
+    println!("{}", markdown(report));
+    println!("written to {path}");
+    Ok(())
+}
