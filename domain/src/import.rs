@@ -218,22 +218,15 @@ pub fn cancel(
     context: &Context,
 ) -> Result<Vec<ImportEvent>, DomainError> {
     let cancelled_by = members.require_admin(&context.actor)?;
-    let import_id = import.import_id.ok_or(DomainError::ImportNotFound)?;
-    if !import.is_open() {
-        return Err(DomainError::ImportClosed(format!(
-            "the import is {} already",
-            import.status.map_or("over", |s| s.as_str())
-        )));
-    }
-    Ok(vec![ImportEvent::Cancelled {
-        import_id,
-        counts: import.counts,
-        cancelled_by: Some(cancelled_by),
-    }])
+    cancelled(import, Some(cancelled_by))
 }
 
 /// An operator cancels an open import from the command line (no actor).
 pub fn cancel_by_operator(import: &Import) -> Result<Vec<ImportEvent>, DomainError> {
+    cancelled(import, None)
+}
+
+fn cancelled(import: &Import, cancelled_by: Option<Uuid>) -> Result<Vec<ImportEvent>, DomainError> {
     let import_id = import.import_id.ok_or(DomainError::ImportNotFound)?;
     if !import.is_open() {
         return Err(DomainError::ImportClosed(format!(
@@ -244,7 +237,7 @@ pub fn cancel_by_operator(import: &Import) -> Result<Vec<ImportEvent>, DomainErr
     Ok(vec![ImportEvent::Cancelled {
         import_id,
         counts: import.counts,
-        cancelled_by: None,
+        cancelled_by,
     }])
 }
 

@@ -90,4 +90,13 @@ impl Transaction {
     ) -> Result<(), StoreError> {
         Ok(infra::imports::close(self.client(), import_id, status, position).await?)
     }
+
+    /// Rows of the tenant's imports started within the last hour, and the seconds until the
+    /// oldest of them leaves the hour.
+    pub async fn import_rows_in_last_hour(
+        &self,
+        tenant_id: Uuid,
+    ) -> Result<(i64, i64), StoreError> {
+        Ok(infra::imports::rows_in_last_hour(self.client(), tenant_id).await?)
+    }
 }

@@ -30,15 +30,7 @@ impl Transaction {
                 &[&tenant_id, &kind, &value_hash, &owner_id],
             )
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                Err(StoreError::Duplicate {
-                    kind: kind.to_owned(),
-                })
-            }
-            Err(error) => Err(error.into()),
-        }
+        held_or(result, kind)
     }
 
     /// Gives a unique value to `owner` whoever held it before (a new invitation of an
@@ -98,15 +90,7 @@ impl Transaction {
                 &[&tenant_id, &kind, &hashes, &owners],
             )
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                Err(StoreError::Duplicate {
-                    kind: kind.to_owned(),
-                })
-            }
-            Err(error) => Err(error.into()),
-        }
+        held_or(result, kind)
     }
 
     /// Gives several values to their owners whoever held them before.
@@ -127,5 +111,18 @@ impl Transaction {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// A reservation's insert: a value already held is a [`StoreError::Duplicate`] of its kind.
+fn held_or(result: Result<u64, tokio_postgres::Error>, kind: &str) -> Result<(), StoreError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            Err(StoreError::Duplicate {
+                kind: kind.to_owned(),
+            })
+        }
+        Err(error) => Err(error.into()),
     }
 }

@@ -276,6 +276,7 @@ async fn an_upload_with_wrong_columns_too_many_bytes_or_rows_over_the_budget_cha
         }
         csv
     };
+    let first_csv = rows(3);
     let first = app
         .send(
             app.http
@@ -283,7 +284,7 @@ async fn an_upload_with_wrong_columns_too_many_bytes_or_rows_over_the_budget_cha
                 .bearer_auth(token)
                 .header("Content-Type", "text/csv")
                 .header("Idempotency-Key", "import-once")
-                .body(rows(3)),
+                .body(first_csv.clone()),
         )
         .await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{:?}", first.body);

@@ -50,6 +50,36 @@ pub struct PasswordChanged {
     pub sessions_ended: usize,
 }
 
+/// The user and their open sessions: what a command that ends sessions decides against.
+pub async fn with_sessions(
+    transaction: &Transaction,
+    user_id: Uuid,
+) -> Result<(Loaded<User>, Vec<Loaded<Session>>), ApiError> {
+    let reader = transaction.reader();
+    let user = reader.load::<User>(user_id).await?;
+    let sessions = reader.open_sessions_of(user_id).await?;
+    Ok((user, sessions))
+}
+
+/// `changes` with each ended session's events appended to its stream; the outcome is how
+/// many ended.
+pub fn ending_sessions(
+    mut changes: Changes,
+    sessions: &[Loaded<Session>],
+    ended: Vec<(Uuid, Vec<domain::SessionEvent>)>,
+) -> Decision<usize> {
+    let count = ended.len();
+    for (session_id, events) in ended {
+        if let Some(session) = sessions.iter().find(|s| s.id == session_id) {
+            changes.append(session, events);
+        }
+    }
+    Decision {
+        changes,
+        outcome: count,
+    }
+}
+
 impl Command for ChangeCredentials {
     type Unit = Transaction;
     type State = (Loaded<User>, Vec<Loaded<Session>>);
@@ -57,10 +87,7 @@ impl Command for ChangeCredentials {
     type Outcome = usize;
 
     async fn load(&self, transaction: &Transaction) -> Result<Self::State, ApiError> {
-        let reader = transaction.reader();
-        let user = reader.load::<User>(self.user_id).await?;
-        let sessions = reader.open_sessions_of(self.user_id).await?;
-        Ok((user, sessions))
+        with_sessions(transaction, self.user_id).await
     }
 
     fn decide(
@@ -95,16 +122,7 @@ impl Command for ChangeCredentials {
             reason,
             context,
         )?;
-        let count = ended.len();
-        for (session_id, events) in ended {
-            if let Some(session) = sessions.iter().find(|s| s.id == session_id) {
-                changes.append(session, events);
-            }
-        }
-        Ok(Decision {
-            changes,
-            outcome: count,
-        })
+        Ok(ending_sessions(changes, sessions, ended))
     }
 
     async fn within(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use api_common::error::ApiError;
-use domain::{Context, Import, TenantMembers};
+use domain::{Context, Import, Plan, Tenant, TenantMembers};
 use eventstore::{AppendedEvent, Changes, Loaded, Transaction};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -24,6 +24,9 @@ pub struct StartImport {
     pub total: u32,
     /// The spooled upload, read again to store its rows.
     pub file: PathBuf,
+    /// `IMPORT_ROWS_PER_HOUR` (premium ×5), or `None` for a platform admin (exempt). Checked
+    /// after the idempotency key, so a retried upload gets its first answer, not a 429.
+    pub rows_per_hour: Option<u32>,
 }
 
 /// `{import_id, position}`: the import is queued.
@@ -42,6 +45,25 @@ impl Command for StartImport {
 
     async fn load(&self, transaction: &Transaction) -> Result<Self::State, ApiError> {
         let reader = transaction.reader();
+        if let Some(base) = self.rows_per_hour {
+            let tenant = reader.load::<Tenant>(self.tenant_id).await?;
+            let budget = i64::from(base)
+                * if tenant.state.plan == Plan::Premium {
+                    5
+                } else {
+                    1
+                };
+            let (used, retry_after) = transaction.import_rows_in_last_hour(self.tenant_id).await?;
+            if used + i64::from(self.total) > budget {
+                return Err(ApiError::RateLimited {
+                    detail: format!(
+                        "this import's {} rows would pass the tenant's {budget} import rows an hour ({used} used)",
+                        self.total
+                    ),
+                    retry_after: u64::try_from(retry_after.max(1)).unwrap_or(1),
+                });
+            }
+        }
         let members = reader.members(self.tenant_id).await?;
         let import = reader.load::<Import>(self.import_id).await?;
         Ok((members, import))

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::EMAIL;
+use super::credentials::{ending_sessions, with_sessions};
 use crate::pipeline::{Answer, Command, Decision, last_position};
 
 /// A new link for an account, with its expiry.
@@ -84,10 +85,7 @@ impl Command for ConfirmPasswordReset {
     type Outcome = usize;
 
     async fn load(&self, transaction: &Transaction) -> Result<Self::State, ApiError> {
-        let reader = transaction.reader();
-        let user = reader.load::<User>(self.user_id).await?;
-        let sessions = reader.open_sessions_of(self.user_id).await?;
-        Ok((user, sessions))
+        with_sessions(transaction, self.user_id).await
     }
 
     fn decide(
@@ -102,7 +100,7 @@ impl Command for ConfirmPasswordReset {
             self.new_password_hash.clone(),
             context.now,
         )?;
-        let mut changes = Changes::new(tenant_id, context.now)
+        let changes = Changes::new(tenant_id, context.now)
             .by(self.user_id)
             .appending(user, events);
         let states: Vec<Session> = sessions.iter().map(|s| s.state.clone()).collect();
@@ -112,16 +110,7 @@ impl Command for ConfirmPasswordReset {
             RevocationReason::PasswordReset,
             context.now,
         );
-        let count = ended.len();
-        for (session_id, events) in ended {
-            if let Some(session) = sessions.iter().find(|s| s.id == session_id) {
-                changes.append(session, events);
-            }
-        }
-        Ok(Decision {
-            changes,
-            outcome: count,
-        })
+        Ok(ending_sessions(changes, sessions, ended))
     }
 
     async fn within(

@@ -9,7 +9,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use api_common::docs::{AdminProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, path_id};
-use domain::Plan;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -96,9 +95,6 @@ pub async fn upload(
     let total = web::block(move || import_file::count(&path, format))
         .await
         .map_err(ApiError::internal)??;
-    if !caller.0.platform_admin {
-        within_budget(&state, tenant_id, total).await?;
-    }
     let idempotency = Idempotency::of(&request, Some(caller.0.user_id), &digest.finalize())?;
     let command = StartImport {
         import_id,
@@ -106,6 +102,7 @@ pub async fn upload(
         format,
         total,
         file: spool.0.clone(),
+        rows_per_hour: (!caller.0.platform_admin).then_some(state.settings.import_rows_per_hour),
     };
     let meta = RequestMeta::of(&request);
     run(
@@ -116,35 +113,6 @@ pub async fn upload(
         &command,
     )
     .await
-}
-
-/// The tenant's rows-per-hour budget (`IMPORT_ROWS_PER_HOUR`, premium ×5) must hold this
-/// file as well as the imports started in the last hour.
-async fn within_budget(state: &AppState, tenant_id: Uuid, total: u32) -> Result<(), ApiError> {
-    let unit = state.store.begin_grouped();
-    let tenant = unit.reader().load::<domain::Tenant>(tenant_id).await;
-    unit.rollback().await;
-    let tenant = tenant?.state;
-    let budget = i64::from(state.settings.import_rows_per_hour)
-        * if tenant.plan == Plan::Premium { 5 } else { 1 };
-    let client = state
-        .store
-        .pool()
-        .get()
-        .await
-        .map_err(|e| ApiError::Unavailable(anyhow::anyhow!("database unavailable: {e}")))?;
-    let (used, retry_after) = infra::imports::rows_in_last_hour(&client, tenant_id)
-        .await
-        .map_err(ApiError::internal)?;
-    if used + i64::from(total) > budget {
-        return Err(ApiError::RateLimited {
-            detail: format!(
-                "this import's {total} rows would pass the tenant's {budget} import rows an hour ({used} used)"
-            ),
-            retry_after: u64::try_from(retry_after.max(1)).unwrap_or(1),
-        });
-    }
-    Ok(())
 }
 
 /// `DELETE /v1/tenants/{tenant_id}/imports/{import_id}`: an admin stops an import after the
