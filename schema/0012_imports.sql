@@ -25,6 +25,8 @@ CREATE TABLE imports (
     finished_at  timestamptz,
     lease_until  timestamptz,
     claimed_by   text,
+    -- Batches that failed one after the other; the import fails at IMPORT_MAX_BATCH_FAILURES.
+    failures     integer     NOT NULL DEFAULT 0,
     last_position bigint     NOT NULL DEFAULT 0
 );
 CREATE INDEX imports_tenant ON imports (tenant_id, created_at DESC, import_id DESC);

@@ -160,6 +160,7 @@ pub async fn record_batch(
             "UPDATE imports SET next_row = $2, processed = $3, created = $4, skipped = $5,
                     failed = $6, status = $7,
                     lease_until = CASE WHEN $7 = 'running' THEN now() + $8 * interval '1 millisecond' END,
+                    failures = 0,
                     finished_at = CASE WHEN $7 = 'running' THEN NULL ELSE now() END,
                     last_position = greatest(last_position, $9)
               WHERE import_id = $1",
@@ -250,4 +251,15 @@ pub async fn rows_in_last_hour(
         )
         .await?;
     Ok((row.get(0), row.get(1)))
+}
+
+/// Counts a failed batch of an import; answers how many failed one after the other.
+pub async fn count_failure(client: &Client, import_id: Uuid) -> Result<i32, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "UPDATE imports SET failures = failures + 1 WHERE import_id = $1 RETURNING failures",
+            &[&import_id],
+        )
+        .await?;
+    Ok(row.map_or(0, |row| row.get(0)))
 }

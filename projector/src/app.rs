@@ -95,6 +95,7 @@ pub async fn run(
             batch: settings.import_batch_rows,
             lease: settings.import_lease,
             poll_interval: settings.import_poll_interval,
+            max_failures: settings.import_max_failures,
             name: format!(
                 "{}-{index}-{}",
                 std::process::id(),

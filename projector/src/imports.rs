@@ -35,6 +35,9 @@ pub struct ImportWorker {
     pub poll_interval: Duration,
     /// Names this worker in the queue row.
     pub name: String,
+    /// `IMPORT_MAX_BATCH_FAILURES`, default 5: batches failing one after the other before
+    /// the import fails (`import.failed`) instead of being tried again forever.
+    pub max_failures: i32,
 }
 
 /// How one batch ended.
@@ -89,7 +92,7 @@ impl ImportWorker {
                 match self.batch(&claimed).await {
                     Ok(Batch::More) => {}
                     Ok(Batch::Done) => return Ok(()),
-                    Err(error) => return Err(error),
+                    Err(error) => return self.failed_batch(&claimed, error).await,
                 }
             }
         };
@@ -97,6 +100,53 @@ impl ImportWorker {
         let result = work.instrument(span).await;
         metrics::gauge!("eventra_imports_running").decrement(1.0);
         result.map(|()| true)
+    }
+
+    /// Counts a failed batch; past `max_failures` in a row the import fails, so one bad batch
+    /// cannot be tried again forever. Otherwise it is tried again once the lease runs out.
+    async fn failed_batch(&self, claimed: &Claimed, error: anyhow::Error) -> anyhow::Result<()> {
+        let failures = {
+            let client = self.store.pool().get().await?;
+            infra::imports::count_failure(&client, claimed.import_id).await?
+        };
+        tracing::warn!(
+            error = format!("{error:#}"),
+            failures,
+            "an import batch failed"
+        );
+        if failures < self.max_failures {
+            return Err(error);
+        }
+        let transaction = self.store.begin().await?;
+        transaction.lock_import(claimed.import_id).await?;
+        let import = transaction
+            .reader()
+            .load::<Import>(claimed.import_id)
+            .await?;
+        let reason = format!("a batch failed {failures} times in a row (see the projector's log)");
+        let events = domain::import::fail(&import.state, &reason);
+        let metadata = EventMetadata {
+            source: SOURCE.to_owned(),
+            actor_id: Some(claimed.started_by),
+            correlation_id: Some(format!("import:{}", claimed.import_id)),
+            ..EventMetadata::default()
+        };
+        let appended = transaction
+            .append(
+                Changes::new(claimed.tenant_id, Utc::now()).appending(&import, events),
+                &metadata,
+            )
+            .await?;
+        transaction
+            .close_import(
+                claimed.import_id,
+                "failed",
+                appended.last().map_or(0, |e| e.position),
+            )
+            .await?;
+        transaction.commit().await?;
+        tracing::error!(failures, "import failed: its batch kept failing");
+        Ok(())
     }
 
     /// Writes one batch in one transaction.

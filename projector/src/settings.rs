@@ -36,6 +36,8 @@ pub struct Settings {
     pub import_batch_rows: i64,
     pub import_lease: Duration,
     pub import_poll_interval: Duration,
+    /// `IMPORT_MAX_BATCH_FAILURES`, default 5.
+    pub import_max_failures: i32,
     /// `PASSWORD_RESET_TTL_MINUTES`, default 30: how long a password reset link works.
     pub password_reset_ttl: chrono::Duration,
     /// `SEARCH_INDEX_DIR`, default `$EVENTRA_DATA_DIR/search`: the search index this
@@ -114,6 +116,7 @@ impl Settings {
             import_batch_rows: parse("IMPORT_BATCH_ROWS", "500")?,
             import_lease: Duration::from_secs(parse("IMPORT_LEASE_SECS", "30")?),
             import_poll_interval: Duration::from_millis(parse("IMPORT_POLL_INTERVAL_MS", "500")?),
+            import_max_failures: parse("IMPORT_MAX_BATCH_FAILURES", "5")?,
             password_reset_ttl: chrono::Duration::minutes(parse(
                 "PASSWORD_RESET_TTL_MINUTES",
                 &domain::links::DEFAULT_RESET_TTL_MINUTES.to_string(),

@@ -568,3 +568,50 @@ async fn an_operator_lists_imports_and_cancels_one_from_the_command_line() {
     assert!(last.metadata.actor_id.is_none());
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn a_batch_that_keeps_failing_fails_the_import_instead_of_being_tried_forever() {
+    let pipeline = Pipeline::start().await;
+    let app = &pipeline.app;
+    let tenant = app.sign_up_tenant("Poisoned").await;
+    let domain = format!("{}.poisoned.example", Uuid::new_v4().simple());
+    let started = upload(
+        app,
+        &tenant,
+        &tenant.admin_token,
+        "text/csv",
+        rows_csv(10, &domain).await,
+    )
+    .await;
+    let import_id = started.id("import_id");
+    // Every batch now fails at its last statement (the queue row's update).
+    app.db
+        .execute(
+            "ALTER TABLE imports ADD CONSTRAINT poison CHECK (next_row < 2)",
+            &[],
+        )
+        .await
+        .expect("poison");
+    let projector = pipeline.spawn_projector();
+    let view = finished(app, &tenant, import_id).await;
+    assert_eq!(view["status"], "failed", "{view:?}");
+    assert_eq!(
+        view["created"], 0,
+        "no failed batch left anything: {view:?}"
+    );
+    assert_eq!(imported_accounts(app, &tenant).await, (0, 0));
+    let stream = app.stream_types(import_id).await;
+    assert_eq!(stream, ["import.started", "import.failed"]);
+    let left: i64 = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM import_rows WHERE import_id = $1",
+            &[&import_id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 0, "a failed import's rows are gone");
+    projector.stop().await;
+    pipeline.finish().await;
+}
