@@ -266,16 +266,7 @@ async fn an_upload_with_wrong_columns_too_many_bytes_or_rows_over_the_budget_cha
         too_big.body
     );
     assert!(too_big.is_problem());
-    let rows = |n: usize| {
-        let mut csv = String::from("email,display_name\n");
-        for i in 0..n {
-            csv.push_str(&format!(
-                "r{i}-{}@cinema.example,Row {i}\n",
-                Uuid::new_v4().simple()
-            ));
-        }
-        csv
-    };
+    let rows = |n: usize| rows_csv(n, &format!("{}.cinema.example", Uuid::new_v4().simple()));
     let first_csv = rows(3);
     let first = app
         .send(
@@ -309,7 +300,7 @@ async fn an_upload_with_wrong_columns_too_many_bytes_or_rows_over_the_budget_cha
     assert_eq!(app.event_count().await, before + 1, "one import.started");
 }
 
-async fn rows_csv(n: usize, domain: &str) -> String {
+fn rows_csv(n: usize, domain: &str) -> String {
     let mut csv = String::from("email,display_name\n");
     for i in 0..n {
         csv.push_str(&format!("person{i}@{domain},Person {i}\n"));
@@ -341,7 +332,7 @@ async fn a_worker_killed_mid_import_and_two_workers_at_once_create_every_row_exa
         &tenant,
         &tenant.admin_token,
         "text/csv",
-        rows_csv(400, &domain).await,
+        rows_csv(400, &domain),
     )
     .await;
     assert_eq!(started.status, StatusCode::ACCEPTED, "{:?}", started.body);
@@ -398,7 +389,7 @@ async fn a_cancelled_import_stops_and_a_second_waits_for_the_first() {
         &tenant,
         &tenant.admin_token,
         "text/csv",
-        rows_csv(300, &domain).await,
+        rows_csv(300, &domain),
     )
     .await;
     let second = upload(
@@ -406,7 +397,7 @@ async fn a_cancelled_import_stops_and_a_second_waits_for_the_first() {
         &tenant,
         &tenant.admin_token,
         "text/csv",
-        rows_csv(20, &format!("second.{domain}")).await,
+        rows_csv(20, &format!("second.{domain}")),
     )
     .await;
     let (first_id, second_id) = (first.id("import_id"), second.id("import_id"));
@@ -449,10 +440,7 @@ async fn a_cancelled_import_stops_and_a_second_waits_for_the_first() {
 
 #[tokio::test]
 async fn each_imported_user_gets_one_link_and_sets_a_first_password_with_it() {
-    let smtp = integration_tests::smtp::SmtpServer::start().await;
-    let mut pipeline = Pipeline::start().await;
-    pipeline.settings.smtp_url = Some(smtp.url());
-    pipeline.settings.email_worker.public_url = "https://people.example".into();
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Linked").await;
@@ -535,7 +523,7 @@ async fn an_operator_lists_imports_and_cancels_one_from_the_command_line() {
         &tenant,
         &tenant.admin_token,
         "text/csv",
-        rows_csv(5, &domain).await,
+        rows_csv(5, &domain),
     )
     .await;
     let import_id = started.id("import_id");
@@ -580,7 +568,7 @@ async fn a_batch_that_keeps_failing_fails_the_import_instead_of_being_tried_fore
         &tenant,
         &tenant.admin_token,
         "text/csv",
-        rows_csv(10, &domain).await,
+        rows_csv(10, &domain),
     )
     .await;
     let import_id = started.id("import_id");

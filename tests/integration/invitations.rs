@@ -12,14 +12,6 @@ use uuid::Uuid;
 
 const WAIT: Duration = integration_tests::WAIT_LIMIT;
 
-async fn mail_pipeline() -> (Pipeline, SmtpServer) {
-    let smtp = SmtpServer::start().await;
-    let mut pipeline = Pipeline::start().await;
-    pipeline.settings.smtp_url = Some(smtp.url());
-    pipeline.settings.email_worker.public_url = "https://people.example".into();
-    (pipeline, smtp)
-}
-
 fn invitations_path(tenant: &TenantFixture) -> String {
     format!("/v1/tenants/{}/invitations", tenant.tenant_id)
 }
@@ -106,7 +98,7 @@ async fn accept(app: &TestApp, token: &str, name: Option<&str>) -> integration_t
 #[tokio::test]
 async fn an_invitation_creates_the_account_in_its_team_tells_the_inviter_and_its_token_is_only_in_the_email()
  {
-    let (pipeline, smtp) = mail_pipeline().await;
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Hotel").await;
@@ -310,7 +302,7 @@ async fn an_invitation_creates_the_account_in_its_team_tells_the_inviter_and_its
 
 #[tokio::test]
 async fn a_resent_invitation_retires_the_old_link_and_a_revoked_one_opens_nothing() {
-    let (pipeline, smtp) = mail_pipeline().await;
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Cinema").await;
@@ -410,7 +402,7 @@ async fn a_resent_invitation_retires_the_old_link_and_a_revoked_one_opens_nothin
 
 #[tokio::test]
 async fn a_removed_member_is_invited_back_to_their_own_account() {
-    let (pipeline, smtp) = mail_pipeline().await;
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Gym").await;
@@ -471,7 +463,7 @@ async fn a_removed_member_is_invited_back_to_their_own_account() {
 
 #[tokio::test]
 async fn two_concurrent_accepts_of_one_token_make_exactly_one_account() {
-    let (pipeline, smtp) = mail_pipeline().await;
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector =
         pipeline.spawn_projector_of(vec![projector::projections::Projection::EmailJobs]);
     let app = &pipeline.app;
@@ -618,7 +610,7 @@ async fn lapsed_invitations_expire_by_themselves_exactly_once_with_two_scheduler
 
 #[tokio::test]
 async fn an_expired_invitation_is_listed_as_expired_and_its_token_is_gone() {
-    let (pipeline, smtp) = mail_pipeline().await;
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Expiry").await;

@@ -14,14 +14,6 @@ use uuid::Uuid;
 const WAIT: Duration = integration_tests::WAIT_LIMIT;
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
-async fn mail_pipeline() -> (Pipeline, SmtpServer) {
-    let smtp = SmtpServer::start().await;
-    let mut pipeline = Pipeline::start().await;
-    pipeline.settings.smtp_url = Some(smtp.url());
-    pipeline.settings.email_worker.public_url = "https://people.example".into();
-    (pipeline, smtp)
-}
-
 fn resets_path(tenant: &TenantFixture) -> String {
     format!("/v1/tenants/{}/password-resets", tenant.tenant_id)
 }
@@ -96,7 +88,7 @@ async fn user_events(app: &TestApp, user: &UserFixture) -> Vec<String> {
 
 #[tokio::test]
 async fn a_forgotten_password_is_reset_from_the_email_and_every_session_ends() {
-    let (pipeline, smtp) = mail_pipeline().await;
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Reset").await;
@@ -263,7 +255,7 @@ async fn a_forgotten_password_is_reset_from_the_email_and_every_session_ends() {
 
 #[tokio::test]
 async fn a_reset_lifts_the_lock_of_too_many_wrong_passwords() {
-    let (pipeline, smtp) = mail_pipeline().await;
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Locked").await;
@@ -299,7 +291,7 @@ async fn a_reset_lifts_the_lock_of_too_many_wrong_passwords() {
 
 #[tokio::test]
 async fn signup_sends_a_verification_link_and_a_tenant_can_require_it() {
-    let (pipeline, smtp) = mail_pipeline().await;
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Verified").await;
@@ -386,7 +378,7 @@ async fn signup_sends_a_verification_link_and_a_tenant_can_require_it() {
 
 #[tokio::test]
 async fn an_address_change_is_confirmed_from_the_new_address_and_moves_the_reservation() {
-    let (pipeline, smtp) = mail_pipeline().await;
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Moving").await;
@@ -492,7 +484,7 @@ async fn an_address_change_is_confirmed_from_the_new_address_and_moves_the_reser
 
 #[tokio::test]
 async fn of_two_accounts_moving_to_one_address_exactly_one_gets_it() {
-    let (pipeline, smtp) = mail_pipeline().await;
+    let (pipeline, smtp) = Pipeline::start_with_mail().await;
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Race").await;

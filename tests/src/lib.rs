@@ -603,6 +603,16 @@ impl Pipeline {
         Self::start_with_nats(None).await
     }
 
+    /// A pipeline whose emails go to a test SMTP server, with links built from
+    /// `https://people.example`.
+    pub async fn start_with_mail() -> (Pipeline, smtp::SmtpServer) {
+        let smtp = smtp::SmtpServer::start().await;
+        let mut pipeline = Self::start().await;
+        pipeline.settings.smtp_url = Some(smtp.url());
+        pipeline.settings.email_worker.public_url = "https://people.example".into();
+        (pipeline, smtp)
+    }
+
     /// Like [`Pipeline::start`], against the NATS server at `nats_url` when given.
     pub async fn start_with_nats(nats_url: Option<String>) -> Pipeline {
         Self::start_with(nats_url, |_| {}).await

@@ -5,16 +5,16 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use api_common::docs::{BodyProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
-use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
+use api_common::extract::{Caller, RequestMeta, parse_json, path_id, record_tenant};
 use chrono::Utc;
 use domain::values::{Email, Password};
-use domain::{Actor, DomainError, User};
+use domain::{DomainError, User};
 use infra::crypto::{LinkToken, token_hash};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::account::verify_own_password;
-use super::{IdempotencyKey, address_allowed, hash_password, run, run_for_caller};
+use super::{IdempotencyKey, address_allowed, hash_password, run_anonymous, run_for_caller};
 use crate::app_state::AppState;
 use crate::commands::links::{
     ConfirmEmail, ConfirmPasswordReset, EmailChangeRequested, EmailConfirmed, NewLink,
@@ -132,16 +132,7 @@ pub async fn confirm_password_reset(
         token_hash: hash,
         new_password_hash,
     };
-    let idempotency = Idempotency::of(&request, None, &body)?;
-    let meta = RequestMeta::of(&request);
-    run(
-        &state,
-        &meta,
-        Actor::Anonymous,
-        idempotency.as_ref(),
-        &command,
-    )
-    .await
+    run_anonymous(&state, &request, &body, &command).await
 }
 
 /// An address link's token.
@@ -180,16 +171,7 @@ pub async fn confirm_email(
         user_id: user.user_id.ok_or(DomainError::LinkInvalid)?,
         token_hash: hash,
     };
-    let idempotency = Idempotency::of(&request, None, &body)?;
-    let meta = RequestMeta::of(&request);
-    run(
-        &state,
-        &meta,
-        Actor::Anonymous,
-        idempotency.as_ref(),
-        &command,
-    )
-    .await
+    run_anonymous(&state, &request, &body, &command).await
 }
 
 /// The account a presented link token names, with the token's hash; any token that names no

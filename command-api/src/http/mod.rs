@@ -231,6 +231,26 @@ async fn address_allowed(
     (decision.allowed(), decision.reset)
 }
 
+/// Runs `command` for an anonymous request (the holder of an emailed link): its
+/// `Idempotency-Key` scoped to the route, the fingerprint over `body`.
+async fn run_anonymous<C: Command>(
+    state: &AppState,
+    request: &actix_web::HttpRequest,
+    body: &[u8],
+    command: &C,
+) -> Result<HttpResponse, ApiError> {
+    let idempotency = Idempotency::of(request, None, body)?;
+    let meta = RequestMeta::of(request);
+    run(
+        state,
+        &meta,
+        Actor::Anonymous,
+        idempotency.as_ref(),
+        command,
+    )
+    .await
+}
+
 /// Hashes a password on the hashing threads (slow by design: never on the request's).
 async fn hash_password(
     state: &AppState,
