@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Object;
 use domain::DomainEvent;
 use futures_util::TryStreamExt as _;
 use serde_json::Value;
@@ -31,6 +32,8 @@ pub struct Changes {
     pub(crate) expected: Vec<ExpectedVersion>,
     pub(crate) events: Vec<DomainEvent>,
     pub(crate) keep: Vec<PendingKeep>,
+    /// Whether the states after these changes are kept for the next commands.
+    keeping: bool,
 }
 
 impl Changes {
@@ -42,6 +45,7 @@ impl Changes {
             expected: Vec::new(),
             events: Vec::new(),
             keep: Vec::new(),
+            keeping: true,
         }
     }
 
@@ -63,6 +67,13 @@ impl Changes {
     /// Names who acted.
     pub fn by(mut self, actor_id: Uuid) -> Self {
         self.actor_id = Some(actor_id);
+        self
+    }
+
+    /// Keeps no state after these changes: a bulk write (an import) touches streams the next
+    /// commands are unlikely to, and keeping them would only push out the ones they touch.
+    pub fn without_keeping(mut self) -> Self {
+        self.keeping = false;
         self
     }
 
@@ -100,7 +111,7 @@ impl Changes {
             aggregate_id: stream.id,
             version: stream.version,
         });
-        if A::KEPT {
+        if A::KEPT && self.keeping {
             let mut after = stream.clone();
             for event in &events {
                 after.state.apply(event, self.occurred_at);
@@ -229,47 +240,142 @@ pub(crate) async fn rows(
     Ok(rows)
 }
 
-/// Inserts a command's rows in its transaction, all at once, then updates the
-/// authentication state. A stream that moved on makes this a [`StoreError::Conflict`].
+/// Inserts many rows with one statement (from this many on): a batch pays the statement's
+/// start, its constraint checks and the append trigger once instead of once per event.
+pub(crate) const MULTI_ROW_FROM: usize = 16;
+
+/// Inserts the rows given as arrays, in their order (positions are taken in that order), and
+/// answers each row's event id with its position.
+pub(crate) const INSERT_EVENTS: &str =
+    "INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, sequence, type,
+                         version, data, metadata, occurred_at)
+     SELECT e.event_id, $1, e.aggregate_type, e.aggregate_id, e.sequence, e.type, e.version,
+            e.data, e.metadata, $2
+       FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::bigint[], $7::text[], $8::int[],
+                   $9::jsonb[], $10::jsonb[])
+            WITH ORDINALITY AS e(event_id, aggregate_type, aggregate_id, sequence, type, version,
+                                 data, metadata, n)
+      ORDER BY e.n
+     RETURNING event_id, position";
+
+/// Inserts a command's rows in its transaction, all at once (pipelined, or for many rows one
+/// statement), then updates the authentication state. A stream that moved on makes this a
+/// [`StoreError::Conflict`].
 pub(crate) async fn insert_rows(
-    client: &Client,
-    statement: &tokio_postgres::Statement,
+    client: &Object,
     changes: &Changes,
     rows: &[EventRow],
 ) -> Result<Vec<AppendedEvent>, StoreError> {
-    let inserts = rows
+    let positions = if rows.len() >= MULTI_ROW_FROM {
+        insert_many(client, changes, rows).await?
+    } else {
+        let statement = client.prepare_cached(INSERT_EVENT).await?;
+        let inserts = rows
+            .iter()
+            .map(|row| {
+                Box::pin(row.insert(client, &statement, changes.tenant_id, changes.occurred_at))
+            })
+            .collect();
+        let mut positions = Vec::with_capacity(rows.len());
+        for (position, row) in infra::db::pipelined(inserts).await.into_iter().zip(rows) {
+            positions.push(position.map_err(|error| conflict_or(error, row))?);
+        }
+        positions
+    };
+    let applied: Vec<infra::auth_state::Appended<'_>> = positions
         .iter()
-        .map(|row| Box::pin(row.insert(client, statement, changes.tenant_id, changes.occurred_at)))
-        .collect();
-    let positions = infra::db::pipelined(inserts).await;
-    let mut appended = Vec::with_capacity(rows.len());
-    for ((position, event), row) in positions.into_iter().zip(&changes.events).zip(rows) {
-        let position = match position {
-            Ok(position) => position,
-            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                return Err(StoreError::Conflict {
-                    aggregate_type: row.aggregate_type.to_owned(),
-                    aggregate_id: row.aggregate_id,
-                });
-            }
-            Err(error) => return Err(error.into()),
-        };
-        infra::auth_state::apply(
-            client,
-            changes.tenant_id,
-            position,
+        .zip(&changes.events)
+        .map(|(position, event)| infra::auth_state::Appended {
+            tenant_id: changes.tenant_id,
+            position: *position,
             event,
-            changes.occurred_at,
-        )
-        .await?;
-        appended.push(AppendedEvent {
+            occurred_at: changes.occurred_at,
+        })
+        .collect();
+    infra::auth_state::apply_all(client, applied).await?;
+    Ok(rows
+        .iter()
+        .zip(positions)
+        .map(|(row, position)| AppendedEvent {
             event_id: row.event_id,
             aggregate_id: row.aggregate_id,
             sequence: row.sequence,
             position,
-        });
+        })
+        .collect())
+}
+
+/// The rows in one statement ([`INSERT_EVENTS`]); their positions in their order.
+async fn insert_many(
+    client: &Object,
+    changes: &Changes,
+    rows: &[EventRow],
+) -> Result<Vec<i64>, StoreError> {
+    let statement = client.prepare_cached(INSERT_EVENTS).await?;
+    let event_ids: Vec<Uuid> = rows.iter().map(|row| row.event_id).collect();
+    let aggregate_types: Vec<&str> = rows.iter().map(|row| row.aggregate_type).collect();
+    let aggregate_ids: Vec<Uuid> = rows.iter().map(|row| row.aggregate_id).collect();
+    let sequences: Vec<i64> = rows.iter().map(|row| row.sequence).collect();
+    let types: Vec<&str> = rows.iter().map(|row| row.event_type).collect();
+    let versions: Vec<i32> = rows.iter().map(|row| row.schema_version).collect();
+    let data: Vec<&Value> = rows.iter().map(|row| &row.data).collect();
+    let metadata: Vec<&Value> = rows.iter().map(|row| &row.metadata).collect();
+    let answer = client
+        .query(
+            &statement,
+            &[
+                &changes.tenant_id,
+                &changes.occurred_at,
+                &event_ids,
+                &aggregate_types,
+                &aggregate_ids,
+                &sequences,
+                &types,
+                &versions,
+                &data,
+                &metadata,
+            ],
+        )
+        .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(error) => {
+            // The row named by the violated key, else the first.
+            let detail = error
+                .as_db_error()
+                .and_then(|e| e.detail())
+                .unwrap_or_default()
+                .to_owned();
+            let row = rows
+                .iter()
+                .find(|row| detail.contains(&row.aggregate_id.to_string()))
+                .or(rows.first());
+            return Err(match row {
+                Some(row) => conflict_or(error, row),
+                None => error.into(),
+            });
+        }
+    };
+    let by_id: HashMap<Uuid, i64> = answer.iter().map(|row| (row.get(0), row.get(1))).collect();
+    rows.iter()
+        .map(|row| {
+            by_id.get(&row.event_id).copied().ok_or_else(|| {
+                StoreError::Corrupt(format!("no position answered for event {}", row.event_id))
+            })
+        })
+        .collect()
+}
+
+/// An insert's failure: a unique violation on the stream's sequence is a conflict on the
+/// row's stream.
+fn conflict_or(error: tokio_postgres::Error, row: &EventRow) -> StoreError {
+    if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        return StoreError::Conflict {
+            aggregate_type: row.aggregate_type.to_owned(),
+            aggregate_id: row.aggregate_id,
+        };
     }
-    Ok(appended)
+    error.into()
 }
 
 /// The event's `data`: its serialised form without the type tag.

@@ -179,21 +179,21 @@ async fn write(
         outcomes[owner] = Some(Err(failure(error, &batch[owner])));
         start = owner + 1;
     }
-    // The authentication state, in order, for what was appended.
+    // The authentication state, in order, for what was appended (one round trip).
+    let mut appended = Vec::new();
     for (submission, outcome) in batch.iter().zip(&outcomes) {
         if let Some(Ok(positions)) = outcome {
             for (event, position) in submission.events.iter().zip(positions) {
-                infra::auth_state::apply(
-                    client,
-                    submission.tenant_id,
-                    *position,
+                appended.push(infra::auth_state::Appended {
+                    tenant_id: submission.tenant_id,
+                    position: *position,
                     event,
-                    submission.occurred_at,
-                )
-                .await?;
+                    occurred_at: submission.occurred_at,
+                });
             }
         }
     }
+    infra::auth_state::apply_all(client, appended).await?;
     transaction.commit().await?;
     Ok(outcomes
         .into_iter()

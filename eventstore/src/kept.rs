@@ -89,14 +89,24 @@ pub(crate) struct PendingKeep {
 }
 
 impl PendingKeep {
-    /// Keeps the state at the version and position of the stream's last appended event.
-    pub(crate) fn resolve(self, kept: &KeptStates, appended: &[AppendedEvent]) {
-        if let Some(last) = appended
+    /// Keeps each state at the version and position of its stream's last appended event
+    /// (one pass over `appended`, however many states a large append keeps).
+    pub(crate) fn resolve_all(
+        pending: Vec<PendingKeep>,
+        kept: &KeptStates,
+        appended: &[AppendedEvent],
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let last: HashMap<Uuid, &AppendedEvent> = appended
             .iter()
-            .rev()
-            .find(|event| event.aggregate_id == self.aggregate_id)
-        {
-            (self.keep)(kept, last.sequence, last.position);
+            .map(|event| (event.aggregate_id, event))
+            .collect();
+        for keep in pending {
+            if let Some(event) = last.get(&keep.aggregate_id) {
+                (keep.keep)(kept, event.sequence, event.position);
+            }
         }
     }
 }

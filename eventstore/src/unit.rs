@@ -15,7 +15,7 @@ use infra::crypto::KeyRing;
 use infra::db::PgTransaction;
 use uuid::Uuid;
 
-use crate::append::{self, Changes, INSERT_EVENT, count_appended};
+use crate::append::{self, Changes, count_appended};
 use crate::error::StoreError;
 use crate::group_commit::GroupWriter;
 use crate::kept::PendingKeep;
@@ -29,7 +29,7 @@ pub struct Transaction {
     transaction: Box<PgTransaction>,
     pub(crate) shared: Shared,
     /// States to keep once this transaction commits.
-    to_keep: std::sync::Mutex<Vec<(PendingKeep, Vec<AppendedEvent>)>>,
+    to_keep: std::sync::Mutex<Vec<(Vec<PendingKeep>, Vec<AppendedEvent>)>>,
     /// The types of the events appended, counted once the transaction commits.
     appended: std::sync::Mutex<Vec<&'static str>>,
 }
@@ -65,7 +65,8 @@ impl Transaction {
         self.to_keep
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|(pending, _)| pending.aggregate_id != subject_id);
+            .iter_mut()
+            .for_each(|(pending, _)| pending.retain(|keep| keep.aggregate_id != subject_id));
     }
 
     /// Serialises, per tenant, the commands that decide against the tenant's membership
@@ -95,22 +96,17 @@ impl Transaction {
             return Ok(Vec::new());
         }
         let rows = append::rows(&self.reader(), &changes, metadata).await?;
-        let client = self.client();
-        let statement = client.prepare_cached(INSERT_EVENT).await?;
-        let appended = append::insert_rows(client, &statement, &changes, &rows).await?;
+        let appended = append::insert_rows(self.client(), &changes, &rows).await?;
         self.appended
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .extend(rows.iter().map(|row| row.event_type));
-        self.to_keep
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(
-                changes
-                    .keep
-                    .into_iter()
-                    .map(|pending| (pending, appended.clone())),
-            );
+        if !changes.keep.is_empty() {
+            self.to_keep
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((changes.keep, appended.clone()));
+        }
         Ok(appended)
     }
 
@@ -139,7 +135,7 @@ impl Transaction {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         for (pending, appended) in to_keep {
-            pending.resolve(&self.shared.kept, &appended);
+            PendingKeep::resolve_all(pending, &self.shared.kept, &appended);
         }
         count_appended(std::mem::take(
             &mut *self
@@ -308,9 +304,7 @@ impl Grouped {
                     )
                     .collect();
                 count_appended(ids.into_iter().map(|(_, _, _, event_type)| event_type));
-                for pending in keep {
-                    pending.resolve(&shared.kept, &appended);
-                }
+                PendingKeep::resolve_all(keep, &shared.kept, &appended);
                 Ok((appended, None))
             }
         }

@@ -168,7 +168,9 @@ impl ImportWorker {
         let reader = transaction.reader();
         let import = reader.load::<Import>(claimed.import_id).await?;
         let now = Utc::now();
-        let mut changes = Changes::new(tenant_id, now).by(claimed.started_by);
+        let mut changes = Changes::new(tenant_id, now)
+            .by(claimed.started_by)
+            .without_keeping();
         let mut counts = ImportCounts::default();
         let mut errors = Vec::new();
         let mut reserved = Vec::new();

@@ -227,6 +227,112 @@ async fn positions_and_transaction_ids_are_recorded_for_the_ordered_relay() {
     );
 }
 
+/// A large append goes out as one statement: its positions follow its order, the
+/// authentication state follows its events, and one stale stream in it is a conflict on
+/// that stream that writes nothing.
+#[tokio::test]
+async fn a_large_append_is_one_statement_in_order_and_a_stale_stream_in_it_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Large").await;
+    let member = app.sign_up_user(tenant.tenant_id, "Member").await;
+    let store = store_of(&app);
+    let metadata = EventMetadata {
+        source: "test".into(),
+        ..Default::default()
+    };
+    let role_changed = |old_role, new_role| DomainEvent::User {
+        user_id: member.user_id,
+        event: UserEvent::MemberRoleChanged {
+            tenant_id: tenant.tenant_id,
+            user_id: member.user_id,
+            old_role,
+            new_role,
+            changed_by: tenant.admin_id,
+        },
+    };
+    // Twenty events on two streams, the member's role changed twice among them.
+    let mut events: Vec<DomainEvent> = (0..9)
+        .map(|n| profile_updated(tenant.admin_id, if n % 2 == 0 { "en" } else { "de" }))
+        .collect();
+    events.push(role_changed(domain::Role::Member, domain::Role::Admin));
+    events.extend((0..9).map(|_| profile_updated(member.user_id, "fr")));
+    events.push(role_changed(domain::Role::Admin, domain::Role::Member));
+    events.push(role_changed(domain::Role::Member, domain::Role::Admin));
+    let expected = [
+        ExpectedVersion {
+            aggregate_id: tenant.admin_id,
+            version: 2,
+        },
+        ExpectedVersion {
+            aggregate_id: member.user_id,
+            version: 2,
+        },
+    ];
+    let transaction = store.begin().await.expect("begin");
+    let appended = transaction
+        .append(
+            Changes::of_events(tenant.tenant_id, Utc::now(), &expected, events.clone()),
+            &metadata,
+        )
+        .await
+        .expect("append");
+    transaction.commit().await.expect("commit");
+    assert_eq!(appended.len(), 21);
+    let positions: Vec<i64> = appended.iter().map(|e| e.position).collect();
+    assert!(
+        positions.windows(2).all(|pair| pair[0] < pair[1]),
+        "positions follow the order of the append: {positions:?}"
+    );
+    let member_sequences: Vec<i64> = appended
+        .iter()
+        .filter(|e| e.aggregate_id == member.user_id)
+        .map(|e| e.sequence)
+        .collect();
+    assert_eq!(member_sequences, (3..=14).collect::<Vec<i64>>());
+    let role: String = app
+        .db
+        .query_one(
+            "SELECT role FROM auth_principals WHERE user_id = $1",
+            &[&member.user_id],
+        )
+        .await
+        .expect("principal")
+        .get(0);
+    assert_eq!(role, "admin", "the last of the role changes holds");
+
+    // The same events again at the versions of before: the admin's stream moved on.
+    let before: i64 = app
+        .db
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .expect("count")
+        .get(0);
+    let transaction = store.begin().await.expect("begin");
+    let result = transaction
+        .append(
+            Changes::of_events(tenant.tenant_id, Utc::now(), &expected, events),
+            &metadata,
+        )
+        .await;
+    transaction.rollback().await;
+    match result {
+        Err(StoreError::Conflict { aggregate_id, .. }) => {
+            assert!(
+                aggregate_id == tenant.admin_id || aggregate_id == member.user_id,
+                "the conflict names a stream of the append"
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let after: i64 = app
+        .db
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(before, after, "nothing of the stale append was written");
+}
+
 #[tokio::test]
 async fn a_state_kept_by_one_api_instance_never_hides_what_another_appended() {
     let app = TestApp::spawn().await;
