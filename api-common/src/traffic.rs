@@ -40,7 +40,7 @@ pub struct TrafficSettings {
     /// without a valid token (signup, login, refresh), so password guessing is throttled.
     pub anonymous_per_hour: u32,
     /// `REDIS_URL`: share the counters between instances.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<infra::ConnectionUrl>,
     /// `RATE_LIMIT_KEY_PREFIX`, default `eventra:ratelimit`: the Redis keys' prefix.
     pub key_prefix: String,
     /// `RATE_LIMIT_CACHE_SECS`, default 10: how long a tenant's limit (plan or override) is
@@ -57,7 +57,7 @@ impl TrafficSettings {
             standard_per_hour: parse("RATE_LIMIT_STANDARD_PER_HOUR", "1000")?,
             premium_per_hour: parse("RATE_LIMIT_PREMIUM_PER_HOUR", "5000")?,
             anonymous_per_hour: parse("RATE_LIMIT_ANONYMOUS_PER_HOUR", "300")?,
-            redis_url: var("REDIS_URL"),
+            redis_url: var("REDIS_URL").map(infra::ConnectionUrl::from),
             key_prefix: var("RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| "eventra:ratelimit".into()),
             limit_cache: Duration::from_secs(parse("RATE_LIMIT_CACHE_SECS", "10")?),
             max_tenant_labels: parse("METRICS_MAX_TENANT_LABELS", "100")?,
@@ -120,7 +120,7 @@ impl Traffic {
         let _ = infra::metrics::recorder();
         let counters = match &settings.redis_url {
             Some(url) => {
-                let client = redis::Client::open(url.as_str())
+                let client = redis::Client::open(url.expose())
                     .context("REDIS_URL is not a valid Redis URL")?;
                 let connection = tokio::time::timeout(
                     Duration::from_secs(5),

@@ -14,7 +14,7 @@ pub struct Settings {
     /// `COMMAND_API_ADDR`, default `127.0.0.1:8080`.
     pub listen_addr: SocketAddr,
     /// `DATABASE_URL`, default `postgres://root@127.0.0.1:5432/eventra`.
-    pub database_url: String,
+    pub database_url: infra::ConnectionUrl,
     /// `DATABASE_POOL_SIZE`, default 16.
     pub database_pool_size: usize,
     /// `EVENTRA_DATA_DIR`, default `.data`: where generated local keys live.
@@ -63,7 +63,8 @@ impl Settings {
         Ok(Settings {
             listen_addr: parse("COMMAND_API_ADDR", "127.0.0.1:8080")?,
             database_url: var("DATABASE_URL")
-                .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into()),
+                .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into())
+                .into(),
             database_pool_size: parse("DATABASE_POOL_SIZE", "16")?,
             data_dir: PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())),
             master_key: var("EVENTRA_MASTER_KEY").map(Secret::new),
@@ -98,11 +99,19 @@ impl Settings {
 
     /// The master key: configured, or read from / generated into the data dir.
     pub fn load_master_key(&self) -> anyhow::Result<MasterKey> {
-        infra::config::master_key(self.master_key.as_ref(), &self.data_dir)
+        infra::config::master_key(
+            self.master_key.as_ref(),
+            &self.data_dir,
+            infra::config::dev_mode(),
+        )
     }
 
     /// The token signing secret: configured, or read from / generated into the data dir.
     pub fn load_jwt_secret(&self) -> anyhow::Result<Secret<Vec<u8>>> {
-        infra::config::jwt_secret(self.jwt_secret.as_ref(), &self.data_dir)
+        infra::config::jwt_secret(
+            self.jwt_secret.as_ref(),
+            &self.data_dir,
+            infra::config::dev_mode(),
+        )
     }
 }

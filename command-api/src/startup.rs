@@ -34,6 +34,7 @@ impl Application {
             .context("migrating the database")?;
         let pool = infra::db::pool(&settings.database_url, settings.database_pool_size)?;
         let keys = Arc::new(KeyRing::new(settings.load_master_key()?));
+        infra::config::check_master_key(&pool, &keys).await?;
         let tokens = Tokens::new(
             &settings.load_jwt_secret()?,
             Duration::seconds(settings.access_token_ttl_seconds),

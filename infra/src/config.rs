@@ -16,16 +16,33 @@ where
         .map_err(|e| anyhow::anyhow!("{name}={raw:?} is not valid: {e}"))
 }
 
-/// The master key: `configured` (base64 of 32 bytes, from `EVENTRA_MASTER_KEY`), or the key
-/// file in `data_dir`, generated on first use with a loud warning.
+/// `EVENTRA_DEV=1` (or `true`): a development machine, where a process without configured
+/// keys may keep its own in key files in its data dir. `./scripts/start` sets it.
+pub fn dev_mode() -> bool {
+    var("EVENTRA_DEV").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// The master key: `configured` (base64 of 32 bytes, from `EVENTRA_MASTER_KEY`), or — only
+/// in `dev` mode — the key file in `data_dir`, generated on first use with a loud warning.
+/// Elsewhere a missing key is an error: two processes (or a container without a volume)
+/// each generating their own would seal personal data no other process can open.
 pub fn master_key(
     configured: Option<&crate::Secret<String>>,
     data_dir: &std::path::Path,
+    dev: bool,
 ) -> anyhow::Result<crate::crypto::MasterKey> {
     use anyhow::Context as _;
     if let Some(encoded) = configured {
         return crate::crypto::MasterKey::from_base64(encoded.expose())
             .context("EVENTRA_MASTER_KEY");
+    }
+    if !dev {
+        anyhow::bail!(
+            "EVENTRA_MASTER_KEY is not set. Set it to the base64 of 32 random bytes \
+             (`openssl rand -base64 32`), the same for every process, kept apart from the \
+             database; or set EVENTRA_DEV=1 on a development machine to keep a key file in \
+             the data directory"
+        );
     }
     let (key, generated) = crate::crypto::MasterKey::load_or_generate(data_dir, "master.key")?;
     tracing::warn!(
@@ -37,12 +54,13 @@ pub fn master_key(
     Ok(key)
 }
 
-/// The token signing secret: `configured` (at least 32 bytes, from `JWT_SECRET`), or one
-/// derived from a key file in `data_dir`, generated on first use. Every API instance must
-/// use the same secret.
+/// The token signing secret: `configured` (at least 32 bytes, from `JWT_SECRET`), or — only
+/// in `dev` mode — one derived from a key file in `data_dir`, generated on first use. Every
+/// API instance must use the same secret.
 pub fn jwt_secret(
     configured: Option<&crate::Secret<String>>,
     data_dir: &std::path::Path,
+    dev: bool,
 ) -> anyhow::Result<crate::Secret<Vec<u8>>> {
     if let Some(secret) = configured {
         if secret.expose().len() < 32 {
@@ -50,12 +68,44 @@ pub fn jwt_secret(
         }
         return Ok(crate::Secret::new(secret.expose().as_bytes().to_vec()));
     }
+    if !dev {
+        anyhow::bail!(
+            "JWT_SECRET is not set. Set it to at least 32 random bytes \
+             (`openssl rand -base64 48`), the same for every API instance; or set \
+             EVENTRA_DEV=1 on a development machine to keep a key file in the data directory"
+        );
+    }
     let (key, generated) = crate::crypto::MasterKey::load_or_generate(data_dir, "jwt.key")?;
     tracing::warn!(
         generated,
         "JWT_SECRET is not set: using a local key file; every API instance must share one secret"
     );
     Ok(crate::Secret::new(key.derive("eventra/jwt/v1").to_vec()))
+}
+
+/// Refuses a master key other than the one the stored data keys are wrapped under: a
+/// process started with the wrong key (a typo, another environment's secret, a regenerated
+/// key file) would seal new personal data under it and open none of the old.
+pub async fn check_master_key(
+    pool: &deadpool_postgres::Pool,
+    keys: &crate::crypto::KeyRing,
+) -> anyhow::Result<()> {
+    let client = pool.get().await?;
+    let stored = client
+        .query_opt("SELECT master_key_id FROM data_keys LIMIT 1", &[])
+        .await?;
+    if let Some(row) = stored {
+        let stored: String = row.get(0);
+        if stored != keys.master_key_id() {
+            anyhow::bail!(
+                "EVENTRA_MASTER_KEY is not the key this database's personal data is sealed \
+                 under (the data keys name master key {stored}, the configured key is {}); \
+                 refusing to start rather than seal new data under another key",
+                keys.master_key_id()
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -82,36 +132,58 @@ mod tests {
     fn a_configured_jwt_secret_needs_32_bytes_and_is_used_as_given() {
         let dir = scratch_dir();
         let short = crate::Secret::new("s".repeat(31));
-        assert!(jwt_secret(Some(&short), &dir).is_err());
+        assert!(jwt_secret(Some(&short), &dir, true).is_err());
         let enough = crate::Secret::new("s".repeat(32));
         assert_eq!(
-            jwt_secret(Some(&enough), &dir).expect("32 bytes").expose(),
+            jwt_secret(Some(&enough), &dir, false)
+                .expect("32 bytes")
+                .expose(),
             "s".repeat(32).as_bytes()
         );
         assert!(!dir.exists(), "a configured secret writes no file");
     }
 
     #[test]
-    fn without_configuration_both_keys_come_from_files_that_stay() {
+    fn without_configuration_outside_dev_mode_neither_key_is_made_up() {
         let dir = scratch_dir();
-        let first = jwt_secret(None, &dir).expect("generated");
-        let again = jwt_secret(None, &dir).expect("read back");
+        let error = master_key(None, &dir, false).expect_err("no key");
+        assert!(
+            error.to_string().contains("EVENTRA_MASTER_KEY is not set"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("EVENTRA_DEV=1"), "{error}");
+        let error = jwt_secret(None, &dir, false).expect_err("no secret");
+        assert!(
+            error.to_string().contains("JWT_SECRET is not set"),
+            "{error}"
+        );
+        assert!(!dir.exists(), "no key file was written");
+    }
+
+    #[test]
+    fn without_configuration_in_dev_mode_both_keys_come_from_files_that_stay() {
+        let dir = scratch_dir();
+        let first = jwt_secret(None, &dir, true).expect("generated");
+        let again = jwt_secret(None, &dir, true).expect("read back");
         assert_eq!(first.expose(), again.expose());
         assert_eq!(first.expose().len(), 32);
-        let master = master_key(None, &dir).expect("generated");
-        assert_eq!(master_key(None, &dir).expect("read back").id(), master.id());
+        let master = master_key(None, &dir, true).expect("generated");
+        assert_eq!(
+            master_key(None, &dir, true).expect("read back").id(),
+            master.id()
+        );
         // The token secret is derived, never the key file's bytes themselves.
         let (file_key, _) =
             crate::crypto::MasterKey::load_or_generate(&dir, "jwt.key").expect("the file");
         assert_ne!(first.expose(), file_key.to_base64().as_bytes());
         let configured = crate::Secret::new(master.to_base64());
         assert_eq!(
-            master_key(Some(&configured), &scratch_dir())
+            master_key(Some(&configured), &scratch_dir(), false)
                 .expect("configured")
                 .id(),
             master.id()
         );
-        assert!(master_key(Some(&crate::Secret::new("nope".into())), &dir).is_err());
+        assert!(master_key(Some(&crate::Secret::new("nope".into())), &dir, true).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -16,4 +16,4 @@ pub mod password_resets;
 pub mod secret;
 pub mod telemetry;
 
-pub use secret::Secret;
+pub use secret::{ConnectionUrl, Secret};

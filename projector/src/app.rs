@@ -32,6 +32,7 @@ pub async fn run(
         .context("migrating the database")?;
     let pool = infra::db::pool(&settings.database_url, settings.database_pool_size)?;
     let keys = Arc::new(KeyRing::new(settings.load_master_key()?));
+    infra::config::check_master_key(&pool, &keys).await?;
     let js = crate::stream::connect(&settings.nats_url).await?;
     let mailer = if run_email && settings.email_worker.workers > 0 {
         Some(Arc::new(settings.mailer()?))
@@ -105,7 +106,7 @@ pub async fn run(
         tasks.spawn(worker.run(shutdown.clone()));
     }
     let relay = Relay {
-        database_url: settings.database_url.clone(),
+        database_url: settings.database_url.expose().to_owned(),
         keys: Arc::clone(&keys),
         js: js.clone(),
         stream: settings.stream.clone(),

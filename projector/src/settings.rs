@@ -12,15 +12,15 @@ use crate::email::worker::WorkerSettings;
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `DATABASE_URL`.
-    pub database_url: String,
+    pub database_url: infra::ConnectionUrl,
     /// `DATABASE_POOL_SIZE`, default 8.
     pub database_pool_size: usize,
     /// `NATS_URL`, default `nats://127.0.0.1:4222`.
-    pub nats_url: String,
+    pub nats_url: infra::ConnectionUrl,
     pub stream: StreamSettings,
     /// `EVENTRA_DATA_DIR` and `EVENTRA_MASTER_KEY`: the key that opens personal data.
     pub data_dir: PathBuf,
-    pub master_key: Option<String>,
+    pub master_key: Option<infra::Secret<String>>,
     /// `PROJECTOR_BATCH_SIZE`, default 256: messages fetched and applied per transaction.
     pub batch_size: usize,
     /// `RELAY_POLL_INTERVAL_MS`, default 1000: how often the relay looks for events when
@@ -53,7 +53,7 @@ pub struct Settings {
     pub email_worker: WorkerSettings,
     /// `SMTP_URL`: `smtp://[user:password@]host:port[?tls=required]` or `smtps://…`; without
     /// it, emails are written as `.eml` files to `EVENTRA_DATA_DIR/mail/`.
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<infra::ConnectionUrl>,
     /// `SMTP_TIMEOUT_SECS`, default 15.
     pub smtp_timeout: Duration,
     /// `SMTP_CA_FILE`: PEM certificates to trust for the SMTP server instead of the public
@@ -97,9 +97,12 @@ impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Settings {
             database_url: var("DATABASE_URL")
-                .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into()),
+                .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into())
+                .into(),
             database_pool_size: parse("DATABASE_POOL_SIZE", "8")?,
-            nats_url: var("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+            nats_url: var("NATS_URL")
+                .unwrap_or_else(|| "nats://127.0.0.1:4222".into())
+                .into(),
             stream: StreamSettings {
                 name: var("NATS_STREAM").unwrap_or_else(|| "EVENTRA_EVENTS".into()),
                 subject_prefix: var("NATS_SUBJECT_PREFIX").unwrap_or_else(|| "eventra".into()),
@@ -107,7 +110,7 @@ impl Settings {
                 max_deliver: parse("NATS_MAX_DELIVER", "10")?,
             },
             data_dir: PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())),
-            master_key: var("EVENTRA_MASTER_KEY"),
+            master_key: var("EVENTRA_MASTER_KEY").map(infra::Secret::new),
             batch_size: parse("PROJECTOR_BATCH_SIZE", "256")?,
             relay_poll_interval: Duration::from_millis(parse("RELAY_POLL_INTERVAL_MS", "1000")?),
             timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_INTERVAL_MS", "1000")?),
@@ -142,7 +145,7 @@ impl Settings {
                 rate_limit_per_hour: parse("EMAIL_RATE_LIMIT_PER_HOUR", "10")?,
                 public_url: var("PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
             },
-            smtp_url: var("SMTP_URL"),
+            smtp_url: var("SMTP_URL").map(infra::ConnectionUrl::from),
             smtp_timeout: Duration::from_secs(parse("SMTP_TIMEOUT_SECS", "15")?),
             smtp_ca_file: var("SMTP_CA_FILE").map(PathBuf::from),
         })
@@ -150,8 +153,9 @@ impl Settings {
 
     pub fn load_master_key(&self) -> anyhow::Result<MasterKey> {
         infra::config::master_key(
-            self.master_key.clone().map(infra::Secret::new).as_ref(),
+            self.master_key.as_ref(),
             &self.data_dir,
+            infra::config::dev_mode(),
         )
     }
 }

@@ -12,7 +12,7 @@ pub struct Settings {
     /// `QUERY_API_ADDR`, default `127.0.0.1:8081`.
     pub listen_addr: SocketAddr,
     /// `DATABASE_URL`.
-    pub database_url: String,
+    pub database_url: infra::ConnectionUrl,
     /// `DATABASE_POOL_SIZE`, default 16.
     pub database_pool_size: usize,
     /// `EVENTRA_DATA_DIR`: where a generated token secret is found.
@@ -36,7 +36,8 @@ impl Settings {
         Ok(Settings {
             listen_addr: parse("QUERY_API_ADDR", "127.0.0.1:8081")?,
             database_url: var("DATABASE_URL")
-                .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into()),
+                .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into())
+                .into(),
             database_pool_size: parse("DATABASE_POOL_SIZE", "16")?,
             data_dir: PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())),
             jwt_secret: var("JWT_SECRET").map(Secret::new),

@@ -30,7 +30,11 @@ impl Application {
         let pool = infra::db::pool(&settings.database_url, settings.database_pool_size)?;
         // Only verification is needed here; lifetimes are the issuer's business.
         let tokens = Arc::new(Tokens::new(
-            &infra::config::jwt_secret(settings.jwt_secret.as_ref(), &settings.data_dir)?,
+            &infra::config::jwt_secret(
+                settings.jwt_secret.as_ref(),
+                &settings.data_dir,
+                infra::config::dev_mode(),
+            )?,
             Duration::zero(),
             Duration::zero(),
         ));

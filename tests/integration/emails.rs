@@ -19,7 +19,7 @@ async fn mail_pipeline(
 ) -> (Pipeline, SmtpServer) {
     let smtp = SmtpServer::start().await;
     let mut pipeline = Pipeline::start().await;
-    pipeline.settings.smtp_url = Some(smtp.url());
+    pipeline.settings.smtp_url = Some(smtp.url().into());
     customise(&mut pipeline.settings);
     (pipeline, smtp)
 }
@@ -929,7 +929,7 @@ async fn mail_goes_out_over_starttls_and_smtps_to_a_server_of_the_organisations_
         let smtp = SmtpServer::start_tls(&certificates, mode).await;
         let ca_file = certificates.ca_file();
         let mut pipeline = Pipeline::start().await;
-        pipeline.settings.smtp_url = Some(smtp.url());
+        pipeline.settings.smtp_url = Some(smtp.url().into());
         pipeline.settings.smtp_ca_file = Some(ca_file.clone());
         let projector = pipeline.spawn_projector_of(the_projector_without_search());
         let tenant = pipeline.app.sign_up_tenant("Sealed").await;

@@ -585,7 +585,8 @@ async fn the_command_api_is_not_ready_while_postgres_is_unreachable_and_recovers
     let app = TestApp::spawn_with(|settings| {
         settings.database_url = settings
             .database_url
-            .replace(&server, &format!("127.0.0.1:{port}"));
+            .replace(&server, &format!("127.0.0.1:{port}"))
+            .into();
     })
     .await;
     assert!(app.settings.database_url.contains(&port.to_string()));
@@ -666,7 +667,10 @@ pub(crate) fn start_projector_process(pipeline: &integration_tests::Pipeline, po
         .env("NATS_SUBJECT_PREFIX", &settings.stream.subject_prefix)
         .env(
             "EVENTRA_MASTER_KEY",
-            settings.master_key.as_deref().unwrap_or_default(),
+            settings
+                .master_key
+                .as_ref()
+                .map_or("", |key| key.expose().as_str()),
         )
         .env("EVENTRA_DATA_DIR", &settings.data_dir)
         .env("SEARCH_INDEX_DIR", &settings.search_dir)

@@ -159,7 +159,7 @@ async fn the_system_purges_a_due_account_once_leaving_no_personal_data_and_maili
  {
     let smtp = SmtpServer::start().await;
     let mut pipeline = Pipeline::start().await;
-    pipeline.settings.smtp_url = Some(smtp.url());
+    pipeline.settings.smtp_url = Some(smtp.url().into());
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Purges").await;

@@ -304,7 +304,7 @@ async fn two_api_instances_sharing_redis_spend_one_budget() {
         std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let app = TestApp::spawn_with(|s| {
         s.traffic.standard_per_hour = 6;
-        s.traffic.redis_url = Some(redis_url.clone());
+        s.traffic.redis_url = Some(redis_url.clone().into());
     })
     .await;
     let second = command_api::Application::build(app.settings.clone())
@@ -402,7 +402,7 @@ async fn a_redis_that_stops_answering_lets_requests_through_and_is_counted() {
     let redis_url = format!("redis://127.0.0.1:{}", proxy.port);
     let app = TestApp::spawn_with(|s| {
         s.traffic.standard_per_hour = 2;
-        s.traffic.redis_url = Some(redis_url.clone());
+        s.traffic.redis_url = Some(redis_url.clone().into());
     })
     .await;
     let tenant = app.sign_up_tenant("Unanswered").await;

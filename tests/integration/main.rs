@@ -13,6 +13,7 @@ mod idempotency;
 mod imports;
 mod invitations;
 mod isolation;
+mod keys;
 mod lifecycle;
 mod limits;
 mod links;

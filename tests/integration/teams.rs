@@ -322,7 +322,7 @@ async fn teams_are_renamed_found_by_name_deleted_and_hidden_from_other_tenants()
 async fn each_member_added_to_a_team_is_welcomed_once() {
     let smtp = integration_tests::smtp::SmtpServer::start().await;
     let mut pipeline = Pipeline::start().await;
-    pipeline.settings.smtp_url = Some(smtp.url());
+    pipeline.settings.smtp_url = Some(smtp.url().into());
     let projector = pipeline.spawn_projector();
     let app = &pipeline.app;
     let tenant = app.sign_up_tenant("Welcomes").await;

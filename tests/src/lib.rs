@@ -158,7 +158,7 @@ pub struct UserFixture {
 pub fn test_settings(database_url: &str) -> Settings {
     Settings {
         listen_addr: "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
-        database_url: database_url.to_owned(),
+        database_url: database_url.to_owned().into(),
         database_pool_size: 10,
         data_dir: std::env::temp_dir().join(format!("eventra-test-{}", Uuid::new_v4().simple())),
         master_key: Some(Secret::new(MasterKey::generate().expect("rng").to_base64())),
@@ -242,7 +242,7 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped());
         let query = query_api::Application::build(query_api::Settings {
             listen_addr: "127.0.0.1:0".parse().expect("address"),
-            database_url: database_url.clone(),
+            database_url: database_url.clone().into(),
             database_pool_size: 6,
             data_dir: settings.data_dir.clone(),
             jwt_secret: settings.jwt_secret.clone(),
@@ -585,7 +585,7 @@ impl Drop for Pipeline {
             };
             runtime.block_on(async {
                 let removal = async {
-                    if let Ok(client) = async_nats::connect(&url).await {
+                    if let Ok(client) = async_nats::connect(url.expose()).await {
                         let _ = async_nats::jetstream::new(client)
                             .delete_stream(&name)
                             .await;
@@ -608,7 +608,7 @@ impl Pipeline {
     pub async fn start_with_mail() -> (Pipeline, smtp::SmtpServer) {
         let smtp = smtp::SmtpServer::start().await;
         let mut pipeline = Self::start().await;
-        pipeline.settings.smtp_url = Some(smtp.url());
+        pipeline.settings.smtp_url = Some(smtp.url().into());
         pipeline.settings.email_worker.public_url = "https://people.example".into();
         (pipeline, smtp)
     }
@@ -634,11 +634,14 @@ impl Pipeline {
             .expose()
             .clone();
         let settings = projector::settings::Settings {
-            database_url: app.database_url.clone(),
+            database_url: app.database_url.clone().into(),
             database_pool_size: 4,
-            nats_url: nats_url.unwrap_or_else(|| {
-                std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-            }),
+            nats_url: nats_url
+                .unwrap_or_else(|| {
+                    std::env::var("TEST_NATS_URL")
+                        .unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+                })
+                .into(),
             stream: projector::settings::StreamSettings {
                 name: format!("TEST_{unique}"),
                 subject_prefix: format!("t{unique}"),
@@ -646,7 +649,7 @@ impl Pipeline {
                 max_deliver: 5,
             },
             data_dir: app.settings.data_dir.clone(),
-            master_key: Some(master_key.clone()),
+            master_key: Some(Secret::new(master_key.clone())),
             batch_size: 64,
             relay_poll_interval: std::time::Duration::from_millis(200),
             timer_poll_interval: std::time::Duration::from_millis(200),
@@ -691,7 +694,7 @@ impl Pipeline {
 
     pub fn relay(&self) -> projector::relay::Relay {
         projector::relay::Relay {
-            database_url: self.settings.database_url.clone(),
+            database_url: self.settings.database_url.expose().to_owned(),
             keys: std::sync::Arc::clone(&self.keys),
             js: self.js.clone(),
             stream: self.settings.stream.clone(),
