@@ -37,6 +37,12 @@ pub enum ApiError {
     ConcurrentModification,
     #[error("this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
+    /// The first request with the key succeeded, but its answer carried credentials, which
+    /// are never stored.
+    #[error(
+        "the request with this Idempotency-Key succeeded, but its answer carried credentials, which are never stored; send the request again with a new key"
+    )]
+    IdempotentAnswerWithheld,
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(#[source] anyhow::Error),
     /// A read model has not reached the position the client asked to see.
@@ -67,6 +73,7 @@ impl ApiError {
             ApiError::EmailTaken => "email-taken",
             ApiError::ConcurrentModification => "concurrent-modification",
             ApiError::IdempotencyKeyReused => "idempotency-key-reused",
+            ApiError::IdempotentAnswerWithheld => "idempotent-answer-withheld",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::NotCaughtUp(_) => "not-caught-up",
             ApiError::Internal(_) => "internal-error",
@@ -103,6 +110,7 @@ impl ResponseError for ApiError {
             }
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotentAnswerWithheld => StatusCode::CONFLICT,
             ApiError::Unavailable(_) | ApiError::NotCaughtUp(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -31,6 +31,9 @@ pub trait Command: Sync {
     type State: Send + Sync;
     /// What the decision tells the answer besides the events it appends.
     type Outcome: Send;
+    /// The answer carries credentials (tokens): it is never stored for an idempotency key,
+    /// and a replay gets a problem instead (ADR 0022).
+    const ANSWER_HOLDS_CREDENTIALS: bool = false;
 
     fn load(&self, unit: &Self::Unit)
     -> impl Future<Output = Result<Self::State, ApiError>> + Send;
@@ -233,6 +236,10 @@ pub async fn execute<C: Command>(
                         transaction.rollback().await;
                         return Err(ApiError::IdempotencyKeyReused);
                     }
+                    IdempotencyClaim::Withheld => {
+                        transaction.rollback().await;
+                        return Err(ApiError::IdempotentAnswerWithheld);
+                    }
                 }
             }
             None => C::Unit::begin(store).await?,
@@ -321,12 +328,19 @@ async fn finish<C: Command>(
         match &answer {
             Answer::Success { status, body, .. } => {
                 let body = body.clone().unwrap_or(Value::Null);
+                // Whose data the answer may hold: the caller and every stream appended to.
+                let mut subjects: Vec<uuid::Uuid> =
+                    appended.iter().map(|event| event.aggregate_id).collect();
+                subjects.extend(request.actor.user_id());
+                subjects.sort_unstable();
+                subjects.dedup();
                 transaction
                     .complete_idempotency(
                         &idempotency.scope,
                         &idempotency.key,
                         status.as_u16(),
-                        &body,
+                        (!C::ANSWER_HOLDS_CREDENTIALS).then_some(&body),
+                        &subjects,
                     )
                     .await?;
             }

@@ -41,6 +41,13 @@ impl Transaction {
                 &[&subject_id],
             )
             .await?;
+        // Remembered answers about them (a profile, an address) go too.
+        client
+            .execute(
+                "DELETE FROM idempotency_keys WHERE subjects @> ARRAY[$1]::uuid[]",
+                &[&subject_id],
+            )
+            .await?;
         infra::email_jobs::forget_recipient(client, subject_id).await?;
         Ok(())
     }

@@ -1,6 +1,11 @@
 //! Idempotency records: a command's answer stored with its events, so that a retry with the
 //! same key gets the first answer and appends nothing. Only a [`Transaction`] can claim a
 //! key (the answer must commit with the events).
+//!
+//! What is stored holds no secret (ADR 0022): the request's fingerprint is an HMAC under a
+//! key derived from the master key (a body may hold a password), an answer that carries
+//! credentials is withheld (only that it succeeded is kept), and each record names whose
+//! data its answer may hold, so that erasing a user forgets it.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -16,6 +21,8 @@ pub enum IdempotencyClaim {
     Fresh,
     /// Already answered: return this answer and do nothing.
     Replay { status: u16, body: Value },
+    /// Already answered, but the answer carried credentials and was not kept.
+    Withheld,
     /// The key was used before with a different request.
     Mismatch,
 }
@@ -31,6 +38,7 @@ impl Transaction {
         request_hash: &[u8],
     ) -> Result<IdempotencyClaim, StoreError> {
         let client = self.client();
+        let request_hash = self.shared.keys.fingerprint("idempotency", request_hash);
         let inserted = client
             .execute(
                 "INSERT INTO idempotency_keys (scope, idempotency_key, request_hash)
@@ -43,14 +51,17 @@ impl Transaction {
         }
         let row = client
             .query_one(
-                "SELECT request_hash, response_status, response_body FROM idempotency_keys
-                 WHERE scope = $1 AND idempotency_key = $2",
+                "SELECT request_hash, response_status, response_body, withheld
+                   FROM idempotency_keys WHERE scope = $1 AND idempotency_key = $2",
                 &[&scope, &key],
             )
             .await?;
         let stored_hash: Vec<u8> = row.get(0);
         if stored_hash != request_hash {
             return Ok(IdempotencyClaim::Mismatch);
+        }
+        if row.get::<_, bool>(3) {
+            return Ok(IdempotencyClaim::Withheld);
         }
         let status: Option<i16> = row.get(1);
         let body: Option<Value> = row.get(2);
@@ -60,20 +71,26 @@ impl Transaction {
         })
     }
 
-    /// Records the answer to replay for the claimed key.
+    /// Records the answer to replay for the claimed key: `Some` body to replay, or `None`
+    /// when the answer carried credentials (only that it succeeded is kept). `subjects`: the
+    /// users whose data the answer may hold.
     pub async fn complete_idempotency(
         &self,
         scope: &str,
         key: &str,
         status: u16,
-        body: &Value,
+        body: Option<&Value>,
+        subjects: &[uuid::Uuid],
     ) -> Result<(), StoreError> {
         let status = i16::try_from(status).unwrap_or(200);
+        let withheld = body.is_none();
+        let body = body.unwrap_or(&Value::Null);
         self.client()
             .execute(
-                "UPDATE idempotency_keys SET response_status = $3, response_body = $4
-                 WHERE scope = $1 AND idempotency_key = $2",
-                &[&scope, &key, &status, body],
+                "UPDATE idempotency_keys
+                    SET response_status = $3, response_body = $4, withheld = $5, subjects = $6
+                  WHERE scope = $1 AND idempotency_key = $2",
+                &[&scope, &key, &status, body, &withheld, &subjects],
             )
             .await?;
         Ok(())

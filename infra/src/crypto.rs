@@ -215,11 +215,17 @@ impl KeyRing {
     /// A keyed hash of a unique value (such as a normalised email), so uniqueness can be
     /// enforced and looked up without storing the value in clear.
     pub fn blind_index(&self, kind: &str, normalised_value: &str) -> Vec<u8> {
+        self.fingerprint(kind, normalised_value.as_bytes())
+    }
+
+    /// A keyed hash (HMAC-SHA-256) of `bytes` for `kind`: what may be stored to recognise a
+    /// value again without letting anyone who reads it test guesses of the value offline.
+    pub fn fingerprint(&self, kind: &str, bytes: &[u8]) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.blind_index_key)
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         mac.update(kind.as_bytes());
         mac.update(&[0]);
-        mac.update(normalised_value.as_bytes());
+        mac.update(bytes);
         mac.finalize().into_bytes().to_vec()
     }
 }

@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(10, "account_lifecycle", "0010_account_lifecycle.sql"),
     migration!(11, "email_links", "0011_email_links.sql"),
     migration!(12, "imports", "0012_imports.sql"),
+    migration!(
+        13,
+        "idempotency_without_secrets",
+        "0013_idempotency_without_secrets.sql"
+    ),
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

@@ -178,3 +178,145 @@ async fn keys_older_than_their_time_to_live_are_forgotten() {
         "the key was forgotten"
     );
 }
+
+/// What a login or a refresh answers holds live tokens: it is never stored for a key, and
+/// replaying the key gets a problem instead of the tokens (ADR 0022). An attacker reading
+/// the table finds neither the tokens nor a fingerprint to test password guesses against.
+#[tokio::test]
+async fn credentials_are_never_remembered_and_a_fingerprint_cannot_check_a_password() {
+    use sha2::{Digest, Sha256};
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Withheld").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Holder").await;
+    let path = format!("/v1/tenants/{}/sessions", tenant.tenant_id);
+    let body = json!({"email": user.email, "password": PASSWORD});
+    let log_in = || {
+        app.send(
+            app.http
+                .post(format!("{}{path}", app.address))
+                .header("Idempotency-Key", "login-once")
+                .json(&body),
+        )
+    };
+    let first = log_in().await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let refresh_token = first.str("refresh_token");
+    let access_token = first.str("access_token");
+    let refreshed = app
+        .send(
+            app.http
+                .post(format!("{}/v1/sessions/refresh", app.address))
+                .header("Idempotency-Key", "refresh-once")
+                .json(&json!({"refresh_token": refresh_token})),
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
+
+    let table: String = app
+        .db
+        .query_one(
+            "SELECT coalesce(string_agg(to_jsonb(k)::text, ' '), '') FROM idempotency_keys k",
+            &[],
+        )
+        .await
+        .expect("the table")
+        .get(0);
+    for secret in [
+        access_token.as_str(),
+        refresh_token.as_str(),
+        refreshed.str("access_token").as_str(),
+        refreshed.str("refresh_token").as_str(),
+    ] {
+        assert!(!table.contains(secret), "a token is stored: {table}");
+    }
+    // The offline guess: the fingerprint of the request with the right password.
+    let mut guess = Sha256::new();
+    guess.update(format!("POST {path}\n").as_bytes());
+    guess.update(serde_json::to_vec(&body).expect("json"));
+    let guess = guess.finalize().to_vec();
+    let stored: Vec<u8> = app
+        .db
+        .query_one(
+            "SELECT request_hash FROM idempotency_keys WHERE idempotency_key = 'login-once'",
+            &[],
+        )
+        .await
+        .expect("the login's record")
+        .get(0);
+    assert_ne!(stored, guess, "the fingerprint is keyed");
+
+    let events = app.event_count().await;
+    let replayed = log_in().await;
+    assert_eq!(replayed.status, StatusCode::CONFLICT);
+    assert!(replayed.is_problem());
+    assert!(
+        replayed.body["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("idempotent-answer-withheld")),
+        "{:?}",
+        replayed.body
+    );
+    assert!(replayed.body.get("access_token").is_none());
+    assert_eq!(app.event_count().await, events, "a replay appends nothing");
+}
+
+/// Erasing a user forgets the answers remembered about them (their own, and others' about
+/// them).
+#[tokio::test]
+async fn erasure_forgets_the_answers_remembered_about_the_user() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Forgotten").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Remembered").await;
+    let renamed = app
+        .send(
+            app.http
+                .patch(format!("{}/v1/me", app.address))
+                .bearer_auth(&user.token)
+                .header("Idempotency-Key", "rename")
+                .json(&json!({"display_name": "Quintessa Rememberable"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK);
+    let by_admin = app
+        .send(
+            app.http
+                .patch(format!(
+                    "{}/v1/tenants/{}/users/{}",
+                    app.address, tenant.tenant_id, user.user_id
+                ))
+                .bearer_auth(&tenant.admin_token)
+                .header("Idempotency-Key", "admin-rename")
+                .json(&json!({"display_name": "Quintessa Renamed"})),
+        )
+        .await;
+    assert_eq!(by_admin.status, StatusCode::OK, "{:?}", by_admin.body);
+    let remembered = || async {
+        let count: i64 = app
+            .db
+            .query_one(
+                "SELECT count(*) FROM idempotency_keys
+                  WHERE subjects @> ARRAY[$1]::uuid[] OR scope = 'user:' || $1::text",
+                &[&user.user_id],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        count
+    };
+    assert_eq!(remembered().await, 2, "the user's own and the admin's");
+    let erased = app
+        .delete(
+            &format!(
+                "/v1/tenants/{}/users/{}?mode=erase",
+                tenant.tenant_id, user.user_id
+            ),
+            Some(&tenant.admin_token),
+        )
+        .await;
+    assert!(erased.status.is_success(), "{:?}", erased.body);
+    assert_eq!(
+        remembered().await,
+        0,
+        "an answer about the erased user is still remembered"
+    );
+}

@@ -128,6 +128,7 @@ impl Command for LogIn<'_> {
     type Unit = Grouped;
     type State = LoginState;
     type Outcome = Logged;
+    const ANSWER_HOLDS_CREDENTIALS: bool = true;
 
     async fn load(&self, unit: &Grouped) -> Result<LoginState, ApiError> {
         let reader = unit.reader();

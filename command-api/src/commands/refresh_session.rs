@@ -37,6 +37,7 @@ impl Command for RefreshSession<'_> {
     type Unit = Grouped;
     type State = SessionOf;
     type Outcome = Refreshed;
+    const ANSWER_HOLDS_CREDENTIALS: bool = true;
 
     async fn load(&self, unit: &Grouped) -> Result<SessionOf, ApiError> {
         let reader = unit.reader();

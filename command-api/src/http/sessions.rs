@@ -30,6 +30,7 @@ struct LogInBody {
     params(("tenant_id" = Uuid, Path), IdempotencyKey),
     responses(
     (status = 201, description = "a new session", body = SessionIssued),
+    (status = 409, description = "the request with this Idempotency-Key succeeded before; its answer carried credentials, which are never stored (`idempotent-answer-withheld`): send it again with a new key", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such tenant", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "wrong email or password (recorded as user.login_failed)", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "the account is deactivated, or its address is not verified and the tenant requires it", body = Problem, content_type = "application/problem+json"),
@@ -118,6 +119,7 @@ struct RefreshBody {
     params(IdempotencyKey),
     responses(
     (status = 200, description = "the rotated refresh token and a new access token", body = SessionIssued),
+    (status = 409, description = "the request with this Idempotency-Key succeeded before; its answer carried credentials, which are never stored (`idempotent-answer-withheld`): send it again with a new key", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
     BodyProblems
 ))]
