@@ -17,6 +17,9 @@ pub struct Settings {
     pub database_url: infra::ConnectionUrl,
     /// `DATABASE_POOL_SIZE`, default 16.
     pub database_pool_size: usize,
+    /// `DATABASE_POOL_WAIT_MS`, default 2000: how long a request waits for a connection
+    /// before it is answered 503 with `Retry-After`.
+    pub database_pool_wait: std::time::Duration,
     /// `EVENTRA_DATA_DIR`, default `.data`: where generated local keys live.
     pub data_dir: PathBuf,
     /// `EVENTRA_MASTER_KEY` (base64 of 32 bytes); generated into the data dir when unset.
@@ -66,6 +69,10 @@ impl Settings {
                 .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into())
                 .into(),
             database_pool_size: parse("DATABASE_POOL_SIZE", "16")?,
+            database_pool_wait: std::time::Duration::from_millis(parse(
+                "DATABASE_POOL_WAIT_MS",
+                "2000",
+            )?),
             data_dir: PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())),
             master_key: var("EVENTRA_MASTER_KEY").map(Secret::new),
             jwt_secret: var("JWT_SECRET").map(Secret::new),

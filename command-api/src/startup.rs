@@ -32,7 +32,11 @@ impl Application {
         infra::migrate::migrate_database(&settings.database_url)
             .await
             .context("migrating the database")?;
-        let pool = infra::db::pool(&settings.database_url, settings.database_pool_size)?;
+        let pool = infra::db::pool_waiting(
+            &settings.database_url,
+            settings.database_pool_size,
+            settings.database_pool_wait,
+        )?;
         let keys = Arc::new(KeyRing::new(settings.load_master_key()?));
         infra::config::check_master_key(&pool, &keys).await?;
         let tokens = Tokens::new(

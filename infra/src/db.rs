@@ -6,8 +6,22 @@ use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+/// How long a caller of [`pool`] waits for a free connection before the pool answers with
+/// a timeout (workers and operator commands; the APIs configure their own, shorter wait).
+pub const DEFAULT_POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Builds a pool for `database_url` (a `postgres://` URL or a key=value string).
 pub fn pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
+    pool_waiting(database_url, max_size, DEFAULT_POOL_WAIT)
+}
+
+/// A pool whose callers wait at most `wait` for a connection (then a
+/// `PoolError::Timeout`, which the APIs answer 503 with `Retry-After`).
+pub fn pool_waiting(
+    database_url: &str,
+    max_size: usize,
+    wait: std::time::Duration,
+) -> anyhow::Result<Pool> {
     let mut config = tokio_postgres::Config::from_str(database_url)
         .context("DATABASE_URL is not a valid Postgres URL")?;
     if config.get_application_name().is_none() {
@@ -22,6 +36,8 @@ pub fn pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
     );
     Pool::builder(manager)
         .max_size(max_size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(wait))
         .build()
         .context("building the Postgres pool")
 }

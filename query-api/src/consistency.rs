@@ -3,7 +3,6 @@
 //! position it reflects in `X-Projection-Position`.
 
 use eventstore::Order;
-use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use api_common::ApiError;
@@ -61,32 +60,4 @@ pub async fn checkpoint(client: &Object, projection: &str) -> Result<Order, ApiE
         .await
         .map_err(|e| ApiError::Unavailable(e.into()))?;
     Ok(row.map_or(Order::START, |r| Order::new(r.get(0), r.get(1))))
-}
-
-/// Waits until `projection` has applied the event at `min_position` (if given), up to
-/// `timeout`; returns the projection's position to report.
-pub async fn reach(
-    client: &Object,
-    projection: &str,
-    min_position: Option<i64>,
-    timeout: Duration,
-) -> Result<i64, ApiError> {
-    let Some(position) = min_position.filter(|p| *p > 0) else {
-        return Ok(checkpoint(client, projection).await?.position);
-    };
-    let target = target(client, position).await?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let current = checkpoint(client, projection).await?;
-        if current >= target {
-            return Ok(current.position);
-        }
-        if Instant::now() >= deadline {
-            return Err(ApiError::NotCaughtUp(format!(
-                "the {projection} view has not reached position {position} yet (it is at {}); retry shortly",
-                current.position
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }

@@ -4,6 +4,7 @@
 pub mod consistency;
 pub mod http;
 pub mod pagination;
+pub mod positions;
 pub mod search;
 pub mod settings;
 pub mod startup;

@@ -15,6 +15,12 @@ pub struct Settings {
     pub database_url: infra::ConnectionUrl,
     /// `DATABASE_POOL_SIZE`, default 16.
     pub database_pool_size: usize,
+    /// `DATABASE_POOL_WAIT_MS`, default 2000: how long a request waits for a connection
+    /// before it is answered 503 with `Retry-After`.
+    pub database_pool_wait: Duration,
+    /// `MAX_POSITION_WAITS_PER_TENANT`, default 32: reads of one tenant waiting for an
+    /// `X-Min-Position` at once; more are answered 503 at once.
+    pub max_waits_per_tenant: usize,
     /// `EVENTRA_DATA_DIR`: where a generated token secret is found.
     pub data_dir: PathBuf,
     /// `JWT_SECRET`: must be the command API's.
@@ -39,6 +45,8 @@ impl Settings {
                 .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/eventra".into())
                 .into(),
             database_pool_size: parse("DATABASE_POOL_SIZE", "16")?,
+            database_pool_wait: Duration::from_millis(parse("DATABASE_POOL_WAIT_MS", "2000")?),
+            max_waits_per_tenant: parse("MAX_POSITION_WAITS_PER_TENANT", "32")?,
             data_dir: PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())),
             jwt_secret: var("JWT_SECRET").map(Secret::new),
             read_your_writes_timeout: Duration::from_millis(parse(

@@ -27,7 +27,11 @@ impl Application {
         infra::migrate::migrate_database(&settings.database_url)
             .await
             .context("migrating the database")?;
-        let pool = infra::db::pool(&settings.database_url, settings.database_pool_size)?;
+        let pool = infra::db::pool_waiting(
+            &settings.database_url,
+            settings.database_pool_size,
+            settings.database_pool_wait,
+        )?;
         // Only verification is needed here; lifetimes are the issuer's business.
         let tokens = Arc::new(Tokens::new(
             &infra::config::jwt_secret(
@@ -49,8 +53,11 @@ impl Application {
             api_common::traffic::Traffic::new("query-api", settings.traffic.clone(), pool.clone())
                 .await?,
         );
+        let positions =
+            crate::positions::Positions::start(pool.clone(), settings.max_waits_per_tenant);
         let state = web::Data::new(AppState {
             pool,
+            positions,
             search: crate::search::SearchService::new(settings.search_dir.clone()),
             settings: Arc::new(settings),
         });

@@ -9,5 +9,7 @@ use crate::settings::Settings;
 pub struct AppState {
     pub pool: Pool,
     pub search: crate::search::SearchService,
+    /// The projections' positions, for reads that wait for one.
+    pub positions: Arc<crate::positions::Positions>,
     pub settings: Arc<Settings>,
 }

@@ -662,3 +662,99 @@ async fn the_query_apis_readiness_names_each_dependency() {
     running.stop().await;
     pipeline.finish().await;
 }
+
+/// Reads waiting for `X-Min-Position` hold no database connection, and one tenant cannot
+/// park more than its share of them (ADR 0023): with three times more waiting reads of one
+/// tenant than the query API has connections (and than the tenant's cap), another tenant's
+/// read is answered while they wait, and the reads over the cap are refused at once (503
+/// with `Retry-After`).
+#[tokio::test]
+async fn waiting_reads_hold_no_connection_and_one_tenant_cannot_park_more_than_its_share() {
+    use integration_tests::{QUERY_WAITS_PER_TENANT, TestApp};
+    let app = Arc::new(TestApp::spawn().await);
+    let busy = app.sign_up_tenant("Waiting").await;
+    let bystander = app.sign_up_tenant("Bystander").await;
+    // No projector runs here: no view ever reaches the last position.
+    let last: i64 = app
+        .db
+        .query_one("SELECT max(position) FROM events", &[])
+        .await
+        .expect("position")
+        .get(0);
+    let started = std::time::Instant::now();
+    let waits = 3 * QUERY_WAITS_PER_TENANT;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..waits {
+        let app = Arc::clone(&app);
+        let token = busy.admin_token.clone();
+        let path = format!("/v1/tenants/{}/users", busy.tenant_id);
+        tasks.spawn(async move {
+            let answer = app.query(&path, Some(&token), Some(last)).await;
+            (answer, started.elapsed())
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let read = app
+        .query(
+            &format!("/v1/tenants/{}/teams", bystander.tenant_id),
+            Some(&bystander.admin_token),
+            None,
+        )
+        .await;
+    let answered_after = started.elapsed();
+    assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+
+    let mut refused_at_once = 0;
+    let mut timed_out = 0;
+    let mut last_wait_ended = std::time::Duration::ZERO;
+    while let Some(joined) = tasks.join_next().await {
+        let (answer, elapsed) = joined.expect("task");
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{:?}",
+            answer.body
+        );
+        assert!(answer.headers.contains_key("retry-after"));
+        let detail = answer.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if detail.contains("too many reads of this tenant") {
+            refused_at_once += 1;
+        } else {
+            assert!(detail.contains("has not reached position"), "{detail}");
+            timed_out += 1;
+            last_wait_ended = last_wait_ended.max(elapsed);
+        }
+    }
+    assert_eq!(
+        timed_out, QUERY_WAITS_PER_TENANT,
+        "the tenant's share waited"
+    );
+    assert_eq!(refused_at_once, waits - QUERY_WAITS_PER_TENANT);
+    assert!(
+        answered_after < last_wait_ended,
+        "the other tenant's read ({answered_after:?}) was answered while the waits were open \
+         (until {last_wait_ended:?})"
+    );
+}
+
+/// A request that finds no free connection within the pool's wait is shed: a 503 problem
+/// with `Retry-After`, not a request parked for as long as the others hold theirs.
+#[tokio::test]
+async fn a_pool_without_a_free_connection_sheds_the_request_after_its_wait() {
+    use actix_web::ResponseError as _;
+    let database_url = integration_tests::fresh_database().await;
+    let pool = infra::db::pool_waiting(&database_url, 1, std::time::Duration::from_millis(200))
+        .expect("pool");
+    let _held = pool.get().await.expect("the only connection");
+    let error = pool.get().await.expect_err("no connection is free");
+    assert!(
+        matches!(error, deadpool_postgres::PoolError::Timeout(_)),
+        "{error:?}"
+    );
+    let answer = api_common::ApiError::from(eventstore::StoreError::from(error)).error_response();
+    assert_eq!(answer.status().as_u16(), 503);
+    assert!(answer.headers().contains_key("retry-after"));
+}

@@ -155,11 +155,15 @@ pub struct UserFixture {
     pub session_id: Uuid,
 }
 
+/// Reads of one tenant the test query API lets wait for a position at once.
+pub const QUERY_WAITS_PER_TENANT: usize = 8;
+
 pub fn test_settings(database_url: &str) -> Settings {
     Settings {
         listen_addr: "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
         database_url: database_url.to_owned().into(),
         database_pool_size: 10,
+        database_pool_wait: std::time::Duration::from_secs(2),
         data_dir: std::env::temp_dir().join(format!("eventra-test-{}", Uuid::new_v4().simple())),
         master_key: Some(Secret::new(MasterKey::generate().expect("rng").to_base64())),
         jwt_secret: Some(Secret::new(format!(
@@ -244,6 +248,8 @@ impl TestApp {
             listen_addr: "127.0.0.1:0".parse().expect("address"),
             database_url: database_url.clone().into(),
             database_pool_size: 6,
+            database_pool_wait: settings.database_pool_wait,
+            max_waits_per_tenant: QUERY_WAITS_PER_TENANT,
             data_dir: settings.data_dir.clone(),
             jwt_secret: settings.jwt_secret.clone(),
             read_your_writes_timeout: std::time::Duration::from_millis(1500),

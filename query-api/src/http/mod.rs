@@ -12,15 +12,16 @@ pub mod teams;
 pub mod tenants;
 pub mod users;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use api_common::docs::{BearerAuth, Problem, RateLimited};
 use api_common::{ApiError, Caller};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
+use eventstore::Order;
 use serde::Serialize;
 use utoipa::{IntoParams, OpenApi};
 
-use crate::consistency::{PROJECTION_POSITION_HEADER, min_position, reach};
+use crate::consistency::{PROJECTION_POSITION_HEADER, min_position};
 use crate::state::AppState;
 
 /// The read-your-writes header.
@@ -95,6 +96,34 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/v1/projections").route(web::get().to(operations::projections)));
 }
 
+/// Waits until the view `projection` has reached the request's `X-Min-Position`, if it
+/// names one, holding no connection meanwhile (ADR 0023); the target's place in
+/// publication order.
+async fn wait_for_view(
+    state: &AppState,
+    request: &HttpRequest,
+    projection: &str,
+) -> Result<Option<Order>, ApiError> {
+    let Some(position) = min_position(request)?.filter(|p| *p > 0) else {
+        return Ok(None);
+    };
+    let deadline = tokio::time::Instant::now() + state.settings.read_your_writes_timeout;
+    let target = {
+        let client = connection(state).await?;
+        crate::consistency::target(&client, position).await?
+    };
+    // The caller's tenant (authenticated by the traffic middleware) takes the wait's slot.
+    let tenant = request
+        .extensions()
+        .get::<api_common::extract::Authenticated>()
+        .map_or(uuid::Uuid::nil(), |caller| caller.0.tenant_id);
+    state
+        .positions
+        .wait_for(tenant, projection, target, deadline)
+        .await?;
+    Ok(Some(target))
+}
+
 /// A connection, once the view `projection` has reached the request's `X-Min-Position`;
 /// with the view's position for `X-Projection-Position`.
 async fn view(
@@ -102,44 +131,31 @@ async fn view(
     request: &HttpRequest,
     projection: &str,
 ) -> Result<(Object, i64), ApiError> {
+    wait_for_view(state, request, projection).await?;
     let client = connection(state).await?;
-    let position = reach(
-        &client,
-        projection,
-        min_position(request)?,
-        state.settings.read_your_writes_timeout,
-    )
-    .await?;
+    let position = crate::consistency::checkpoint(&client, projection)
+        .await?
+        .position;
     Ok((client, position))
 }
 
 /// Runs `read` on a connection to a view and returns its result with the position to
-/// report. Without `X-Min-Position`, the checkpoint and `read` go out together (pipelined,
-/// one round trip; the checkpoint is read first, so the answer reflects at least that
-/// position); with it, `read` runs once the view has reached it.
+/// report. The checkpoint and `read` go out together (pipelined, one round trip; the
+/// checkpoint is read first, so the answer reflects at least that position), after any
+/// wait for `X-Min-Position`.
 async fn read_view<T>(
     state: &AppState,
     request: &HttpRequest,
     projection: &str,
     read: impl AsyncFnOnce(&Object) -> Result<T, ApiError>,
 ) -> Result<(T, i64), ApiError> {
-    let wanted = min_position(request)?.filter(|p| *p > 0);
+    wait_for_view(state, request, projection).await?;
     let client = connection(state).await?;
-    if wanted.is_none() {
-        let (checkpoint, value) = tokio::try_join!(
-            crate::consistency::checkpoint(&client, projection),
-            read(&client)
-        )?;
-        return Ok((value, checkpoint.position));
-    }
-    let position = reach(
-        &client,
-        projection,
-        wanted,
-        state.settings.read_your_writes_timeout,
-    )
-    .await?;
-    Ok((read(&client).await?, position))
+    let (checkpoint, value) = tokio::try_join!(
+        crate::consistency::checkpoint(&client, projection),
+        read(&client)
+    )?;
+    Ok((value, checkpoint.position))
 }
 
 /// Like [`view`] for lists whose matches come from the search index: waits for the read
@@ -149,15 +165,12 @@ async fn search_view(
     request: &HttpRequest,
     projection: &str,
 ) -> Result<(Object, i64), ApiError> {
-    let (client, _) = view(state, request, projection).await?;
-    let target = match min_position(request)?.filter(|p| *p > 0) {
-        Some(position) => Some(crate::consistency::target(&client, position).await?),
-        None => None,
-    };
+    let target = wait_for_view(state, request, projection).await?;
     let position = state
         .search
         .reach(target, state.settings.read_your_writes_timeout)
         .await?;
+    let client = connection(state).await?;
     Ok((client, position))
 }
 
