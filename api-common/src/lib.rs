@@ -2,6 +2,7 @@
 //! authenticated caller, request ids in logs and answers, strict JSON bodies; and the
 //! `/health`, `/ready` and `/metrics` that all three services answer (`operations`).
 
+pub mod client_address;
 pub mod docs;
 pub mod error;
 pub mod extract;

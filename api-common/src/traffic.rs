@@ -39,6 +39,14 @@ pub struct TrafficSettings {
     /// `RATE_LIMIT_ANONYMOUS_PER_HOUR`, default 300: requests per hour per client IP
     /// without a valid token (signup, login, refresh), so password guessing is throttled.
     pub anonymous_per_hour: u32,
+    /// `RATE_LIMIT_MEMBER_SHARE_PERCENT`, default 25: the share of its tenant's hourly
+    /// budget one member may spend (admins spend the tenant's), so that no member — nor a
+    /// stranger who signed up into an open tenant — can use up the tenant's budget alone.
+    pub member_share_percent: u32,
+    /// `TRUSTED_PROXIES`: addresses or networks (`10.0.0.0/8, fd00::/8`) whose
+    /// `Forwarded` / `X-Forwarded-For` name the client; from any other peer those headers
+    /// are ignored.
+    pub trusted_proxies: crate::client_address::TrustedProxies,
     /// `REDIS_URL`: share the counters between instances.
     pub redis_url: Option<infra::ConnectionUrl>,
     /// `RATE_LIMIT_KEY_PREFIX`, default `eventra:ratelimit`: the Redis keys' prefix.
@@ -57,6 +65,11 @@ impl TrafficSettings {
             standard_per_hour: parse("RATE_LIMIT_STANDARD_PER_HOUR", "1000")?,
             premium_per_hour: parse("RATE_LIMIT_PREMIUM_PER_HOUR", "5000")?,
             anonymous_per_hour: parse("RATE_LIMIT_ANONYMOUS_PER_HOUR", "300")?,
+            member_share_percent: parse::<u32>("RATE_LIMIT_MEMBER_SHARE_PERCENT", "25")?
+                .clamp(1, 100),
+            trusted_proxies: crate::client_address::TrustedProxies::parse(
+                &var("TRUSTED_PROXIES").unwrap_or_default(),
+            )?,
             redis_url: var("REDIS_URL").map(infra::ConnectionUrl::from),
             key_prefix: var("RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| "eventra:ratelimit".into()),
             limit_cache: Duration::from_secs(parse("RATE_LIMIT_CACHE_SECS", "10")?),
@@ -65,9 +78,18 @@ impl TrafficSettings {
     }
 }
 
+/// Counters one process keeps at most; past that, new keys share one overflow counter (at
+/// the anonymous limit) until the sweep frees room, so memory stays bounded whatever keys
+/// clients make up.
+const MAX_COUNTERS: usize = 100_000;
+/// How often windows that are over are swept out (in the background, never by a request).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+type MemoryCounters = Mutex<HashMap<String, (Instant, u64)>>;
+
 /// Where the counters live.
 enum Counters {
-    Memory(Mutex<HashMap<String, (Instant, u64)>>),
+    Memory(std::sync::Arc<MemoryCounters>),
     Redis {
         connection: redis::aio::ConnectionManager,
         script: redis::Script,
@@ -134,7 +156,11 @@ impl Traffic {
                     script: redis::Script::new(COUNT_SCRIPT),
                 }
             }
-            None => Counters::Memory(Mutex::default()),
+            None => {
+                let counters = std::sync::Arc::new(MemoryCounters::default());
+                tokio::spawn(sweep(std::sync::Arc::downgrade(&counters)));
+                Counters::Memory(counters)
+            }
         };
         Ok(Traffic {
             service,
@@ -154,9 +180,14 @@ impl Traffic {
                 let mut counters = counters
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if counters.len() > 100_000 {
-                    counters.retain(|_, (opened, _)| now.duration_since(*opened) < WINDOW);
-                }
+                let (key, limit) = if counters.len() >= MAX_COUNTERS && !counters.contains_key(key)
+                {
+                    metrics::counter!("eventra_rate_limit_overflow_total", "service" => self.service)
+                            .increment(1);
+                    ("overflow", limit.min(self.settings.anonymous_per_hour))
+                } else {
+                    (key, limit)
+                };
                 let entry = counters.entry(key.to_owned()).or_insert((now, 0));
                 if now.duration_since(entry.0) >= WINDOW {
                     *entry = (now, 0);
@@ -260,6 +291,21 @@ impl Traffic {
     }
 }
 
+/// Sweeps out the windows that are over, until the counters are gone.
+async fn sweep(counters: std::sync::Weak<MemoryCounters>) {
+    loop {
+        tokio::time::sleep(SWEEP_INTERVAL).await;
+        let Some(counters) = counters.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, (opened, _)| now.duration_since(*opened) < WINDOW);
+    }
+}
+
 /// Paths no limit applies to: probes, metrics and the API documents.
 fn exempt(path: &str) -> bool {
     matches!(path, "/health" | "/ready" | "/metrics" | "/openapi.json") || path.starts_with("/docs")
@@ -267,7 +313,8 @@ fn exempt(path: &str) -> bool {
 
 /// Who a request is counted against.
 enum Subject {
-    Tenant(Uuid),
+    /// A tenant's user: against the tenant's budget, and a member also against their share.
+    Tenant(infra::auth::Principal),
     Address(Option<IpAddr>),
     Exempt,
 }
@@ -300,29 +347,64 @@ pub async fn traffic(
                 if principal.platform_admin {
                     Subject::Exempt
                 } else {
-                    Subject::Tenant(principal.tenant_id)
+                    Subject::Tenant(principal)
                 }
             }
-            None => Subject::Address(request.peer_addr().map(|a| a.ip())),
+            None => Subject::Address(
+                traffic
+                    .settings
+                    .trusted_proxies
+                    .client(request.peer_addr().map(|a| a.ip()), request.headers()),
+            ),
         }
     };
     let (decision, tenant) = match subject {
         Subject::Exempt => (None, "none".to_owned()),
-        Subject::Tenant(tenant_id) => {
+        Subject::Tenant(principal) => {
+            let tenant_id = principal.tenant_id;
             let limit = traffic.tenant_limit(tenant_id).await;
-            let decision = traffic.count(&format!("tenant:{tenant_id}"), limit).await;
             let label = traffic.label(tenant_id);
-            metrics::gauge!("eventra_rate_limit_usage_ratio", "service" => traffic.service, "tenant" => label.clone())
-                .set(decision.count as f64 / f64::from(limit.max(1)));
+            // A member over their share is refused before the tenant's budget is touched.
+            let share = (principal.role == domain::Role::Member).then(|| {
+                u32::try_from(
+                    u64::from(limit) * u64::from(traffic.settings.member_share_percent) / 100,
+                )
+                .unwrap_or(u32::MAX)
+                .max(1)
+            });
+            let own = match share {
+                Some(share) => Some(
+                    traffic
+                        .count(&format!("member:{}", principal.user_id), share)
+                        .await,
+                ),
+                None => None,
+            };
+            let decision = match own {
+                Some(own) if !own.allowed() => own,
+                _ => {
+                    let decision = traffic.count(&format!("tenant:{tenant_id}"), limit).await;
+                    metrics::gauge!("eventra_rate_limit_usage_ratio", "service" => traffic.service, "tenant" => label.clone())
+                        .set(decision.count as f64 / f64::from(limit.max(1)));
+                    // The tighter of the two is what the client sees.
+                    match own {
+                        Some(own) if own.remaining() < decision.remaining() => Decision {
+                            count: own.count,
+                            limit: own.limit,
+                            reset: own.reset,
+                        },
+                        _ => decision,
+                    }
+                }
+            };
             (Some(decision), label)
         }
-        Subject::Address(ip) => {
-            let key = format!(
-                "ip:{}",
-                ip.map_or("unknown".to_owned(), |ip| ip.to_string())
-            );
+        Subject::Address(client) => {
             let decision = traffic
-                .count(&key, traffic.settings.anonymous_per_hour)
+                .count(
+                    &crate::client_address::limit_key(client),
+                    traffic.settings.anonymous_per_hour,
+                )
                 .await;
             (Some(decision), "anonymous".to_owned())
         }

@@ -505,3 +505,108 @@ async fn the_query_api_limits_each_tenant_too() {
     assert_ne!(answer.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&answer, "x-ratelimit-limit"), Some(2));
 }
+
+/// One member — or a stranger who signed up into an open tenant — cannot use up the
+/// tenant's budget: a member spends at most their share of it, and is refused alone once it
+/// is spent; the tenant's admin (and its other members) keep working.
+#[tokio::test]
+async fn a_member_spends_only_their_share_of_the_tenants_budget() {
+    let app = TestApp::spawn_with(|s| {
+        s.traffic.standard_per_hour = 20;
+        s.traffic.member_share_percent = 25;
+    })
+    .await;
+    let tenant = app.sign_up_tenant("Shared").await;
+    let stranger = app.sign_up_user(tenant.tenant_id, "Stranger").await;
+    let colleague = app.sign_up_user(tenant.tenant_id, "Colleague").await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let answer = app
+            .update_me(&stranger.token, json!({"locale": "en"}))
+            .await;
+        statuses.push(answer.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+    let refused = app
+        .update_me(&stranger.token, json!({"locale": "de"}))
+        .await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&refused, "x-ratelimit-limit"), Some(5));
+    // The member's refusals did not spend the tenant's budget: 20 - 5 left for the rest.
+    let admin = app
+        .update_me(&tenant.admin_token, json!({"locale": "en"}))
+        .await;
+    assert_eq!(admin.status, StatusCode::OK, "{:?}", admin.body);
+    assert_eq!(header(&admin, "x-ratelimit-limit"), Some(20));
+    assert_eq!(header(&admin, "x-ratelimit-remaining"), Some(14));
+    let other = app
+        .update_me(&colleague.token, json!({"locale": "en"}))
+        .await;
+    assert_eq!(
+        other.status,
+        StatusCode::OK,
+        "another member has their own share"
+    );
+    assert_eq!(header(&other, "x-ratelimit-remaining"), Some(4));
+}
+
+/// A signup into no tenant (404, nothing written) from the client `forwarded` names.
+async fn signup(app: &TestApp, forwarded: &str) -> integration_tests::Answer {
+    let tenant = Uuid::now_v7();
+    app.send(
+        app.http
+            .post(format!("{}/v1/tenants/{tenant}/users", app.address))
+            .header("X-Forwarded-For", forwarded.to_owned())
+            .json(
+                &json!({"email": "nobody@example.com", "password": PASSWORD, "display_name": "N"}),
+            ),
+    )
+    .await
+}
+
+/// `X-Forwarded-For` names the client only when a trusted proxy sends it: from anyone else
+/// it is ignored (a client cannot invent a fresh address per request to escape its limit);
+/// from the proxy each client has its own budget, and an IPv6 client's whole /64 shares one.
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies_and_ipv6_by_its_64() {
+    let untrusted = TestApp::spawn_with(|s| s.traffic.anonymous_per_hour = 3).await;
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        statuses.push(
+            signup(&untrusted, &format!("203.0.113.{n}"))
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        [404, 404, 404, 429],
+        "spoofed addresses share the peer's budget"
+    );
+
+    let proxied = TestApp::spawn_with(|s| {
+        s.traffic.anonymous_per_hour = 2;
+        s.traffic.trusted_proxies =
+            api_common::client_address::TrustedProxies::parse("127.0.0.1").expect("list");
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for forwarded in [
+        "198.51.100.1",
+        "198.51.100.1",
+        "198.51.100.1",
+        "198.51.100.2",
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::ffff",
+        "2001:db8:1:2:aaaa::9",
+        "2001:db8:1:3::1",
+    ] {
+        statuses.push(signup(&proxied, forwarded).await.status.as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [404, 404, 429, 404, 404, 404, 429, 404],
+        "each forwarded client its own budget; one /64 one budget"
+    );
+}

@@ -193,6 +193,8 @@ pub fn test_settings(database_url: &str) -> Settings {
             standard_per_hour: 1_000_000,
             premium_per_hour: 1_000_000,
             anonymous_per_hour: 1_000_000,
+            member_share_percent: 100,
+            trusted_proxies: api_common::client_address::TrustedProxies::default(),
             redis_url: None,
             key_prefix: format!("eventra-test:{}", Uuid::new_v4().simple()),
             limit_cache: std::time::Duration::ZERO,
