@@ -74,12 +74,16 @@ impl RootSpanBuilder for EventraRootSpan {
                     .map(ToString::to_string)
             })
             .unwrap_or_default();
-        tracing_actix_web::root_span!(
+        let span = tracing_actix_web::root_span!(
             request,
             correlation_id = %correlation_id,
             tenant_id = tracing::field::Empty,
             user_id = tracing::field::Empty
-        )
+        );
+        // A query string can hold personal data (`?q=grace@acme.example`): the request log
+        // keeps the path only.
+        span.record("http.target", request.path());
+        span
     }
 
     fn on_request_end<B: MessageBody>(

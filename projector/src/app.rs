@@ -74,6 +74,25 @@ pub async fn run(
         });
     }
     if let Some(mailer) = mailer {
+        // Mail files are kept for their retention only.
+        let (files, retention, mut stop) = (
+            Arc::clone(&mailer),
+            settings.mail_file_retention,
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            loop {
+                match files.forget_old_files(retention).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "old mail files deleted"),
+                    Err(error) => tracing::warn!(%error, "deleting old mail files failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+                    _ = stop.wait_for(|stop| *stop) => return,
+                }
+            }
+        });
         let worker = Arc::new(crate::email::worker::EmailWorker {
             pool: pool.clone(),
             mailer,

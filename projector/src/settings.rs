@@ -59,6 +59,9 @@ pub struct Settings {
     /// `SMTP_CA_FILE`: PEM certificates to trust for the SMTP server instead of the public
     /// web's roots (a relay with a certificate of the organisation's own CA).
     pub smtp_ca_file: Option<PathBuf>,
+    /// `EMAIL_FILE_RETENTION_HOURS`, default 168 (a week): how long the zero-configuration
+    /// mailer keeps its `.eml` files.
+    pub mail_file_retention: Duration,
 }
 
 /// Where events are published.
@@ -148,6 +151,9 @@ impl Settings {
             smtp_url: var("SMTP_URL").map(infra::ConnectionUrl::from),
             smtp_timeout: Duration::from_secs(parse("SMTP_TIMEOUT_SECS", "15")?),
             smtp_ca_file: var("SMTP_CA_FILE").map(PathBuf::from),
+            mail_file_retention: Duration::from_secs(
+                3600 * parse::<u64>("EMAIL_FILE_RETENTION_HOURS", "168")?,
+            ),
         })
     }
 

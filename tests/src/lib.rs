@@ -682,6 +682,7 @@ impl Pipeline {
             smtp_url: None,
             smtp_timeout: std::time::Duration::from_secs(5),
             smtp_ca_file: None,
+            mail_file_retention: std::time::Duration::from_secs(7 * 24 * 3600),
         };
         let js = projector::stream::connect(&settings.nats_url)
             .await

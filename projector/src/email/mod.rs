@@ -5,6 +5,7 @@
 //! `projector email-jobs`.
 
 pub mod cli;
+pub mod files;
 mod link_wording;
 mod membership_wording;
 mod notices;

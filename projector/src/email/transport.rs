@@ -77,10 +77,12 @@ impl Mailer {
                 transport, timeout, ..
             } => match tokio::time::timeout(*timeout, transport.send(message.clone())).await {
                 Ok(Ok(_)) => Ok(()),
+                // A server's answer often quotes the recipient's address: the reason kept
+                // (logged, and stored with the job) names no address.
                 Ok(Err(error)) if error.is_permanent() => {
-                    Err(SendError::Permanent(error.to_string()))
+                    Err(SendError::Permanent(without_addresses(&error.to_string())))
                 }
-                Ok(Err(error)) => Err(SendError::Transient(error.to_string())),
+                Ok(Err(error)) => Err(SendError::Transient(without_addresses(&error.to_string()))),
                 Err(_) => Err(SendError::Transient(format!(
                     "the SMTP server did not answer within {timeout:?}"
                 ))),
@@ -88,16 +90,26 @@ impl Mailer {
             Mailer::Files(dir) => {
                 let formatted = message.formatted();
                 let dir = dir.clone();
-                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                    std::fs::create_dir_all(&dir)?;
-                    let partial = dir.join(format!(".{job_id}.eml.partial"));
-                    std::fs::write(&partial, formatted)?;
-                    // A re-send after a crash overwrites the same file: one file per job.
-                    std::fs::rename(&partial, dir.join(format!("{job_id}.eml")))
+                tokio::task::spawn_blocking(move || super::files::write(&dir, job_id, &formatted))
+                    .await
+                    .map_err(|e| SendError::Transient(e.to_string()))?
+                    .map_err(|e| SendError::Transient(format!("writing the mail file failed: {e}")))
+            }
+        }
+    }
+
+    /// Deletes the mail files older than `retention` (files only; a server keeps nothing
+    /// here).
+    pub async fn forget_old_files(&self, retention: Duration) -> std::io::Result<usize> {
+        match self {
+            Mailer::Smtp { .. } => Ok(0),
+            Mailer::Files(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    super::files::forget_older_than(&dir, retention)
                 })
                 .await
-                .map_err(|e| SendError::Transient(e.to_string()))?
-                .map_err(|e| SendError::Transient(format!("writing the mail file failed: {e}")))
+                .map_err(std::io::Error::other)?
             }
         }
     }
@@ -191,6 +203,43 @@ fn without_credentials(url: &str) -> String {
     }
 }
 
+/// `text` with every email address in it (`grace@acme.example`, `<grace@acme.example>`)
+/// replaced by `<address>`.
+pub fn without_addresses(text: &str) -> String {
+    let is_address_char =
+        |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '\'' | '=');
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut index = 0;
+    while index < chars.len() {
+        if chars[index] == '@' {
+            // Take back the local part already copied, skip the domain.
+            let mut start = out.len();
+            for c in out.chars().rev() {
+                if !is_address_char(c) {
+                    break;
+                }
+                start -= c.len_utf8();
+            }
+            out.truncate(start);
+            out.push_str("<address>");
+            index += 1;
+            while index < chars.len()
+                && (is_address_char(chars[index])
+                    || chars[index] == '['
+                    || chars[index] == ']'
+                    || chars[index] == ':')
+            {
+                index += 1;
+            }
+            continue;
+        }
+        out.push(chars[index]);
+        index += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +253,24 @@ mod tests {
         assert_eq!(
             without_credentials("smtp://127.0.0.1:2525"),
             "smtp://127.0.0.1:2525"
+        );
+    }
+
+    #[test]
+    fn a_servers_answer_keeps_no_address() {
+        assert_eq!(
+            without_addresses(
+                "permanent error (550): 5.1.1 <Grace.Hopper+x@acme.example>: Recipient address rejected"
+            ),
+            "permanent error (550): 5.1.1 <<address>>: Recipient address rejected"
+        );
+        assert_eq!(
+            without_addresses("mailbox grace@acme.example full, and ada@[192.0.2.1] too"),
+            "mailbox <address> full, and <address> too"
+        );
+        assert_eq!(
+            without_addresses("connection refused"),
+            "connection refused"
         );
     }
 

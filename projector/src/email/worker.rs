@@ -319,7 +319,9 @@ impl EmailWorker {
             .as_deref()
             .ok_or_else(|| SendError::Permanent("the recipient was erased".into()))?;
         let to: Mailbox = recipient.parse().map_err(|e| {
-            SendError::Permanent(format!("the recipient address cannot be mailed: {e}"))
+            SendError::Permanent(super::transport::without_addresses(&format!(
+                "the recipient address cannot be mailed: {e}"
+            )))
         })?;
         let from: Mailbox = self
             .settings
