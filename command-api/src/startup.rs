@@ -74,6 +74,13 @@ impl Application {
             tokens,
             settings: Arc::new(settings.clone()),
         });
+        // What this instance keeps of a user another instance erases is forgotten at once.
+        tokio::spawn(
+            state
+                .store
+                .clone()
+                .forget_erased(settings.database_url.expose().to_owned()),
+        );
         // Forget idempotency keys after their time to live, every ten minutes.
         let purge_store = state.store.clone();
         let ttl = Duration::hours(settings.idempotency_key_ttl_hours.max(1));

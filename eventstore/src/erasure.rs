@@ -49,6 +49,13 @@ impl Transaction {
             )
             .await?;
         infra::email_jobs::forget_recipient(client, subject_id).await?;
+        // Every other process forgets what it keeps of them once this commits.
+        client
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&crate::forget::ERASURES_CHANNEL, &subject_id.to_string()],
+            )
+            .await?;
         Ok(())
     }
 

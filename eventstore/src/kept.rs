@@ -29,6 +29,16 @@ impl KeptStates {
     pub(crate) fn forget(&self, subject_id: Uuid) {
         self.users.forget(subject_id);
     }
+
+    /// Forgets every kept state (an erasure may have been missed).
+    pub(crate) fn forget_everything(&self) {
+        self.users.clear();
+    }
+
+    /// Whether a state of `subject_id` is kept.
+    pub(crate) fn holds(&self, subject_id: Uuid) -> bool {
+        self.users.lock().contains_key(&subject_id)
+    }
 }
 
 /// The kept states of one aggregate type.
@@ -75,6 +85,10 @@ impl<S: Clone> Cache<S> {
 
     fn forget(&self, id: Uuid) {
         self.lock().remove(&id);
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
     }
 }
 

@@ -11,7 +11,8 @@
 //! stored event and its envelope), [`upcast`], `rows` (decoding what Postgres answers),
 //! `sealing` and `data_keys` (personal data), `read` (ordered reads for the relay and
 //! tools), `append`, `group_commit`, `idempotency`, `reservations`, `erasure`, `kept` (the
-//! states folded by earlier commands), `aggregate` (folding a stream into a state), `stream`
+//! states folded by earlier commands), `forget` (what is kept of a subject another process
+//! erased), `aggregate` (folding a stream into a state), `stream`
 //! (versions), `reader`, `unit` (the two kinds of unit) and `store` (the handle).
 
 mod aggregate;
@@ -19,6 +20,7 @@ mod append;
 mod data_keys;
 mod erasure;
 mod error;
+mod forget;
 pub mod group_commit;
 mod idempotency;
 mod imports;
@@ -40,6 +42,7 @@ pub use aggregate::Aggregate;
 pub use append::Changes;
 pub use data_keys::decrypt_personal_data;
 pub use error::StoreError;
+pub use forget::ERASURES_CHANNEL;
 pub use idempotency::IdempotencyClaim;
 pub use order::{Order, ReadRange};
 pub use read::{fold_stream, load_stream, read_in_order};

@@ -44,6 +44,10 @@ impl EventStore {
         &self.keys
     }
 
+    pub(crate) fn kept(&self) -> &KeptStates {
+        &self.kept
+    }
+
     pub(crate) fn shared(&self) -> Shared {
         Shared::new(Arc::clone(&self.keys), Arc::clone(&self.kept))
     }

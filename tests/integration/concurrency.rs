@@ -594,3 +594,43 @@ async fn many_users_updating_at_once_each_get_every_update_exactly_once() {
         );
     }
 }
+
+/// A user erased through one API instance is forgotten by every other at once: the state
+/// another instance kept (with the user's decrypted name and address) goes when the erasure
+/// commits, and what it keeps of others stays.
+#[tokio::test]
+async fn an_erasure_through_one_instance_makes_every_other_forget_what_it_kept() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Forgetful").await;
+    let erased = app.sign_up_user(tenant.tenant_id, "Kept Person").await;
+    let staying = app.sign_up_user(tenant.tenant_id, "Staying Person").await;
+    // Another instance: a store of its own, listening for erasures.
+    let other = store_of(&app);
+    tokio::spawn(other.clone().forget_erased(app.database_url.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for user_id in [erased.user_id, staying.user_id] {
+        let unit = other.begin_grouped();
+        let loaded = unit.reader().load::<domain::User>(user_id).await;
+        assert!(loaded.is_ok(), "{loaded:?}");
+        unit.rollback().await;
+        assert!(other.keeps(user_id), "the other instance keeps the user");
+    }
+    let answer = app
+        .delete(
+            &format!(
+                "/v1/tenants/{}/users/{}?mode=erase",
+                tenant.tenant_id, erased.user_id
+            ),
+            Some(&tenant.admin_token),
+        )
+        .await;
+    assert!(answer.status.is_success(), "{:?}", answer.body);
+    integration_tests::wait_until("the other instance forgets the erased user", || async {
+        !other.keeps(erased.user_id)
+    })
+    .await;
+    assert!(
+        other.keeps(staying.user_id),
+        "only the erased user is forgotten"
+    );
+}
