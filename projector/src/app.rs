@@ -101,8 +101,23 @@ pub async fn run(
         });
         tasks.spawn(worker.run(shutdown.clone()));
     }
+    // The scheduler keeps the user states it loads: it forgets those erased elsewhere.
+    let scheduler_store = eventstore::EventStore::new(pool.clone(), Arc::clone(&keys));
+    tasks.spawn({
+        let (store, url, mut stop) = (
+            scheduler_store.clone(),
+            settings.database_url.expose().to_owned(),
+            shutdown.clone(),
+        );
+        async move {
+            tokio::select! {
+                () = store.forget_erased(url) => {}
+                _ = stop.wait_for(|stop| *stop) => {}
+            }
+        }
+    });
     let scheduler = crate::scheduler::Scheduler {
-        store: eventstore::EventStore::new(pool.clone(), Arc::clone(&keys)),
+        store: scheduler_store,
         poll_interval: settings.timer_poll_interval,
         batch: 100,
         lease: settings.timer_lease,
