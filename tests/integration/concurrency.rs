@@ -615,15 +615,7 @@ async fn an_erasure_through_one_instance_makes_every_other_forget_what_it_kept()
         unit.rollback().await;
         assert!(other.keeps(user_id), "the other instance keeps the user");
     }
-    let answer = app
-        .delete(
-            &format!(
-                "/v1/tenants/{}/users/{}?mode=erase",
-                tenant.tenant_id, erased.user_id
-            ),
-            Some(&tenant.admin_token),
-        )
-        .await;
+    let answer = app.erase(&tenant, erased.user_id).await;
     assert!(answer.status.is_success(), "{:?}", answer.body);
     integration_tests::wait_until("the other instance forgets the erased user", || async {
         !other.keeps(erased.user_id)

@@ -32,15 +32,7 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
         assert!(!before.contains(secret), "{secret} is stored in clear");
     }
 
-    let erased = app
-        .delete(
-            &format!(
-                "/v1/tenants/{}/users/{user_id}?mode=erase",
-                tenant.tenant_id
-            ),
-            Some(&tenant.admin_token),
-        )
-        .await;
+    let erased = app.erase(&tenant, user_id).await;
     assert_eq!(erased.status, StatusCode::OK, "{:?}", erased.body);
     assert!(erased.body["position"].as_i64().is_some());
     assert_eq!(
@@ -92,15 +84,7 @@ async fn erasure_leaves_no_personal_data_readable_and_the_user_cannot_log_in() {
         app.update_me(&token, json!({"locale": "en"})).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let again = app
-        .delete(
-            &format!(
-                "/v1/tenants/{}/users/{user_id}?mode=erase",
-                tenant.tenant_id
-            ),
-            Some(&tenant.admin_token),
-        )
-        .await;
+    let again = app.erase(&tenant, user_id).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 
     // The address is free again: a new person may sign up with it.

@@ -304,15 +304,7 @@ async fn erasure_forgets_the_answers_remembered_about_the_user() {
         count
     };
     assert_eq!(remembered().await, 2, "the user's own and the admin's");
-    let erased = app
-        .delete(
-            &format!(
-                "/v1/tenants/{}/users/{}?mode=erase",
-                tenant.tenant_id, user.user_id
-            ),
-            Some(&tenant.admin_token),
-        )
-        .await;
+    let erased = app.erase(&tenant, user.user_id).await;
     assert!(erased.status.is_success(), "{:?}", erased.body);
     assert_eq!(
         remembered().await,

@@ -336,6 +336,18 @@ impl TestApp {
         self.request(Method::DELETE, path, token, None).await
     }
 
+    /// The tenant's admin erases `user_id` (`DELETE …/users/{user_id}?mode=erase`).
+    pub async fn erase(&self, tenant: &TenantFixture, user_id: Uuid) -> Answer {
+        self.delete(
+            &format!(
+                "/v1/tenants/{}/users/{user_id}?mode=erase",
+                tenant.tenant_id
+            ),
+            Some(&tenant.admin_token),
+        )
+        .await
+    }
+
     pub async fn sign_up_tenant(&self, name: &str) -> TenantFixture {
         let admin_email = format!(
             "admin-{}@{}.example.com",
