@@ -558,10 +558,10 @@ async fn a_user_sees_their_sessions_and_ends_the_others_with_one_email() {
             StatusCode::UNAUTHORIZED
         );
     }
-    assert_eq!(
-        app.query("/v1/me", Some(&token), None).await.status,
-        StatusCode::OK
-    );
+    integration_tests::wait_until("the session to read the profile", || async {
+        app.query("/v1/me", Some(&token), None).await.status == StatusCode::OK
+    })
+    .await;
     let position = ended.body["position"].as_i64().expect("position");
     let left = app
         .query("/v1/me/sessions", Some(&token), Some(position))
@@ -634,11 +634,11 @@ async fn changing_the_password_needs_the_current_one_and_ends_every_other_sessio
             .status,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(
-        app.query("/v1/me", Some(&user.token), None).await.status,
-        StatusCode::OK,
-        "this session stays"
-    );
+    // This session stays (read from the users view once the projector has reached it).
+    integration_tests::wait_until("this session to read the profile", || async {
+        app.query("/v1/me", Some(&user.token), None).await.status == StatusCode::OK
+    })
+    .await;
     assert_eq!(
         app.log_in(tenant.tenant_id, &user.email, PASSWORD)
             .await
@@ -700,11 +700,12 @@ async fn wrong_passwords_lock_an_account_without_growing_its_stream_until_the_sy
         before,
         "attempts while locked append nothing"
     );
-    // The session opened before still works: a lock is about guessing, not about the owner.
-    assert_eq!(
-        app.query("/v1/me", Some(&user.token), None).await.status,
-        StatusCode::OK
-    );
+    // The session opened before still works: a lock is about guessing, not about the owner
+    // (read from the users view once the projector has reached the user).
+    integration_tests::wait_until("the locked user's session to read the profile", || async {
+        app.query("/v1/me", Some(&user.token), None).await.status == StatusCode::OK
+    })
+    .await;
     integration_tests::wait_until("the system to unlock the account", || async {
         app.stream_types(user.user_id)
             .await
