@@ -39,6 +39,17 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The operators' METRICS_TOKEN, which only the Prometheus scraper holds",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 

@@ -2,13 +2,14 @@
 //!
 //! A service says what it depends on by implementing [`Probe`]; this module times each check
 //! (two seconds at most), answers 200 with every check or 503 problem+json naming what is
-//! down, and renders the process's Prometheus metrics.
+//! down, and renders the process's Prometheus metrics to operators: `/metrics` names tenants,
+//! so it answers only a scraper that shows `METRICS_TOKEN` ([`MetricsAccess`]).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -154,12 +155,100 @@ pub async fn ready(probe: web::Data<dyn Probe>) -> HttpResponse {
     probe.checks().await.answer()
 }
 
+/// Who may read `/metrics`, whose series carry tenant ids.
+#[derive(Debug, Clone)]
+pub enum MetricsAccess {
+    /// A scraper that sends `Authorization: Bearer <METRICS_TOKEN>`; compared as SHA-256
+    /// digests, so the comparison's time says nothing about the token.
+    Token(infra::Secret<[u8; 32]>),
+    /// Anyone: only on a development machine (`EVENTRA_DEV=1`) without a token.
+    Open,
+    /// No one (404): no token is configured outside development.
+    Closed,
+}
+
+impl MetricsAccess {
+    /// The shortest token accepted: 16 bytes.
+    pub const MIN_TOKEN_BYTES: usize = 16;
+
+    /// `METRICS_TOKEN` (at least 16 bytes), else open with `EVENTRA_DEV=1`, else closed.
+    pub fn from_env() -> anyhow::Result<Self> {
+        match infra::config::var("METRICS_TOKEN") {
+            Some(token) => Self::token(token.trim()),
+            None if infra::config::dev_mode() => Ok(MetricsAccess::Open),
+            None => Ok(MetricsAccess::Closed),
+        }
+    }
+
+    pub fn token(token: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            token.len() >= Self::MIN_TOKEN_BYTES,
+            "METRICS_TOKEN must be at least {} bytes (`openssl rand -hex 24`)",
+            Self::MIN_TOKEN_BYTES
+        );
+        Ok(MetricsAccess::Token(infra::Secret::new(digest(token))))
+    }
+
+    /// The refusal of a request that may not read the metrics; `None` lets it read them.
+    fn refusal(&self, request: &HttpRequest) -> Option<HttpResponse> {
+        let expected = match self {
+            MetricsAccess::Open => return None,
+            MetricsAccess::Closed => {
+                return Some(refuse(
+                    actix_web::http::StatusCode::NOT_FOUND,
+                    "not-found",
+                    "metrics are not served here: set METRICS_TOKEN and scrape with it",
+                ));
+            }
+            MetricsAccess::Token(expected) => expected,
+        };
+        let presented = crate::extract::bearer(request).map(|token| digest(&token));
+        if presented.as_ref() == Some(expected.expose()) {
+            return None;
+        }
+        let mut answer = refuse(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "metrics need the operators' token: Authorization: Bearer <METRICS_TOKEN>",
+        );
+        answer.headers_mut().insert(
+            actix_web::http::header::WWW_AUTHENTICATE,
+            actix_web::http::header::HeaderValue::from_static("Bearer realm=\"metrics\""),
+        );
+        Some(answer)
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+fn refuse(status: actix_web::http::StatusCode, kind: &str, detail: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(crate::error::PROBLEM_CONTENT_TYPE)
+        .json(crate::error::problem(status, kind, detail))
+}
+
 /// `GET /metrics`: Prometheus text (requests by route, method, status and tenant, latency
-/// histograms, events appended, rate-limit rejections and usage, connection pool).
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
-    (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain")
+/// histograms, events appended, rate-limit rejections and usage, connection pool), for the
+/// holder of `METRICS_TOKEN`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security(("metrics_token" = [])),
+    responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"),
+    (status = 401, description = "no or the wrong `METRICS_TOKEN` as bearer token", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no `METRICS_TOKEN` is configured (and this is not a development machine)", body = Problem, content_type = "application/problem+json"),
 ))]
-pub async fn metrics(probe: web::Data<dyn Probe>) -> HttpResponse {
+pub async fn metrics(
+    probe: web::Data<dyn Probe>,
+    access: Option<web::Data<MetricsAccess>>,
+    request: HttpRequest,
+) -> HttpResponse {
+    let access = access.map_or(MetricsAccess::Closed, |access| access.get_ref().clone());
+    if let Some(answer) = access.refusal(&request) {
+        return answer;
+    }
     probe.before_metrics();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -57,6 +57,13 @@ pub struct TrafficSettings {
     /// `METRICS_MAX_TENANT_LABELS`, default 100: tenants that get their own metric label;
     /// later ones share `other`, which bounds the series count.
     pub max_tenant_labels: usize,
+    /// `METRICS_TOKEN`: who may read `/metrics` (see [`crate::operations::MetricsAccess`]).
+    pub metrics_access: crate::operations::MetricsAccess,
+    /// `RATE_LIMIT_REFRESH_PER_SESSION_PER_HOUR`, default 120: refreshes of one session an
+    /// hour. A refresh is counted against its session, not its client's address (many
+    /// users behind one address refresh independently); one that fails (an unknown session
+    /// or a wrong secret) is counted against the address.
+    pub refresh_per_session_per_hour: u32,
 }
 
 impl TrafficSettings {
@@ -74,6 +81,8 @@ impl TrafficSettings {
             key_prefix: var("RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| "eventra:ratelimit".into()),
             limit_cache: Duration::from_secs(parse("RATE_LIMIT_CACHE_SECS", "10")?),
             max_tenant_labels: parse("METRICS_MAX_TENANT_LABELS", "100")?,
+            metrics_access: crate::operations::MetricsAccess::from_env()?,
+            refresh_per_session_per_hour: parse("RATE_LIMIT_REFRESH_PER_SESSION_PER_HOUR", "120")?,
         })
     }
 }
@@ -124,9 +133,17 @@ pub struct Traffic {
     labels: Mutex<HashSet<Uuid>>,
 }
 
+// Spends ARGV[2] (1, or 0 to look) of the key's budget, opening the window with the first
+// request; a look at a key that has none answers 0 and creates nothing.
 const COUNT_SCRIPT: &str = r"
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if ARGV[2] == '0' then
+  local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 0 then ttl = tonumber(ARGV[1]) end
+  return {count, ttl}
+end
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+if count == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('TTL', KEYS[1])
 if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {count, ttl}
@@ -174,12 +191,49 @@ impl Traffic {
 
     /// Counts one request against `key`'s hourly budget of `limit`.
     pub async fn count(&self, key: &str, limit: u32) -> Decision {
+        self.spend(key, limit, 1).await
+    }
+
+    /// What `key` has spent of `limit` this hour, without spending.
+    pub async fn peek(&self, key: &str, limit: u32) -> Decision {
+        self.spend(key, limit, 0).await
+    }
+
+    /// The anonymous budget's key of the client that sent `request` (its address, IPv6 by
+    /// /64, named by a trusted proxy where one forwarded it).
+    pub fn client_key(&self, request: &actix_web::HttpRequest) -> String {
+        crate::client_address::limit_key(
+            self.settings
+                .trusted_proxies
+                .client(request.peer_addr().map(|a| a.ip()), request.headers()),
+        )
+    }
+
+    pub fn settings(&self) -> &TrafficSettings {
+        &self.settings
+    }
+
+    async fn spend(&self, key: &str, limit: u32, amount: u64) -> Decision {
         match &self.counters {
             Counters::Memory(counters) => {
                 let now = Instant::now();
                 let mut counters = counters
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if amount == 0 {
+                    let (count, opened) = counters
+                        .get(key)
+                        .filter(|(opened, _)| now.duration_since(*opened) < WINDOW)
+                        .map_or((0, now), |(opened, count)| (*count, *opened));
+                    return Decision {
+                        limit,
+                        count,
+                        reset: WINDOW
+                            .saturating_sub(now.duration_since(opened))
+                            .as_secs()
+                            .max(1),
+                    };
+                }
                 let (key, limit) = if counters.len() >= MAX_COUNTERS && !counters.contains_key(key)
                 {
                     metrics::counter!("eventra_rate_limit_overflow_total", "service" => self.service)
@@ -192,7 +246,7 @@ impl Traffic {
                 if now.duration_since(entry.0) >= WINDOW {
                     *entry = (now, 0);
                 }
-                entry.1 += 1;
+                entry.1 += amount;
                 Decision {
                     limit,
                     count: entry.1,
@@ -210,6 +264,7 @@ impl Traffic {
                     script
                         .key(&key)
                         .arg(WINDOW.as_secs())
+                        .arg(amount)
                         .invoke_async::<(u64, u64)>(&mut connection),
                 )
                 .await;
@@ -311,6 +366,10 @@ fn exempt(path: &str) -> bool {
     matches!(path, "/health" | "/ready" | "/metrics" | "/openapi.json") || path.starts_with("/docs")
 }
 
+/// The one anonymous route its handler counts itself: a refresh against its session, and
+/// against the client's address only when it fails.
+pub const REFRESH_PATH: &str = "/v1/sessions/refresh";
+
 /// Who a request is counted against.
 enum Subject {
     /// A tenant's user: against the tenant's budget, and a member also against their share.
@@ -350,6 +409,7 @@ pub async fn traffic(
                     Subject::Tenant(principal)
                 }
             }
+            None if request.path() == REFRESH_PATH => Subject::Exempt,
             None => Subject::Address(
                 traffic
                     .settings

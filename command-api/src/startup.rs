@@ -99,6 +99,7 @@ impl Application {
             }
         });
         let max_body = settings.max_body_bytes;
+        let metrics_access = web::Data::new(settings.traffic.metrics_access.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(api_common::traffic::traffic))
@@ -109,6 +110,7 @@ impl Application {
                 .app_data(authenticator.clone())
                 .app_data(traffic.clone())
                 .app_data(probe.clone())
+                .app_data(metrics_access.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(crate::http::configure)
         })

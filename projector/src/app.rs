@@ -41,7 +41,13 @@ pub async fn run(
     };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(listener) = listener {
-        let server = crate::http::serve(listener, pool.clone(), js.client(), mailer.clone())?;
+        let server = crate::http::serve(
+            listener,
+            pool.clone(),
+            js.client(),
+            mailer.clone(),
+            settings.metrics_access.clone(),
+        )?;
         let handle = server.handle();
         let mut server_shutdown = shutdown.clone();
         // In the task set like everything else: a caller that drops this future (a test

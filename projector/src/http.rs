@@ -58,11 +58,14 @@ pub fn serve(
     pool: Pool,
     nats: async_nats::Client,
     mailer: Option<Arc<crate::email::transport::Mailer>>,
+    metrics_access: api_common::operations::MetricsAccess,
 ) -> std::io::Result<actix_web::dev::Server> {
     let probe = api_common::operations::probe_data(ProjectorProbe { pool, nats, mailer });
+    let metrics_access = actix_web::web::Data::new(metrics_access);
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(probe.clone())
+            .app_data(metrics_access.clone())
             .configure(api_common::operations::configure)
     })
     .workers(1)

@@ -45,6 +45,8 @@ pub struct Settings {
     pub search_dir: PathBuf,
     /// `PROJECTOR_ADDR`, default `127.0.0.1:8082`: `/health`, `/ready`, `/metrics`.
     pub http_addr: std::net::SocketAddr,
+    /// `METRICS_TOKEN`: who may read `/metrics`.
+    pub metrics_access: api_common::operations::MetricsAccess,
     /// `LOG_FORMAT=json`.
     pub log_json: bool,
     /// Which events mail whom, and when.
@@ -128,6 +130,7 @@ impl Settings {
                 &domain::links::DEFAULT_RESET_TTL_MINUTES.to_string(),
             )?),
             http_addr: parse("PROJECTOR_ADDR", "127.0.0.1:8082")?,
+            metrics_access: api_common::operations::MetricsAccess::from_env()?,
             search_dir: search_dir(),
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
             email_policy: EmailPolicy {

@@ -42,6 +42,7 @@ impl Application {
             Duration::zero(),
             Duration::zero(),
         ));
+        let metrics_access = web::Data::new(settings.traffic.metrics_access.clone());
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("binding {}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
@@ -73,6 +74,7 @@ impl Application {
                 .app_data(authenticator.clone())
                 .app_data(traffic.clone())
                 .app_data(probe.clone())
+                .app_data(metrics_access.clone())
                 .app_data(web::QueryConfig::default().error_handler(|error, _| {
                     let mut detail = format!("the query is not valid: {error}");
                     detail.truncate(300);

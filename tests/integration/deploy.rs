@@ -57,12 +57,46 @@ fn compose_prometheus_config_and_alert_rules_validate() {
         &["--builtin-schema", "vendor.compose-spec", "compose.yaml"],
     );
     assert!(out.contains("ok"), "{out}");
-    let promtool = tool("promtool", "PROMTOOL");
-    let out = run(
-        &promtool,
-        &["check", "config", "deploy/prometheus/prometheus.yml"],
+    // Every job scrapes with the metrics token, read from the secret compose mounts.
+    let config = std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml"))
+        .expect("prometheus.yml");
+    let secret = "/run/secrets/metrics_token";
+    assert_eq!(config.matches("job_name:").count(), 3);
+    assert_eq!(
+        config
+            .matches(&format!("credentials_file: {secret}"))
+            .count(),
+        3
     );
+    let compose = std::fs::read_to_string(root().join("compose.yaml")).expect("compose.yaml");
+    assert!(
+        compose.contains("METRICS_TOKEN: ${METRICS_TOKEN:?"),
+        "compose sets no token"
+    );
+    assert!(
+        compose.contains("      - metrics_token\n"),
+        "Prometheus gets no secret"
+    );
+    // promtool reads the token file: check a copy that finds one where the secret would be.
+    let dir = std::env::temp_dir().join(format!("eventra-prometheus-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let token = dir.join("metrics_token");
+    std::fs::write(&token, "a-token-of-at-least-sixteen-bytes").expect("token file");
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        config.replace(secret, &token.display().to_string()),
+    )
+    .expect("config copy");
+    std::fs::copy(
+        root().join("deploy/prometheus/alerts.yml"),
+        dir.join("alerts.yml"),
+    )
+    .expect("rules copy");
+    let promtool = tool("promtool", "PROMTOOL");
+    let checked = dir.join("prometheus.yml").display().to_string();
+    let out = run(&promtool, &["check", "config", &checked]);
     assert!(out.contains("SUCCESS"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
     let out = run(
         &promtool,
         &["check", "rules", "deploy/prometheus/alerts.yml"],

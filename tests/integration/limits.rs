@@ -116,7 +116,11 @@ async fn platform_admins_probes_and_documents_are_never_limited() {
     for base in [&app.address, &app.query_address] {
         for path in ["/health", "/ready", "/metrics", "/openapi.json"] {
             for _ in 0..4 {
-                let answer = app.send(app.http.get(format!("{base}{path}"))).await;
+                let mut get = app.http.get(format!("{base}{path}"));
+                if path == "/metrics" {
+                    get = get.bearer_auth(integration_tests::METRICS_TOKEN);
+                }
+                let answer = app.send(get).await;
                 // The query API is not ready without a search index: a 503, never a 429.
                 assert!(
                     answer.status.is_success()
@@ -361,6 +365,7 @@ async fn metrics_report_requests_events_rejections_and_the_pool() {
         let response = app
             .http
             .get(format!("{base}/metrics"))
+            .bearer_auth(integration_tests::METRICS_TOKEN)
             .send()
             .await
             .expect("metrics");
@@ -391,6 +396,75 @@ async fn metrics_report_requests_events_rejections_and_the_pool() {
             .any(|l| l.starts_with("eventra_rate_limit_usage_ratio{") && l.contains(&tenant_label))
     );
     assert!(text.contains("eventra_events_appended_total{type=\"user.profile_updated\"}"));
+}
+
+/// `/metrics` names tenants: a stranger (or a tenant's admin with their own token) gets a
+/// problem and no series; the scraper with `METRICS_TOKEN` gets them all.
+#[tokio::test]
+async fn metrics_answer_only_the_operators_token() {
+    let app = TestApp::spawn().await;
+    let tenant = app.sign_up_tenant("Watched").await;
+    app.query("/v1/me", Some(&tenant.admin_token), None).await;
+    let tenant_id = tenant.tenant_id.to_string();
+    for base in [&app.address, &app.query_address] {
+        let url = format!("{base}/metrics");
+        for (who, get) in [
+            ("no token", app.http.get(&url)),
+            (
+                "a wrong token",
+                app.http
+                    .get(&url)
+                    .bearer_auth("test-metrics-token-7f3a9c2f"),
+            ),
+            (
+                "a tenant admin's token",
+                app.http.get(&url).bearer_auth(&tenant.admin_token),
+            ),
+            (
+                "a basic credential",
+                app.http
+                    .get(&url)
+                    .basic_auth("metrics", Some(integration_tests::METRICS_TOKEN)),
+            ),
+        ] {
+            let answer = app.send(get).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{base} with {who}");
+            assert_eq!(
+                answer.body["type"], "urn:eventra:problem:unauthenticated",
+                "{who}"
+            );
+            assert!(answer.headers.contains_key("www-authenticate"), "{who}");
+            assert!(
+                !answer.body.to_string().contains(&tenant_id),
+                "{base} with {who} names the tenant"
+            );
+        }
+        let text = app.metrics(base).await;
+        assert!(text.contains("eventra_http_requests_total{"), "{base}");
+    }
+    assert!(app.metrics(&app.address).await.contains(&tenant_id));
+
+    // Outside development and without a token, nobody reads them.
+    let closed = TestApp::spawn_with(|s| {
+        s.traffic.metrics_access = api_common::operations::MetricsAccess::Closed;
+    })
+    .await;
+    let answer = closed
+        .send(
+            closed
+                .http
+                .get(format!("{}/metrics", closed.address))
+                .bearer_auth(integration_tests::METRICS_TOKEN),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("METRICS_TOKEN")),
+        "{:?}",
+        answer.body
+    );
 }
 
 #[tokio::test]

@@ -179,6 +179,7 @@ async fn every_committed_event_reaches_every_read_model_exactly_once() {
     assert_eq!(ready["checks"]["nats"]["status"], "up");
     let metrics = http
         .get(format!("{}/metrics", running.address))
+        .bearer_auth(integration_tests::METRICS_TOKEN)
         .send()
         .await
         .expect("metrics")

@@ -343,3 +343,87 @@ async fn a_user_updates_their_profile_and_an_unchanged_update_appends_nothing() 
     }
     assert_eq!(app.stream_types(user.user_id).await.len(), 4);
 }
+
+/// Refreshes count against their session, not their client's address: users behind one
+/// address refresh independently, and one session that refreshes in a loop is stopped
+/// alone. Refreshes that fail spend the address's anonymous budget, and once it is spent the
+/// address's refreshes are refused before any work.
+#[tokio::test]
+async fn refreshes_are_limited_per_session_and_failed_ones_per_client() {
+    let app = TestApp::spawn_with(|s| {
+        s.traffic.anonymous_per_hour = 10;
+        s.traffic.refresh_per_session_per_hour = 4;
+    })
+    .await;
+    // Two anonymous requests each: the tenant's sign-up and its admin's login.
+    let tenant = app.sign_up_tenant("Refreshing").await;
+    let mut refresh_tokens = Vec::new();
+    // Three more logins: five of the address's ten.
+    for _ in 0..3 {
+        let login = app
+            .log_in(tenant.tenant_id, &tenant.admin_email, PASSWORD)
+            .await;
+        assert_eq!(login.status, StatusCode::CREATED, "{:?}", login.body);
+        refresh_tokens.push(login.str("refresh_token"));
+    }
+    let refresh = |token: String| {
+        app.post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": token}),
+        )
+    };
+    // Ten refreshes from one address whose anonymous budget has five left.
+    for round in 0..3 {
+        for token in &mut refresh_tokens {
+            let answer = refresh(token.clone()).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::OK,
+                "round {round}: {:?}",
+                answer.body
+            );
+            *token = answer.str("refresh_token");
+        }
+    }
+    for token in &mut refresh_tokens[..1] {
+        let answer = refresh(token.clone()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        *token = answer.str("refresh_token");
+    }
+    // The first session's fifth refresh is over its share; the others are not touched.
+    let over = refresh(refresh_tokens[0].clone()).await;
+    assert_eq!(
+        over.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        over.body
+    );
+    assert_eq!(over.body["type"], "urn:eventra:problem:rate-limited");
+    assert!(over.headers.contains_key("retry-after"));
+    let second = refresh(refresh_tokens[1].clone()).await;
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
+    refresh_tokens[1] = second.str("refresh_token");
+
+    // Made-up refresh tokens of made-up sessions: the address's five left, then refused.
+    for attempt in 0..5 {
+        let forged = format!("{}.{}", uuid::Uuid::now_v7(), "A".repeat(43));
+        let answer = refresh(forged).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    let forged = format!("{}.{}", uuid::Uuid::now_v7(), "A".repeat(43));
+    assert_eq!(refresh(forged).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // ... and so is a good refresh from that address, before any work: the session's
+    // token stays unspent.
+    let refused = refresh(refresh_tokens[2].clone()).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let rows = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM events WHERE type = 'user.session_refreshed'",
+            &[],
+        )
+        .await
+        .expect("count");
+    assert_eq!(rows.get::<_, i64>(0), 11);
+}

@@ -199,9 +199,15 @@ pub fn test_settings(database_url: &str) -> Settings {
             key_prefix: format!("eventra-test:{}", Uuid::new_v4().simple()),
             limit_cache: std::time::Duration::ZERO,
             max_tenant_labels: 100,
+            metrics_access: api_common::operations::MetricsAccess::token(METRICS_TOKEN)
+                .expect("a long enough token"),
+            refresh_per_session_per_hour: 1_000_000,
         },
     }
 }
+
+/// The operators' token the test services serve `/metrics` to.
+pub const METRICS_TOKEN: &str = "test-metrics-token-7f3a9c2e";
 
 /// A fresh, empty database on the test server; returns its URL.
 pub async fn fresh_database() -> String {
@@ -553,6 +559,7 @@ impl TestApp {
     pub async fn metrics(&self, base: &str) -> String {
         self.http
             .get(format!("{base}/metrics"))
+            .bearer_auth(METRICS_TOKEN)
             .send()
             .await
             .expect("metrics")
@@ -681,6 +688,8 @@ impl Pipeline {
             import_poll_interval: std::time::Duration::from_millis(100),
             import_max_failures: 2,
             http_addr: "127.0.0.1:0".parse().expect("address"),
+            metrics_access: api_common::operations::MetricsAccess::token(METRICS_TOKEN)
+                .expect("a long enough token"),
             search_dir: app.settings.data_dir.join("search"),
             log_json: false,
             email_policy: projector::email::projection::EmailPolicy::default(),

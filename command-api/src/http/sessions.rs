@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use api_common::docs::{BodyProblems, KeyProblems, Problem};
 use api_common::error::ApiError;
 use api_common::extract::{Caller, Idempotency, RequestMeta, parse_json, path_id, record_tenant};
+use api_common::traffic::Traffic;
 use domain::Actor;
 use infra::auth::refresh_token_session;
 use infra::crypto::token_hash;
@@ -121,6 +122,7 @@ struct RefreshBody {
     (status = 200, description = "the rotated refresh token and a new access token", body = SessionIssued),
     (status = 409, description = "the request with this Idempotency-Key succeeded before; its answer carried credentials, which are never stored (`idempotent-answer-withheld`): send it again with a new key", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "this session refreshed too often this hour (`RATE_LIMIT_REFRESH_PER_SESSION_PER_HOUR`), or this client's failed refreshes spent its anonymous budget", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "seconds until the window ends"))),
     BodyProblems
 ))]
 pub async fn refresh_session(
@@ -128,15 +130,37 @@ pub async fn refresh_session(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let input: RefreshBody = parse_json(&request, &body)?;
+    let budget = RefreshBudget::of(&request);
+    budget.client_has_room().await?;
+    let outcome = refresh(&state, &request, &body, &budget).await;
+    if matches!(
+        outcome,
+        Err(ApiError::Unauthenticated(_)
+            | ApiError::MalformedBody(_)
+            | ApiError::Validation(_)
+            | ApiError::UnsupportedMediaType)
+    ) {
+        budget.spend_client().await;
+    }
+    outcome
+}
+
+async fn refresh(
+    state: &AppState,
+    request: &HttpRequest,
+    body: &[u8],
+    budget: &RefreshBudget,
+) -> Result<HttpResponse, ApiError> {
+    let input: RefreshBody = parse_json(request, body)?;
     let session_id = refresh_token_session(&input.refresh_token)
         .ok_or_else(|| ApiError::Unauthenticated(INVALID_REFRESH.into()))?;
-    let idempotency = Idempotency::of(&request, None, &body)?;
+    budget.spend_session(session_id).await?;
+    let idempotency = Idempotency::of(request, None, body)?;
     let next = state
         .tokens
         .new_refresh_token(session_id)
         .map_err(ApiError::Internal)?;
-    let span = api_common::extract::root_span(&request);
+    let span = api_common::extract::root_span(request);
     let command = RefreshSession {
         session_id,
         presented_hash: token_hash(&input.refresh_token),
@@ -146,15 +170,82 @@ pub async fn refresh_session(
             api_common::extract::record_tenant_on(span.as_ref(), tenant_id)
         },
     };
-    let meta = RequestMeta::of(&request);
+    let meta = RequestMeta::of(request);
     run(
-        &state,
+        state,
         &meta,
         Actor::Anonymous,
         idempotency.as_ref(),
         &command,
     )
     .await
+}
+
+/// How a refresh is counted (the traffic gate leaves it to the handler): a well-formed one
+/// against its session's `RATE_LIMIT_REFRESH_PER_SESSION_PER_HOUR`, so that many users behind
+/// one address refresh independently; a failed one (malformed, unknown session, wrong or
+/// reused secret) against the client's anonymous budget, which, once spent, refuses the
+/// client's refreshes before any work.
+struct RefreshBudget {
+    traffic: Option<web::Data<Traffic>>,
+    client: String,
+}
+
+impl RefreshBudget {
+    fn of(request: &HttpRequest) -> Self {
+        let traffic = request.app_data::<web::Data<Traffic>>().cloned();
+        let client = traffic
+            .as_ref()
+            .map(|traffic| traffic.client_key(request))
+            .unwrap_or_default();
+        RefreshBudget { traffic, client }
+    }
+
+    async fn client_has_room(&self) -> Result<(), ApiError> {
+        let Some(traffic) = &self.traffic else {
+            return Ok(());
+        };
+        let decision = traffic
+            .peek(&self.client, traffic.settings().anonymous_per_hour)
+            .await;
+        if decision.count >= u64::from(decision.limit) {
+            return Err(ApiError::RateLimited {
+                detail: "too many failed refreshes from this client; try again later".into(),
+                retry_after: decision.reset,
+            });
+        }
+        Ok(())
+    }
+
+    async fn spend_client(&self) {
+        if let Some(traffic) = &self.traffic {
+            traffic
+                .count(&self.client, traffic.settings().anonymous_per_hour)
+                .await;
+        }
+    }
+
+    async fn spend_session(&self, session_id: Uuid) -> Result<(), ApiError> {
+        let Some(traffic) = &self.traffic else {
+            return Ok(());
+        };
+        let decision = traffic
+            .count(
+                &format!("refresh:{session_id}"),
+                traffic.settings().refresh_per_session_per_hour,
+            )
+            .await;
+        if !decision.allowed() {
+            return Err(ApiError::RateLimited {
+                detail: format!(
+                    "this session refreshed {} times this hour; try again in {} s",
+                    decision.limit, decision.reset
+                ),
+                retry_after: decision.reset,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// `DELETE /v1/sessions/{session_id}`: log out, or an admin ends a member's session.
