@@ -74,15 +74,46 @@ impl RootSpanBuilder for EventraRootSpan {
                     .map(ToString::to_string)
             })
             .unwrap_or_default();
-        let span = tracing_actix_web::root_span!(
-            request,
+        // The fields `tracing_actix_web::root_span!` gives a request, but for `http.target`:
+        // a query string can hold personal data (`?q=grace@acme.example`), so the request
+        // log keeps the path only. (Recording the path over the macro's target afterwards
+        // is not enough: a text log prints both values.)
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let route = request.match_pattern().unwrap_or_else(|| "default".into());
+        let method = request.method().as_str().to_owned();
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let connection = request.connection_info();
+        let span = tracing::info_span!(
+            "HTTP request",
+            http.method = %method,
+            http.route = %route,
+            http.flavor = ?request.version(),
+            http.scheme = %connection.scheme(),
+            http.host = %connection.host(),
+            http.client_ip = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+            http.user_agent = %user_agent,
+            http.target = %request.path(),
+            http.status_code = tracing::field::Empty,
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
             correlation_id = %correlation_id,
             tenant_id = tracing::field::Empty,
-            user_id = tracing::field::Empty
+            user_id = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
         );
-        // A query string can hold personal data (`?q=grace@acme.example`): the request log
-        // keeps the path only.
-        span.record("http.target", request.path());
+        drop(connection);
         span
     }
 

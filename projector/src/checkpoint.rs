@@ -62,6 +62,20 @@ pub async fn save_checkpoint(
     Ok(())
 }
 
+/// The envelope a dead letter keeps: every id, the type and the metadata, and the names of
+/// the data's fields without their values. The values may be personal (opened for the
+/// projection) and a dead letter outlives an erasure; a retry reads the event from the event
+/// store again, so nothing is lost by leaving them out.
+pub fn withheld_envelope(event: &RecordedEvent) -> serde_json::Value {
+    let mut envelope = event.envelope();
+    if let Some(serde_json::Value::Object(data)) = envelope.get_mut("data") {
+        for value in data.values_mut() {
+            *value = serde_json::Value::String("[withheld]".into());
+        }
+    }
+    envelope
+}
+
 /// Records an event the projection could not apply; the projection moves past it.
 pub async fn dead_letter_event(
     client: &Object,
@@ -90,7 +104,7 @@ pub async fn dead_letter_event(
                         &event.tenant_id,
                         &event.position,
                         &event.event_type,
-                        &event.envelope().to_string(),
+                        &withheld_envelope(event).to_string(),
                         &reason,
                         &deliveries,
                     ],

@@ -32,6 +32,9 @@ pub struct SearchFields {
     pub actor_id: Field,
     pub occurred: Field,
     pub position: Field,
+    /// A user's name and email, sealed (never stored in clear: the index's stored fields
+    /// are what a copy of its files gives away); the indexed words are not stored at all.
+    pub sealed: Field,
 }
 
 pub fn schema() -> (Schema, SearchFields) {
@@ -40,8 +43,8 @@ pub fn schema() -> (Schema, SearchFields) {
         kind: builder.add_text_field("kind", STRING),
         tenant_id: builder.add_text_field("tenant_id", STRING | STORED),
         doc_id: builder.add_text_field("doc_id", STRING | STORED),
-        name: builder.add_text_field("name", TEXT | STORED),
-        email: builder.add_text_field("email", TEXT | STORED),
+        name: builder.add_text_field("name", TEXT),
+        email: builder.add_text_field("email", TEXT),
         role: builder.add_text_field("role", STRING | STORED),
         status: builder.add_text_field("status", STRING | STORED),
         created: builder.add_i64_field("created", INDEXED | FAST | STORED),
@@ -52,6 +55,7 @@ pub fn schema() -> (Schema, SearchFields) {
         actor_id: builder.add_text_field("actor_id", STRING),
         occurred: builder.add_i64_field("occurred", INDEXED | FAST),
         position: builder.add_i64_field("position", INDEXED | FAST | STORED),
+        sealed: builder.add_bytes_field("sealed", STORED),
     };
     (builder.build(), fields)
 }
@@ -85,6 +89,28 @@ pub fn set_current_generation(root: &Path, generation: u64) -> std::io::Result<(
     let temporary = root.join("CURRENT.tmp");
     std::fs::write(&temporary, generation.to_string())?;
     std::fs::rename(temporary, root.join("CURRENT"))
+}
+
+/// Removes every generation of the index under `root` but `keep` (what a rebuild or an
+/// older build left: a deleted user's words would stay in it).
+pub fn remove_other_generations(root: &Path, keep: u64) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(generation) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("generation-"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if generation != keep && entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Opens the index in `dir`, creating it when absent.

@@ -7,6 +7,7 @@ mod concurrency;
 mod deploy;
 mod emails;
 mod erasure;
+mod erasure_everywhere;
 mod faults;
 mod hostile_input;
 mod idempotency;

@@ -283,7 +283,7 @@ async fn a_poison_message_and_a_poison_event_are_dead_lettered_and_later_events_
         .db
         .execute(
             "INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, sequence, type, version, data, metadata, occurred_at)
-             VALUES ($1, $2, 'user', $3, 1, 'user.created', 1, '{\"unexpected\": true}', '{\"source\": \"test\"}', now())",
+             VALUES ($1, $2, 'user', $3, 1, 'user.created', 1, '{\"unexpected\": true, \"email\": \"poisoned@example.com\"}', '{\"source\": \"test\"}', now())",
             &[&uuid::Uuid::new_v4(), &tenant.tenant_id, &uuid::Uuid::new_v4()],
         )
         .await
@@ -319,6 +319,22 @@ async fn a_poison_message_and_a_poison_event_are_dead_lettered_and_later_events_
         "{}",
         poison_event.error
     );
+    // The dead letter keeps the envelope and the data's field names, never their values
+    // (which may be personal and would outlive an erasure).
+    let payload: String = pipeline
+        .app
+        .db
+        .query_one(
+            "SELECT payload FROM dead_letters WHERE id = $1",
+            &[&poison_event.id],
+        )
+        .await
+        .expect("payload")
+        .get(0);
+    let payload: serde_json::Value = serde_json::from_str(&payload).expect("json");
+    assert_eq!(payload["data"]["email"], "[withheld]", "{payload}");
+    assert_eq!(payload["type"], "user.created");
+    assert!(!payload.to_string().contains("poisoned@"), "{payload}");
 
     // Retrying the poison event fails again (it is still malformed); discarding removes it.
     let outcome = projector::dead_letters::retry(&pipeline.pool, &pipeline.keys, poison_event.id)

@@ -203,6 +203,36 @@ fn without_credentials(url: &str) -> String {
     }
 }
 
+/// What the logs keep of a send error: an SMTP server's answer (`permanent error (550):
+/// 5.1.1 …`) up to its codes, without the free text, which may quote the recipient in any
+/// form (a name, a mailbox); the job keeps the whole answer, addresses removed, until the
+/// recipient is erased. Other errors (connection, TLS, timeouts) are kept whole.
+pub fn for_logs(error: &str) -> String {
+    let Some(open) = error.find('(') else {
+        return error.to_owned();
+    };
+    let rest = &error[open..];
+    let is_reply = rest.len() >= 5
+        && rest.as_bytes()[1..4].iter().all(u8::is_ascii_digit)
+        && rest.as_bytes()[4] == b')';
+    if !is_reply {
+        return error.to_owned();
+    }
+    let after_code = &rest[5..];
+    let trimmed = after_code.trim_start_matches([':', ' ']);
+    let enhanced: String = trimmed
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut kept = error[..open + 5].to_owned();
+    if enhanced.matches('.').count() == 2 {
+        kept.push_str(": ");
+        kept.push_str(&enhanced);
+    }
+    kept.push_str(" [server text withheld]");
+    kept
+}
+
 /// `text` with every email address in it (`grace@acme.example`, `<grace@acme.example>`)
 /// replaced by `<address>`.
 pub fn without_addresses(text: &str) -> String {
@@ -271,6 +301,18 @@ mod tests {
         assert_eq!(
             without_addresses("connection refused"),
             "connection refused"
+        );
+        assert_eq!(
+            for_logs("permanent error (550): 5.1.1 <<address>>: Quinn Vantablack unknown"),
+            "permanent error (550): 5.1.1 [server text withheld]"
+        );
+        assert_eq!(
+            for_logs("transient error (421): mailbox of Quinn busy"),
+            "transient error (421) [server text withheld]"
+        );
+        assert_eq!(
+            for_logs("connection refused (os error 111)"),
+            "connection refused (os error 111)"
         );
     }
 

@@ -245,7 +245,7 @@ impl EmailWorker {
                 metrics::histogram!("eventra_email_send_seconds", "outcome" => "failed")
                     .record(elapsed);
                 metrics::counter!("eventra_email_dead_total").increment(1);
-                tracing::error!(job_id = %job.job_id, tenant_id = %job.tenant_id, template = %job.template, error = %error, "email failed permanently; the job is dead");
+                tracing::error!(job_id = %job.job_id, tenant_id = %job.tenant_id, template = %job.template, error = %super::transport::for_logs(&error), "email failed permanently; the job is dead");
                 self.finish(&job, Outcome::Dead, None, Some(&error), None)
                     .await
             }
@@ -254,13 +254,13 @@ impl EmailWorker {
                     .record(elapsed);
                 if job.attempts >= self.settings.max_attempts {
                     metrics::counter!("eventra_email_dead_total").increment(1);
-                    tracing::error!(job_id = %job.job_id, tenant_id = %job.tenant_id, attempts = job.attempts, error = %error, "email failed on its last attempt; the job is dead");
+                    tracing::error!(job_id = %job.job_id, tenant_id = %job.tenant_id, attempts = job.attempts, error = %super::transport::for_logs(&error), "email failed on its last attempt; the job is dead");
                     self.finish(&job, Outcome::Dead, None, Some(&error), None)
                         .await
                 } else {
                     metrics::counter!("eventra_email_retries_total").increment(1);
                     let retry_at = Utc::now() + self.backoff(job.attempts);
-                    tracing::warn!(job_id = %job.job_id, tenant_id = %job.tenant_id, attempt = job.attempts, %retry_at, error = %error, "email failed; retrying later");
+                    tracing::warn!(job_id = %job.job_id, tenant_id = %job.tenant_id, attempt = job.attempts, %retry_at, error = %super::transport::for_logs(&error), "email failed; retrying later");
                     self.finish(&job, Outcome::Retry, Some(retry_at), Some(&error), None)
                         .await
                 }

@@ -41,6 +41,9 @@ pub struct Writing {
     fields: SearchFields,
     writer: IndexWriter,
     reader: IndexReader,
+    /// A user was deleted and the segments holding their old documents are not yet
+    /// rewritten.
+    purge_pending: bool,
 }
 
 pub struct SearchProjection {
@@ -51,6 +54,8 @@ pub struct SearchProjection {
 
 /// Events read (and committed) at most at once.
 const SEARCH_PAGE: i64 = 2000;
+/// How long a retired generation stays after a rebuild, for reads that began before it.
+const RETIRED_GENERATION_GRACE: Duration = Duration::from_secs(10);
 /// Once caught up, commits are at least this far apart.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -84,6 +89,13 @@ impl SearchProjection {
                 live
             }
         };
+        // What a rebuild, a schema change or a crash left beside the live generation goes:
+        // holding the live generation's writer lock, no other writer is at work.
+        match read_models::search::remove_other_generations(&self.dir, generation) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "old search index generations removed"),
+            Err(error) => tracing::warn!(%error, "removing old search index generations failed"),
+        }
         // A crash between the index's commit and the copy of its checkpoint below left the
         // copy behind; with no new events it stayed behind, and an idle projector reported a
         // lag that was not there (the index itself was whole).
@@ -113,10 +125,15 @@ impl SearchProjection {
                     set_current_generation(&self.dir, next)?;
                     let previous = std::mem::replace(&mut live, rebuilt);
                     drop(previous);
-                    // Readers may still hold the previous generation open; older ones go.
-                    if generation > 1 {
-                        let _ = std::fs::remove_dir_all(generation_dir(&self.dir, generation - 1));
-                    }
+                    // Readers follow `CURRENT` at their next query; the previous generation
+                    // (with the words of users deleted since) goes once they have.
+                    let retired = generation_dir(&self.dir, generation);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(RETIRED_GENERATION_GRACE).await;
+                        if let Err(error) = std::fs::remove_dir_all(&retired) {
+                            tracing::warn!(%error, dir = %retired.display(), "removing a retired search index generation failed");
+                        }
+                    });
                     generation = next;
                     let client = self.pool.get().await?;
                     client
@@ -240,16 +257,21 @@ impl SearchProjection {
             fields,
             writer,
             reader,
+            purge_pending: false,
         }))
     }
 
     /// Indexes the next page of events after the index's checkpoint; returns how many.
     async fn apply_next(&self, target: &mut Writing, mirror: bool) -> anyhow::Result<usize> {
+        if target.purge_pending {
+            target.purge_pending = !purge_deleted(&target.index, &mut target.writer).await;
+        }
         let Writing {
             index,
             fields,
             writer,
             reader,
+            purge_pending,
         } = target;
         let after = checkpoint(index)?;
         let client = self.pool.get().await?;
@@ -297,7 +319,7 @@ impl SearchProjection {
             };
             let current = match pending.get(&user_id) {
                 Some(doc) => doc.clone(),
-                None => load_user(&searcher, fields, user_id)?,
+                None => load_user(&searcher, fields, &self.keys, user_id)?,
             };
             let next = match (&user_event, current) {
                 (
@@ -316,7 +338,10 @@ impl SearchProjection {
                     status: "active".into(),
                     created: event.occurred_at.timestamp_micros(),
                 }),
-                (UserEvent::Deleted { .. }, _) => None,
+                (UserEvent::Deleted { .. }, _) => {
+                    *purge_pending = true;
+                    None
+                }
                 (_, None) => continue,
                 (other, Some(mut doc)) => {
                     match other {
@@ -362,6 +387,7 @@ impl SearchProjection {
                     fields.role => doc.role.clone(),
                     fields.status => doc.status.clone(),
                     fields.created => doc.created,
+                    fields.sealed => seal(&self.keys, user_id, doc)?,
                 ))?;
             }
             pending.insert(user_id, next);
@@ -370,6 +396,9 @@ impl SearchProjection {
         commit.set_payload(&serde_json::to_string(&last.order())?);
         commit.commit()?;
         reader.reload()?;
+        if *purge_pending {
+            *purge_pending = !purge_deleted(index, writer).await;
+        }
         // Mirror the progress where `projector status` and `/v1/projections` look; the
         // commit payload above stays the truth.
         if !mirror {
@@ -390,9 +419,67 @@ impl SearchProjection {
     }
 }
 
+/// What a user document keeps sealed: the name and email its words were indexed from.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Sealed {
+    name: String,
+    email: String,
+}
+
+fn sealed_context(user_id: Uuid) -> Vec<u8> {
+    [b"eventra/search/user/v1/".as_slice(), user_id.as_bytes()].concat()
+}
+
+fn seal(keys: &KeyRing, user_id: Uuid, doc: &UserDoc) -> anyhow::Result<Vec<u8>> {
+    let plain = serde_json::to_vec(&Sealed {
+        name: doc.name.clone(),
+        email: doc.email.clone(),
+    })?;
+    Ok(keys.seal_secret(&sealed_context(user_id), &plain)?)
+}
+
+/// Rewrites every segment that holds deleted documents and removes the files no longer
+/// used, so a deleted user's words and sealed fields leave the disk now rather than at a
+/// merge the merge policy may never do. Deletions are rare; other segments are untouched.
+/// Whether it succeeded: a segment the merge policy is merging right now makes it fail, and
+/// the next batch tries again (indexing goes on meanwhile).
+async fn purge_deleted(index: &Index, writer: &mut IndexWriter) -> bool {
+    match rewrite_deleted(index, writer).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "purging deleted users from the search index failed; trying again with the next batch"
+            );
+            false
+        }
+    }
+}
+
+async fn rewrite_deleted(index: &Index, writer: &mut IndexWriter) -> anyhow::Result<()> {
+    let segments: Vec<tantivy::index::SegmentId> = index
+        .searchable_segment_metas()?
+        .into_iter()
+        .filter(|meta| meta.has_deletes())
+        .map(|meta| meta.id())
+        .collect();
+    if !segments.is_empty() {
+        writer.merge(&segments).await?;
+    }
+    let collected = writer.garbage_collect_files().await?;
+    tracing::info!(
+        segments = segments.len(),
+        files_removed = collected.deleted_files.len(),
+        "deleted users purged from the search index"
+    );
+    metrics::counter!("eventra_search_purges_total").increment(1);
+    Ok(())
+}
+
 fn load_user(
     searcher: &tantivy::Searcher,
     fields: &SearchFields,
+    keys: &KeyRing,
     user_id: Uuid,
 ) -> anyhow::Result<Option<UserDoc>> {
     let query = TermQuery::new(
@@ -410,10 +497,16 @@ fn load_user(
             .unwrap_or_default()
             .to_owned()
     };
+    let sealed = doc
+        .get_first(fields.sealed)
+        .and_then(|v| v.as_bytes())
+        .and_then(|bytes| keys.open_secret(&sealed_context(user_id), bytes).ok())
+        .and_then(|plain| serde_json::from_slice::<Sealed>(&plain).ok())
+        .unwrap_or_default();
     Ok(Some(UserDoc {
         tenant_id: Uuid::try_parse(&text(fields.tenant_id)).unwrap_or_default(),
-        name: text(fields.name),
-        email: text(fields.email),
+        name: sealed.name,
+        email: sealed.email,
         role: text(fields.role),
         status: text(fields.status),
         created: doc
