@@ -46,6 +46,15 @@ ensure_rust() {
   fi
 }
 
+# cargo-deny checks the dependencies' licences, sources and duplicates (deny.toml); built
+# from crates.io once (about three minutes on two cores), then kept in ~/.cargo/bin.
+ensure_cargo_deny() {
+  if ! cargo deny --version >/dev/null 2>&1; then
+    log "installing cargo-deny"
+    cargo install --locked cargo-deny
+  fi
+}
+
 ensure_postgres() {
   if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
     apt_install postgresql postgresql-client
