@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "idempotency_without_secrets",
         "0013_idempotency_without_secrets.sql"
     ),
+    migration!(14, "mail_budgets", "0014_mail_budgets.sql"),
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

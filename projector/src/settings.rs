@@ -1,5 +1,6 @@
 //! Configuration of the projector from environment variables (listed in the README).
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -148,7 +149,15 @@ impl Settings {
                 max_attempts: parse("EMAIL_MAX_ATTEMPTS", "8")?,
                 retry_base: Duration::from_millis(parse("EMAIL_RETRY_BASE_MS", "30000")?),
                 retry_max: Duration::from_millis(parse("EMAIL_RETRY_MAX_MS", "3600000")?),
-                rate_limit_per_hour: parse("EMAIL_RATE_LIMIT_PER_HOUR", "10")?,
+                rate_limit_per_hour: parse::<NonZeroU32>("EMAIL_RATE_LIMIT_PER_HOUR", "10")?
+                    .get()
+                    .into(),
+                alerts_per_hour: parse::<NonZeroU32>("EMAIL_ALERTS_PER_HOUR", "5")?
+                    .get()
+                    .into(),
+                tenant_limit_per_hour: parse::<NonZeroU32>("EMAIL_TENANT_LIMIT_PER_HOUR", "10000")?
+                    .get()
+                    .into(),
                 public_url: var("PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
             },
             smtp_url: var("SMTP_URL").map(infra::ConnectionUrl::from),

@@ -134,7 +134,7 @@ async fn signing_up_delivers_exactly_one_welcome_email_even_across_restarts() {
     let mails = smtp.wait_for(&tenant.admin_email, 1, WAIT).await;
     assert_eq!(mails.len(), 1);
     let mail = &mails[0];
-    assert_eq!(mail.subject(), "Welcome to Acme");
+    assert_eq!(mail.subject(), "Welcome to “Acme”");
     assert!(mail.data.contains("Hello Acme Admin,"));
     assert!(mail.data.contains("multipart/alternative"));
     assert!(mail.data.contains("text/html"));
@@ -546,7 +546,8 @@ async fn without_smtp_url_mails_are_written_as_files() {
         .mail_dir()
         .join(format!("{}.eml", job.job_id));
     let mail = std::fs::read_to_string(&file).expect("the mail file");
-    assert!(mail.contains("Subject: Welcome to Files"), "{mail}");
+    assert!(mail.contains("Subject: Welcome to "), "{mail}");
+    assert!(mail.contains("Hello Files Admin,"), "{mail}");
     assert!(mail.contains(&tenant.admin_email), "{mail}");
     assert!(mail.contains(&job.message_id), "{mail}");
     projector.stop().await;
@@ -583,7 +584,7 @@ async fn admin_actions_and_session_revocations_each_deliver_their_notice() {
     }
 
     let expected = [
-        "Welcome to Notices",
+        "Welcome to “Notices”",
         "Security alert: a session was revoked",
         "You signed out",
         "Security alert: your role changed",
@@ -657,7 +658,7 @@ async fn erasure_sends_a_deletion_confirmation_and_then_no_job_keeps_the_address
 }
 
 #[tokio::test]
-async fn the_per_recipient_rate_limit_defers_notices_but_never_security_alerts() {
+async fn the_per_recipient_rate_limit_defers_notices_and_alerts_spend_a_budget_of_their_own() {
     let (pipeline, smtp) = mail_pipeline(|settings| {
         settings.email_worker.rate_limit_per_hour = 2;
         settings.email_policy.coalesce_window = Duration::ZERO;
@@ -936,7 +937,7 @@ async fn mail_goes_out_over_starttls_and_smtps_to_a_server_of_the_organisations_
         let mails = smtp.wait_for(&tenant.admin_email, 1, WAIT).await;
         assert_eq!(mails.len(), 1, "{mode:?}");
         assert!(mails[0].tls, "{mode:?}: the message came in the clear");
-        assert_eq!(mails[0].subject(), "Welcome to Sealed");
+        assert_eq!(mails[0].subject(), "Welcome to “Sealed”");
         projector.stop().await;
         pipeline.finish().await;
 

@@ -324,7 +324,7 @@ async fn signup_sends_a_verification_link_and_a_tenant_can_require_it() {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    let mail = email_with(&smtp, &email, "Welcome to Verified", &[]).await;
+    let mail = email_with(&smtp, &email, "Welcome to “Verified”", &[]).await;
     let token = mail.link_token().expect("a token");
     assert!(
         mail.text().contains(&format!(

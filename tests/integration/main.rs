@@ -18,6 +18,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod links;
+mod mail_abuse;
 mod members;
 mod openapi;
 mod projector;

@@ -344,7 +344,7 @@ async fn each_member_added_to_a_team_is_welcomed_once() {
         assert!(
             mails
                 .iter()
-                .any(|m| m.subject() == "You joined the team Reception"),
+                .any(|m| m.subject() == "You joined the team “Reception”"),
             "{:?}",
             mails.iter().map(|m| m.subject()).collect::<Vec<_>>()
         );

@@ -22,21 +22,26 @@ pub struct Received {
 }
 
 impl Received {
+    /// A header's value as sent: folded lines joined, encoded words left as they are.
     pub fn header(&self, name: &str) -> Option<String> {
         let prefix = format!("{}:", name.to_ascii_lowercase());
-        self.data
-            .lines()
-            .take_while(|line| !line.is_empty())
-            .find(|line| line.to_ascii_lowercase().starts_with(&prefix))
-            .map(|line| line[prefix.len()..].trim().to_owned())
+        let mut lines = self.data.lines().take_while(|line| !line.is_empty());
+        let first = lines.find(|line| line.to_ascii_lowercase().starts_with(&prefix))?;
+        let mut value = first[prefix.len()..].trim().to_owned();
+        for line in lines.take_while(|line| line.starts_with([' ', '\t'])) {
+            value.push(' ');
+            value.push_str(line.trim());
+        }
+        Some(value)
+    }
+
+    /// The subject as a reader sees it: RFC 2047 encoded words (`=?utf-8?b?…?=`) decoded.
+    pub fn subject(&self) -> String {
+        decode_words(&self.header("Subject").unwrap_or_default())
     }
 
     pub fn message_id(&self) -> String {
         self.header("Message-ID").unwrap_or_default()
-    }
-
-    pub fn subject(&self) -> String {
-        self.header("Subject").unwrap_or_default()
     }
 
     /// The message as text: quoted-printable soft breaks and escapes undone (enough to read
@@ -527,4 +532,69 @@ fn converse(
             }
         }
     })
+}
+
+/// Decodes the RFC 2047 encoded words of a header value (base64 `b` and quoted-printable
+/// `q`, UTF-8); whitespace between two encoded words is dropped, as the RFC says, and their
+/// bytes are joined before decoding (a character may be split between two words).
+fn decode_words(value: &str) -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    let mut pending: Vec<u8> = Vec::new();
+    for token in value.split(' ').filter(|t| !t.is_empty()) {
+        let word = token
+            .strip_prefix("=?")
+            .and_then(|rest| rest.strip_suffix("?="))
+            .and_then(|inner| {
+                let mut parts = inner.splitn(3, '?');
+                let (_charset, encoding, text) = (parts.next()?, parts.next()?, parts.next()?);
+                match encoding.to_ascii_lowercase().as_str() {
+                    "b" => base64::engine::general_purpose::STANDARD.decode(text).ok(),
+                    "q" => Some(quoted_printable_word(text)),
+                    _ => None,
+                }
+            });
+        match word {
+            Some(bytes) => {
+                if pending.is_empty() && !out.is_empty() {
+                    out.push(' ');
+                }
+                pending.extend(bytes);
+            }
+            None => {
+                out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(token);
+            }
+        }
+    }
+    out.push_str(&String::from_utf8_lossy(&pending));
+    out
+}
+
+fn quoted_printable_word(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'_' => out.push(b' '),
+            b'=' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3).unwrap_or_default())
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                if let Some(byte) = hex {
+                    out.push(byte);
+                    i += 2;
+                } else {
+                    out.push(b'=');
+                }
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    out
 }

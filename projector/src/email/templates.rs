@@ -5,6 +5,8 @@
 use infra::email_jobs::Template;
 use serde_json::Value;
 
+use super::foreign_text;
+
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -31,8 +33,9 @@ impl Language {
 }
 
 pub fn render(template: Template, variables: &Value) -> Rendered {
-    let text_of = |key: &str| variables[key].as_str().unwrap_or_default().to_owned();
     let language = Language::of(variables["locale"].as_str());
+    let variables = &tamed(variables, language);
+    let text_of = |key: &str| variables[key].as_str().unwrap_or_default().to_owned();
     let name = non_empty(text_of("display_name"), "there", "zusammen", language);
     let tenant = non_empty(text_of("tenant_name"), "Eventra", "Eventra", language);
     let (subject, lines) = wording(template, language, &tenant, variables);
@@ -40,7 +43,7 @@ pub fn render(template: Template, variables: &Value) -> Rendered {
         Language::English => format!("Hello {name},"),
         Language::German => format!("Hallo {name},"),
     };
-    let mut closing = Vec::new();
+    let mut closing = super::combined_wording::paragraphs(language, &variables["combined"]);
     if template.is_security_alert() && template != Template::AccountDeleted {
         closing.push(match language {
             Language::English => format!(
@@ -84,6 +87,38 @@ pub fn render(template: Template, variables: &Value) -> Rendered {
         text,
         html,
     }
+}
+
+/// The variables with every name people chose made harmless (`foreign_text`): person names
+/// tamed, organisation and team names tamed and quoted; a name that tames to nothing is
+/// left out, so that the template's own word stands in.
+fn tamed(variables: &Value, language: Language) -> Value {
+    let mut variables = variables.clone();
+    if let Some(map) = variables.as_object_mut() {
+        for (key, quote) in [
+            ("display_name", false),
+            ("inviter_name", false),
+            ("member_name", false),
+            ("tenant_name", true),
+            ("team_name", true),
+        ] {
+            let Some(text) = map.get(key).and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            let shown = foreign_text::tame(&text);
+            if shown.is_empty() {
+                map.remove(key);
+            } else if quote {
+                map.insert(
+                    key.into(),
+                    Value::String(foreign_text::quoted(&text, language)),
+                );
+            } else {
+                map.insert(key.into(), Value::String(shown));
+            }
+        }
+    }
+    variables
 }
 
 fn non_empty(value: String, english: &str, german: &str, language: Language) -> String {
@@ -401,7 +436,8 @@ mod tests {
                         &json!({"display_name": "Ada", "tenant_name": "Acme", "locale": locale,
                                 "fields": ["display_name", "phone", "locale"], "role": "member",
                                 "old_role": "member", "new_role": "admin", "session_id": "s-1",
-                                "reason": reason}),
+                                "reason": reason, "combined": {"count": 3, "organisations": ["Acme"],
+                                "kinds": [{"template": "account_locked", "count": 3}]}}),
                     );
                     let (own, other) = if german {
                         (GERMAN_WORDS, ENGLISH_WORDS)

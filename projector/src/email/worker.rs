@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
+use crate::email::budget::{self, Budgets, Spender};
 use crate::email::templates::render;
 use crate::email::transport::{Mailer, SendError};
 
@@ -44,8 +45,14 @@ pub struct WorkerSettings {
     pub retry_base: Duration,
     pub retry_max: Duration,
     /// `EMAIL_RATE_LIMIT_PER_HOUR`, default 10: emails other than security alerts to one
-    /// address per hour; more wait until the hour allows them.
+    /// inbox (across tenants) per hour; more wait until the hour allows them.
     pub rate_limit_per_hour: i64,
+    /// `EMAIL_ALERTS_PER_HOUR`, default 5: security alerts to one inbox per hour; the last
+    /// one of the hour carries every other alert waiting, the rest wait for room.
+    pub alerts_per_hour: i64,
+    /// `EMAIL_TENANT_LIMIT_PER_HOUR`, default 10 000: emails of one tenant per hour (notices
+    /// may spend nine tenths of it).
+    pub tenant_limit_per_hour: i64,
     /// `PUBLIC_URL`, default `http://127.0.0.1:8080`: where people open emailed links
     /// (`{PUBLIC_URL}/invitations/accept?token=…`).
     pub public_url: String,
@@ -62,6 +69,8 @@ impl Default for WorkerSettings {
             retry_base: Duration::from_secs(30),
             retry_max: Duration::from_secs(3600),
             rate_limit_per_hour: 10,
+            alerts_per_hour: 5,
+            tenant_limit_per_hour: 10_000,
             public_url: "http://127.0.0.1:8080".into(),
         }
     }
@@ -83,11 +92,15 @@ struct Claimed {
     template: String,
     security: bool,
     recipient: Option<String>,
+    /// The inbox the recipient's address reaches (for the budgets).
+    mailbox: Option<String>,
     variables: Value,
     attempts: i32,
     message_id: String,
     started_at: DateTime<Utc>,
     claim_token: Uuid,
+    /// Whether other alerts ride with this job's email.
+    carrying: bool,
 }
 
 /// What became of one attempt.
@@ -166,10 +179,10 @@ impl EmailWorker {
                  UPDATE email_jobs j
                     SET status = 'sending', attempts = j.attempts + 1, claim_token = $1,
                         lease_until = now() + $2 * interval '1 millisecond',
-                        last_attempt_at = now(), updated_at = now()
+                        last_attempt_at = now(), updated_at = now(), sent_with = NULL
                    FROM next WHERE j.job_id = next.job_id
                  RETURNING j.job_id, j.tenant_id, j.template, j.security, j.recipient, j.variables,
-                           j.attempts, j.message_id, j.last_attempt_at, j.event_id",
+                           j.attempts, j.message_id, j.last_attempt_at, j.event_id, j.mailbox",
                 &[&token, &lease_ms],
             )
             .await?;
@@ -185,24 +198,59 @@ impl EmailWorker {
             started_at: row.get(8),
             claim_token: token,
             event_id: row.get(9),
+            mailbox: row.get(10),
+            carrying: false,
         }))
     }
 
-    async fn handle(&self, job: Claimed) -> Result<(), anyhow::Error> {
-        if !job.security
-            && let Some(until) = self.rate_limited_until(&job).await?
-        {
+    async fn handle(&self, mut job: Claimed) -> Result<(), anyhow::Error> {
+        let budgets = self.budgets();
+        let spender = Spender {
+            tenant_id: job.tenant_id,
+            mailbox: job.mailbox.as_deref(),
+            security: job.security,
+        };
+        if let Some(wait) = budgets.wait(&**self.pool.get().await?, &spender).await? {
             metrics::counter!("eventra_email_deferred_total").increment(1);
-            tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, %until, "email deferred by the per-recipient rate limit");
-            let note = format!(
-                "deferred until {until}: the per-recipient limit of {} emails an hour is reached",
-                self.settings.rate_limit_per_hour
-            );
+            tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, until = %wait.until, security = job.security, "email deferred by a mail budget");
             return self
-                .finish(&job, Outcome::Deferred, Some(until), None, Some(&note))
+                .finish(
+                    &job,
+                    Outcome::Deferred,
+                    Some(wait.until),
+                    None,
+                    Some(&wait.note),
+                )
                 .await;
         }
+        let mut carried = None;
+        if job.security
+            && job.template != Template::AccountDeleted.as_str()
+            && let Some(mailbox) = job.mailbox.as_deref()
+        {
+            let client = self.pool.get().await?;
+            if budgets.is_last_alert(&client, mailbox).await? {
+                let lease_ms = self.settings.lease.as_millis() as f64;
+                carried = budget::carry_waiting_alerts(
+                    &client,
+                    job.job_id,
+                    job.claim_token,
+                    mailbox,
+                    lease_ms,
+                )
+                .await?;
+                job.carrying = carried.is_some();
+                if let Some(combined) = &carried {
+                    metrics::counter!("eventra_email_alerts_combined_total")
+                        .increment(combined["count"].as_u64().unwrap_or(0));
+                    tracing::info!(job_id = %job.job_id, tenant_id = %job.tenant_id, carried = %combined["count"], "security alert carries the alerts waiting for its inbox");
+                }
+            }
+        }
         let mut variables = job.variables.clone();
+        if let (Some(combined), Some(variables)) = (carried, variables.as_object_mut()) {
+            variables.insert("combined".into(), combined);
+        }
         let template = Template::from_name(&job.template);
         if let Some(purpose) = template.and_then(|t| t.link()) {
             let client = self.pool.get().await?;
@@ -280,33 +328,12 @@ impl EmailWorker {
         chrono::Duration::from_std(step.mul_f64(0.5 + 0.5 * jitter)).unwrap_or_default()
     }
 
-    /// When the per-recipient limit lets this job go, if it does not now.
-    async fn rate_limited_until(
-        &self,
-        job: &Claimed,
-    ) -> Result<Option<DateTime<Utc>>, anyhow::Error> {
-        let Some(recipient) = &job.recipient else {
-            return Ok(None);
-        };
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*), min(sent_at) FROM (
-                     SELECT sent_at FROM email_jobs
-                      WHERE recipient = $1 AND status = 'sent' AND NOT security
-                        AND sent_at > now() - interval '1 hour'
-                      ORDER BY sent_at DESC LIMIT $2) recent",
-                &[recipient, &self.settings.rate_limit_per_hour],
-            )
-            .await?;
-        let count: i64 = row.get(0);
-        let oldest: Option<DateTime<Utc>> = row.get(1);
-        Ok(match oldest {
-            Some(oldest) if count >= self.settings.rate_limit_per_hour => {
-                Some(oldest + chrono::Duration::hours(1))
-            }
-            _ => None,
-        })
+    fn budgets(&self) -> Budgets {
+        Budgets {
+            notices_per_inbox: self.settings.rate_limit_per_hour,
+            alerts_per_inbox: self.settings.alerts_per_hour,
+            per_tenant: self.settings.tenant_limit_per_hour,
+        }
     }
 
     /// The message of a job, rendered from `variables` (the job's, with any link opened for
@@ -405,6 +432,16 @@ impl EmailWorker {
                 ],
             )
             .await?;
+        // The alerts that rode with this one went with it, or wait again on their own.
+        if job.carrying {
+            budget::settle_carried(
+                &*transaction,
+                job.job_id,
+                job.claim_token,
+                outcome == Outcome::Sent,
+            )
+            .await?;
+        }
         // A link's token lives only until its email is finished with.
         if Template::from_name(&job.template).is_some_and(|t| t.link().is_some())
             && matches!(outcome, Outcome::Sent | Outcome::Dead | Outcome::Suppressed)
