@@ -128,6 +128,21 @@ ensure_validators() {
   export CHECK_JSONSCHEMA="$venv/bin/check-jsonschema"
 }
 
+# Schemathesis (generated requests from the OpenAPI documents), pinned, in the same venv.
+ensure_schemathesis() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/eventra/venv"
+  local version="4.32.5"
+  if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$version"; then
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+    log "installing schemathesis $version"
+    "$venv/bin/pip" install -q "schemathesis==$version"
+  fi
+  export SCHEMATHESIS="$venv/bin/st"
+}
+
 # One compiled target directory shared by every checkout on this machine, so a fresh clone
 # (CI) reuses what an earlier build compiled.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/eventra/target}"
