@@ -80,7 +80,7 @@ impl Modify for RateLimited {
             .header("X-RateLimit-Reset", seconds("seconds until the window ends"))
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if matches!(path.as_str(), "/health" | "/ready" | "/metrics") {
+            if crate::traffic::exempt(path) {
                 continue;
             }
             for operation in [

@@ -206,9 +206,12 @@ impl Traffic {
     }
 }
 
-/// Paths no limit applies to: probes, metrics and the API documents.
-fn exempt(path: &str) -> bool {
-    matches!(path, "/health" | "/ready" | "/metrics" | "/openapi.json") || path.starts_with("/docs")
+/// Paths no limit applies to: probes, metrics and the API documents (OpenAPI, the event
+/// schemas).
+pub fn exempt(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics" | "/openapi.json")
+        || path.starts_with("/docs")
+        || path.starts_with("/v1/schemas/")
 }
 
 /// The one anonymous route its handler counts itself: a refresh against its session, and
@@ -403,6 +406,8 @@ mod tests {
             "/openapi.json",
             "/docs/",
             "/docs/index.html",
+            "/v1/schemas/events",
+            "/v1/schemas/events/user.created/1",
         ] {
             assert!(exempt(path), "{path}");
         }

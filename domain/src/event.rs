@@ -5,6 +5,7 @@
 //! are upcast on read by the store, so these types only ever see the current shape.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -42,7 +43,7 @@ pub trait EventKind {
 }
 
 /// Events of the tenant stream (aggregate id = tenant id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum TenantEvent {
     #[serde(rename = "tenant.created")]
@@ -93,7 +94,7 @@ impl EventKind for TenantEvent {
 }
 
 /// Why a session ended before its expiry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RevocationReason {
     /// The user ended their own session.
@@ -125,7 +126,7 @@ impl RevocationReason {
 }
 
 /// Events of a session's stream (aggregate id = session id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum SessionEvent {
     #[serde(rename = "user.logged_in")]

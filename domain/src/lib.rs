@@ -5,6 +5,7 @@
 //! reads a clock or generates an id: time, ids and the actor arrive in a [`Context`] or in
 //! the command itself, so every decision is deterministic and testable.
 
+pub mod contract;
 pub mod error;
 pub mod event;
 pub mod import;

@@ -26,6 +26,7 @@ mod idempotency;
 mod imports;
 mod kept;
 pub mod order;
+pub mod public;
 mod read;
 mod reader;
 pub mod recorded;

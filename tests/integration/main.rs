@@ -4,6 +4,7 @@ mod admin;
 mod architecture;
 mod cli;
 mod concurrency;
+mod contract;
 mod deploy;
 mod emails;
 mod erasure;

@@ -9,6 +9,7 @@ pub mod invitations;
 pub mod links;
 pub mod members;
 pub mod profile;
+pub mod schemas;
 pub mod sessions;
 pub mod teams;
 pub mod tenants;
@@ -41,11 +42,11 @@ use crate::pipeline::{Command, Request, execute};
         invitations::create_invitation, invitations::resend_invitation,
         invitations::revoke_invitation, invitations::accept_invitation,
         teams::create_team, teams::update_team, teams::delete_team, teams::add_team_members,
-        teams::remove_team_member
+        teams::remove_team_member, schemas::list, schemas::one
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
-    tags((name = "tenants"), (name = "users"), (name = "invitations"), (name = "teams"), (name = "imports"), (name = "sessions"), (name = "profile"), (name = "operations"))
+    tags((name = "tenants"), (name = "users"), (name = "invitations"), (name = "teams"), (name = "imports"), (name = "sessions"), (name = "profile"), (name = "events", description = "The event contract for subscribers: JSON Schemas of every event type's public data"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -70,6 +71,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
     api_common::operations::configure(config);
     config
         .service(web::resource("/v1/tenants").route(web::post().to(tenants::sign_up_tenant)))
+        .service(web::resource("/v1/schemas/events").route(web::get().to(schemas::list)))
+        .service(
+            web::resource("/v1/schemas/events/{event_type}/{version}")
+                .route(web::get().to(schemas::one)),
+        )
         .service(
             web::resource("/v1/tenants/{tenant_id}/members/{user_id}")
                 .route(web::delete().to(members::remove_member)),

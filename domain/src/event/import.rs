@@ -1,12 +1,13 @@
 //! Events of a bulk import's stream (aggregate id = import id).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::EventKind;
 
 /// The counts of an import so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ImportCounts {
     /// Rows looked at (created + skipped + failed).
     pub processed: u32,
@@ -18,13 +19,13 @@ pub struct ImportCounts {
 
 /// One row that could not be imported: its number (1 is the first data row) and why, in
 /// words that quote nothing of the row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RowError {
     pub row: u32,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum ImportEvent {
     /// An admin uploaded a file of `total` rows (`csv` or `ndjson`); it waits for a worker.

@@ -1,13 +1,14 @@
 //! Events of an invitation's stream (aggregate id = invitation id).
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::EventKind;
 use crate::Role;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum InvitationEvent {
     /// An admin invited an address. `user_id` is the account the invitation is for (the

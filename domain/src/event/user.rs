@@ -2,6 +2,7 @@
 //! end, with what reads them (the profile delta, the changed fields).
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -9,7 +10,7 @@ use super::EventKind;
 use crate::Role;
 
 /// Why a login attempt failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LoginFailure {
     InvalidPassword,
@@ -29,7 +30,7 @@ impl LoginFailure {
 }
 
 /// Why a member left a tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RemovalReason {
     /// An admin removed them.
@@ -49,7 +50,7 @@ impl RemovalReason {
 }
 
 /// How an account came to be, when it is not by signing up or an invitation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UserSource {
     /// A bulk import created it, without a password.
@@ -57,14 +58,16 @@ pub enum UserSource {
 }
 
 /// A one-time link sent by email, as its events keep it: only the token's hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EmailLink {
     pub token_hash: String,
     pub expires_at: DateTime<Utc>,
 }
 
 /// Fields a profile update can clear (set to nothing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ClearableField {
     Phone,
@@ -72,7 +75,7 @@ pub enum ClearableField {
 
 /// Events of a user's stream (aggregate id = user id). Everything about one user and their
 /// membership lives here, so most commands append to a single stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum UserEvent {
     #[serde(rename = "user.created")]

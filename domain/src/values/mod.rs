@@ -14,6 +14,7 @@ mod names;
 mod password;
 mod phone;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use email::{Email, normalise_email};
@@ -23,7 +24,7 @@ pub use names::{DisplayName, TeamDescription, TeamName, TenantName};
 pub use password::{Password, is_common as is_common_password};
 pub use phone::Phone;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -39,7 +40,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Plan {
     #[default]
@@ -56,7 +57,7 @@ impl Plan {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
     Active,
@@ -73,7 +74,7 @@ impl UserStatus {
 }
 
 /// Who may sign up to a tenant by themselves (invitations are admitted whatever it is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SignupPolicy {
     /// Anyone who knows the tenant's id.
