@@ -57,7 +57,8 @@ pub enum UserSource {
     Import,
 }
 
-/// A one-time link sent by email, as its events keep it: only the token's hash.
+/// A one-time link sent by email: when it expires. Events keep only the token's hash, which
+/// never leaves the system.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EmailLink {
     pub token_hash: String,
