@@ -8,42 +8,19 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use actix_web::http::header::HeaderMap;
+use infra::net::{Network, canonical, parse_networks};
 
 /// Networks whose forwarded headers are believed.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+pub struct TrustedProxies(Vec<Network>);
 
 impl TrustedProxies {
     /// Parses `10.0.0.0/8, 192.0.2.7, fd00::/8` (addresses or CIDR networks, comma- or
     /// space-separated); empty: none.
     pub fn parse(list: &str) -> anyhow::Result<Self> {
-        let mut networks = Vec::new();
-        for item in list
-            .split([',', ' '])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            let (address, bits) = match item.split_once('/') {
-                Some((address, bits)) => (address, Some(bits)),
-                None => (item, None),
-            };
-            let address: IpAddr = address
-                .parse()
-                .map_err(|_| anyhow::anyhow!("TRUSTED_PROXIES: {item:?} is not an address"))?;
-            let max = if address.is_ipv4() { 32 } else { 128 };
-            let bits = match bits {
-                Some(bits) => bits
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|b| *b <= max)
-                    .ok_or_else(|| {
-                        anyhow::anyhow!("TRUSTED_PROXIES: {item:?} has no valid prefix length")
-                    })?,
-                None => max,
-            };
-            networks.push((canonical(address), bits));
-        }
-        Ok(TrustedProxies(networks))
+        parse_networks(list)
+            .map(TrustedProxies)
+            .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -51,10 +28,7 @@ impl TrustedProxies {
     }
 
     fn contains(&self, address: IpAddr) -> bool {
-        let address = canonical(address);
-        self.0
-            .iter()
-            .any(|(network, bits)| in_network(address, *network, *bits))
+        self.0.iter().any(|network| network.contains(address))
     }
 
     /// The client's address: the peer's, unless the peer is trusted and forwarded one.
@@ -85,28 +59,6 @@ pub fn limit_key(address: Option<IpAddr>) -> String {
             format!("ip:{}/64", Ipv6Addr::from(prefix))
         }
         None => "ip:unknown".to_owned(),
-    }
-}
-
-/// An IPv4 address written as IPv6 (`::ffff:192.0.2.1`) is the IPv4 address.
-fn canonical(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn in_network(address: IpAddr, network: IpAddr, bits: u8) -> bool {
-    match (address, network) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
     }
 }
 

@@ -160,6 +160,7 @@ impl From<DomainError> for ApiError {
             | DomainError::UserNotFound
             | DomainError::SessionNotFound
             | DomainError::TeamNotFound
+            | DomainError::WebhookNotFound
             | DomainError::NotInTeam
             | DomainError::InvitationNotFound
             | DomainError::ImportNotFound => ApiError::NotFound(detail),
@@ -167,6 +168,7 @@ impl From<DomainError> for ApiError {
             | DomainError::UserAlreadyExists
             | DomainError::LastActiveAdmin
             | DomainError::TeamAlreadyExists
+            | DomainError::WebhookAlreadyExists
             | DomainError::AlreadyMember
             | DomainError::InvitationPending
             | DomainError::InvitationClosed(_)

@@ -58,6 +58,9 @@ pub struct Settings {
     pub log_json: bool,
     /// Rate limits and metric labels (`RATE_LIMIT_*`, `REDIS_URL`, `METRICS_MAX_TENANT_LABELS`).
     pub traffic: api_common::traffic::TrafficSettings,
+    /// `WEBHOOK_ALLOWED_HOSTS`: hosts (`host`, `host:port`) or networks (CIDR) webhooks may
+    /// call although they are private; unset: public addresses only, over https.
+    pub webhook_targets: infra::webhooks::TargetPolicy,
 }
 
 impl Settings {
@@ -101,6 +104,10 @@ impl Settings {
             idempotency_key_ttl_hours: parse("IDEMPOTENCY_KEY_TTL_HOURS", "24")?,
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
             traffic: api_common::traffic::TrafficSettings::from_env()?,
+            webhook_targets: infra::webhooks::TargetPolicy::parse(
+                &var("WEBHOOK_ALLOWED_HOSTS").unwrap_or_default(),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?,
         })
     }
 

@@ -31,6 +31,10 @@ pub enum DomainError {
     TeamNotFound,
     #[error("the team already exists")]
     TeamAlreadyExists,
+    #[error("the webhook does not exist")]
+    WebhookNotFound,
+    #[error("the webhook already exists")]
+    WebhookAlreadyExists,
     #[error("the user is not a member of this team")]
     NotInTeam,
     #[error("the invitation does not exist")]

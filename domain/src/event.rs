@@ -16,6 +16,7 @@ mod import;
 mod invitation;
 mod team;
 mod user;
+mod webhook;
 
 pub use import::{ImportCounts, ImportEvent, RowError};
 pub use invitation::InvitationEvent;
@@ -24,6 +25,7 @@ pub use user::{
     ClearableField, EmailLink, FieldChange, LoginFailure, ProfileDelta, RemovalReason, UserEvent,
     UserSource,
 };
+pub use webhook::WebhookEvent;
 
 /// What every event enum tells the store about itself.
 pub trait EventKind {
@@ -200,6 +202,10 @@ pub enum DomainEvent {
         import_id: Uuid,
         event: ImportEvent,
     },
+    Webhook {
+        webhook_id: Uuid,
+        event: WebhookEvent,
+    },
 }
 
 impl DomainEvent {
@@ -211,6 +217,7 @@ impl DomainEvent {
             DomainEvent::Team { .. } => TeamEvent::AGGREGATE_TYPE,
             DomainEvent::Invitation { .. } => InvitationEvent::AGGREGATE_TYPE,
             DomainEvent::Import { .. } => ImportEvent::AGGREGATE_TYPE,
+            DomainEvent::Webhook { .. } => WebhookEvent::AGGREGATE_TYPE,
         }
     }
 
@@ -222,6 +229,7 @@ impl DomainEvent {
             DomainEvent::Team { team_id, .. } => *team_id,
             DomainEvent::Invitation { invitation_id, .. } => *invitation_id,
             DomainEvent::Import { import_id, .. } => *import_id,
+            DomainEvent::Webhook { webhook_id, .. } => *webhook_id,
         }
     }
 
@@ -233,6 +241,7 @@ impl DomainEvent {
             DomainEvent::Team { event, .. } => event.event_type(),
             DomainEvent::Invitation { event, .. } => event.event_type(),
             DomainEvent::Import { event, .. } => event.event_type(),
+            DomainEvent::Webhook { event, .. } => event.event_type(),
         }
     }
 
@@ -244,6 +253,7 @@ impl DomainEvent {
             DomainEvent::Team { event, .. } => event.schema_version(),
             DomainEvent::Invitation { event, .. } => event.schema_version(),
             DomainEvent::Import { event, .. } => event.schema_version(),
+            DomainEvent::Webhook { event, .. } => event.schema_version(),
         }
     }
 
@@ -255,6 +265,7 @@ impl DomainEvent {
             DomainEvent::Team { event, .. } => event.personal_fields(),
             DomainEvent::Invitation { event, .. } => event.personal_fields(),
             DomainEvent::Import { event, .. } => event.personal_fields(),
+            DomainEvent::Webhook { event, .. } => event.personal_fields(),
         }
     }
 

@@ -5,7 +5,6 @@
 //! reads a clock or generates an id: time, ids and the actor arrive in a [`Context`] or in
 //! the command itself, so every decision is deterministic and testable.
 
-pub mod contract;
 pub mod error;
 pub mod event;
 pub mod import;
@@ -19,11 +18,12 @@ pub mod team;
 pub mod tenant;
 pub mod user;
 pub mod values;
+pub mod webhook;
 
 pub use error::DomainError;
 pub use event::{
     DomainEvent, EventKind, ImportEvent, InvitationEvent, SessionEvent, TeamEvent, TenantEvent,
-    UserEvent,
+    UserEvent, WebhookEvent,
 };
 pub use import::Import;
 pub use invitation::Invitation;
@@ -33,6 +33,7 @@ pub use team::Team;
 pub use tenant::Tenant;
 pub use user::User;
 pub use values::{Plan, Role, SignupPolicy, UserStatus};
+pub use webhook::Webhook;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

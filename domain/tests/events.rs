@@ -10,7 +10,8 @@ use domain::event::{
 };
 use domain::{Actor, DomainEvent, Role};
 use samples::{
-    ADMIN, IMPORT, INVITATION, PERSONAL, SESSION, TEAM, TENANT, USER, every_event, serialised,
+    ADMIN, IMPORT, INVITATION, PERSONAL, SESSION, TEAM, TENANT, USER, WEBHOOK, every_event,
+    serialised,
 };
 
 /// `docs/events.md`'s types table: type → (stream, personal fields).
@@ -116,6 +117,7 @@ fn the_data_subject_is_the_user_of_an_event_with_personal_data_only() {
             DomainEvent::Team { .. } => TEAM,
             DomainEvent::Invitation { .. } => INVITATION,
             DomainEvent::Import { .. } => IMPORT,
+            DomainEvent::Webhook { .. } => WEBHOOK,
         };
         assert_eq!(event.aggregate_id(), id, "{}", event.event_type());
     }

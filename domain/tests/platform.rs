@@ -505,7 +505,8 @@ impl World {
                 // `domain/tests/imports.rs` have).
                 DomainEvent::Team { .. }
                 | DomainEvent::Invitation { .. }
-                | DomainEvent::Import { .. } => {}
+                | DomainEvent::Import { .. }
+                | DomainEvent::Webhook { .. } => {}
             }
         }
         (tenants, members, users, sessions)

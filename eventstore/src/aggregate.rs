@@ -187,3 +187,26 @@ impl Aggregate for domain::Import {
         domain::Import::apply(self, event);
     }
 }
+
+impl Aggregate for domain::Webhook {
+    const TYPE: &'static str = "webhook";
+    type Event = domain::WebhookEvent;
+
+    fn wrap(webhook_id: Uuid, events: Vec<domain::WebhookEvent>) -> Vec<DomainEvent> {
+        events
+            .into_iter()
+            .map(|event| DomainEvent::Webhook { webhook_id, event })
+            .collect()
+    }
+
+    fn unwrap(event: DomainEvent) -> Option<domain::WebhookEvent> {
+        match event {
+            DomainEvent::Webhook { event, .. } => Some(event),
+            _ => None,
+        }
+    }
+
+    fn apply(&mut self, event: &domain::WebhookEvent, _at: DateTime<Utc>) {
+        domain::Webhook::apply(self, event);
+    }
+}

@@ -387,6 +387,7 @@ fn event_data(event: &DomainEvent) -> Result<Value, StoreError> {
         DomainEvent::Team { event, .. } => serde_json::to_value(event),
         DomainEvent::Invitation { event, .. } => serde_json::to_value(event),
         DomainEvent::Import { event, .. } => serde_json::to_value(event),
+        DomainEvent::Webhook { event, .. } => serde_json::to_value(event),
     }
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     match tagged {

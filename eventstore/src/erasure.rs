@@ -78,6 +78,26 @@ impl Transaction {
             .map_err(|error| StoreError::Corrupt(format!("{error:#}")))
     }
 
+    /// Keeps a webhook's signing secret of `version`, sealed (ADR 0028); older versions go.
+    pub async fn keep_webhook_secret(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        version: u32,
+        key: &infra::webhooks::SigningKey,
+    ) -> Result<(), StoreError> {
+        infra::webhooks::keep_secret(
+            self.client(),
+            &self.shared.keys,
+            tenant_id,
+            webhook_id,
+            version,
+            key,
+        )
+        .await
+        .map_err(|error| StoreError::Corrupt(format!("{error:#}")))
+    }
+
     /// Keeps several links' tokens at once, sealed.
     pub async fn keep_email_secrets(
         &self,

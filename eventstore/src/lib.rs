@@ -17,6 +17,7 @@
 
 mod aggregate;
 mod append;
+pub mod contract;
 mod data_keys;
 mod erasure;
 mod error;

@@ -1,13 +1,13 @@
 //! The public form of a stored event (ADR 0027): a CloudEvents 1.0 structured JSON document
-//! whose `data` is the event's public data (`domain::contract`): no internal field ever, no
+//! whose `data` is the event's public data (`eventstore::contract`): no internal field ever, no
 //! personal field once its subject is erased. Webhooks deliver it; `docs/events.md` and the
 //! JSON Schemas at `/v1/schemas/events` describe it.
 
 use chrono::SecondsFormat;
-use domain::contract;
 use infra::crypto::ERASED;
 use serde_json::{Map, Value, json};
 
+use crate::contract;
 use crate::recorded::RecordedEvent;
 
 /// The CloudEvents version of the documents.

@@ -162,6 +162,10 @@ impl RecordedEvent {
                 import_id: self.aggregate_id,
                 event: serde_json::from_value::<domain::ImportEvent>(tagged).map_err(error)?,
             },
+            "webhook" => DomainEvent::Webhook {
+                webhook_id: self.aggregate_id,
+                event: serde_json::from_value::<domain::WebhookEvent>(tagged).map_err(error)?,
+            },
             other => {
                 return Err(DecodeError {
                     event_id: self.event_id,

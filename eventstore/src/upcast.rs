@@ -62,7 +62,11 @@ pub fn current_version(event_type: &str) -> Option<i32> {
         | "import.progressed"
         | "import.completed"
         | "import.failed"
-        | "import.cancelled" => Some(1),
+        | "import.cancelled"
+        | "webhook.created"
+        | "webhook.updated"
+        | "webhook.secret_rotated"
+        | "webhook.deleted" => Some(1),
         _ => None,
     }
 }

@@ -126,7 +126,8 @@ fn writes_of(appended: &Appended<'_>, writes: &mut Vec<Write>) {
         DomainEvent::Tenant { .. }
         | DomainEvent::Team { .. }
         | DomainEvent::Invitation { .. }
-        | DomainEvent::Import { .. } => {}
+        | DomainEvent::Import { .. }
+        | DomainEvent::Webhook { .. } => {}
         DomainEvent::User { user_id, event } => {
             let user_id = *user_id;
             match event {

@@ -12,8 +12,10 @@ pub mod email_jobs;
 pub mod imports;
 pub mod metrics;
 pub mod migrate;
+pub mod net;
 pub mod password_resets;
 pub mod secret;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use secret::{ConnectionUrl, Secret};

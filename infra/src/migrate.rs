@@ -49,6 +49,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "0013_idempotency_without_secrets.sql"
     ),
     migration!(14, "mail_budgets", "0014_mail_budgets.sql"),
+    migration!(15, "webhook_secrets", "0015_webhook_secrets.sql"),
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

@@ -103,6 +103,12 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("post", "/v1/tenants/{tenant_id}/invitations/{invitation_id}/resend") => Some(json!({})),
         ("post", "/v1/tenants/{tenant_id}/teams") => Some(json!({"name": "Matrix"})),
         ("patch", "/v1/tenants/{tenant_id}/teams/{team_id}") => Some(json!({"name": "Renamed"})),
+        ("post", "/v1/tenants/{tenant_id}/webhooks") => {
+            Some(json!({"url": "http://127.0.0.1:9/matrix", "event_types": ["user.created"]}))
+        }
+        ("patch", "/v1/tenants/{tenant_id}/webhooks/{webhook_id}") => {
+            Some(json!({"enabled": false}))
+        }
         ("post", "/v1/tenants/{tenant_id}/teams/{team_id}/members") => {
             Some(json!({"user_ids": [Uuid::nil()]}))
         }
@@ -199,6 +205,14 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
         .await;
     assert_eq!(import.status, StatusCode::ACCEPTED, "{:?}", import.body);
     let import_id = import.id("import_id");
+    let webhook = app
+        .post(
+            &format!("/v1/tenants/{}/webhooks", victim.tenant_id),
+            Some(&victim.admin_token),
+            json!({"url": "http://127.0.0.1:9/victim", "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(webhook.status, StatusCode::CREATED, "{:?}", webhook.body);
     let before = app.event_count().await;
 
     let mut checked = Vec::new();
@@ -221,6 +235,7 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
                     ("{team_id}", team.id("team_id")),
                     ("{invitation_id}", invitation.id("invitation_id")),
                     ("{import_id}", import_id),
+                    ("{webhook_id}", webhook.id("webhook_id")),
                 ] {
                     concrete = concrete.replace(parameter, &value.to_string());
                 }

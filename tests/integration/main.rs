@@ -29,3 +29,4 @@ mod sessions;
 mod settings;
 mod signup;
 mod teams;
+mod webhooks;

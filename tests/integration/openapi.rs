@@ -9,6 +9,13 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("post", "/v1/tenants"),
     ("get", "/v1/schemas/events"),
+    ("post", "/v1/tenants/{tenant_id}/webhooks"),
+    ("patch", "/v1/tenants/{tenant_id}/webhooks/{webhook_id}"),
+    ("delete", "/v1/tenants/{tenant_id}/webhooks/{webhook_id}"),
+    (
+        "post",
+        "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/rotate-secret",
+    ),
     ("get", "/v1/schemas/events/{event_type}/{version}"),
     ("patch", "/v1/tenants/{tenant_id}"),
     ("post", "/v1/tenants/{tenant_id}/users"),
@@ -160,6 +167,7 @@ async fn both_apis_document_exactly_the_routes_they_serve() {
                 .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{session_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{import_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{webhook_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{event_type}", "user.created")
                 .replace("{version}", "1");
             let request = app.http.request(

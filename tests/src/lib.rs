@@ -203,6 +203,9 @@ pub fn test_settings(database_url: &str) -> Settings {
                 .expect("a long enough token"),
             refresh_per_session_per_hour: 1_000_000,
         },
+        // The tests' receivers listen on loopback.
+        webhook_targets: infra::webhooks::TargetPolicy::parse("127.0.0.0/8, ::1")
+            .expect("a policy"),
     }
 }
 

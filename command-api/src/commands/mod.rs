@@ -20,6 +20,7 @@ pub mod sign_up_tenant;
 pub mod sign_up_user;
 pub mod teams;
 pub mod update_profile;
+pub mod webhooks;
 
 use api_common::error::ApiError;
 use domain::User;

@@ -14,6 +14,7 @@ pub mod sessions;
 pub mod teams;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::{HttpResponse, web};
 use api_common::docs::{BearerAuth, Problem, RateLimited};
@@ -42,11 +43,13 @@ use crate::pipeline::{Command, Request, execute};
         invitations::create_invitation, invitations::resend_invitation,
         invitations::revoke_invitation, invitations::accept_invitation,
         teams::create_team, teams::update_team, teams::delete_team, teams::add_team_members,
-        teams::remove_team_member, schemas::list, schemas::one
+        teams::remove_team_member, schemas::list, schemas::one,
+        webhooks::create_webhook, webhooks::update_webhook, webhooks::delete_webhook,
+        webhooks::rotate_secret
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
-    tags((name = "tenants"), (name = "users"), (name = "invitations"), (name = "teams"), (name = "imports"), (name = "sessions"), (name = "profile"), (name = "events", description = "The event contract for subscribers: JSON Schemas of every event type's public data"), (name = "operations"))
+    tags((name = "tenants"), (name = "users"), (name = "invitations"), (name = "teams"), (name = "imports"), (name = "sessions"), (name = "profile"), (name = "webhooks"), (name = "events", description = "The event contract for subscribers: JSON Schemas of every event type's public data"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -72,6 +75,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/v1/tenants").route(web::post().to(tenants::sign_up_tenant)))
         .service(web::resource("/v1/schemas/events").route(web::get().to(schemas::list)))
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/webhooks")
+                .route(web::post().to(webhooks::create_webhook)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/webhooks/{webhook_id}")
+                .route(web::patch().to(webhooks::update_webhook))
+                .route(web::delete().to(webhooks::delete_webhook)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/webhooks/{webhook_id}/rotate-secret")
+                .route(web::post().to(webhooks::rotate_secret)),
+        )
         .service(
             web::resource("/v1/schemas/events/{event_type}/{version}")
                 .route(web::get().to(schemas::one)),

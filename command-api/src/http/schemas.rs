@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use actix_web::{HttpResponse, web};
 use api_common::docs::Problem;
 use api_common::error::ApiError;
-use domain::contract::{self, EventSchema};
+use eventstore::contract::{self, EventSchema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};

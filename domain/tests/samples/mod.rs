@@ -6,6 +6,7 @@ use chrono::{TimeZone, Utc};
 use domain::event::{
     ClearableField, ImportCounts, ImportEvent, InvitationEvent, LoginFailure, RemovalReason,
     RevocationReason, RowError, SessionEvent, TeamDeparture, TeamEvent, TenantEvent, UserEvent,
+    WebhookEvent,
 };
 use domain::{DomainEvent, Plan, Role};
 use uuid::Uuid;
@@ -17,6 +18,7 @@ pub const ADMIN: Uuid = Uuid::from_u128(4);
 pub const TEAM: Uuid = Uuid::from_u128(5);
 pub const INVITATION: Uuid = Uuid::from_u128(6);
 pub const IMPORT: Uuid = Uuid::from_u128(7);
+pub const WEBHOOK: Uuid = Uuid::from_u128(8);
 
 /// Personal values the samples carry; none may appear outside the personal fields.
 pub const PERSONAL: [&str; 5] = [
@@ -57,6 +59,10 @@ pub fn every_event() -> Vec<DomainEvent> {
         import_id: IMPORT,
         event,
     };
+    let webhook = |event| DomainEvent::Webhook {
+        webhook_id: WEBHOOK,
+        event,
+    };
     let counts = ImportCounts {
         processed: 3,
         created: 1,
@@ -92,6 +98,31 @@ pub fn every_event() -> Vec<DomainEvent> {
             import_id: IMPORT,
             counts,
             cancelled_by: Some(ADMIN),
+        }),
+        webhook(WebhookEvent::Created {
+            webhook_id: WEBHOOK,
+            tenant_id: TENANT,
+            url: "https://hooks.example.com/eventra".into(),
+            event_types: vec!["user.created".into(), "user.deleted".into()],
+            description: Some("CRM".into()),
+            secret_version: 1,
+            created_by: ADMIN,
+        }),
+        webhook(WebhookEvent::Updated {
+            webhook_id: WEBHOOK,
+            url: None,
+            event_types: Some(vec!["*".into()]),
+            enabled: Some(false),
+            updated_by: ADMIN,
+        }),
+        webhook(WebhookEvent::SecretRotated {
+            webhook_id: WEBHOOK,
+            secret_version: 2,
+            rotated_by: ADMIN,
+        }),
+        webhook(WebhookEvent::Deleted {
+            webhook_id: WEBHOOK,
+            deleted_by: ADMIN,
         }),
         team(TeamEvent::Created {
             team_id: TEAM,
@@ -307,6 +338,7 @@ pub fn serialised(event: &DomainEvent) -> (String, serde_json::Value) {
         DomainEvent::Team { event, .. } => serde_json::to_value(event),
         DomainEvent::Invitation { event, .. } => serde_json::to_value(event),
         DomainEvent::Import { event, .. } => serde_json::to_value(event),
+        DomainEvent::Webhook { event, .. } => serde_json::to_value(event),
     }
     .expect("serialise");
     (

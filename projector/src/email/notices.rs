@@ -206,6 +206,7 @@ pub(super) fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
         DomainEvent::Session { .. }
         | DomainEvent::Tenant { .. }
         | DomainEvent::Team { .. }
-        | DomainEvent::Import { .. } => Vec::new(),
+        | DomainEvent::Import { .. }
+        | DomainEvent::Webhook { .. } => Vec::new(),
     }
 }

@@ -128,6 +128,7 @@ pub(super) fn activity_of(domain: &DomainEvent) -> Option<(Uuid, &'static str, V
         DomainEvent::Tenant { .. }
         | DomainEvent::Team { .. }
         | DomainEvent::Invitation { .. }
-        | DomainEvent::Import { .. } => None,
+        | DomainEvent::Import { .. }
+        | DomainEvent::Webhook { .. } => None,
     }
 }

@@ -207,6 +207,40 @@ pub fn summary(domain: &DomainEvent) -> (Option<Uuid>, String) {
             event,
         } => invitation_summary(*invitation_id, event),
         DomainEvent::Import { import_id, event } => (None, import_summary(*import_id, event)),
+        DomainEvent::Webhook { webhook_id, event } => (None, webhook_summary(*webhook_id, event)),
+    }
+}
+
+/// What changed of a webhook; never its secret (which no event holds) nor its URL's query.
+fn webhook_summary(webhook_id: Uuid, event: &domain::WebhookEvent) -> String {
+    use domain::WebhookEvent;
+    match event {
+        WebhookEvent::Created { event_types, .. } => format!(
+            "webhook {webhook_id} created for {}",
+            event_types.join(", ")
+        ),
+        WebhookEvent::Updated {
+            url,
+            event_types,
+            enabled,
+            ..
+        } => {
+            let mut changed = Vec::new();
+            if url.is_some() {
+                changed.push("url".to_owned());
+            }
+            if let Some(types) = event_types {
+                changed.push(format!("event types {}", types.join(", ")));
+            }
+            if let Some(enabled) = enabled {
+                changed.push(if *enabled { "enabled" } else { "disabled" }.to_owned());
+            }
+            format!("webhook {webhook_id} updated: {}", changed.join("; "))
+        }
+        WebhookEvent::SecretRotated { secret_version, .. } => {
+            format!("webhook {webhook_id} secret rotated (version {secret_version})")
+        }
+        WebhookEvent::Deleted { .. } => format!("webhook {webhook_id} deleted"),
     }
 }
 

@@ -65,7 +65,8 @@ impl ReadModel for Timers {
             DomainEvent::Tenant { .. }
             | DomainEvent::Session { .. }
             | DomainEvent::Team { .. }
-            | DomainEvent::Import { .. } => {}
+            | DomainEvent::Import { .. }
+            | DomainEvent::Webhook { .. } => {}
         }
         Ok(())
     }

@@ -2,15 +2,16 @@
 //! code, checked in under `docs/schemas/events/`, and every event's public form validates
 //! against it, without internal fields, and without personal ones once erased.
 //!
-//! After changing an event type, `EVENTRA_WRITE_SCHEMAS=1 cargo test -p domain --test
+//! After changing an event type, `EVENTRA_WRITE_SCHEMAS=1 cargo test -p eventstore --test
 //! contract` rewrites the checked-in schemas; review the diff like code.
 
+#[path = "../../domain/tests/samples/mod.rs"]
 mod samples;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use domain::contract::{self, EventSchema};
+use eventstore::contract::{self, EventSchema};
 use proptest::prelude::*;
 use samples::{every_event, serialised};
 use serde_json::Value;
@@ -87,7 +88,7 @@ fn the_checked_in_schemas_are_the_generated_ones() {
         let file = file_of(schema);
         let text = std::fs::read_to_string(&file).unwrap_or_else(|_| {
             panic!(
-                "{} is missing: run EVENTRA_WRITE_SCHEMAS=1 cargo test -p domain --test contract",
+                "{} is missing: run EVENTRA_WRITE_SCHEMAS=1 cargo test -p eventstore --test contract",
                 file.display()
             )
         });
@@ -95,7 +96,7 @@ fn the_checked_in_schemas_are_the_generated_ones() {
         assert_eq!(
             checked_in,
             schema.schema,
-            "{} differs from the generated schema: run EVENTRA_WRITE_SCHEMAS=1 cargo test -p domain --test contract",
+            "{} differs from the generated schema: run EVENTRA_WRITE_SCHEMAS=1 cargo test -p eventstore --test contract",
             file.display()
         );
         expected.insert(file);
@@ -238,7 +239,7 @@ proptest! {
 fn read_back(event: &domain::DomainEvent, envelope: Value) -> Option<Value> {
     use domain::DomainEvent as E;
     use domain::event::{
-        ImportEvent, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent,
+        ImportEvent, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent, WebhookEvent,
     };
     let value = match event {
         E::Tenant { .. } => round_trip::<TenantEvent>(envelope),
@@ -247,6 +248,7 @@ fn read_back(event: &domain::DomainEvent, envelope: Value) -> Option<Value> {
         E::Team { .. } => round_trip::<TeamEvent>(envelope),
         E::Invitation { .. } => round_trip::<InvitationEvent>(envelope),
         E::Import { .. } => round_trip::<ImportEvent>(envelope),
+        E::Webhook { .. } => round_trip::<WebhookEvent>(envelope),
     }?;
     Some(value["data"].clone())
 }

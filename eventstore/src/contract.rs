@@ -11,7 +11,9 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
-use crate::event::{ImportEvent, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent};
+use domain::event::{
+    ImportEvent, InvitationEvent, SessionEvent, TeamEvent, TenantEvent, UserEvent, WebhookEvent,
+};
 
 /// The JSON Schema dialect of every event schema.
 pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -33,7 +35,7 @@ pub fn internal_fields(event_type: &str) -> &'static [&'static str] {
 
 /// The personal fields of an event type (sealed with the subject's key; absent from the
 /// public form once the subject is erased). The same lists as each event's
-/// [`EventKind::personal_fields`](crate::event::EventKind::personal_fields), by type name.
+/// [`EventKind::personal_fields`](domain::event::EventKind::personal_fields), by type name.
 pub fn personal_fields(event_type: &str) -> &'static [&'static str] {
     match event_type {
         "user.created" => &["email", "display_name", "password_hash"],
@@ -79,6 +81,7 @@ pub fn event_schemas() -> Vec<EventSchema> {
         root_of::<TeamEvent>(),
         root_of::<InvitationEvent>(),
         root_of::<ImportEvent>(),
+        root_of::<WebhookEvent>(),
     ] {
         let definitions = root.get("$defs").cloned().unwrap_or_else(|| json!({}));
         let variants = root
