@@ -51,6 +51,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let started_at = chrono::Utc::now();
     let seconds = Duration::from_secs(plan.seconds);
+    // reqwest's rustls brings no crypto provider of its own: ring is the process's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(usize::MAX)
         .tcp_nodelay(true)

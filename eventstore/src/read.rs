@@ -83,6 +83,22 @@ pub async fn read_in_order(
     }
 }
 
+/// One event by its id, personal data opened (or marked erased): what a webhook delivery
+/// sends, read when it is sent.
+pub async fn load_event(
+    client: &Client,
+    keys: &KeyRing,
+    event_id: Uuid,
+) -> Result<Option<RecordedEvent>, StoreError> {
+    let rows = client
+        .query(
+            &format!("{SELECT_EVENTS} WHERE event_id = $1"),
+            &[&event_id],
+        )
+        .await?;
+    Ok(decode_rows(client, keys, rows).await?.into_iter().next())
+}
+
 /// Every event of the store in position order from `after`, decrypted (for tools).
 pub(crate) async fn load_all(
     client: &Client,

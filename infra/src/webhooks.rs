@@ -207,11 +207,11 @@ impl TargetPolicy {
         let addresses_allowed = addresses
             .iter()
             .all(|a| self.networks.iter().any(|n| n.contains(a.ip())));
-        if parsed.scheme() == "http" && !(host_allowed || addresses_allowed) {
-            return Err(TargetError::Insecure);
-        }
         if !host_allowed && !addresses.iter().all(|a| self.allows_address(a.ip())) {
             return Err(TargetError::Private);
+        }
+        if parsed.scheme() == "http" && !(host_allowed || addresses_allowed) {
+            return Err(TargetError::Insecure);
         }
         Ok(Target {
             url: parsed,

@@ -22,6 +22,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let run_search = projections.contains(&Projection::Search);
     let run_email = projections.contains(&Projection::EmailJobs);
+    let run_webhooks = projections.contains(&Projection::WebhookDeliveries);
     let projections: Vec<Projection> = projections
         .into_iter()
         .filter(|p| *p != Projection::Search)
@@ -104,6 +105,14 @@ pub async fn run(
             mailer,
             settings: settings.email_worker.clone(),
             keys: Arc::clone(&keys),
+        });
+        tasks.spawn(worker.run(shutdown.clone()));
+    }
+    if run_webhooks && settings.webhooks.workers > 0 {
+        let worker = Arc::new(crate::webhooks::worker::WebhookWorker {
+            pool: pool.clone(),
+            keys: Arc::clone(&keys),
+            settings: settings.webhooks.clone(),
         });
         tasks.spawn(worker.run(shutdown.clone()));
     }

@@ -18,3 +18,4 @@ pub mod runtime;
 pub mod scheduler;
 pub mod settings;
 pub mod stream;
+pub mod webhooks;

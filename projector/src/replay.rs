@@ -50,6 +50,12 @@ pub async fn replay(
              (dead jobs are retried with `projector email-jobs retry`)"
         );
     }
+    if projection == Projection::WebhookDeliveries {
+        bail!(
+            "the webhook-deliveries projection is never replayed: a replay would deliver every \
+             event again (dead deliveries are retried from the API)"
+        );
+    }
     if projection == Projection::Search {
         if tenant_id.is_some() {
             bail!("the search index is rebuilt whole; leave out --tenant");

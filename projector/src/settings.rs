@@ -65,6 +65,8 @@ pub struct Settings {
     /// `EMAIL_FILE_RETENTION_HOURS`, default 168 (a week): how long the zero-configuration
     /// mailer keeps its `.eml` files.
     pub mail_file_retention: Duration,
+    /// How webhook deliveries are sent (`WEBHOOK_*`, `PUBLIC_API_URL`).
+    pub webhooks: crate::webhooks::worker::WebhookSettings,
 }
 
 /// Where events are published.
@@ -166,6 +168,24 @@ impl Settings {
             mail_file_retention: Duration::from_secs(
                 3600 * parse::<u64>("EMAIL_FILE_RETENTION_HOURS", "168")?,
             ),
+            webhooks: crate::webhooks::worker::WebhookSettings {
+                workers: parse("WEBHOOK_WORKERS", "2")?,
+                poll_interval: Duration::from_millis(parse("WEBHOOK_POLL_INTERVAL_MS", "250")?),
+                lease: Duration::from_secs(parse("WEBHOOK_LEASE_SECS", "60")?),
+                timeout: Duration::from_millis(parse("WEBHOOK_TIMEOUT_MS", "10000")?),
+                max_attempts: parse::<NonZeroU32>("WEBHOOK_MAX_ATTEMPTS", "12")?
+                    .get()
+                    .try_into()
+                    .unwrap_or(i32::MAX),
+                retry_base: Duration::from_millis(parse("WEBHOOK_RETRY_BASE_MS", "5000")?),
+                retry_max: Duration::from_millis(parse("WEBHOOK_RETRY_MAX_MS", "3600000")?),
+                targets: infra::webhooks::TargetPolicy::parse(
+                    &var("WEBHOOK_ALLOWED_HOSTS").unwrap_or_default(),
+                )
+                .map_err(|e| anyhow::anyhow!(e))?,
+                public_api_url: var("PUBLIC_API_URL")
+                    .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            },
         })
     }
 

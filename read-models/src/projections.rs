@@ -26,11 +26,14 @@ pub enum ProjectionName {
     Search,
     /// The email queue: never replayed (a replay would mail people twice).
     EmailJobs,
+    /// The webhooks and their delivery queue: never replayed (a replay would deliver every
+    /// event again).
+    WebhookDeliveries,
 }
 
 impl ProjectionName {
     /// Every projection, the search index and the email queue included.
-    pub const EVERY: [ProjectionName; 11] = [
+    pub const EVERY: [ProjectionName; 12] = [
         ProjectionName::Tenants,
         ProjectionName::Users,
         ProjectionName::Memberships,
@@ -42,6 +45,7 @@ impl ProjectionName {
         ProjectionName::Timers,
         ProjectionName::Search,
         ProjectionName::EmailJobs,
+        ProjectionName::WebhookDeliveries,
     ];
 
     /// The Postgres read models (every projection but the search index and the email
@@ -71,6 +75,7 @@ impl ProjectionName {
             ProjectionName::Timers => "timers",
             ProjectionName::Search => "search",
             ProjectionName::EmailJobs => "email-jobs",
+            ProjectionName::WebhookDeliveries => "webhook-deliveries",
         }
     }
 
@@ -90,7 +95,9 @@ impl ProjectionName {
             ProjectionName::Teams => &["rm_teams", "rm_team_members"],
             ProjectionName::Invitations => &["rm_invitations"],
             ProjectionName::Timers => &["timers"],
-            ProjectionName::Search | ProjectionName::EmailJobs => &[],
+            ProjectionName::Search
+            | ProjectionName::EmailJobs
+            | ProjectionName::WebhookDeliveries => &[],
         }
     }
 
@@ -99,6 +106,9 @@ impl ProjectionName {
         match self {
             ProjectionName::EmailJobs => {
                 Some("queues emails; never replayed (a replay would send them again)")
+            }
+            ProjectionName::WebhookDeliveries => {
+                Some("queues webhook deliveries; never replayed (a replay would deliver again)")
             }
             ProjectionName::Search => Some("Tantivy index; replay rebuilds a new generation"),
             ProjectionName::Timers => Some("what the scheduler fires when a time passes"),

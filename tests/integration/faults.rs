@@ -64,7 +64,7 @@ async fn start_process(
         .spawn()
         .expect("start command-api");
     let address = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = integration_tests::http_client();
     for _ in 0..200 {
         if http.get(format!("{address}/health")).send().await.is_ok() {
             return Process { child, address };
@@ -92,7 +92,7 @@ async fn killing_the_api_under_load_loses_no_acknowledged_command_and_leaves_no_
     let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     let data_dir = integration_tests::TempDir::new("eventra-kill");
     let mut process = start_process(&database_url, &master_key, &jwt_secret, &data_dir).await;
-    let http = reqwest::Client::new();
+    let http = integration_tests::http_client();
     let tenant = http
         .post(format!("{}/v1/tenants", process.address))
         .json(&json!({"name": "Crash", "admin": {"email": "admin@crash.example", "password": PASSWORD, "display_name": "Admin"}}))
@@ -366,7 +366,7 @@ async fn a_nats_server_killed_and_restarted_under_load_loses_nothing_and_applies
         let app_address = pipeline.app.address.clone();
         let tenant_id = tenant.tenant_id;
         tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = integration_tests::http_client();
             let mut created = 0;
             for n in 0..30 {
                 let answer = http
@@ -463,7 +463,7 @@ async fn json_logs_carry_the_ids_and_never_a_password_a_token_or_personal_data()
         .spawn()
         .expect("start command-api");
     let address = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = integration_tests::http_client();
     let mut up = false;
     for _ in 0..200 {
         if http.get(format!("{address}/health")).send().await.is_ok() {

@@ -236,6 +236,7 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
                     ("{invitation_id}", invitation.id("invitation_id")),
                     ("{import_id}", import_id),
                     ("{webhook_id}", webhook.id("webhook_id")),
+                    ("{delivery_id}", Uuid::new_v4()),
                 ] {
                     concrete = concrete.replace(parameter, &value.to_string());
                 }

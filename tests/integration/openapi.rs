@@ -16,6 +16,10 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
         "post",
         "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/rotate-secret",
     ),
+    (
+        "post",
+        "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+    ),
     ("get", "/v1/schemas/events/{event_type}/{version}"),
     ("patch", "/v1/tenants/{tenant_id}"),
     ("post", "/v1/tenants/{tenant_id}/users"),
@@ -76,6 +80,11 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/me/sessions"),
     ("get", "/v1/tenants/{tenant_id}/imports"),
     ("get", "/v1/tenants/{tenant_id}/imports/{import_id}"),
+    ("get", "/v1/tenants/{tenant_id}/webhooks"),
+    (
+        "get",
+        "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries",
+    ),
 ];
 
 async fn document(app: &TestApp, base: &str) -> Value {
@@ -168,6 +177,7 @@ async fn both_apis_document_exactly_the_routes_they_serve() {
                 .replace("{session_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{import_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{webhook_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{delivery_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{event_type}", "user.created")
                 .replace("{version}", "1");
             let request = app.http.request(

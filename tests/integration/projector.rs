@@ -167,7 +167,7 @@ async fn every_committed_event_reaches_every_read_model_exactly_once() {
     assert_eq!(actions, ["logged_in", "profile_updated", "signed_up"]);
 
     // The projector reports on its own port.
-    let http = reqwest::Client::new();
+    let http = integration_tests::http_client();
     let ready = http
         .get(format!("{}/ready", running.address))
         .send()

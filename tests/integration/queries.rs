@@ -443,7 +443,8 @@ async fn a_platform_admin_granted_by_an_operator_sees_the_projections() {
             "invitations",
             "timers",
             "search",
-            "email-jobs"
+            "email-jobs",
+            "webhook-deliveries"
         ]
     );
     assert!(

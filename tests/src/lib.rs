@@ -2,6 +2,7 @@
 
 mod calls;
 pub mod proxy;
+pub mod receiver;
 pub mod smtp;
 
 use std::str::FromStr;
@@ -213,6 +214,13 @@ pub fn test_settings(database_url: &str) -> Settings {
 pub const METRICS_TOKEN: &str = "test-metrics-token-7f3a9c2e";
 
 /// A fresh, empty database on the test server; returns its URL.
+/// An HTTP client for the tests. reqwest's TLS is rustls without a crypto provider of its own
+/// (the projector's webhooks bring theirs): ring is installed as the process's provider.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub async fn fresh_database() -> String {
     let server = server_url();
     let mut config = tokio_postgres::Config::from_str(&server).expect("TEST_DATABASE_URL");
@@ -276,7 +284,7 @@ impl TestApp {
         TestApp {
             address,
             query_address,
-            http: reqwest::Client::new(),
+            http: http_client(),
             database_url,
             db,
             settings,
@@ -707,6 +715,17 @@ impl Pipeline {
             smtp_timeout: std::time::Duration::from_secs(5),
             smtp_ca_file: None,
             mail_file_retention: std::time::Duration::from_secs(7 * 24 * 3600),
+            webhooks: projector::webhooks::worker::WebhookSettings {
+                workers: 1,
+                poll_interval: std::time::Duration::from_millis(50),
+                timeout: std::time::Duration::from_secs(2),
+                retry_base: std::time::Duration::from_millis(200),
+                retry_max: std::time::Duration::from_secs(2),
+                targets: infra::webhooks::TargetPolicy::parse("127.0.0.0/8, ::1")
+                    .expect("a policy"),
+                public_api_url: "https://api.example".into(),
+                ..Default::default()
+            },
         };
         let js = projector::stream::connect(&settings.nats_url)
             .await

@@ -45,7 +45,7 @@ use crate::pipeline::{Command, Request, execute};
         teams::create_team, teams::update_team, teams::delete_team, teams::add_team_members,
         teams::remove_team_member, schemas::list, schemas::one,
         webhooks::create_webhook, webhooks::update_webhook, webhooks::delete_webhook,
-        webhooks::rotate_secret
+        webhooks::rotate_secret, webhooks::retry_delivery
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
@@ -87,6 +87,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/tenants/{tenant_id}/webhooks/{webhook_id}/rotate-secret")
                 .route(web::post().to(webhooks::rotate_secret)),
+        )
+        .service(
+            web::resource(
+                "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+            )
+            .route(web::post().to(webhooks::retry_delivery)),
         )
         .service(
             web::resource("/v1/schemas/events/{event_type}/{version}")

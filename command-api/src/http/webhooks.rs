@@ -226,6 +226,66 @@ pub async fn rotate_secret(
     .await
 }
 
+/// `POST /v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry`: an
+/// admin sends a dead delivery again (a fresh set of attempts, the same `webhook-id`).
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry", tag = "webhooks",
+    params(("tenant_id" = Uuid, Path), ("webhook_id" = Uuid, Path), ("delivery_id" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+    (status = 202, description = "the delivery is pending again; workers send it shortly"),
+    AdminProblems,
+    (status = 404, description = "no such delivery of this webhook in the caller's tenant", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the delivery is not dead (it is pending, being sent, delivered or discarded)", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn retry_delivery(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.tenant_in_path(&path.0)?;
+    let webhook_id = path_id(&path.1, "webhook")?;
+    let delivery_id = path_id(&path.2, "delivery")?;
+    if !caller.is_admin() {
+        return Err(ApiError::Forbidden(
+            "only an administrator of the tenant may do this".into(),
+        ));
+    }
+    let client = state
+        .store
+        .pool()
+        .get()
+        .await
+        .map_err(|e| ApiError::Unavailable(anyhow::anyhow!("database unavailable: {e}")))?;
+    let row = client
+        .query_opt(
+            "WITH retried AS (
+                 UPDATE webhook_deliveries
+                    SET status = 'pending', attempts = 0, due_at = now(), last_error = NULL,
+                        updated_at = now()
+                  WHERE delivery_id = $1 AND webhook_id = $2 AND tenant_id = $3 AND status = 'dead'
+                 RETURNING status)
+             SELECT d.status, (SELECT count(*) FROM retried)
+               FROM webhook_deliveries d
+              WHERE d.delivery_id = $1 AND d.webhook_id = $2 AND d.tenant_id = $3",
+            &[&delivery_id, &webhook_id, &tenant_id],
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(anyhow::anyhow!("database unavailable: {e}")))?;
+    match row {
+        None => Err(ApiError::NotFound(
+            "no such delivery of this webhook in this tenant".into(),
+        )),
+        Some(row) if row.get::<_, i64>(1) == 1 => {
+            tracing::info!(%tenant_id, %webhook_id, %delivery_id, "dead webhook delivery retried");
+            Ok(HttpResponse::Accepted().finish())
+        }
+        Some(row) => Err(ApiError::Conflict(format!(
+            "the delivery is {}, not dead",
+            row.get::<_, String>(0)
+        ))),
+    }
+}
+
 async fn execute(
     state: &AppState,
     request: &HttpRequest,

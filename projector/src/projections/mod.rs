@@ -95,6 +95,9 @@ impl Projecting for Projection {
         event: &RecordedEvent,
         suffix: &str,
     ) -> Result<(), HandlerError> {
+        if *self == Projection::WebhookDeliveries {
+            return crate::webhooks::projection::apply(client, event).await;
+        }
         if *self == Projection::EmailJobs {
             let domain = event
                 .to_domain()
@@ -127,7 +130,7 @@ impl Projecting for Projection {
     /// page of events can be sent to Postgres at once. The email queue reads other streams.
     /// (A replay of the users model folds its pages instead: `crate::projections::users_fold`.)
     fn is_pipelined(&self) -> bool {
-        *self != Projection::EmailJobs
+        !matches!(self, Projection::EmailJobs | Projection::WebhookDeliveries)
     }
 
     /// Adds to `out` the statements that apply one event (personal data already decrypted)
@@ -163,7 +166,7 @@ impl Projecting for Projection {
             }
             Projection::Timers => timers::Timers::statements(Applying(&mut writer, event, &domain)),
             // Not statements: see `is_pipelined`.
-            Projection::Search | Projection::EmailJobs => Ok(()),
+            Projection::Search | Projection::EmailJobs | Projection::WebhookDeliveries => Ok(()),
         }
     }
 }

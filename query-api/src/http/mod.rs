@@ -11,6 +11,7 @@ pub mod sessions;
 pub mod teams;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use api_common::docs::{BearerAuth, Problem, RateLimited};
@@ -44,11 +45,12 @@ struct MinPosition {
         api_common::operations::metrics, tenants::tenant, users::me, users::list_users,
         users::one_user, logs::activity, logs::audit, email_jobs::email_jobs, operations::projections,
         teams::list_teams, teams::one_team, invitations::list_invitations, sessions::my_sessions,
-        imports::list_imports, imports::one_import
+        imports::list_imports, imports::one_import, webhooks::list_webhooks,
+        webhooks::list_deliveries
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &RateLimited),
-    tags((name = "tenants"), (name = "profile"), (name = "users"), (name = "teams"), (name = "invitations"), (name = "imports"), (name = "logs"), (name = "email"), (name = "operations"))
+    tags((name = "tenants"), (name = "profile"), (name = "users"), (name = "teams"), (name = "invitations"), (name = "imports"), (name = "logs"), (name = "email"), (name = "webhooks"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -84,6 +86,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/tenants/{tenant_id}/email-jobs")
                 .route(web::get().to(email_jobs::email_jobs)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/webhooks")
+                .route(web::get().to(webhooks::list_webhooks)),
+        )
+        .service(
+            web::resource("/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries")
+                .route(web::get().to(webhooks::list_deliveries)),
         )
         .service(
             web::resource("/v1/tenants/{tenant_id}/imports")

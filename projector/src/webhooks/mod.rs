@@ -1,0 +1,7 @@
+//! Webhooks (ADR 0028): the `webhook-deliveries` projection keeps each tenant's webhooks as of
+//! the event it is at and queues one delivery per matching event and webhook (`projection`);
+//! workers sign and send them, in order per webhook, with backoff, until delivered or dead
+//! (`worker`).
+
+pub mod projection;
+pub mod worker;
