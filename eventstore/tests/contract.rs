@@ -26,17 +26,29 @@ fn file_of(schema: &EventSchema) -> PathBuf {
     schemas_dir().join(format!("{}.v{}.json", schema.event_type, schema.version))
 }
 
-fn schema_of(event_type: &str) -> Value {
-    contract::event_schemas()
-        .into_iter()
-        .find(|s| s.event_type == event_type)
+/// Every type's validator, compiled once.
+fn validator(event_type: &str) -> &'static jsonschema::Validator {
+    static VALIDATORS: std::sync::OnceLock<
+        std::collections::HashMap<String, jsonschema::Validator>,
+    > = std::sync::OnceLock::new();
+    VALIDATORS
+        .get_or_init(|| {
+            contract::event_schemas()
+                .into_iter()
+                .map(|schema| {
+                    let validator =
+                        jsonschema::draft202012::new(&schema.schema).unwrap_or_else(|e| {
+                            panic!(
+                                "the schema of {} is not a valid schema: {e}",
+                                schema.event_type
+                            )
+                        });
+                    (schema.event_type, validator)
+                })
+                .collect()
+        })
+        .get(event_type)
         .unwrap_or_else(|| panic!("no schema for {event_type}"))
-        .schema
-}
-
-fn validator(event_type: &str) -> jsonschema::Validator {
-    jsonschema::draft202012::new(&schema_of(event_type))
-        .unwrap_or_else(|e| panic!("the schema of {event_type} is not a valid schema: {e}"))
 }
 
 fn assert_valid(event_type: &str, data: &Value) {

@@ -536,3 +536,81 @@ async fn a_target_the_projectors_guard_refuses_gets_nothing_and_the_delivery_is_
     projector.stop().await;
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn every_event_reaches_the_endpoint_under_one_webhook_id_across_projector_sigkills() {
+    use std::sync::Arc;
+    let receiver = integration_tests::receiver::Receiver::start().await;
+    let pipeline = Arc::new(integration_tests::Pipeline::start().await);
+    let tenant = pipeline.app.sign_up_tenant("Killed").await;
+    let created = pipeline
+        .app
+        .post(
+            &webhooks(tenant.tenant_id),
+            Some(&tenant.admin_token),
+            json!({"url": receiver.url, "event_types": ["user.created"]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let secret = created.str("secret");
+    let webhook_id = created.id("webhook_id");
+    // Signups stream in the whole time.
+    let (stop_writing, writing) = tokio::sync::watch::channel(false);
+    let writer = {
+        let pipeline = Arc::clone(&pipeline);
+        let tenant_id = tenant.tenant_id;
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !*writing.borrow() && n < 500 {
+                pipeline
+                    .app
+                    .sign_up_user(tenant_id, &format!("Signed {n}"))
+                    .await;
+                n += 1;
+            }
+            n
+        })
+    };
+    for _ in 0..3 {
+        let mut projector =
+            crate::faults::start_projector_process(&pipeline, crate::faults::free_port());
+        let before = receiver.received().len();
+        integration_tests::wait_until("the endpoint to get more", || async {
+            receiver.received().len() > before + 2
+        })
+        .await;
+        projector.kill().expect("SIGKILL the projector");
+        let _ = projector.wait();
+    }
+    let _ = stop_writing.send(true);
+    let signups = writer.await.expect("the writer");
+    let _projector = crate::faults::projector_process(&pipeline);
+    integration_tests::wait_until("every delivery to be delivered", || async {
+        let all = deliveries(&pipeline.app, webhook_id).await;
+        all.len() == signups && all.iter().all(|(status, _, _)| status == "delivered")
+    })
+    .await;
+    // Every signup arrived; an event that came twice (a worker killed after the endpoint
+    // answered) came under one webhook-id, and every signature verifies.
+    let received = receiver.received();
+    let mut by_event: std::collections::HashMap<String, std::collections::BTreeSet<String>> =
+        std::collections::HashMap::new();
+    for delivered in &received {
+        assert!(integration_tests::receiver::signature_is_valid(
+            &secret, delivered
+        ));
+        let event_id = delivered.json()["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        by_event
+            .entry(event_id)
+            .or_default()
+            .insert(delivered.webhook_id.clone());
+    }
+    assert_eq!(by_event.len(), signups, "every signup arrived");
+    assert!(
+        by_event.values().all(|ids| ids.len() == 1),
+        "an event came under two webhook-ids"
+    );
+}
