@@ -126,6 +126,16 @@ ensure_validators() {
     "$venv/bin/pip" install -q check-jsonschema
   fi
   export CHECK_JSONSCHEMA="$venv/bin/check-jsonschema"
+  # The AsyncAPI 3.0 JSON Schema, from the AsyncAPI project's npm package.
+  local npm_dir="${XDG_CACHE_HOME:-$HOME/.cache}/eventra/npm"
+  local specs="$npm_dir/node_modules/@asyncapi/specs/schemas/3.0.0-without-\$id.json"
+  if [ ! -f "$specs" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    mkdir -p "$npm_dir"
+    log "installing @asyncapi/specs"
+    npm install --prefix "$npm_dir" --silent --no-audit --no-fund "@asyncapi/specs@6.11.1" >/dev/null
+  fi
+  export ASYNCAPI_SCHEMA="$specs"
 }
 
 # Schemathesis (generated requests from the OpenAPI documents), pinned, in the same venv.

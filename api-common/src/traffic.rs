@@ -209,8 +209,10 @@ impl Traffic {
 /// Paths no limit applies to: probes, metrics and the API documents (OpenAPI, the event
 /// schemas).
 pub fn exempt(path: &str) -> bool {
-    matches!(path, "/health" | "/ready" | "/metrics" | "/openapi.json")
-        || path.starts_with("/docs")
+    matches!(
+        path,
+        "/health" | "/ready" | "/metrics" | "/openapi.json" | "/asyncapi.json"
+    ) || path.starts_with("/docs")
         || path.starts_with("/v1/schemas/")
 }
 
@@ -408,6 +410,7 @@ mod tests {
             "/docs/index.html",
             "/v1/schemas/events",
             "/v1/schemas/events/user.created/1",
+            "/asyncapi.json",
         ] {
             assert!(exempt(path), "{path}");
         }

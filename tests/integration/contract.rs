@@ -190,3 +190,85 @@ async fn the_schemas_are_served_and_every_stored_events_public_form_validates_ag
     assert_eq!(document["data"]["email"], json!(ada.email));
     assert_eq!(document["data"]["display_name"], "Ada Contract");
 }
+
+/// The AsyncAPI 3.0 JSON Schema: `ASYNCAPI_SCHEMA`, or where `scripts/test` installs it.
+fn asyncapi_schema() -> std::path::PathBuf {
+    std::env::var("ASYNCAPI_SCHEMA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(
+                ".cache/eventra/npm/node_modules/@asyncapi/specs/schemas/3.0.0-without-$id.json",
+            )
+        })
+}
+
+#[tokio::test]
+async fn the_asyncapi_document_is_valid_asyncapi_3_and_describes_every_delivered_event() {
+    let app = TestApp::spawn().await;
+    let answer = app
+        .send(app.http.get(format!("{}/asyncapi.json", app.address)))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let document = answer.body;
+    assert_eq!(document["asyncapi"], "3.0.0");
+    // Valid against the AsyncAPI project's own schema of the 3.0 specification.
+    let file = std::env::temp_dir().join(format!("asyncapi-{}.json", Uuid::new_v4()));
+    std::fs::write(&file, document.to_string()).expect("write the document");
+    let schema = asyncapi_schema();
+    assert!(
+        schema.exists(),
+        "{} is missing: scripts/test installs @asyncapi/specs",
+        schema.display()
+    );
+    let output =
+        std::process::Command::new(crate::deploy::tool("check-jsonschema", "CHECK_JSONSCHEMA"))
+            .arg("--schemafile")
+            .arg(&schema)
+            .arg(&file)
+            .output()
+            .expect("check-jsonschema runs (scripts/test installs it)");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        output.status.success(),
+        "the AsyncAPI document is not valid AsyncAPI 3.0: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A message per event type, each with the three signature headers.
+    let schemas = app
+        .send(app.http.get(format!("{}/v1/schemas/events", app.address)))
+        .await;
+    let types: Vec<String> = schemas.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["type"].as_str().map(str::to_owned))
+        .collect();
+    let messages = document["components"]["messages"]
+        .as_object()
+        .expect("messages");
+    assert_eq!(messages.len(), types.len());
+    for event_type in &types {
+        assert!(
+            document["channels"]["webhook"]["messages"][event_type].is_object(),
+            "{event_type} is not on the webhook channel"
+        );
+    }
+    let headers = &document["components"]["schemas"]["WebhookHeaders"];
+    for header in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        assert!(headers["properties"][header].is_object(), "{header}");
+    }
+    // Each stored event's CloudEvent matches its message's payload schema.
+    let tenant = app.sign_up_tenant("Described").await;
+    let user = app.sign_up_user(tenant.tenant_id, "Described User").await;
+    for event in app.decrypted_stream("user", user.user_id).await {
+        let cloud_event = eventstore::public::cloud_event(&event, BASE);
+        let payload = &messages[&event.event_type]["payload"]["schema"];
+        let validator = jsonschema::draft202012::new(payload).expect("a valid payload schema");
+        let errors: Vec<String> = validator
+            .iter_errors(&cloud_event)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", event.event_type);
+    }
+}

@@ -10,7 +10,7 @@ fn root() -> PathBuf {
     integration_tests::workspace_root()
 }
 
-fn tool(name: &str, env: &str) -> PathBuf {
+pub(crate) fn tool(name: &str, env: &str) -> PathBuf {
     if let Ok(path) = std::env::var(env) {
         return PathBuf::from(path);
     }

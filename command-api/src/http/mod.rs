@@ -3,6 +3,7 @@
 //! [`crate::pipeline::execute`]; request bodies live beside their handlers.
 
 pub mod account;
+pub mod asyncapi;
 pub mod credentials;
 pub mod imports;
 pub mod invitations;
@@ -43,7 +44,7 @@ use crate::pipeline::{Command, Request, execute};
         invitations::create_invitation, invitations::resend_invitation,
         invitations::revoke_invitation, invitations::accept_invitation,
         teams::create_team, teams::update_team, teams::delete_team, teams::add_team_members,
-        teams::remove_team_member, schemas::list, schemas::one,
+        teams::remove_team_member, schemas::list, schemas::one, asyncapi::asyncapi,
         webhooks::create_webhook, webhooks::update_webhook, webhooks::delete_webhook,
         webhooks::rotate_secret, webhooks::retry_delivery
     ),
@@ -75,6 +76,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/v1/tenants").route(web::post().to(tenants::sign_up_tenant)))
         .service(web::resource("/v1/schemas/events").route(web::get().to(schemas::list)))
+        .service(web::resource("/asyncapi.json").route(web::get().to(asyncapi::asyncapi)))
         .service(
             web::resource("/v1/tenants/{tenant_id}/webhooks")
                 .route(web::post().to(webhooks::create_webhook)),
