@@ -14,6 +14,9 @@ use uuid::Uuid;
 use crate::crypto::{KeyRing, random_bytes};
 use crate::net::{Network, is_public};
 
+/// The states of a delivery (`webhook_deliveries.status`).
+pub const DELIVERY_STATUSES: [&str; 5] = ["pending", "sending", "delivered", "dead", "discarded"];
+
 /// The prefix of a secret as shown to the tenant: `whsec_<base64 of the key bytes>`.
 pub const SECRET_PREFIX: &str = "whsec_";
 

@@ -19,3 +19,4 @@ pub mod scheduler;
 pub mod settings;
 pub mod stream;
 pub mod webhooks;
+pub mod work;

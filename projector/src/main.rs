@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: EmailJobCommand,
     },
+    /// Inspect webhook deliveries; send dead ones again.
+    WebhookDeliveries {
+        #[command(subcommand)]
+        command: WebhookDeliveryCommand,
+    },
     /// Inspect bulk imports; cancel one.
     Imports {
         #[command(subcommand)]
@@ -106,6 +111,27 @@ enum EmailJobCommand {
     Discard {
         ids: Vec<Uuid>,
         /// Every dead job.
+        #[arg(long, conflicts_with = "ids")]
+        all_dead: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhookDeliveryCommand {
+    /// One JSON line per delivery, oldest first.
+    List {
+        /// pending, sending, delivered, dead or discarded.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        tenant: Option<Uuid>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Send dead deliveries again, with a fresh set of attempts and the same webhook-id.
+    Retry {
+        ids: Vec<Uuid>,
+        /// Every dead delivery.
         #[arg(long, conflicts_with = "ids")]
         all_dead: bool,
     },
@@ -282,6 +308,33 @@ async fn main() -> anyhow::Result<()> {
                 EmailJobCommand::Discard { ids, all_dead } => {
                     let count = cli::discard(&pool, &selection(ids, all_dead)?).await?;
                     println!("{count} job(s) discarded");
+                }
+            }
+        }
+        Command::WebhookDeliveries { command } => {
+            let pool = infra::db::pool(&settings.database_url, 2)?;
+            match command {
+                WebhookDeliveryCommand::List {
+                    status,
+                    tenant,
+                    limit,
+                } => {
+                    let status = status
+                        .as_deref()
+                        .map(projector::webhooks::cli::parse_status)
+                        .transpose()?;
+                    for delivery in
+                        projector::webhooks::cli::list(&pool, status, tenant, limit).await?
+                    {
+                        println!("{}", serde_json::to_string(&delivery)?);
+                    }
+                }
+                WebhookDeliveryCommand::Retry { ids, all_dead } => {
+                    if ids.is_empty() && !all_dead {
+                        anyhow::bail!("name the deliveries, or pass --all-dead");
+                    }
+                    let count = projector::webhooks::cli::retry(&pool, &ids, all_dead).await?;
+                    println!("{count} delivery(ies) queued again");
                 }
             }
         }

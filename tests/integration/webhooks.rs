@@ -481,6 +481,46 @@ async fn a_failing_endpoint_is_retried_with_growing_gaps_then_dead_and_retried_f
         4,
         "three failed attempts and the retried one, one webhook-id"
     );
+    // An operator sees the same from the command line, and sends dead ones again there.
+    receiver.answer(500);
+    app.sign_up_user(tenant.tenant_id, "Failed Twice").await;
+    integration_tests::wait_until("the second delivery to be dead", || async {
+        deliveries(app, webhook_id)
+            .await
+            .iter()
+            .filter(|(status, _, _)| status == "dead")
+            .count()
+            == 1
+            && deliveries(app, webhook_id).await.len() >= 3
+    })
+    .await;
+    let (ok, stdout, stderr) = crate::cli::run(
+        &pipeline,
+        "projector",
+        &["webhook-deliveries", "list", "--status", "dead"],
+    );
+    assert!(ok, "{stderr}");
+    let listed: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(listed.len(), 1, "{stdout}");
+    assert_eq!(listed[0]["last_status"], 500);
+    receiver.answer(204);
+    let (ok, stdout, stderr) = crate::cli::run(
+        &pipeline,
+        "projector",
+        &["webhook-deliveries", "retry", "--all-dead"],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 delivery(ies) queued again"), "{stdout}");
+    integration_tests::wait_until("every delivery to be delivered", || async {
+        deliveries(app, webhook_id)
+            .await
+            .iter()
+            .all(|(status, _, _)| status == "delivered")
+    })
+    .await;
     let again = app.post(&retry, Some(&tenant.admin_token), json!({})).await;
     assert_eq!(
         again.status,

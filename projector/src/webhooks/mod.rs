@@ -3,5 +3,6 @@
 //! workers sign and send them, in order per webhook, with backoff, until delivered or dead
 //! (`worker`).
 
+pub mod cli;
 pub mod projection;
 pub mod worker;

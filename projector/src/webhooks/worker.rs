@@ -89,41 +89,16 @@ impl WebhookWorker {
     /// Runs `settings.workers` loops until `shutdown`; a send in progress is finished.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         tracing::info!(workers = self.settings.workers, "webhook worker running");
-        let mut loops = tokio::task::JoinSet::new();
-        for _ in 0..self.settings.workers.max(1) {
-            let worker = Arc::clone(&self);
-            let shutdown = shutdown.clone();
-            loops.spawn(async move { worker.work(shutdown).await });
-        }
-        while loops.join_next().await.is_some() {}
-    }
-
-    async fn work(&self, mut shutdown: watch::Receiver<bool>) {
-        let mut failures = 0u32;
-        while !*shutdown.borrow() {
-            let wait = match self.once().await {
-                Ok(true) => {
-                    failures = 0;
-                    continue;
-                }
-                Ok(false) => {
-                    failures = 0;
-                    self.settings.poll_interval
-                }
-                Err(error) => {
-                    failures += 1;
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "the webhook worker could not reach Postgres; retrying"
-                    );
-                    Duration::from_millis((100u64 << failures.min(6)).min(5_000))
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
+        let (workers, poll) = (self.settings.workers, self.settings.poll_interval);
+        crate::work::run(
+            self,
+            workers,
+            poll,
+            "webhooks",
+            shutdown,
+            |worker| async move { worker.once().await },
+        )
+        .await;
     }
 
     /// Claims and sends one due delivery; false when none was due.
@@ -259,15 +234,9 @@ impl WebhookWorker {
         })
     }
 
-    /// The wait after attempt `attempt`: between half and all of the exponential step.
+    /// The wait after attempt `attempt` (`crate::work::backoff`).
     fn backoff(&self, attempt: i32) -> chrono::Duration {
-        let step = self
-            .settings
-            .retry_base
-            .saturating_mul(1u32 << (attempt - 1).clamp(0, 20))
-            .min(self.settings.retry_max);
-        let jitter = getrandom::u64().unwrap_or(u64::MAX / 2) as f64 / u64::MAX as f64;
-        chrono::Duration::from_std(step.mul_f64(0.5 + 0.5 * jitter)).unwrap_or_default()
+        crate::work::backoff(self.settings.retry_base, self.settings.retry_max, attempt)
     }
 
     /// Records an attempt, if the delivery is still this worker's.

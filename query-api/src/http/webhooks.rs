@@ -15,9 +15,6 @@ use crate::state::AppState;
 
 use super::{MinPosition, answer, database, one_of, require_admin, view};
 
-/// The states of a delivery.
-pub const DELIVERY_STATUSES: [&str; 5] = ["pending", "sending", "delivered", "dead", "discarded"];
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -194,7 +191,11 @@ pub async fn list_deliveries(
     let webhook_id = path_id(&path.1, "webhook")?;
     require_admin(&caller)?;
     let limit = limit(query.limit)?;
-    let status = one_of("status", query.status.as_ref(), &DELIVERY_STATUSES)?;
+    let status = one_of(
+        "status",
+        query.status.as_ref(),
+        &infra::webhooks::DELIVERY_STATUSES,
+    )?;
     let cursor = Cursor::decode_optional(query.cursor.as_deref(), "deliveries")?;
     let (after_created, after_id) = after_of(&cursor);
     let (client, position) = view(&state, &request, "webhook-deliveries").await?;
