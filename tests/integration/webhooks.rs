@@ -375,6 +375,34 @@ async fn each_matching_event_arrives_once_signed_in_order_and_an_erased_persons_
         .await;
     assert_eq!(delivered.status, StatusCode::OK, "{:?}", delivered.body);
     assert_eq!(delivered.body["items"].as_array().map(Vec::len), Some(4));
+    // Paged two at a time: every delivery once.
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!(
+                "{}/{webhook_id}/deliveries?limit=2&cursor={c}",
+                webhooks(tenant.tenant_id)
+            ),
+            None => format!(
+                "{}/{webhook_id}/deliveries?limit=2",
+                webhooks(tenant.tenant_id)
+            ),
+        };
+        let page = app.query(&path, Some(&tenant.admin_token), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        for item in page.body["items"].as_array().expect("items") {
+            paged.push(item["delivery_id"].clone());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(paged.len(), 4);
+    paged.sort_by_key(|v| v.to_string());
+    paged.dedup();
+    assert_eq!(paged.len(), 4, "a delivery on two pages");
     projector.stop().await;
     pipeline.finish().await;
 }

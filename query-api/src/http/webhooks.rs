@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::pagination::{Cursor, limit};
+use crate::pagination::{Cursor, created_page, limit};
 use crate::state::AppState;
 
 use super::{MinPosition, answer, database, one_of, require_admin, view};
@@ -90,31 +90,9 @@ pub struct DeliveryPage {
     next_cursor: Option<String>,
 }
 
-/// The (created, id) a page continues after.
-fn after_of(cursor: &Option<Cursor>) -> (Option<DateTime<Utc>>, Option<Uuid>) {
-    match cursor {
-        Some(Cursor {
-            after_created_micros: Some(micros),
-            after_id: Some(id),
-            ..
-        }) => (DateTime::from_timestamp_micros(*micros), Some(*id)),
-        _ => (None, None),
-    }
-}
-
-fn next_cursor(kind: &str, more: bool, last: Option<(DateTime<Utc>, Uuid)>) -> Option<String> {
-    match last {
-        Some((created, id)) if more => Some(
-            Cursor {
-                kind: kind.into(),
-                before_position: None,
-                after_created_micros: Some(created.timestamp_micros()),
-                after_id: Some(id),
-            }
-            .encode(),
-        ),
-        _ => None,
-    }
+/// The (created, in microseconds; id) a page continues after.
+fn after_of(cursor: Option<&Cursor>) -> Option<(i64, Uuid)> {
+    cursor.and_then(|c| c.after_created_micros.zip(c.after_id))
 }
 
 /// `GET /v1/tenants/{tenant_id}/webhooks`: the tenant's webhooks, newest first (admins).
@@ -135,23 +113,30 @@ pub async fn list_webhooks(
     require_admin(&caller)?;
     let limit = limit(query.limit)?;
     let cursor = Cursor::decode_optional(query.cursor.as_deref(), "webhooks")?;
-    let (after_created, after_id) = after_of(&cursor);
+    let after = after_of(cursor.as_ref());
     let (client, position) = view(&state, &request, "webhook-deliveries").await?;
     let rows = client
         .query(
-            "SELECT webhook_id, url, event_types, description, enabled, secret_version, created_at, updated_at
+            "SELECT webhook_id, url, event_types, description, enabled, secret_version, created_at, updated_at,
+                    (extract(epoch FROM created_at) * 1000000)::bigint AS created_micros
                FROM rm_webhooks
               WHERE tenant_id = $1 AND NOT deleted
-                AND ($2::timestamptz IS NULL OR (created_at, webhook_id) < ($2, $3))
+                AND ($2::bigint IS NULL OR (created_at, webhook_id) <
+                     (timestamptz 'epoch' + $2 * interval '1 microsecond', $3))
               ORDER BY created_at DESC, webhook_id DESC
               LIMIT $4",
-            &[&tenant_id, &after_created, &after_id, &(limit + 1)],
+            &[
+                &tenant_id,
+                &after.map(|(micros, _)| micros),
+                &after.map(|(_, id)| id),
+                &(limit + 1),
+            ],
         )
         .await
         .map_err(database)?;
+    let (rows, next_cursor) = created_page(&rows, limit, "webhooks", "webhook_id");
     let items: Vec<WebhookView> = rows
         .iter()
-        .take(limit as usize)
         .map(|row| WebhookView {
             webhook_id: row.get(0),
             url: row.get(1),
@@ -163,11 +148,6 @@ pub async fn list_webhooks(
             updated_at: row.get(7),
         })
         .collect();
-    let next_cursor = next_cursor(
-        "webhooks",
-        rows.len() as i64 > limit,
-        items.last().map(|w| (w.created_at, w.webhook_id)),
-    );
     Ok(answer(WebhookPage { items, next_cursor }, position))
 }
 
@@ -197,7 +177,7 @@ pub async fn list_deliveries(
         &infra::webhooks::DELIVERY_STATUSES,
     )?;
     let cursor = Cursor::decode_optional(query.cursor.as_deref(), "deliveries")?;
-    let (after_created, after_id) = after_of(&cursor);
+    let after = after_of(cursor.as_ref());
     let (client, position) = view(&state, &request, "webhook-deliveries").await?;
     let known = client
         .query_opt(
@@ -212,27 +192,29 @@ pub async fn list_deliveries(
     let rows = client
         .query(
             "SELECT delivery_id, event_id, event_type, position, status, attempts, last_status,
-                    last_error, created_at, due_at, delivered_at
+                    last_error, created_at, due_at, delivered_at,
+                    (extract(epoch FROM created_at) * 1000000)::bigint AS created_micros
                FROM webhook_deliveries
               WHERE webhook_id = $1 AND tenant_id = $2
                 AND ($3::text IS NULL OR status = $3)
-                AND ($4::timestamptz IS NULL OR (created_at, delivery_id) < ($4, $5))
+                AND ($4::bigint IS NULL OR (created_at, delivery_id) <
+                     (timestamptz 'epoch' + $4 * interval '1 microsecond', $5))
               ORDER BY created_at DESC, delivery_id DESC
               LIMIT $6",
             &[
                 &webhook_id,
                 &tenant_id,
                 &status,
-                &after_created,
-                &after_id,
+                &after.map(|(micros, _)| micros),
+                &after.map(|(_, id)| id),
                 &(limit + 1),
             ],
         )
         .await
         .map_err(database)?;
+    let (rows, next_cursor) = created_page(&rows, limit, "deliveries", "delivery_id");
     let items: Vec<DeliveryView> = rows
         .iter()
-        .take(limit as usize)
         .map(|row| DeliveryView {
             delivery_id: row.get(0),
             event_id: row.get(1),
@@ -247,10 +229,5 @@ pub async fn list_deliveries(
             delivered_at: row.get(10),
         })
         .collect();
-    let next_cursor = next_cursor(
-        "deliveries",
-        rows.len() as i64 > limit,
-        items.last().map(|d| (d.created_at, d.delivery_id)),
-    );
     Ok(answer(DeliveryPage { items, next_cursor }, position))
 }
