@@ -126,6 +126,12 @@ ensure_validators() {
     "$venv/bin/pip" install -q check-jsonschema
   fi
   export CHECK_JSONSCHEMA="$venv/bin/check-jsonschema"
+  # A JWT library of another ecosystem verifies our tokens with the published JWKS.
+  if ! "$venv/bin/python" -c "import jwt, cryptography" >/dev/null 2>&1; then
+    log "installing PyJWT"
+    "$venv/bin/pip" install -q "PyJWT[crypto]==2.10.1"
+  fi
+  export EVENTRA_PYTHON="$venv/bin/python"
   # The AsyncAPI 3.0 JSON Schema, from the AsyncAPI project's npm package.
   local npm_dir="${XDG_CACHE_HOME:-$HOME/.cache}/eventra/npm"
   local specs="$npm_dir/node_modules/@asyncapi/specs/schemas/3.0.0-without-\$id.json"

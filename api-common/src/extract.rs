@@ -11,7 +11,8 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use domain::{Actor, Role};
 use eventstore::EventMetadata;
-use infra::auth::{AuthenticationError, Principal, TokenError, authenticate};
+use infra::auth::{AuthenticationError, Principal, authenticate};
+use infra::tokens::TokenError;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tracing::Span;
@@ -245,7 +246,7 @@ impl Caller {
 /// What authenticating a request needs; each API registers one as app data.
 pub struct Authenticator {
     pub pool: deadpool_postgres::Pool,
-    pub tokens: std::sync::Arc<infra::auth::Tokens>,
+    pub tokens: std::sync::Arc<infra::tokens::Tokens>,
 }
 
 impl FromRequest for Caller {
@@ -288,6 +289,7 @@ pub async fn authenticate_token(state: &Authenticator, token: &str) -> Result<Pr
     let claims = state
         .tokens
         .verify_access_token(token)
+        .await
         .map_err(|e| match e {
             TokenError::Expired => ApiError::Unauthenticated("the access token has expired".into()),
             TokenError::Invalid => {

@@ -206,12 +206,17 @@ impl Traffic {
     }
 }
 
-/// Paths no limit applies to: probes, metrics and the API documents (OpenAPI, the event
-/// schemas).
+/// Paths no limit applies to: probes, metrics, the API documents (OpenAPI, the event
+/// schemas) and the token keys, all answered from memory.
 pub fn exempt(path: &str) -> bool {
     matches!(
         path,
-        "/health" | "/ready" | "/metrics" | "/openapi.json" | "/asyncapi.json"
+        "/health"
+            | "/ready"
+            | "/metrics"
+            | "/openapi.json"
+            | "/asyncapi.json"
+            | "/.well-known/jwks.json"
     ) || path.starts_with("/docs")
         || path.starts_with("/v1/schemas/")
 }
@@ -411,6 +416,7 @@ mod tests {
             "/v1/schemas/events",
             "/v1/schemas/events/user.created/1",
             "/asyncapi.json",
+            "/.well-known/jwks.json",
         ] {
             assert!(exempt(path), "{path}");
         }

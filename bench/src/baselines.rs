@@ -15,8 +15,8 @@ use serde::Serialize;
 /// A row shaped like an event: same columns, indexes and constraints (`LIKE events
 /// INCLUDING ALL`, without the triggers), a ~400-byte `data` document.
 const APPEND_SCRIPT: &str = r#"INSERT INTO bench_events (event_id, tenant_id, aggregate_type, aggregate_id, sequence, type, version, data, metadata, occurred_at)
-VALUES (gen_random_uuid(), '0193b3a0-0000-7000-8000-000000000001', 'user', gen_random_uuid(), 1, 'user.profile_updated', 1,
-'{"user_id": "0193b3a0-0000-7000-8000-000000000002", "updated_by": "0193b3a0-0000-7000-8000-000000000002", "display_name": "pii:v1:Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFy", "phone": "pii:v1:Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFy", "locale": "en-GB", "cleared": []}',
+VALUES (gen_random_uuid(), '0193b3a0-0000-7000-8000-000000000001', 'user', gen_random_uuid(), 1, 'user.profile_updated', 2,
+'{"user_id": "0193b3a0-0000-7000-8000-000000000002", "updated_by": "0193b3a0-0000-7000-8000-000000000002", "display_name": "pii:v1:Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFy", "phone": "pii:v1:Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFy", "locale": "en-GB", "changed": ["display_name", "phone", "locale"]}',
 '{"actor_id": "0193b3a0-0000-7000-8000-000000000002", "source": "command-api", "request_id": "4bf92f35-77b3-4da6-a3ce-929d0e0e4736", "correlation_id": "4bf92f35-77b3-4da6-a3ce-929d0e0e4736", "data_subject": "0193b3a0-0000-7000-8000-000000000002"}',
 now());
 "#;

@@ -218,18 +218,17 @@ impl Command for SignUpBatch<'_> {
                 context,
             )?;
             for update in 0..self.updates {
-                events.push(UserEvent::ProfileUpdated {
+                events.extend(UserEvent::profile_updated(
                     user_id,
-                    display_name: Some(format!("{} v{update}", display_name(n))),
-                    phone: None,
-                    locale: Some(if update % 2 == 0 {
+                    Some(format!("{} v{update}", display_name(n))),
+                    None,
+                    Some(if update % 2 == 0 {
                         "en".into()
                     } else {
                         "de".into()
                     }),
-                    cleared: Vec::new(),
-                    updated_by: user_id,
-                });
+                    user_id,
+                ));
             }
             changes.create::<User>(user_id, events);
             emails.push((user_id, email));

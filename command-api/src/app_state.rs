@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use eventstore::EventStore;
-use infra::auth::{HashingPool, Tokens};
+use infra::auth::HashingPool;
+use infra::tokens::Tokens;
 
 use crate::settings::Settings;
 

@@ -24,8 +24,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `EVENTRA_MASTER_KEY` (base64 of 32 bytes); generated into the data dir when unset.
     pub master_key: Option<Secret<String>>,
-    /// `JWT_SECRET` (at least 32 bytes); generated into the data dir when unset.
-    pub jwt_secret: Option<Secret<String>>,
+    /// `JWT_SIGNING_KEY`: the Ed25519 key access tokens are signed with (base64 of a 32-byte
+    /// seed, or PKCS#8 PEM); required unless `EVENTRA_DEV=1`, which keeps one in the data dir.
+    pub signing_key: Option<Secret<String>>,
     /// `ACCESS_TOKEN_TTL_SECONDS`, default 900.
     pub access_token_ttl_seconds: i64,
     /// `REFRESH_TOKEN_TTL_SECONDS`, default 30 days.
@@ -78,7 +79,7 @@ impl Settings {
             )?),
             data_dir: PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())),
             master_key: var("EVENTRA_MASTER_KEY").map(Secret::new),
-            jwt_secret: var("JWT_SECRET").map(Secret::new),
+            signing_key: var("JWT_SIGNING_KEY").map(Secret::new),
             access_token_ttl_seconds: parse("ACCESS_TOKEN_TTL_SECONDS", "900")?,
             refresh_token_ttl_seconds: parse("REFRESH_TOKEN_TTL_SECONDS", "2592000")?,
             password_params: PasswordParams {
@@ -120,10 +121,10 @@ impl Settings {
         )
     }
 
-    /// The token signing secret: configured, or read from / generated into the data dir.
-    pub fn load_jwt_secret(&self) -> anyhow::Result<Secret<Vec<u8>>> {
-        infra::config::jwt_secret(
-            self.jwt_secret.as_ref(),
+    /// The token signing key: configured, or read from / generated into the data dir.
+    pub fn load_signing_key(&self) -> anyhow::Result<infra::tokens::SigningKey> {
+        infra::config::signing_key(
+            self.signing_key.as_ref(),
             &self.data_dir,
             infra::config::dev_mode(),
         )

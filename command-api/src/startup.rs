@@ -10,8 +10,9 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use chrono::Duration;
 use eventstore::EventStore;
-use infra::auth::{HashingPool, PasswordHashing, Tokens};
+use infra::auth::{HashingPool, PasswordHashing};
 use infra::crypto::KeyRing;
+use infra::tokens::{KeySet, Signer, Tokens};
 use tracing_actix_web::TracingLogger;
 
 use crate::app_state::AppState;
@@ -39,9 +40,20 @@ impl Application {
         )?;
         let keys = Arc::new(KeyRing::new(settings.load_master_key()?));
         infra::config::check_master_key(&pool, &keys).await?;
-        let tokens = Tokens::new(
-            &settings.load_jwt_secret()?,
-            Duration::seconds(settings.access_token_ttl_seconds),
+        let access_ttl = Duration::seconds(settings.access_token_ttl_seconds);
+        let signer = Signer::register(
+            pool.clone(),
+            settings.load_signing_key()?,
+            access_ttl,
+            infra::tokens::HEARTBEAT,
+        )
+        .await?;
+        let token_keys = KeySet::load(pool.clone()).await?;
+        token_keys.watch(settings.database_url.expose().to_owned());
+        let tokens = Tokens::issuing(
+            signer,
+            token_keys,
+            access_ttl,
             Duration::seconds(settings.refresh_token_ttl_seconds),
         );
         let hashing = PasswordHashing::new(settings.password_params)?;

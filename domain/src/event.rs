@@ -22,7 +22,7 @@ pub use import::{ImportCounts, ImportEvent, RowError};
 pub use invitation::InvitationEvent;
 pub use team::{TeamDeparture, TeamEvent};
 pub use user::{
-    ClearableField, EmailLink, FieldChange, LoginFailure, ProfileDelta, RemovalReason, UserEvent,
+    EmailLink, FieldChange, LoginFailure, ProfileDelta, ProfileField, RemovalReason, UserEvent,
     UserSource,
 };
 pub use webhook::WebhookEvent;

@@ -327,15 +327,12 @@ pub fn imported_user(
             role: row.role,
         },
     ];
-    if row.phone.is_some() || row.locale.is_some() {
-        events.push(UserEvent::ProfileUpdated {
-            user_id,
-            display_name: None,
-            phone: row.phone.as_ref().map(|p| p.as_str().to_owned()),
-            locale: row.locale.as_ref().map(|l| l.as_str().to_owned()),
-            cleared: Vec::new(),
-            updated_by: imported_by,
-        });
-    }
+    events.extend(UserEvent::profile_updated(
+        user_id,
+        None,
+        row.phone.as_ref().map(|p| Some(p.as_str().to_owned())),
+        row.locale.as_ref().map(|l| l.as_str().to_owned()),
+        imported_by,
+    ));
     events
 }

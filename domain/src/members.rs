@@ -149,6 +149,15 @@ impl TenantMembers {
         }
     }
 
+    /// The admins whose accounts are active, in id order.
+    pub fn active_admin_ids(&self) -> Vec<Uuid> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.role == Role::Admin && m.status == UserStatus::Active)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub fn active_admins(&self) -> usize {
         self.members
             .values()

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::event::{ClearableField, LoginFailure, RemovalReason, SessionEvent, UserEvent};
+use crate::event::{LoginFailure, RemovalReason, SessionEvent, UserEvent};
 use crate::members::TenantMembers;
 use crate::tenant::Tenant;
 use crate::values::{DisplayName, Email, Locale, Phone};
@@ -391,34 +391,20 @@ fn profile_updated(
         .display_name
         .map(DisplayName::into_inner)
         .filter(|name| *name != user.display_name);
-    let mut cleared = Vec::new();
     let phone = match changes.phone {
         Some(Some(phone)) => {
-            (user.phone.as_deref() != Some(phone.as_str())).then(|| phone.into_inner())
+            (user.phone.as_deref() != Some(phone.as_str())).then(|| Some(phone.into_inner()))
         }
-        Some(None) => {
-            if user.phone.is_some() {
-                cleared.push(ClearableField::Phone);
-            }
-            None
-        }
+        Some(None) => user.phone.is_some().then_some(None),
         None => None,
     };
     let locale = changes
         .locale
         .map(Locale::into_inner)
         .filter(|locale| user.locale.as_deref() != Some(locale.as_str()));
-    if display_name.is_none() && phone.is_none() && locale.is_none() && cleared.is_empty() {
-        return Vec::new();
-    }
-    vec![UserEvent::ProfileUpdated {
-        user_id,
-        display_name,
-        phone,
-        locale,
-        cleared,
-        updated_by: actor,
-    }]
+    UserEvent::profile_updated(user_id, display_name, phone, locale, actor)
+        .into_iter()
+        .collect()
 }
 
 /// A tenant admin changes a member's role. Demoting the last active admin is refused.

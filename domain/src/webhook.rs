@@ -72,6 +72,7 @@ impl Webhook {
             WebhookEvent::SecretRotated { secret_version, .. } => {
                 self.secret_version = *secret_version;
             }
+            WebhookEvent::Disabled { .. } => self.enabled = false,
             WebhookEvent::Deleted { .. } => self.deleted = true,
         }
         self.version += 1;
@@ -248,4 +249,25 @@ pub fn delete(state: &Webhook, context: &Context) -> Result<Vec<WebhookEvent>, D
         webhook_id,
         deleted_by: admin,
     }])
+}
+
+/// Why the system disables a webhook.
+pub const DISABLED_FAILING: &str = "failing";
+
+/// The system turns off a webhook whose endpoint has failed every attempt since
+/// `failing_since`; nothing when it is already off or gone (another worker was first).
+pub fn disable_failing(
+    state: &Webhook,
+    failing_since: chrono::DateTime<chrono::Utc>,
+    last_error: &str,
+) -> Vec<WebhookEvent> {
+    match state.webhook_id {
+        Some(webhook_id) if state.exists() && state.enabled => vec![WebhookEvent::Disabled {
+            webhook_id,
+            reason: DISABLED_FAILING.to_owned(),
+            failing_since,
+            last_error: last_error.chars().take(200).collect(),
+        }],
+        _ => Vec::new(),
+    }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::event::{
-    ClearableField, LoginFailure, RemovalReason, RevocationReason, SessionEvent, TenantEvent,
+    LoginFailure, ProfileField, RemovalReason, RevocationReason, SessionEvent, TenantEvent,
     UserEvent,
 };
 use domain::session::{Refresh, RefreshOutcome};
@@ -463,10 +463,10 @@ fn a_profile_update_records_only_what_changed() {
         events,
         [UserEvent::ProfileUpdated {
             user_id: MEMBER,
+            changed: vec![ProfileField::Phone],
             display_name: None,
-            phone: Some("+4915112345678".into()),
+            phone: Some(Some("+4915112345678".into())),
             locale: None,
-            cleared: vec![],
             updated_by: MEMBER,
         }]
     );
@@ -482,7 +482,7 @@ fn a_profile_update_records_only_what_changed() {
     )
     .expect("accepted");
     assert!(
-        matches!(&clear[..], [UserEvent::ProfileUpdated { cleared, .. }] if cleared == &[ClearableField::Phone])
+        matches!(&clear[..], [UserEvent::ProfileUpdated { changed, phone: Some(None), .. }] if changed == &[ProfileField::Phone])
     );
     assert!(
         matches!(
@@ -736,16 +736,15 @@ fn a_session_ends_at_its_expiry_instant() {
 }
 
 #[test]
-fn a_profile_update_means_the_same_to_every_fold_and_clearing_wins() {
+fn a_profile_update_means_the_same_to_every_fold() {
     use domain::event::{FieldChange, ProfileDelta};
-    let both = UserEvent::ProfileUpdated {
-        user_id: MEMBER,
-        display_name: Some("New".into()),
-        phone: Some("+4915112345678".into()),
-        locale: None,
-        cleared: vec![ClearableField::Phone],
-        updated_by: MEMBER,
-    };
+    let both = UserEvent::profile_updated(MEMBER, Some("New".into()), Some(None), None, MEMBER)
+        .expect("a change");
+    assert_eq!(
+        UserEvent::profile_updated(MEMBER, None, None, None, MEMBER),
+        None,
+        "no change, no event"
+    );
     let delta = both.profile_delta().expect("a profile update");
     assert_eq!(
         delta,

@@ -101,7 +101,9 @@ pub fn event_schemas() -> Vec<EventSchema> {
                 .pointer("/properties/data")
                 .cloned()
                 .unwrap_or_else(|| json!({"type": "object"}));
-            let version = 1;
+            let Some(version) = crate::upcast::current_version(&event_type) else {
+                continue;
+            };
             schemas.push(EventSchema {
                 schema: public_schema(&event_type, version, &variant, data, &definitions),
                 event_type,
@@ -109,6 +111,36 @@ pub fn event_schemas() -> Vec<EventSchema> {
             });
         }
     }
+    schemas
+}
+
+/// Versions no longer written, with their schemas frozen as they were published. A stored
+/// event of such a version is upcast on read (`crate::upcast`), so subscribers only ever get
+/// the current version; the old schema stays served at its URL for whoever recorded it.
+const RETIRED: &[(&str, i32, &str)] = &[(
+    "user.profile_updated",
+    1,
+    include_str!("../../docs/schemas/events/user.profile_updated.v1.json"),
+)];
+
+/// The schemas of retired versions (see [`RETIRED`]).
+pub fn retired_schemas() -> Vec<EventSchema> {
+    RETIRED
+        .iter()
+        .filter_map(|(event_type, version, text)| {
+            Some(EventSchema {
+                event_type: (*event_type).to_owned(),
+                version: *version,
+                schema: serde_json::from_str(text).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Every schema ever published: the current version of every type, then the retired ones.
+pub fn all_schemas() -> Vec<EventSchema> {
+    let mut schemas = event_schemas();
+    schemas.extend(retired_schemas());
     schemas
 }
 

@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
-use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
 use crate::store::EventStore;
@@ -44,35 +42,10 @@ impl EventStore {
     }
 
     async fn listen_for_erasures(&self, database_url: &str) -> Result<(), tokio_postgres::Error> {
-        let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
-        let (erased, mut announced) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let driver = tokio::spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(AsyncMessage::Notification(notification)) => {
-                        if erased.send(notification.payload().to_owned()).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "the erasure listener's connection failed");
-                        return;
-                    }
-                }
-            }
-        });
-        let listening = client
-            .batch_execute(&format!("LISTEN {ERASURES_CHANNEL}"))
-            .await;
-        if let Err(error) = listening {
-            driver.abort();
-            return Err(error);
-        }
+        let mut listening = infra::db::listen(database_url, ERASURES_CHANNEL).await?;
         // Whatever was erased before this point may have been missed.
         self.kept().forget_everything();
-        while let Some(payload) = announced.recv().await {
+        while let Some(payload) = listening.payloads.recv().await {
             match payload.parse::<Uuid>() {
                 Ok(subject_id) => {
                     self.kept().forget(subject_id);
@@ -81,8 +54,6 @@ impl EventStore {
                 Err(_) => self.kept().forget_everything(),
             }
         }
-        drop(client);
-        driver.abort();
         Ok(())
     }
 }

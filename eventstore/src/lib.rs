@@ -48,7 +48,7 @@ pub use forget::ERASURES_CHANNEL;
 pub use idempotency::IdempotencyClaim;
 pub use order::{Order, ReadRange};
 pub use read::{fold_stream, load_event, load_stream, read_in_order};
-pub use reader::Reader;
+pub use reader::{Reader, load_members};
 pub use recorded::{DecodeError, EventMetadata, RecordedEvent};
 pub use reservations::{EMAIL, INVITATION};
 pub use store::{EventStore, Unit};

@@ -128,28 +128,8 @@ impl Reader<'_> {
     /// team of the tenant. Load it only under the tenant's membership lock.
     #[tracing::instrument(skip(self))]
     pub async fn members(&self, tenant_id: Uuid) -> Result<domain::TenantMembers, StoreError> {
-        let types: Vec<&str> = domain::TenantMembers::EVENT_TYPES
-            .iter()
-            .chain(domain::TenantMembers::TEAM_EVENT_TYPES)
-            .copied()
-            .collect();
         let client = self.connection().await?;
-        let rows = client
-            .query(
-                &format!(
-                    "{SELECT_EVENTS} WHERE tenant_id = $1 AND aggregate_type IN ('user', 'team')
-                       AND type = ANY($2)
-                     ORDER BY position"
-                ),
-                &[&tenant_id, &types],
-            )
-            .await?;
-        let events = decode_rows(&client, &self.shared.keys, rows).await?;
-        let mut decoded = Vec::with_capacity(events.len());
-        for recorded in &events {
-            decoded.extend(decode(recorded)?);
-        }
-        Ok(fold_members(tenant_id, decoded))
+        load_members(&client, &self.shared.keys, tenant_id).await
     }
 
     /// The teams the membership view lists `user_id` in, loaded to record their departure.
@@ -245,6 +225,36 @@ impl Reader<'_> {
             .insert(subject_id, Arc::clone(&key));
         Ok(key)
     }
+}
+
+/// The tenant's membership view, folded from the membership events of every user and team
+/// of the tenant, as committed now (for a decision, under the tenant's membership lock).
+pub async fn load_members(
+    client: &tokio_postgres::Client,
+    keys: &KeyRing,
+    tenant_id: Uuid,
+) -> Result<domain::TenantMembers, StoreError> {
+    let types: Vec<&str> = domain::TenantMembers::EVENT_TYPES
+        .iter()
+        .chain(domain::TenantMembers::TEAM_EVENT_TYPES)
+        .copied()
+        .collect();
+    let rows = client
+        .query(
+            &format!(
+                "{SELECT_EVENTS} WHERE tenant_id = $1 AND aggregate_type IN ('user', 'team')
+                   AND type = ANY($2)
+                 ORDER BY position"
+            ),
+            &[&tenant_id, &types],
+        )
+        .await?;
+    let events = decode_rows(client, keys, rows).await?;
+    let mut decoded = Vec::with_capacity(events.len());
+    for recorded in &events {
+        decoded.extend(decode(recorded)?);
+    }
+    Ok(fold_members(tenant_id, decoded))
 }
 
 /// A recorded event as a domain event; an event of a type this build cannot decode is

@@ -105,6 +105,11 @@ impl RecordedEvent {
         if !envelope["data"].is_object() {
             return Err("envelope field data is not an object".into());
         }
+        let event_type = text("type").ok_or("envelope field type is missing")?;
+        // A message published before an upgrade carries its older version: the same
+        // upcasting as a read from the store.
+        let (version, data) = crate::upcast::upcast(&event_type, version, envelope["data"].clone())
+            .map_err(|e| e.to_string())?;
         Ok(RecordedEvent {
             position: number("position")?,
             transaction_id,
@@ -114,9 +119,9 @@ impl RecordedEvent {
                 .ok_or("envelope field aggregateType is missing")?,
             aggregate_id: id("aggregateId")?,
             sequence: number("sequence")?,
-            event_type: text("type").ok_or("envelope field type is missing")?,
+            event_type,
             schema_version: version,
-            data: envelope["data"].clone(),
+            data,
             metadata: EventMetadata {
                 actor_id: optional_id("userId"),
                 correlation_id: text("correlationId"),

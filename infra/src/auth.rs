@@ -1,19 +1,16 @@
-//! Authentication: password hashing, access and refresh tokens, and the per-request check
-//! both APIs make against the authentication state.
+//! Authentication: password hashing, refresh-token names, and the per-request check both
+//! APIs make against the authentication state (access tokens are in [`crate::tokens`]).
 
 use anyhow::Context as _;
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, Version};
-use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::ClientWrapper as Client;
 use domain::Role;
-use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::Secret;
-use crate::crypto::{random_bytes, random_token, token_hash};
+use crate::crypto::{random_bytes, random_token};
+use crate::tokens::AccessClaims;
 
 /// Argon2id parameters. The defaults are OWASP's recommendation (19 MiB, 2 passes, 1 lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,105 +139,6 @@ fn with_reused_memory(
         }
         argon2.hash_password_into_with_memory(password, salt, output, &mut blocks[..needed])
     })
-}
-
-/// The claims of an access token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    pub aud: String,
-    /// The user.
-    pub sub: Uuid,
-    /// The tenant.
-    pub tid: Uuid,
-    /// The session the token belongs to.
-    pub sid: Uuid,
-    /// The role when issued; informative only, the authentication state decides.
-    pub role: Role,
-    pub iat: i64,
-    pub exp: i64,
-}
-
-const ISSUER: &str = "eventra";
-const AUDIENCE: &str = "eventra-api";
-
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum TokenError {
-    #[error("the access token has expired")]
-    Expired,
-    #[error("the access token is not valid")]
-    Invalid,
-}
-
-/// Signs and verifies access tokens (HS256 with a shared secret) and makes refresh tokens.
-#[derive(Clone)]
-pub struct Tokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
-}
-
-/// A refresh token as given to the client, and the hash stored in its place.
-pub struct IssuedRefreshToken {
-    pub token: Secret<String>,
-    pub hash: String,
-}
-
-impl Tokens {
-    pub fn new(secret: &Secret<Vec<u8>>, access_ttl: Duration, refresh_ttl: Duration) -> Self {
-        Tokens {
-            encoding: EncodingKey::from_secret(secret.expose()),
-            decoding: DecodingKey::from_secret(secret.expose()),
-            access_ttl,
-            refresh_ttl,
-        }
-    }
-
-    pub fn issue_access_token(
-        &self,
-        user_id: Uuid,
-        tenant_id: Uuid,
-        session_id: Uuid,
-        role: Role,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<String> {
-        let claims = AccessClaims {
-            iss: ISSUER.to_owned(),
-            aud: AUDIENCE.to_owned(),
-            sub: user_id,
-            tid: tenant_id,
-            sid: session_id,
-            role,
-            iat: now.timestamp(),
-            exp: (now + self.access_ttl).timestamp(),
-        };
-        encode(&Header::default(), &claims, &self.encoding).context("signing an access token")
-    }
-
-    pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        decode::<AccessClaims>(token, &self.decoding, &validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })
-    }
-
-    /// A new refresh token for a session: `<session id>.<256 random bits>`.
-    pub fn new_refresh_token(&self, session_id: Uuid) -> anyhow::Result<IssuedRefreshToken> {
-        let token = format!("{}.{}", session_id.simple(), random_token::<32>()?);
-        let hash = token_hash(&token);
-        Ok(IssuedRefreshToken {
-            token: Secret::new(token),
-            hash,
-        })
-    }
 }
 
 /// The session id a refresh token names, if it is well-formed.

@@ -54,33 +54,35 @@ pub fn master_key(
     Ok(key)
 }
 
-/// The token signing secret: `configured` (at least 32 bytes, from `JWT_SECRET`), or — only
-/// in `dev` mode — one derived from a key file in `data_dir`, generated on first use. Every
-/// API instance must use the same secret.
-pub fn jwt_secret(
+/// The key that signs access tokens: `configured` (`JWT_SIGNING_KEY`: the base64 of a 32-byte
+/// Ed25519 seed, or a PKCS#8 PEM), or — only in `dev` mode — a key file in `data_dir`,
+/// generated on first use. Only the command API signs; verifiers need no secret at all.
+pub fn signing_key(
     configured: Option<&crate::Secret<String>>,
     data_dir: &std::path::Path,
     dev: bool,
-) -> anyhow::Result<crate::Secret<Vec<u8>>> {
-    if let Some(secret) = configured {
-        if secret.expose().len() < 32 {
-            anyhow::bail!("JWT_SECRET must be at least 32 bytes long");
-        }
-        return Ok(crate::Secret::new(secret.expose().as_bytes().to_vec()));
+) -> anyhow::Result<crate::tokens::SigningKey> {
+    if let Some(key) = configured {
+        return crate::tokens::SigningKey::parse(key.expose())
+            .map_err(|e| anyhow::anyhow!("JWT_SIGNING_KEY: {e}"));
     }
     if !dev {
         anyhow::bail!(
-            "JWT_SECRET is not set. Set it to at least 32 random bytes \
-             (`openssl rand -base64 48`), the same for every API instance; or set \
-             EVENTRA_DEV=1 on a development machine to keep a key file in the data directory"
+            "JWT_SIGNING_KEY is not set. Set it to an Ed25519 private key: the base64 of 32 \
+             random bytes (`openssl rand -base64 32`) or a PEM from `openssl genpkey -algorithm \
+             ed25519`, kept apart from the database; or set EVENTRA_DEV=1 on a development \
+             machine to keep a key file in the data directory"
         );
     }
-    let (key, generated) = crate::crypto::MasterKey::load_or_generate(data_dir, "jwt.key")?;
+    let (seed, generated) =
+        crate::crypto::MasterKey::load_or_generate(data_dir, "token-signing.key")?;
+    let key = crate::tokens::SigningKey::parse(&seed.to_base64())?;
     tracing::warn!(
         generated,
-        "JWT_SECRET is not set: using a local key file; every API instance must share one secret"
+        kid = key.kid(),
+        "JWT_SIGNING_KEY is not set: signing access tokens with a local key file"
     );
-    Ok(crate::Secret::new(key.derive("eventra/jwt/v1").to_vec()))
+    Ok(key)
 }
 
 /// Refuses a master key other than the one the stored data keys are wrapped under: a
@@ -129,18 +131,27 @@ mod tests {
     }
 
     #[test]
-    fn a_configured_jwt_secret_needs_32_bytes_and_is_used_as_given() {
+    fn a_configured_signing_key_must_be_an_ed25519_key_and_writes_no_file() {
         let dir = scratch_dir();
-        let short = crate::Secret::new("s".repeat(31));
-        assert!(jwt_secret(Some(&short), &dir, true).is_err());
-        let enough = crate::Secret::new("s".repeat(32));
-        assert_eq!(
-            jwt_secret(Some(&enough), &dir, false)
-                .expect("32 bytes")
-                .expose(),
-            "s".repeat(32).as_bytes()
+        let short = crate::Secret::new("c2hvcnQ=".to_owned());
+        let error = signing_key(Some(&short), &dir, true).expect_err("too short");
+        assert!(
+            error.to_string().starts_with("JWT_SIGNING_KEY: "),
+            "{error}"
         );
-        assert!(!dir.exists(), "a configured secret writes no file");
+        let seed = crate::Secret::new(
+            crate::crypto::MasterKey::generate()
+                .expect("rng")
+                .to_base64(),
+        );
+        let key = signing_key(Some(&seed), &dir, false).expect("32 bytes");
+        assert_eq!(
+            key.kid(),
+            crate::tokens::SigningKey::parse(seed.expose())
+                .expect("the same")
+                .kid()
+        );
+        assert!(!dir.exists(), "a configured key writes no file");
     }
 
     #[test]
@@ -152,9 +163,9 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("EVENTRA_DEV=1"), "{error}");
-        let error = jwt_secret(None, &dir, false).expect_err("no secret");
+        let error = signing_key(None, &dir, false).expect_err("no key");
         assert!(
-            error.to_string().contains("JWT_SECRET is not set"),
+            error.to_string().contains("JWT_SIGNING_KEY is not set"),
             "{error}"
         );
         assert!(!dir.exists(), "no key file was written");
@@ -163,19 +174,15 @@ mod tests {
     #[test]
     fn without_configuration_in_dev_mode_both_keys_come_from_files_that_stay() {
         let dir = scratch_dir();
-        let first = jwt_secret(None, &dir, true).expect("generated");
-        let again = jwt_secret(None, &dir, true).expect("read back");
-        assert_eq!(first.expose(), again.expose());
-        assert_eq!(first.expose().len(), 32);
+        let first = signing_key(None, &dir, true).expect("generated");
+        let again = signing_key(None, &dir, true).expect("read back");
+        assert_eq!(first.kid(), again.kid());
         let master = master_key(None, &dir, true).expect("generated");
         assert_eq!(
             master_key(None, &dir, true).expect("read back").id(),
             master.id()
         );
-        // The token secret is derived, never the key file's bytes themselves.
-        let (file_key, _) =
-            crate::crypto::MasterKey::load_or_generate(&dir, "jwt.key").expect("the file");
-        assert_ne!(first.expose(), file_key.to_base64().as_bytes());
+        assert_ne!(first.kid(), master.id(), "two keys, two files");
         let configured = crate::Secret::new(master.to_base64());
         assert_eq!(
             master_key(Some(&configured), &scratch_dir(), false)

@@ -42,6 +42,56 @@ pub fn pool_waiting(
         .context("building the Postgres pool")
 }
 
+/// A connection of its own that listens on a channel: each notification's payload arrives on
+/// `payloads` (delivered at the notifier's commit), which ends when the connection fails.
+/// Dropping it closes the connection.
+pub struct Listening {
+    pub payloads: tokio::sync::mpsc::UnboundedReceiver<String>,
+    _client: tokio_postgres::Client,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Connects to `database_url` and listens on `channel` (a fixed identifier, never input).
+pub async fn listen(database_url: &str, channel: &str) -> Result<Listening, tokio_postgres::Error> {
+    use futures_util::StreamExt as _;
+    let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+    let (sender, payloads) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let name = channel.to_owned();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(notification)) => {
+                    if sender.send(notification.payload().to_owned()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, channel = %name, "a listening connection failed");
+                    return;
+                }
+            }
+        }
+    });
+    let listening = Listening {
+        payloads,
+        _client: client,
+        driver,
+    };
+    listening
+        ._client
+        .batch_execute(&format!("LISTEN {channel}"))
+        .await?;
+    Ok(listening)
+}
+
 /// Creates the database named in `database_url` if it does not exist, by connecting to the
 /// `postgres` maintenance database of the same server.
 pub async fn create_database_if_missing(database_url: &str) -> anyhow::Result<()> {

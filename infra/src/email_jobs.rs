@@ -60,10 +60,12 @@ pub enum Template {
     EmailChange,
     /// `user.email_changed`: to the old address (a security alert).
     EmailChanged,
+    /// `webhook.disabled`: to each admin of the tenant.
+    WebhookDisabled,
 }
 
 impl Template {
-    pub const ALL: [Template; 24] = [
+    pub const ALL: [Template; 25] = [
         Template::Welcome,
         Template::MemberJoined,
         Template::ProfileUpdated,
@@ -88,6 +90,7 @@ impl Template {
         Template::PasswordReset,
         Template::EmailChange,
         Template::EmailChanged,
+        Template::WebhookDisabled,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -116,6 +119,7 @@ impl Template {
             Template::PasswordReset => "password_reset",
             Template::EmailChange => "email_change",
             Template::EmailChanged => "email_changed",
+            Template::WebhookDisabled => "webhook_disabled",
         }
     }
 

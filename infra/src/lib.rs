@@ -16,6 +16,7 @@ pub mod net;
 pub mod password_resets;
 pub mod secret;
 pub mod telemetry;
+pub mod tokens;
 pub mod webhooks;
 
 pub use secret::{ConnectionUrl, Secret};

@@ -51,6 +51,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(14, "mail_budgets", "0014_mail_budgets.sql"),
     migration!(15, "webhook_secrets", "0015_webhook_secrets.sql"),
     migration!(16, "webhook_deliveries", "0016_webhook_deliveries.sql"),
+    migration!(17, "token_signing_keys", "0017_token_signing_keys.sql"),
+    migration!(18, "webhook_enabled_at", "0018_webhook_enabled_at.sql"),
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

@@ -68,8 +68,22 @@ enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// The keys access tokens are signed with; revoke one that may have leaked.
+    TokenKeys {
+        #[command(subcommand)]
+        command: TokenKeyCommand,
+    },
     /// Apply the database migrations and exit.
     Migrate,
+}
+
+#[derive(Subcommand)]
+enum TokenKeyCommand {
+    /// One JSON line per key ever registered, newest first.
+    List,
+    /// Stop trusting a key at once, on every instance: every token it signed is refused
+    /// from now on, and an instance still configured with it refuses to sign.
+    Revoke { kid: String },
 }
 
 #[derive(Subcommand)]
@@ -335,6 +349,23 @@ async fn main() -> anyhow::Result<()> {
                     }
                     let count = projector::webhooks::cli::retry(&pool, &ids, all_dead).await?;
                     println!("{count} delivery(ies) queued again");
+                }
+            }
+        }
+        Command::TokenKeys { command } => {
+            let pool = infra::db::pool(&settings.database_url, 2)?;
+            match command {
+                TokenKeyCommand::List => {
+                    for key in infra::tokens::list(&pool).await? {
+                        println!("{}", serde_json::to_string(&key)?);
+                    }
+                }
+                TokenKeyCommand::Revoke { kid } => {
+                    if infra::tokens::revoke(&pool, &kid).await? {
+                        println!("key {kid} revoked; its tokens are refused from now on");
+                    } else {
+                        anyhow::bail!("no key {kid} that is not already revoked");
+                    }
                 }
             }
         }

@@ -179,6 +179,9 @@ impl Settings {
                     .unwrap_or(i32::MAX),
                 retry_base: Duration::from_millis(parse("WEBHOOK_RETRY_BASE_MS", "5000")?),
                 retry_max: Duration::from_millis(parse("WEBHOOK_RETRY_MAX_MS", "3600000")?),
+                disable_after: Duration::from_secs(
+                    parse::<u64>("WEBHOOK_DISABLE_AFTER_HOURS", "24")?.saturating_mul(3600),
+                ),
                 targets: infra::webhooks::TargetPolicy::parse(
                     &var("WEBHOOK_ALLOWED_HOSTS").unwrap_or_default(),
                 )

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use infra::Secret;
 use infra::config::{parse, var};
 
 #[derive(Debug, Clone)]
@@ -21,10 +20,8 @@ pub struct Settings {
     /// `MAX_POSITION_WAITS_PER_TENANT`, default 32: reads of one tenant waiting for an
     /// `X-Min-Position` at once; more are answered 503 at once.
     pub max_waits_per_tenant: usize,
-    /// `EVENTRA_DATA_DIR`: where a generated token secret is found.
+    /// `EVENTRA_DATA_DIR`.
     pub data_dir: PathBuf,
-    /// `JWT_SECRET`: must be the command API's.
-    pub jwt_secret: Option<Secret<String>>,
     /// `READ_YOUR_WRITES_TIMEOUT_MS`, default 3000: how long a query with `X-Min-Position`
     /// waits for the projection before answering 503.
     pub read_your_writes_timeout: Duration,
@@ -48,7 +45,6 @@ impl Settings {
             database_pool_wait: Duration::from_millis(parse("DATABASE_POOL_WAIT_MS", "2000")?),
             max_waits_per_tenant: parse("MAX_POSITION_WAITS_PER_TENANT", "32")?,
             data_dir: PathBuf::from(var("EVENTRA_DATA_DIR").unwrap_or_else(|| ".data".into())),
-            jwt_secret: var("JWT_SECRET").map(Secret::new),
             read_your_writes_timeout: Duration::from_millis(parse(
                 "READ_YOUR_WRITES_TIMEOUT_MS",
                 "3000",

@@ -10,8 +10,7 @@ use anyhow::Context as _;
 use api_common::error::render_problem;
 use api_common::extract::{EventraRootSpan, echo_request_ids};
 use api_common::{ApiError, Authenticator};
-use chrono::Duration;
-use infra::auth::Tokens;
+use infra::tokens::{KeySet, Tokens};
 use tracing_actix_web::TracingLogger;
 
 use crate::settings::Settings;
@@ -32,16 +31,10 @@ impl Application {
             settings.database_pool_size,
             settings.database_pool_wait,
         )?;
-        // Only verification is needed here; lifetimes are the issuer's business.
-        let tokens = Arc::new(Tokens::new(
-            &infra::config::jwt_secret(
-                settings.jwt_secret.as_ref(),
-                &settings.data_dir,
-                infra::config::dev_mode(),
-            )?,
-            Duration::zero(),
-            Duration::zero(),
-        ));
+        // Only verification is needed here, with the keys the command API registered.
+        let keys = KeySet::load(pool.clone()).await?;
+        keys.watch(settings.database_url.expose().to_owned());
+        let tokens = Arc::new(Tokens::verifying(keys));
         let metrics_access = web::Data::new(settings.traffic.metrics_access.clone());
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("binding {}", settings.listen_addr))?;

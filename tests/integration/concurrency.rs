@@ -33,14 +33,14 @@ async fn two_appends_at_the_same_expected_version_commit_exactly_one() {
             let unit = store.begin().await.expect("begin");
             let event = DomainEvent::User {
                 user_id,
-                event: UserEvent::ProfileUpdated {
+                event: UserEvent::profile_updated(
                     user_id,
-                    display_name: None,
-                    phone: None,
-                    locale: Some(locale.into()),
-                    cleared: vec![],
-                    updated_by: user_id,
-                },
+                    None,
+                    None,
+                    Some(locale.into()),
+                    user_id,
+                )
+                .expect("a change"),
             };
             let result = unit
                 .append(
@@ -385,14 +385,8 @@ async fn a_state_kept_by_one_api_instance_never_hides_what_another_appended() {
 fn profile_updated(user_id: uuid::Uuid, locale: &str) -> DomainEvent {
     DomainEvent::User {
         user_id,
-        event: UserEvent::ProfileUpdated {
-            user_id,
-            display_name: None,
-            phone: None,
-            locale: Some(locale.into()),
-            cleared: vec![],
-            updated_by: user_id,
-        },
+        event: UserEvent::profile_updated(user_id, None, None, Some(locale.into()), user_id)
+            .expect("a change"),
     }
 }
 

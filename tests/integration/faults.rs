@@ -10,7 +10,6 @@ use integration_tests::{PASSWORD, TestApp, connect, fresh_database};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
 /// The `command-api` binary next to this test binary (`scripts/test` builds it first).
 fn command_api_binary() -> PathBuf {
@@ -46,7 +45,7 @@ struct Process {
 async fn start_process(
     database_url: &str,
     master_key: &str,
-    jwt_secret: &str,
+    signing_key: &str,
     data_dir: &std::path::Path,
 ) -> Process {
     let port = free_port();
@@ -54,7 +53,7 @@ async fn start_process(
         .env("DATABASE_URL", database_url)
         .env("COMMAND_API_ADDR", format!("127.0.0.1:{port}"))
         .env("EVENTRA_MASTER_KEY", master_key)
-        .env("JWT_SECRET", jwt_secret)
+        .env("JWT_SIGNING_KEY", signing_key)
         .env("EVENTRA_DATA_DIR", data_dir)
         .env("RATE_LIMIT_ANONYMOUS_PER_HOUR", "1000000")
         .env("RATE_LIMIT_STANDARD_PER_HOUR", "1000000")
@@ -89,9 +88,11 @@ async fn killing_the_api_under_load_loses_no_acknowledged_command_and_leaves_no_
     let master_key = infra::crypto::MasterKey::generate()
         .expect("rng")
         .to_base64();
-    let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let signing_key = infra::crypto::MasterKey::generate()
+        .expect("rng")
+        .to_base64();
     let data_dir = integration_tests::TempDir::new("eventra-kill");
-    let mut process = start_process(&database_url, &master_key, &jwt_secret, &data_dir).await;
+    let mut process = start_process(&database_url, &master_key, &signing_key, &data_dir).await;
     let http = integration_tests::http_client();
     let tenant = http
         .post(format!("{}/v1/tenants", process.address))
@@ -194,7 +195,7 @@ async fn killing_the_api_under_load_loses_no_acknowledged_command_and_leaves_no_
     assert_eq!(orphan_reservations, 0);
 
     // After a restart everything works, and an acknowledged user can log in.
-    let restarted = start_process(&database_url, &master_key, &jwt_secret, &data_dir).await;
+    let restarted = start_process(&database_url, &master_key, &signing_key, &data_dir).await;
     let login = http
         .post(format!(
             "{}/v1/tenants/{tenant_id}/sessions",
@@ -442,7 +443,9 @@ async fn json_logs_carry_the_ids_and_never_a_password_a_token_or_personal_data()
     let master_key = infra::crypto::MasterKey::generate()
         .expect("rng")
         .to_base64();
-    let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let signing_key = infra::crypto::MasterKey::generate()
+        .expect("rng")
+        .to_base64();
     let data_dir = integration_tests::TempDir::new("eventra-logs");
     let log_path = data_dir.join("command-api.log");
     std::fs::create_dir_all(&data_dir).expect("data dir");
@@ -452,7 +455,7 @@ async fn json_logs_carry_the_ids_and_never_a_password_a_token_or_personal_data()
         .env("DATABASE_URL", &database_url)
         .env("COMMAND_API_ADDR", format!("127.0.0.1:{port}"))
         .env("EVENTRA_MASTER_KEY", &master_key)
-        .env("JWT_SECRET", &jwt_secret)
+        .env("JWT_SIGNING_KEY", &signing_key)
         .env("EVENTRA_DATA_DIR", &data_dir)
         .env("RATE_LIMIT_ANONYMOUS_PER_HOUR", "1000000")
         .env("RATE_LIMIT_STANDARD_PER_HOUR", "1000000")

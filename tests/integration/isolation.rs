@@ -169,7 +169,9 @@ async fn every_documented_operation_refuses_other_tenants_members_and_bad_tokens
         .revoke_session(logged_out.session_id, &logged_out.token)
         .await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
-    let expired = app.expired_token(victim.admin_id, victim.tenant_id, Role::Admin);
+    let expired = app
+        .expired_token(victim.admin_id, victim.tenant_id, Role::Admin)
+        .await;
     let team = app
         .post(
             &format!("/v1/tenants/{}/teams", victim.tenant_id),

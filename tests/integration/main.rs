@@ -29,4 +29,7 @@ mod sessions;
 mod settings;
 mod signup;
 mod teams;
+mod token_keys;
+mod upcasting;
+mod webhook_disabling;
 mod webhooks;

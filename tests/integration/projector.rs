@@ -70,14 +70,14 @@ async fn an_event_that_commits_late_is_published_and_before_those_that_committed
             }],
             vec![DomainEvent::User {
                 user_id: tenant.admin_id,
-                event: UserEvent::ProfileUpdated {
-                    user_id: tenant.admin_id,
-                    display_name: None,
-                    phone: None,
-                    locale: Some("fi".into()),
-                    cleared: vec![],
-                    updated_by: tenant.admin_id,
-                },
+                event: UserEvent::profile_updated(
+                    tenant.admin_id,
+                    None,
+                    None,
+                    Some("fi".into()),
+                    tenant.admin_id,
+                )
+                .expect("a change"),
             }],
         ),
         &EventMetadata {

@@ -38,7 +38,8 @@ async fn every_query_endpoint_refuses_other_tenants_members_and_bad_tokens() {
     assert_eq!(revoke.status, StatusCode::NO_CONTENT);
     let expired = pipeline
         .app
-        .expired_token(tenant.admin_id, tenant.tenant_id, Role::Admin);
+        .expired_token(tenant.admin_id, tenant.tenant_id, Role::Admin)
+        .await;
 
     let t = tenant.tenant_id;
     let admin_views = [

@@ -1,7 +1,5 @@
 use chrono::Utc;
 use domain::Role;
-use infra::Secret;
-use infra::auth::Tokens;
 use integration_tests::{PASSWORD, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -47,7 +45,9 @@ async fn login_issues_a_short_lived_access_token_and_a_refresh_token_bound_to_a_
     // The access token is bound to the same session and user.
     let claims = app
         .tokens(chrono::Duration::minutes(15))
+        .await
         .verify_access_token(&login.str("access_token"))
+        .await
         .expect("a valid access token");
     assert_eq!(claims.sid, session_id);
     assert_eq!(claims.sub, tenant.admin_id);
@@ -222,47 +222,42 @@ async fn missing_malformed_forged_and_expired_tokens_are_refused() {
     let app = TestApp::spawn().await;
     let tenant = app.sign_up_tenant("Tokens").await;
     let body = json!({"display_name": "Mallory"});
-    let forged = Tokens::new(
-        &Secret::new(b"another secret that is long enough!!".to_vec()),
-        chrono::Duration::minutes(5),
-        chrono::Duration::minutes(5),
-    )
-    .issue_access_token(
+    // Signed by a key nobody registered (an attacker's own), naming it or the real kid.
+    let forged = forged_token(tenant.admin_id, tenant.tenant_id, None);
+    let forged_kid = forged_token(
         tenant.admin_id,
         tenant.tenant_id,
-        uuid::Uuid::new_v4(),
-        Role::Admin,
-        Utc::now(),
-    )
-    .expect("token");
-    let secret = Secret::new(
-        app.settings
-            .jwt_secret
-            .as_ref()
-            .expect("secret")
-            .expose()
-            .as_bytes()
-            .to_vec(),
+        Some(app.signing_key().kid().to_owned()),
     );
-    let expired = Tokens::new(
-        &secret,
-        chrono::Duration::seconds(-60),
-        chrono::Duration::minutes(5),
-    )
-    .issue_access_token(
-        tenant.admin_id,
-        tenant.tenant_id,
-        uuid::Uuid::new_v4(),
-        Role::Admin,
-        Utc::now(),
+    let expired = app
+        .expired_token(tenant.admin_id, tenant.tenant_id, Role::Admin)
+        .await;
+    // The old shared-secret kind, and one claiming no algorithm at all.
+    let hs256 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"iss": "eventra", "aud": "eventra-api", "sub": tenant.admin_id,
+                "tid": tenant.tenant_id, "sid": uuid::Uuid::new_v4(), "role": "admin",
+                "iat": Utc::now().timestamp(), "exp": Utc::now().timestamp() + 300}),
+        &jsonwebtoken::EncodingKey::from_secret(b"any secret at all"),
     )
     .expect("token");
+    let unsigned = {
+        let mut parts = hs256.split('.');
+        let _ = parts.next();
+        format!(
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+            parts.next().expect("claims")
+        )
+    };
     let before = app.event_count().await;
     for token in [
         None,
         Some("garbage"),
         Some(forged.as_str()),
+        Some(forged_kid.as_str()),
         Some(expired.as_str()),
+        Some(hs256.as_str()),
+        Some(unsigned.as_str()),
     ] {
         let answer = app.patch("/v1/me", token, body.clone()).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token:?}");
@@ -321,7 +316,8 @@ async fn a_user_updates_their_profile_and_an_unchanged_update_appends_nothing() 
         .await
         .expect("event")
         .get(0);
-    assert_eq!(data["cleared"], json!(["phone"]));
+    assert_eq!(data["changed"], json!(["phone"]));
+    assert_eq!(data["phone"], serde_json::Value::Null, "cleared: {data}");
 
     let empty = app.update_me(&user.token, json!({})).await;
     assert_eq!(
@@ -426,4 +422,17 @@ async fn refreshes_are_limited_per_session_and_failed_ones_per_client() {
         .await
         .expect("count");
     assert_eq!(rows.get::<_, i64>(0), 11);
+}
+
+/// A token signed by a fresh key that was never registered, naming `kid` (its own when None).
+fn forged_token(user_id: uuid::Uuid, tenant_id: uuid::Uuid, kid: Option<String>) -> String {
+    let key = infra::tokens::SigningKey::generate().expect("a key");
+    let kid = kid.unwrap_or_else(|| key.kid().to_owned());
+    key.sign(
+        &kid,
+        &json!({"iss": "eventra", "aud": "eventra-api", "sub": user_id, "tid": tenant_id,
+                "sid": uuid::Uuid::new_v4(), "role": "admin",
+                "iat": Utc::now().timestamp(), "exp": Utc::now().timestamp() + 300}),
+    )
+    .expect("token")
 }

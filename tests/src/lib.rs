@@ -167,11 +167,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         database_pool_wait: std::time::Duration::from_secs(2),
         data_dir: std::env::temp_dir().join(format!("eventra-test-{}", Uuid::new_v4().simple())),
         master_key: Some(Secret::new(MasterKey::generate().expect("rng").to_base64())),
-        jwt_secret: Some(Secret::new(format!(
-            "{}{}",
-            Uuid::new_v4().simple(),
-            Uuid::new_v4().simple()
-        ))),
+        signing_key: Some(Secret::new(MasterKey::generate().expect("rng").to_base64())),
         access_token_ttl_seconds: 900,
         refresh_token_ttl_seconds: 3600,
         password_params: PasswordParams::default(),
@@ -270,7 +266,6 @@ impl TestApp {
             database_pool_wait: settings.database_pool_wait,
             max_waits_per_tenant: QUERY_WAITS_PER_TENANT,
             data_dir: settings.data_dir.clone(),
-            jwt_secret: settings.jwt_secret.clone(),
             read_your_writes_timeout: std::time::Duration::from_millis(1500),
             search_dir: settings.data_dir.join("search"),
             log_json: false,
@@ -289,6 +284,19 @@ impl TestApp {
             db,
             settings,
         }
+    }
+
+    /// Another command API instance on this app's database (another host behind the same
+    /// balancer), with the settings `customise` makes of this app's; its address.
+    pub async fn spawn_command_api(&self, customise: impl FnOnce(&mut Settings)) -> String {
+        let mut settings = self.settings.clone();
+        customise(&mut settings);
+        let app = Application::build(settings)
+            .await
+            .expect("build another command API");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        address
     }
 
     /// Sends a request; `body` is sent as JSON when given.
@@ -508,14 +516,14 @@ impl TestApp {
                     }],
                     vec![domain::DomainEvent::User {
                         user_id,
-                        event: domain::UserEvent::ProfileUpdated {
+                        event: domain::UserEvent::profile_updated(
                             user_id,
-                            display_name: Some(name.into()),
-                            phone: None,
-                            locale: None,
-                            cleared: vec![],
-                            updated_by: user_id,
-                        },
+                            Some(name.into()),
+                            None,
+                            None,
+                            user_id,
+                        )
+                        .expect("a change"),
                     }],
                 ),
                 &eventstore::EventMetadata {
@@ -545,23 +553,54 @@ impl TestApp {
             .expect("load a stream")
     }
 
-    /// Access tokens signed with this app's secret, with `access_ttl` (negative: expired).
-    pub fn tokens(&self, access_ttl: chrono::Duration) -> infra::auth::Tokens {
-        let secret = Secret::new(
+    /// Access tokens signed with this app's key, with `access_ttl` (negative: expired).
+    pub async fn tokens(&self, access_ttl: chrono::Duration) -> infra::tokens::Tokens {
+        self.tokens_signed_by(self.signing_key(), access_ttl).await
+    }
+
+    /// The key this app's command API signs with.
+    pub fn signing_key(&self) -> infra::tokens::SigningKey {
+        infra::tokens::SigningKey::parse(
             self.settings
-                .jwt_secret
+                .signing_key
                 .as_ref()
-                .expect("the test secret")
-                .expose()
-                .as_bytes()
-                .to_vec(),
-        );
-        infra::auth::Tokens::new(&secret, access_ttl, chrono::Duration::hours(1))
+                .expect("the test key")
+                .expose(),
+        )
+        .expect("the test key")
+    }
+
+    /// Access tokens signed with `key`, registered in this app's database like a command API
+    /// instance started with it.
+    pub async fn tokens_signed_by(
+        &self,
+        key: infra::tokens::SigningKey,
+        access_ttl: chrono::Duration,
+    ) -> infra::tokens::Tokens {
+        let pool = infra::db::pool(self.settings.database_url.expose(), 2).expect("a pool");
+        let signer = infra::tokens::Signer::register(
+            pool.clone(),
+            key,
+            access_ttl.max(chrono::Duration::zero()),
+            infra::tokens::HEARTBEAT,
+        )
+        .await
+        .expect("register the key");
+        let keys = infra::tokens::KeySet::load(pool)
+            .await
+            .expect("the key set");
+        infra::tokens::Tokens::issuing(signer, keys, access_ttl, chrono::Duration::hours(1))
     }
 
     /// A correctly signed access token that expired a minute ago.
-    pub fn expired_token(&self, user_id: Uuid, tenant_id: Uuid, role: domain::Role) -> String {
+    pub async fn expired_token(
+        &self,
+        user_id: Uuid,
+        tenant_id: Uuid,
+        role: domain::Role,
+    ) -> String {
         self.tokens(chrono::Duration::seconds(-60))
+            .await
             .issue_access_token(user_id, tenant_id, Uuid::new_v4(), role, chrono::Utc::now())
             .expect("a token")
     }

@@ -9,7 +9,7 @@ use domain::event::LoginFailure;
 use domain::user::{LoginOutcome, NewSession};
 use domain::{Context, Role, Session, Tenant, User};
 use eventstore::{AppendedEvent, Changes, EventStore, Grouped, Loaded};
-use infra::auth::{IssuedRefreshToken, Tokens};
+use infra::tokens::{IssuedRefreshToken, Tokens};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -80,7 +80,7 @@ impl SessionIssued {
             access_token,
             refresh_token: refresh.token.expose().clone(),
             token_type: "Bearer".into(),
-            expires_in: tokens.access_ttl.num_seconds(),
+            expires_in: tokens.access_expiry(now) - now.timestamp(),
             session_id,
             position,
         })

@@ -4,7 +4,7 @@ use api_common::error::ApiError;
 use domain::session::{Refresh, RefreshOutcome};
 use domain::{Context, Role, Session, User};
 use eventstore::{AppendedEvent, Changes, Grouped, Loaded};
-use infra::auth::{IssuedRefreshToken, Tokens};
+use infra::tokens::{IssuedRefreshToken, Tokens};
 use uuid::Uuid;
 
 use super::log_in::SessionIssued;

@@ -7,6 +7,7 @@ pub mod asyncapi;
 pub mod credentials;
 pub mod imports;
 pub mod invitations;
+pub mod jwks;
 pub mod links;
 pub mod members;
 pub mod profile;
@@ -44,7 +45,7 @@ use crate::pipeline::{Command, Request, execute};
         invitations::create_invitation, invitations::resend_invitation,
         invitations::revoke_invitation, invitations::accept_invitation,
         teams::create_team, teams::update_team, teams::delete_team, teams::add_team_members,
-        teams::remove_team_member, schemas::list, schemas::one, asyncapi::asyncapi,
+        teams::remove_team_member, schemas::list, schemas::one, asyncapi::asyncapi, jwks::jwks,
         webhooks::create_webhook, webhooks::update_webhook, webhooks::delete_webhook,
         webhooks::rotate_secret, webhooks::retry_delivery
     ),
@@ -77,6 +78,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/v1/tenants").route(web::post().to(tenants::sign_up_tenant)))
         .service(web::resource("/v1/schemas/events").route(web::get().to(schemas::list)))
         .service(web::resource("/asyncapi.json").route(web::get().to(asyncapi::asyncapi)))
+        .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks::jwks)))
         .service(
             web::resource("/v1/tenants/{tenant_id}/webhooks")
                 .route(web::post().to(webhooks::create_webhook)),

@@ -17,7 +17,7 @@ const SCHEMA_CONTENT_TYPE: &str = "application/schema+json";
 
 fn schemas() -> &'static [EventSchema] {
     static SCHEMAS: OnceLock<Vec<EventSchema>> = OnceLock::new();
-    SCHEMAS.get_or_init(contract::event_schemas)
+    SCHEMAS.get_or_init(contract::all_schemas)
 }
 
 /// One event type's schema.
@@ -43,9 +43,9 @@ struct EventSchemaList {
     items: Vec<EventSchemaEntry>,
 }
 
-/// `GET /v1/schemas/events`: every event type's schema.
+/// `GET /v1/schemas/events`: every event type's schema, of every version.
 #[utoipa::path(get, path = "/v1/schemas/events", tag = "events",
-    responses((status = 200, description = "the schema of every event type's public data", body = EventSchemaList)))]
+    responses((status = 200, description = "the schema of every event type's public data: the current version of each type, then the retired versions (events stored in them are delivered upcast to the current one)", body = EventSchemaList)))]
 pub async fn list() -> HttpResponse {
     let items = schemas()
         .iter()

@@ -78,6 +78,10 @@ pub async fn log_in(
         return Err(ApiError::Unauthenticated(INVALID_CREDENTIALS.into()));
     };
     let session_id = Uuid::now_v7();
+    state
+        .tokens
+        .ready_to_sign(chrono::Utc::now())
+        .map_err(ApiError::Unavailable)?;
     let refresh = state
         .tokens
         .new_refresh_token(session_id)
@@ -156,6 +160,10 @@ async fn refresh(
         .ok_or_else(|| ApiError::Unauthenticated(INVALID_REFRESH.into()))?;
     budget.spend_session(session_id).await?;
     let idempotency = Idempotency::of(request, None, body)?;
+    state
+        .tokens
+        .ready_to_sign(chrono::Utc::now())
+        .map_err(ApiError::Unavailable)?;
     let next = state
         .tokens
         .new_refresh_token(session_id)

@@ -65,13 +65,46 @@ pub struct EmailLink {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Fields a profile update can clear (set to nothing).
+/// A profile field a `user.profile_updated` changes.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
-pub enum ClearableField {
+pub enum ProfileField {
+    DisplayName,
     Phone,
+    Locale,
+}
+
+impl ProfileField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileField::DisplayName => "display_name",
+            ProfileField::Phone => "phone",
+            ProfileField::Locale => "locale",
+        }
+    }
+}
+
+/// A field that is absent (unchanged), `null` (cleared) or a value (set).
+mod nullable {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Option<String>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value
+            .as_ref()
+            .and_then(Option::as_ref)
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(deserializer).map(Some)
+    }
 }
 
 /// Events of a user's stream (aggregate id = user id). Everything about one user and their
@@ -103,17 +136,22 @@ pub enum UserEvent {
     },
     #[serde(rename = "user.login_failed")]
     LoginFailed { user_id: Uuid, reason: LoginFailure },
+    /// Version 2: `changed` names the fields the update changes; each of them is present with
+    /// its new value, `null` when it was cleared (version 1 had a separate `cleared` list and
+    /// is upcast on read).
     #[serde(rename = "user.profile_updated")]
     ProfileUpdated {
         user_id: Uuid,
+        /// The fields changed, in the order display_name, phone, locale.
+        changed: Vec<ProfileField>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         display_name: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        phone: Option<String>,
+        /// The new number, or `null` when it was cleared.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+        #[schemars(with = "Option<String>")]
+        phone: Option<Option<String>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         locale: Option<String>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        cleared: Vec<ClearableField>,
         updated_by: Uuid,
     },
     #[serde(rename = "tenant.member_role_changed")]
@@ -271,23 +309,48 @@ impl ProfileDelta<'_> {
 }
 
 impl UserEvent {
-    /// What a `user.profile_updated` changes; `None` for every other event. Clearing a field
-    /// wins over a value given for it in the same event.
+    /// A `user.profile_updated` setting `display_name` and `locale` where given and setting
+    /// (`Some(Some(_))`) or clearing (`Some(None)`) the phone; `None` when it changes nothing.
+    pub fn profile_updated(
+        user_id: Uuid,
+        display_name: Option<String>,
+        phone: Option<Option<String>>,
+        locale: Option<String>,
+        updated_by: Uuid,
+    ) -> Option<UserEvent> {
+        let changed: Vec<ProfileField> = [
+            (ProfileField::DisplayName, display_name.is_some()),
+            (ProfileField::Phone, phone.is_some()),
+            (ProfileField::Locale, locale.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, present)| present.then_some(field))
+        .collect();
+        (!changed.is_empty()).then_some(UserEvent::ProfileUpdated {
+            user_id,
+            changed,
+            display_name,
+            phone,
+            locale,
+            updated_by,
+        })
+    }
+
+    /// What a `user.profile_updated` changes; `None` for every other event.
     pub fn profile_delta(&self) -> Option<ProfileDelta<'_>> {
         let UserEvent::ProfileUpdated {
             display_name,
             phone,
             locale,
-            cleared,
             ..
         } = self
         else {
             return None;
         };
-        let phone = if cleared.contains(&ClearableField::Phone) {
-            FieldChange::Clear
-        } else {
-            phone.as_deref().map_or(FieldChange::Keep, FieldChange::Set)
+        let phone = match phone {
+            None => FieldChange::Keep,
+            Some(None) => FieldChange::Clear,
+            Some(Some(number)) => FieldChange::Set(number),
         };
         Some(ProfileDelta {
             display_name: display_name.as_deref(),
@@ -297,27 +360,26 @@ impl UserEvent {
     }
 
     /// The profile fields a `user.profile_updated` changes, in a fixed order (what the
-    /// activity log and the profile notice name); empty for every other event.
+    /// activity log and the profile notice name, even once the values are erased); empty for
+    /// every other event.
     pub fn changed_fields(&self) -> Vec<&'static str> {
-        let Some(delta) = self.profile_delta() else {
-            return Vec::new();
-        };
-        let mut fields = Vec::new();
-        if delta.display_name.is_some() {
-            fields.push("display_name");
+        match self {
+            UserEvent::ProfileUpdated { changed, .. } => {
+                changed.iter().map(|field| field.as_str()).collect()
+            }
+            _ => Vec::new(),
         }
-        if delta.phone != FieldChange::Keep {
-            fields.push("phone");
-        }
-        if delta.locale.is_some() {
-            fields.push("locale");
-        }
-        fields
     }
 }
 
 impl EventKind for UserEvent {
     const AGGREGATE_TYPE: &'static str = "user";
+    fn schema_version(&self) -> i32 {
+        match self {
+            UserEvent::ProfileUpdated { .. } => 2,
+            _ => 1,
+        }
+    }
     fn event_type(&self) -> &'static str {
         match self {
             UserEvent::Created { .. } => "user.created",

@@ -44,6 +44,19 @@ pub enum WebhookEvent {
         secret_version: u32,
         rotated_by: Uuid,
     },
+    /// The system turned the webhook off because its endpoint has failed every attempt since
+    /// `failing_since` (longer than the operator's limit, a day by default); its pending
+    /// deliveries wait, and an admin turns it on again with `webhook.updated`.
+    #[serde(rename = "webhook.disabled")]
+    Disabled {
+        webhook_id: Uuid,
+        /// Why: `failing`.
+        reason: String,
+        /// The first failed attempt since the last successful delivery.
+        failing_since: chrono::DateTime<chrono::Utc>,
+        /// The last failure, as the platform describes it (never the endpoint's own text).
+        last_error: String,
+    },
     /// The endpoint gets nothing more; its undelivered deliveries are dropped.
     #[serde(rename = "webhook.deleted")]
     Deleted { webhook_id: Uuid, deleted_by: Uuid },
@@ -56,6 +69,7 @@ impl EventKind for WebhookEvent {
             WebhookEvent::Created { .. } => "webhook.created",
             WebhookEvent::Updated { .. } => "webhook.updated",
             WebhookEvent::SecretRotated { .. } => "webhook.secret_rotated",
+            WebhookEvent::Disabled { .. } => "webhook.disabled",
             WebhookEvent::Deleted { .. } => "webhook.deleted",
         }
     }

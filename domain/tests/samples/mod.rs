@@ -4,9 +4,8 @@
 
 use chrono::{TimeZone, Utc};
 use domain::event::{
-    ClearableField, ImportCounts, ImportEvent, InvitationEvent, LoginFailure, RemovalReason,
-    RevocationReason, RowError, SessionEvent, TeamDeparture, TeamEvent, TenantEvent, UserEvent,
-    WebhookEvent,
+    ImportCounts, ImportEvent, InvitationEvent, LoginFailure, RemovalReason, RevocationReason,
+    RowError, SessionEvent, TeamDeparture, TeamEvent, TenantEvent, UserEvent, WebhookEvent,
 };
 use domain::{DomainEvent, Plan, Role};
 use uuid::Uuid;
@@ -120,6 +119,12 @@ pub fn every_event() -> Vec<DomainEvent> {
             secret_version: 2,
             rotated_by: ADMIN,
         }),
+        webhook(WebhookEvent::Disabled {
+            webhook_id: WEBHOOK,
+            reason: "failing".into(),
+            failing_since: chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap_or_default(),
+            last_error: "the endpoint answered 500".into(),
+        }),
         webhook(WebhookEvent::Deleted {
             webhook_id: WEBHOOK,
             deleted_by: ADMIN,
@@ -224,14 +229,16 @@ pub fn every_event() -> Vec<DomainEvent> {
             user_id: USER,
             reason: LoginFailure::InvalidPassword,
         }),
-        user(UserEvent::ProfileUpdated {
-            user_id: USER,
-            display_name: Some(PERSONAL[1].into()),
-            phone: Some(PERSONAL[2].into()),
-            locale: Some("de".into()),
-            cleared: vec![ClearableField::Phone],
-            updated_by: USER,
-        }),
+        user(
+            UserEvent::profile_updated(
+                USER,
+                Some(PERSONAL[1].into()),
+                Some(Some(PERSONAL[2].into())),
+                Some("de".into()),
+                USER,
+            )
+            .expect("a change"),
+        ),
         user(UserEvent::MemberRoleChanged {
             tenant_id: TENANT,
             user_id: USER,

@@ -10,6 +10,8 @@
 //! - organisation and team names quoted (“Acme” in English, „Acme“ in German), so that they
 //!   read as a name, not as our words.
 
+use serde_json::Value;
+
 use super::templates::Language;
 
 /// The longest name an email shows; longer ones end in `…`.
@@ -87,6 +89,36 @@ fn defang(text: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// The variables with every name people chose made harmless (`foreign_text`): person names
+/// tamed, organisation and team names tamed and quoted; a name that tames to nothing is
+/// left out, so that the template's own word stands in.
+pub fn tamed(variables: &Value, language: Language) -> Value {
+    let mut variables = variables.clone();
+    if let Some(map) = variables.as_object_mut() {
+        for (key, quote) in [
+            ("display_name", false),
+            ("inviter_name", false),
+            ("member_name", false),
+            ("tenant_name", true),
+            ("team_name", true),
+            ("webhook_url", false),
+        ] {
+            let Some(text) = map.get(key).and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            let shown = tame(&text);
+            if shown.is_empty() {
+                map.remove(key);
+            } else if quote {
+                map.insert(key.into(), Value::String(quoted(&text, language)));
+            } else {
+                map.insert(key.into(), Value::String(shown));
+            }
+        }
+    }
+    variables
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! and send them (`worker`) through SMTP or files (`transport`) with the localised
 //! `templates` (the membership emails' words in `membership_wording`, the password and
 //! address links' in `link_wording`, security alerts combined under pressure in
-//! `combined_wording`); `budget` caps every kind of mail per inbox and per tenant, and
+//! `combined_wording`, the admins' webhook notice in `webhook_wording`); `budget` caps every kind of mail per inbox and per tenant, and
 //! `foreign_text` makes the names people chose harmless in mail; `cli` serves
 //! `projector email-jobs`.
 
@@ -17,4 +17,5 @@ mod notices;
 pub mod projection;
 pub mod templates;
 pub mod transport;
+mod webhook_wording;
 pub mod worker;

@@ -17,6 +17,8 @@ pub(super) enum Recipient {
     /// The account, but at another address than its own: the new address it asked to move
     /// to, or the old one it left.
     UserAt(Uuid, String),
+    /// Every active admin of the event's tenant (one job each).
+    TenantAdmins,
 }
 
 /// What one event asks to send, before the recipient's address is known.
@@ -203,6 +205,23 @@ pub(super) fn notices_of(domain: &DomainEvent) -> Vec<Notice> {
                 details: json!({"team_id": team_id}),
             })
             .collect(),
+        DomainEvent::Webhook {
+            webhook_id,
+            event:
+                domain::event::WebhookEvent::Disabled {
+                    failing_since,
+                    last_error,
+                    ..
+                },
+        } => vec![Notice {
+            recipient: Recipient::TenantAdmins,
+            template: Template::WebhookDisabled,
+            details: json!({
+                "webhook_id": webhook_id,
+                "failing_since": failing_since.format("%Y-%m-%d %H:%M").to_string(),
+                "last_error": last_error,
+            }),
+        }],
         DomainEvent::Session { .. }
         | DomainEvent::Tenant { .. }
         | DomainEvent::Team { .. }

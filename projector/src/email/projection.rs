@@ -71,6 +71,7 @@ pub async fn apply(
     for notice in &mut notices {
         context.complete(notice);
     }
+    let notices = to_each_admin(client, keys, event, domain, notices).await?;
     let tenant_events = load(client, keys, "tenant", event.tenant_id).await?;
     let mut tenant = Tenant::default();
     for recorded in &tenant_events {
@@ -100,6 +101,53 @@ pub async fn apply(
         queue(client, keys, policy, event, &tenant, notice).await?;
     }
     Ok(())
+}
+
+/// A notice to the tenant's admins becomes one to each admin whose account is active now,
+/// with what the email says about the webhook it concerns.
+async fn to_each_admin(
+    client: &Object,
+    keys: &KeyRing,
+    event: &RecordedEvent,
+    domain: &DomainEvent,
+    notices: Vec<Notice>,
+) -> Result<Vec<Notice>, HandlerError> {
+    if !notices
+        .iter()
+        .any(|n| n.recipient == Recipient::TenantAdmins)
+    {
+        return Ok(notices);
+    }
+    let members = eventstore::load_members(client, keys, event.tenant_id)
+        .await
+        .map_err(store_error)?;
+    let mut webhook = domain::Webhook::default();
+    if let DomainEvent::Webhook { webhook_id, .. } = domain {
+        for recorded in load(client, keys, "webhook", *webhook_id).await? {
+            if let Ok(DomainEvent::Webhook { event, .. }) = recorded.to_domain() {
+                webhook.apply(&event);
+            }
+        }
+    }
+    let mut expanded = Vec::new();
+    for notice in notices {
+        if notice.recipient != Recipient::TenantAdmins {
+            expanded.push(notice);
+            continue;
+        }
+        let mut details = notice.details;
+        if let Some(map) = details.as_object_mut() {
+            map.insert("webhook_url".into(), json!(webhook.url));
+        }
+        for admin in members.active_admin_ids() {
+            expanded.push(Notice {
+                recipient: Recipient::User(admin),
+                template: notice.template,
+                details: details.clone(),
+            });
+        }
+    }
+    Ok(expanded)
 }
 
 /// What the membership emails need to know beyond the event: the invitation it belongs to
@@ -260,6 +308,8 @@ async fn queue(
             }
             (user_id, address, user.display_name, user.locale)
         }
+        // Expanded into one notice per admin before anything is queued.
+        Recipient::TenantAdmins => return Ok(()),
         Recipient::Invitee(invitation_id) => {
             let mut invitation = Invitation::default();
             for recorded in load(client, keys, "invitation", invitation_id).await? {
@@ -328,10 +378,14 @@ async fn load(
 ) -> Result<Vec<RecordedEvent>, HandlerError> {
     load_stream(client, keys, aggregate_type, id, 0)
         .await
-        .map_err(|error| match error {
-            StoreError::Database(error) => HandlerError::classify(error),
-            other => HandlerError::Poison(other.to_string()),
-        })
+        .map_err(store_error)
+}
+
+fn store_error(error: StoreError) -> HandlerError {
+    match error {
+        StoreError::Database(error) => HandlerError::classify(error),
+        other => HandlerError::Poison(other.to_string()),
+    }
 }
 
 /// A profile update joins the user's notice still waiting out its window, or opens one.

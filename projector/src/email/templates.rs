@@ -34,7 +34,7 @@ impl Language {
 
 pub fn render(template: Template, variables: &Value) -> Rendered {
     let language = Language::of(variables["locale"].as_str());
-    let variables = &tamed(variables, language);
+    let variables = &foreign_text::tamed(variables, language);
     let text_of = |key: &str| variables[key].as_str().unwrap_or_default().to_owned();
     let name = non_empty(text_of("display_name"), "there", "zusammen", language);
     let tenant = non_empty(text_of("tenant_name"), "Eventra", "Eventra", language);
@@ -89,38 +89,6 @@ pub fn render(template: Template, variables: &Value) -> Rendered {
     }
 }
 
-/// The variables with every name people chose made harmless (`foreign_text`): person names
-/// tamed, organisation and team names tamed and quoted; a name that tames to nothing is
-/// left out, so that the template's own word stands in.
-fn tamed(variables: &Value, language: Language) -> Value {
-    let mut variables = variables.clone();
-    if let Some(map) = variables.as_object_mut() {
-        for (key, quote) in [
-            ("display_name", false),
-            ("inviter_name", false),
-            ("member_name", false),
-            ("tenant_name", true),
-            ("team_name", true),
-        ] {
-            let Some(text) = map.get(key).and_then(Value::as_str).map(str::to_owned) else {
-                continue;
-            };
-            let shown = foreign_text::tame(&text);
-            if shown.is_empty() {
-                map.remove(key);
-            } else if quote {
-                map.insert(
-                    key.into(),
-                    Value::String(foreign_text::quoted(&text, language)),
-                );
-            } else {
-                map.insert(key.into(), Value::String(shown));
-            }
-        }
-    }
-    variables
-}
-
 fn non_empty(value: String, english: &str, german: &str, language: Language) -> String {
     if value.trim().is_empty() {
         match language {
@@ -155,6 +123,9 @@ fn wording(
         return words;
     }
     if let Some(words) = super::membership_wording::wording(template, language, tenant, variables) {
+        return words;
+    }
+    if let Some(words) = super::webhook_wording::wording(template, language, tenant, variables) {
         return words;
     }
     let (subject, lines): (String, Vec<String>) = match template {
@@ -334,7 +305,8 @@ fn wording(
         | Template::AccountLocked
         | Template::PasswordReset
         | Template::EmailChange
-        | Template::EmailChanged => (String::new(), Vec::new()),
+        | Template::EmailChanged
+        | Template::WebhookDisabled => (String::new(), Vec::new()),
     };
     (subject, lines)
 }

@@ -240,6 +240,10 @@ fn webhook_summary(webhook_id: Uuid, event: &domain::WebhookEvent) -> String {
         WebhookEvent::SecretRotated { secret_version, .. } => {
             format!("webhook {webhook_id} secret rotated (version {secret_version})")
         }
+        WebhookEvent::Disabled { failing_since, .. } => format!(
+            "webhook {webhook_id} turned off by the system: every attempt failed since {}",
+            failing_since.format("%Y-%m-%d %H:%M UTC")
+        ),
         WebhookEvent::Deleted { .. } => format!("webhook {webhook_id} deleted"),
     }
 }

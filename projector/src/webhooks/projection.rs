@@ -59,8 +59,8 @@ async fn keep_webhook(
             client
                 .execute(
                     "INSERT INTO rm_webhooks (webhook_id, tenant_id, url, event_types, description, enabled,
-                                              secret_version, created_at, updated_at, position)
-                     VALUES ($1, $2, $3, $4, $5, true, $6, $7, $7, $8)
+                                              secret_version, created_at, updated_at, position, enabled_at)
+                     VALUES ($1, $2, $3, $4, $5, true, $6, $7, $7, $8, $7)
                      ON CONFLICT (webhook_id) DO NOTHING",
                     &[
                         &webhook_id,
@@ -87,6 +87,7 @@ async fn keep_webhook(
                         SET url = coalesce($2, url), event_types = coalesce($3, event_types),
                             enabled = coalesce($4, enabled),
                             disabled_reason = CASE WHEN $4 THEN NULL ELSE disabled_reason END,
+                            enabled_at = CASE WHEN $4 THEN $5 ELSE enabled_at END,
                             updated_at = $5, position = $6
                       WHERE webhook_id = $1 AND position < $6",
                     &[
@@ -111,6 +112,24 @@ async fn keep_webhook(
                         &event.occurred_at,
                         &event.position,
                     ],
+                )
+                .await
+        }
+        WebhookEvent::Disabled {
+            failing_since,
+            last_error,
+            ..
+        } => {
+            let reason = format!(
+                "every attempt failed since {} ({last_error})",
+                failing_since.format("%Y-%m-%d %H:%M UTC")
+            );
+            client
+                .execute(
+                    "UPDATE rm_webhooks SET enabled = false, disabled_reason = $2, updated_at = $3,
+                            position = $4
+                      WHERE webhook_id = $1 AND position < $4",
+                    &[&webhook_id, &reason, &event.occurred_at, &event.position],
                 )
                 .await
         }

@@ -37,6 +37,9 @@ pub struct WebhookSettings {
     /// `WEBHOOK_RETRY_BASE_MS`, default 5 000, and `WEBHOOK_RETRY_MAX_MS`, default 3 600 000.
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// `WEBHOOK_DISABLE_AFTER_HOURS`, default 24: a webhook whose every attempt has failed
+    /// for this long is turned off (`webhook.disabled`) and its tenant's admins are mailed.
+    pub disable_after: Duration,
     /// `WEBHOOK_ALLOWED_HOSTS`: private hosts or networks webhooks may call.
     pub targets: TargetPolicy,
     /// `PUBLIC_API_URL`, default `http://127.0.0.1:8080`: the command API's public address,
@@ -54,6 +57,7 @@ impl Default for WebhookSettings {
             max_attempts: 12,
             retry_base: Duration::from_secs(5),
             retry_max: Duration::from_secs(3600),
+            disable_after: Duration::from_secs(24 * 3600),
             targets: TargetPolicy::default(),
             public_api_url: "http://127.0.0.1:8080".into(),
         }
@@ -314,6 +318,17 @@ impl WebhookWorker {
             )
             .await?;
         transaction.commit().await?;
+        if let Outcome::Retry(_, why) | Outcome::Dead(_, why) = &outcome {
+            super::disable::disable_if_failing_too_long(
+                &self.pool,
+                &self.keys,
+                delivery.webhook_id,
+                delivery.tenant_id,
+                self.settings.disable_after,
+                why,
+            )
+            .await?;
+        }
         Ok(())
     }
 }

@@ -48,8 +48,14 @@ pub struct WebhookView {
     #[schema(example = json!(["user.created"]))]
     event_types: Vec<String>,
     description: Option<String>,
-    /// Whether deliveries go out (an admin pauses with `enabled: false`).
+    /// Whether deliveries go out (an admin pauses with `enabled: false`; the system turns off
+    /// a webhook whose endpoint failed every attempt for a day).
     enabled: bool,
+    /// Why the system turned it off, while it is off for that reason.
+    #[schema(
+        example = "every attempt failed since 2026-12-05 10:00 UTC (the endpoint answered 500)"
+    )]
+    disabled_reason: Option<String>,
     /// The version of the signing secret in use (each rotation adds one).
     secret_version: i32,
     created_at: DateTime<Utc>,
@@ -118,7 +124,7 @@ pub async fn list_webhooks(
     let rows = client
         .query(
             "SELECT webhook_id, url, event_types, description, enabled, secret_version, created_at, updated_at,
-                    (extract(epoch FROM created_at) * 1000000)::bigint AS created_micros
+                    disabled_reason, (extract(epoch FROM created_at) * 1000000)::bigint AS created_micros
                FROM rm_webhooks
               WHERE tenant_id = $1 AND NOT deleted
                 AND ($2::bigint IS NULL OR (created_at, webhook_id) <
@@ -146,6 +152,7 @@ pub async fn list_webhooks(
             secret_version: row.get(5),
             created_at: row.get(6),
             updated_at: row.get(7),
+            disabled_reason: row.get(8),
         })
         .collect();
     Ok(answer(WebhookPage { items, next_cursor }, position))
