@@ -247,6 +247,9 @@ impl Caller {
 pub struct Authenticator {
     pub pool: deadpool_postgres::Pool,
     pub tokens: std::sync::Arc<infra::tokens::Tokens>,
+    /// The sessions this instance remembers (ADR 0031); `SessionCache::disabled()` asks
+    /// Postgres on every request.
+    pub sessions: std::sync::Arc<crate::sessions::SessionCache>,
 }
 
 impl FromRequest for Caller {
@@ -284,7 +287,8 @@ impl FromRequest for Caller {
 pub struct Authenticated(pub Principal);
 
 /// Verifies an access token and checks, in the authentication state, that its session is
-/// open and its user active right now.
+/// open and its user active right now — or, for a session this instance authenticated less
+/// than `AUTH_CACHE_TTL_MS` ago and heard no change of since, that it was then.
 pub async fn authenticate_token(state: &Authenticator, token: &str) -> Result<Principal, ApiError> {
     let claims = state
         .tokens
@@ -296,17 +300,30 @@ pub async fn authenticate_token(state: &Authenticator, token: &str) -> Result<Pr
                 ApiError::Unauthenticated("the access token is not valid".into())
             }
         })?;
+    if let Some(principal) = state.sessions.get(&claims) {
+        metrics::counter!("eventra_auth_cache_total", "result" => "hit").increment(1);
+        return Ok(principal);
+    }
+    let generation = state.sessions.generation();
     let client = state
         .pool
         .get()
         .await
         .map_err(|e| ApiError::Unavailable(e.into()))?;
-    authenticate(&client, &claims).await.map_err(|e| match e {
-        AuthenticationError::Rejected => {
-            ApiError::Unauthenticated("the session has ended or the account is not active".into())
-        }
-        AuthenticationError::Database(e) => ApiError::Unavailable(e.into()),
-    })
+    let (principal, session_expires_at) =
+        authenticate(&client, &claims).await.map_err(|e| match e {
+            AuthenticationError::Rejected => ApiError::Unauthenticated(
+                "the session has ended or the account is not active".into(),
+            ),
+            AuthenticationError::Database(e) => ApiError::Unavailable(e.into()),
+        })?;
+    if state.sessions.is_listening() {
+        metrics::counter!("eventra_auth_cache_total", "result" => "miss").increment(1);
+    }
+    state
+        .sessions
+        .keep(generation, principal, session_expires_at);
+    Ok(principal)
 }
 
 /// The request's bearer token, if it has a well-formed one.

@@ -7,6 +7,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod operations;
+pub mod sessions;
 pub mod traffic;
 
 pub use error::ApiError;

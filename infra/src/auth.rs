@@ -173,16 +173,16 @@ pub enum AuthenticationError {
 }
 
 /// Checks verified claims against the authentication state: the session must be open and
-/// the user active. One indexed query per request, so a revocation or deactivation is
-/// effective on the next request after it commits.
+/// the user active. One indexed query, so a revocation or deactivation is effective on the
+/// next request after it commits. Also answers until when the session lasts.
 pub async fn authenticate(
     client: &Client,
     claims: &AccessClaims,
-) -> Result<Principal, AuthenticationError> {
+) -> Result<(Principal, chrono::DateTime<chrono::Utc>), AuthenticationError> {
     // Every request does this: a cached statement (one round trip, planned once).
     let statement = client
         .prepare_cached(
-            "SELECT p.role, p.platform_admin
+            "SELECT p.role, p.platform_admin, s.expires_at
                FROM auth_sessions s JOIN auth_principals p ON p.user_id = s.user_id
               WHERE s.session_id = $1 AND s.user_id = $2 AND s.tenant_id = $3
                 AND s.revoked_at IS NULL AND s.expires_at > now() AND p.status = 'active'",
@@ -193,7 +193,7 @@ pub async fn authenticate(
         .await?
         .ok_or(AuthenticationError::Rejected)?;
     let role: String = row.get(0);
-    Ok(Principal {
+    let principal = Principal {
         user_id: claims.sub,
         tenant_id: claims.tid,
         session_id: claims.sid,
@@ -203,7 +203,8 @@ pub async fn authenticate(
             Role::Member
         },
         platform_admin: row.get(1),
-    })
+    };
+    Ok((principal, row.get(2)))
 }
 
 type HashingJob = Box<dyn FnOnce(&PasswordHashing) + Send>;

@@ -60,7 +60,10 @@ impl Drop for Listening {
 /// Connects to `database_url` and listens on `channel` (a fixed identifier, never input).
 pub async fn listen(database_url: &str, channel: &str) -> Result<Listening, tokio_postgres::Error> {
     use futures_util::StreamExt as _;
-    let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+    // Named, so that an operator (or a test) finds the listener in pg_stat_activity.
+    let mut config = tokio_postgres::Config::from_str(database_url)?;
+    config.application_name(format!("eventra-listen-{channel}"));
+    let (client, mut connection) = config.connect(NoTls).await?;
     let (sender, payloads) = tokio::sync::mpsc::unbounded_channel::<String>();
     let name = channel.to_owned();
     let driver = tokio::spawn(async move {

@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(16, "webhook_deliveries", "0016_webhook_deliveries.sql"),
     migration!(17, "token_signing_keys", "0017_token_signing_keys.sql"),
     migration!(18, "webhook_enabled_at", "0018_webhook_enabled_at.sql"),
+    migration!(
+        19,
+        "auth_changes_announced",
+        "0019_auth_changes_announced.sql"
+    ),
 ];
 
 /// This event store's identity (see `schema/0004_store_identity.sql`).

@@ -28,6 +28,10 @@ pub struct Settings {
     /// `SEARCH_INDEX_DIR`, default `$EVENTRA_DATA_DIR/search`: the index the projector on
     /// this host writes.
     pub search_dir: PathBuf,
+    /// `AUTH_CACHE_TTL_MS`, default 1000: how long a session this instance authenticated is
+    /// trusted without asking Postgres, unless a change to it is announced sooner (ADR 0031);
+    /// `0` asks Postgres on every request.
+    pub auth_cache_ttl: Duration,
     /// `LOG_FORMAT=json`.
     pub log_json: bool,
     /// Rate limits and metric labels (`RATE_LIMIT_*`, `REDIS_URL`, `METRICS_MAX_TENANT_LABELS`).
@@ -50,6 +54,7 @@ impl Settings {
                 "3000",
             )?),
             search_dir: read_models::search::configured_dir(),
+            auth_cache_ttl: Duration::from_millis(parse("AUTH_CACHE_TTL_MS", "1000")?),
             log_json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
             traffic: api_common::traffic::TrafficSettings::from_env()?,
         })

@@ -42,6 +42,10 @@ impl Application {
         let authenticator = web::Data::new(Authenticator {
             pool: pool.clone(),
             tokens,
+            sessions: api_common::sessions::SessionCache::start(
+                settings.database_url.expose().to_owned(),
+                settings.auth_cache_ttl,
+            ),
         });
         let traffic = web::Data::new(
             api_common::traffic::Traffic::new("query-api", settings.traffic.clone(), pool.clone())

@@ -432,10 +432,8 @@ async fn a_removed_member_is_invited_back_to_their_own_account() {
         login.body
     );
     // The old session stays ended; the new one acts as an admin.
-    assert_eq!(
-        app.query("/v1/me", Some(&user.token), None).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    app.query_refused_within_a_second("/v1/me", &user.token)
+        .await;
     let admin_view = app
         .query(
             &format!("/v1/tenants/{}/invitations", tenant.tenant_id),

@@ -25,6 +25,7 @@ mod openapi;
 mod projector;
 mod queries;
 mod schema;
+mod session_cache;
 mod sessions;
 mod settings;
 mod signup;

@@ -268,6 +268,7 @@ impl TestApp {
             data_dir: settings.data_dir.clone(),
             read_your_writes_timeout: std::time::Duration::from_millis(1500),
             search_dir: settings.data_dir.join("search"),
+            auth_cache_ttl: std::time::Duration::from_millis(1000),
             log_json: false,
             traffic: settings.traffic.clone(),
         })
@@ -297,6 +298,26 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         address
+    }
+
+    /// Asks the query API with `token` until it answers 401, failing if that takes longer
+    /// than a second (the most another instance may remember an ended session, ADR 0031;
+    /// half a second more is allowed for the requests themselves on a loaded machine).
+    pub async fn query_refused_within_a_second(&self, path: &str, token: &str) -> Answer {
+        let started = std::time::Instant::now();
+        loop {
+            let answer = self.query(path, Some(token), None).await;
+            if answer.status == reqwest::StatusCode::UNAUTHORIZED {
+                assert!(answer.is_problem());
+                return answer;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_millis(1_500),
+                "the query API still accepted the token after {:?}: {answer:?}",
+                started.elapsed()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Sends a request; `body` is sent as JSON when given.
