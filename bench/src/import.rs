@@ -170,6 +170,7 @@ fn worst_of(slices: &[Summary]) -> Summary {
         p99_ms: worst(|s| s.p99_ms),
         max_ms: worst(|s| s.max_ms),
         errors,
+        cpu_percent: std::collections::BTreeMap::new(),
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Summary {
     pub max_ms: f64,
     /// Answers that were not the expected success, by status (0: transport error).
     pub errors: BTreeMap<u16, u64>,
+    /// The share of the machine each process group spent meanwhile, in percent (`cpu`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu_percent: BTreeMap<String, f64>,
 }
 
 impl Summary {
@@ -51,6 +54,7 @@ impl Summary {
             p99_ms: at(0.99),
             max_ms: at(1.0),
             errors,
+            cpu_percent: BTreeMap::new(),
         }
     }
 }
@@ -79,6 +83,7 @@ where
 {
     let request = Arc::new(request);
     let recorder = Arc::new(Mutex::new(Recorder::default()));
+    let cpu = crate::cpu::sample();
     let started = Instant::now();
     let deadline = started + duration;
     let mut workers = tokio::task::JoinSet::new();
@@ -110,7 +115,9 @@ where
     while workers.join_next().await.is_some() {}
     let seconds = started.elapsed().as_secs_f64();
     let recorder = std::mem::take(&mut *recorder.lock().await);
-    Summary::of(recorder.latencies_ms, recorder.errors, seconds)
+    let mut summary = Summary::of(recorder.latencies_ms, recorder.errors, seconds);
+    summary.cpu_percent = crate::cpu::split_since(&cpu);
+    summary
 }
 
 /// Sends `rate` requests per second for `duration`, each at its due time (whatever the
@@ -125,6 +132,7 @@ where
     let request = Arc::new(request);
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
     let total = (duration.as_secs_f64() * rate).max(1.0) as u64;
+    let cpu = crate::cpu::sample();
     let started = Instant::now();
     let mut inflight = tokio::task::JoinSet::new();
     for n in 0..total {
@@ -150,7 +158,9 @@ where
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    (Summary::of(latencies, errors, seconds), extras)
+    let mut summary = Summary::of(latencies, errors, seconds);
+    summary.cpu_percent = crate::cpu::split_since(&cpu);
+    (summary, extras)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod api;
 mod baselines;
+mod cpu;
 mod generate;
 mod import;
 mod load;
@@ -37,6 +38,7 @@ pub async fn connect(database_url: &str) -> anyhow::Result<tokio_postgres::Clien
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    cpu::init(&args.pids);
     let plan = Plan::of(args.quick);
     if let Some(out) = &args.raw_append_out {
         // Before the services start: pgbench needs up to 64 connections of its own.
@@ -491,7 +493,6 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let rss_mb = report::peak_rss_of(&args.pids);
-
     let health_c64 = read_rates.get("health_c64").map_or(0.0, |s| s.per_second);
     let me_c64 = read_rates.get("me_c64").map_or(0.0, |s| s.per_second);
     let mut ratios = BTreeMap::new();

@@ -61,7 +61,22 @@ pub fn markdown(report: &Report) -> String {
             out.push_str(&format!("\n- {name}: {value}"));
         }
     }
-    out.push_str("\n\n| baseline | value |\n|---|---|\n");
+    out.push_str("\n\nCPU, % of the machine (all cores) during each scenario:\n\n| scenario | split |\n|---|---|\n");
+    for (name, value) in &report.scenarios {
+        if let Some(split) = value.get("cpu_percent").and_then(Value::as_object) {
+            let mut parts: Vec<(&String, f64)> = split
+                .iter()
+                .map(|(group, share)| (group, share.as_f64().unwrap_or(0.0)))
+                .collect();
+            parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let parts: Vec<String> = parts
+                .iter()
+                .map(|(group, share)| format!("{group} {share}"))
+                .collect();
+            out.push_str(&format!("| {name} | {} |\n", parts.join(", ")));
+        }
+    }
+    out.push_str("\n| baseline | value |\n|---|---|\n");
     for (name, value) in &report.baselines {
         out.push_str(&format!("| {name} | {value} |\n"));
     }
