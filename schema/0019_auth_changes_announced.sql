@@ -2,13 +2,20 @@
 -- announced at commit on `eventra_auth_changed`, so that each API instance forgets what it
 -- remembers of that session (`s:<session id>`) or user (`u:<user id>`) (ADR 0031). Opening
 -- and refreshing a session narrow nothing and announce nothing.
-CREATE FUNCTION announce_auth_session_change() RETURNS trigger
+CREATE FUNCTION announce_auth_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    changed record;
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        PERFORM pg_notify('eventra_auth_changed', 's:' || OLD.session_id::text);
+        changed := OLD;
     ELSE
-        PERFORM pg_notify('eventra_auth_changed', 's:' || NEW.session_id::text);
+        changed := NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'auth_sessions' THEN
+        PERFORM pg_notify('eventra_auth_changed', 's:' || changed.session_id::text);
+    ELSE
+        PERFORM pg_notify('eventra_auth_changed', 'u:' || changed.user_id::text);
     END IF;
     RETURN NULL;
 END;
@@ -21,23 +28,11 @@ CREATE TRIGGER auth_session_revoked
           OR OLD.user_id IS DISTINCT FROM NEW.user_id
           OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id
           OR NEW.expires_at < OLD.expires_at)
-    EXECUTE FUNCTION announce_auth_session_change();
+    EXECUTE FUNCTION announce_auth_change();
 
 CREATE TRIGGER auth_session_deleted
     AFTER DELETE ON auth_sessions
-    FOR EACH ROW EXECUTE FUNCTION announce_auth_session_change();
-
-CREATE FUNCTION announce_auth_principal_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        PERFORM pg_notify('eventra_auth_changed', 'u:' || OLD.user_id::text);
-    ELSE
-        PERFORM pg_notify('eventra_auth_changed', 'u:' || NEW.user_id::text);
-    END IF;
-    RETURN NULL;
-END;
-$$;
+    FOR EACH ROW EXECUTE FUNCTION announce_auth_change();
 
 CREATE TRIGGER auth_principal_changed
     AFTER UPDATE ON auth_principals
@@ -46,8 +41,8 @@ CREATE TRIGGER auth_principal_changed
           OR OLD.status IS DISTINCT FROM NEW.status
           OR OLD.platform_admin IS DISTINCT FROM NEW.platform_admin
           OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
-    EXECUTE FUNCTION announce_auth_principal_change();
+    EXECUTE FUNCTION announce_auth_change();
 
 CREATE TRIGGER auth_principal_deleted
     AFTER DELETE ON auth_principals
-    FOR EACH ROW EXECUTE FUNCTION announce_auth_principal_change();
+    FOR EACH ROW EXECUTE FUNCTION announce_auth_change();

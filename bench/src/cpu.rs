@@ -93,14 +93,19 @@ impl Meter {
         for (name, ticks) in &after.groups {
             let spent = ticks.saturating_sub(before.groups.get(name).copied().unwrap_or(0)) as f64;
             accounted += spent;
-            split.insert(name.clone(), crate::load::round(spent / machine * 100.0));
+            split.insert(name.clone(), percent(spent, machine));
         }
         split.insert(
             "other or idle".to_owned(),
-            crate::load::round((machine - accounted).max(0.0) / machine * 100.0),
+            percent((machine - accounted).max(0.0), machine),
         );
         split
     }
+}
+
+/// `part` of `whole` in percent, to two decimals.
+fn percent(part: f64, whole: f64) -> f64 {
+    (part / whole * 10_000.0).round() / 100.0
 }
 
 /// utime + stime of a process (with its reaped children's when `children`), in ticks.

@@ -21,6 +21,25 @@ async fn hits(app: &TestApp) -> u64 {
         .map_or(0, |value| value as u64)
 }
 
+/// Revokes a session behind the APIs' backs: its trigger off, so nothing is announced.
+async fn revoke_unannounced(app: &TestApp, session_id: uuid::Uuid) {
+    app.db
+        .batch_execute("ALTER TABLE auth_sessions DISABLE TRIGGER auth_session_revoked")
+        .await
+        .expect("trigger off");
+    app.db
+        .execute(
+            "UPDATE auth_sessions SET revoked_at = now() WHERE session_id = $1",
+            &[&session_id],
+        )
+        .await
+        .expect("revoke");
+    app.db
+        .batch_execute("ALTER TABLE auth_sessions ENABLE TRIGGER auth_session_revoked")
+        .await
+        .expect("trigger on");
+}
+
 #[tokio::test]
 async fn a_known_session_is_answered_from_memory_and_forgotten_when_it_ends() {
     let app = TestApp::spawn().await;
@@ -28,6 +47,14 @@ async fn a_known_session_is_answered_from_memory_and_forgotten_when_it_ends() {
     let user = app.sign_up_user(tenant.tenant_id, "Cached User").await;
     let me = || async { app.query("/v1/me", Some(&user.token), None).await.status };
     assert_ne!(me().await, StatusCode::UNAUTHORIZED);
+    // The listener connects in the background when the query API starts.
+    wait_until("the query API to remember the session", || async {
+        let before = hits(&app).await;
+        let _ = me().await;
+        let _ = me().await;
+        hits(&app).await > before
+    })
+    .await;
     let before = hits(&app).await;
     for _ in 0..5 {
         assert_ne!(me().await, StatusCode::UNAUTHORIZED);
@@ -90,21 +117,7 @@ async fn a_lost_announcement_still_bites_within_a_second_and_a_lost_listener_kee
         StatusCode::UNAUTHORIZED
     );
     // A revocation nobody announces (its trigger off): only the TTL ends it.
-    app.db
-        .batch_execute("ALTER TABLE auth_sessions DISABLE TRIGGER auth_session_revoked")
-        .await
-        .expect("trigger off");
-    app.db
-        .execute(
-            "UPDATE auth_sessions SET revoked_at = now() WHERE session_id = $1",
-            &[&user.session_id],
-        )
-        .await
-        .expect("revoke behind the API's back");
-    app.db
-        .batch_execute("ALTER TABLE auth_sessions ENABLE TRIGGER auth_session_revoked")
-        .await
-        .expect("trigger on");
+    revoke_unannounced(&app, user.session_id).await;
     app.query_refused_within_a_second("/v1/me", &user.token)
         .await;
 
@@ -127,21 +140,7 @@ async fn a_lost_announcement_still_bites_within_a_second_and_a_lost_listener_kee
         .expect("terminate")
         .get(0);
     assert!(killed >= 1, "a listener was found");
-    app.db
-        .batch_execute("ALTER TABLE auth_sessions DISABLE TRIGGER auth_session_revoked")
-        .await
-        .expect("trigger off");
-    app.db
-        .execute(
-            "UPDATE auth_sessions SET revoked_at = now() WHERE session_id = $1",
-            &[&other.session_id],
-        )
-        .await
-        .expect("revoke");
-    app.db
-        .batch_execute("ALTER TABLE auth_sessions ENABLE TRIGGER auth_session_revoked")
-        .await
-        .expect("trigger on");
+    revoke_unannounced(&app, other.session_id).await;
     app.query_refused_within_a_second("/v1/me", &other.token)
         .await;
     // Listening again, it remembers again.
