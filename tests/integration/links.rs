@@ -225,17 +225,17 @@ async fn a_forgotten_password_is_reset_from_the_email_and_every_session_ends() {
     );
     email_with(&smtp, &user.email, "your password was reset", &[]).await;
     let me = app
-        .query("/v1/me", Some(&fresh.str("access_token")), Some(position))
+        .query_caught_up("/v1/me", &fresh.str("access_token"), position)
         .await;
     assert_eq!(me.body["email_verified"], true, "{:?}", me.body);
     let audit = app
-        .query(
+        .query_caught_up(
             &format!(
                 "/v1/tenants/{}/audit?user_id={}",
                 tenant.tenant_id, user.user_id
             ),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert!(

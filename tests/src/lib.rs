@@ -300,6 +300,21 @@ impl TestApp {
         address
     }
 
+    /// Reads from the query API at `min_position` as a client following the contract does:
+    /// a 503 "not caught up yet" is asked again (the view is behind on a loaded machine).
+    pub async fn query_caught_up(&self, path: &str, token: &str, min_position: i64) -> Answer {
+        let started = std::time::Instant::now();
+        loop {
+            let answer = self.query(path, Some(token), Some(min_position)).await;
+            let behind = answer.status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                && answer.body["type"] == "urn:eventra:problem:not-caught-up";
+            if !behind || started.elapsed() > WAIT_LIMIT {
+                return answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Asks the query API with `token` until it answers 401, failing if that takes longer
     /// than a second (the most another instance may remember an ended session, ADR 0031;
     /// half a second more is allowed for the requests themselves on a loaded machine).
