@@ -269,10 +269,10 @@ async fn an_admin_edits_a_members_profile_as_the_actor_and_the_member_is_told() 
     );
     let position = edit.body["position"].as_i64().expect("position");
     let shown = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(

@@ -114,10 +114,10 @@ async fn a_csv_import_creates_each_valid_row_once_and_reports_the_others_by_row(
     // The users exist once, as the rows say, created by the import without a password.
     let position = app.event_count().await;
     let found = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/users?q={}", tenant.tenant_id, "lovelace"),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     let items = found.body["items"].as_array().cloned().unwrap_or_default();
@@ -126,10 +126,10 @@ async fn a_csv_import_creates_each_valid_row_once_and_reports_the_others_by_row(
     assert_eq!(items[0]["role"], "admin");
     let user_id: Uuid = serde_json::from_value(items[0]["user_id"].clone()).expect("id");
     let one = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/users/{user_id}", tenant.tenant_id),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(one.body["phone"], "+4915112345678", "{:?}", one.body);

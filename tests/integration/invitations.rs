@@ -212,20 +212,20 @@ async fn an_invitation_creates_the_account_in_its_team_tells_the_inviter_and_its
     assert_eq!(login.status, StatusCode::CREATED, "{:?}", login.body);
     let member_token = login.str("access_token");
     let team_view = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/teams/{team_id}", tenant.tenant_id),
-            Some(&member_token),
-            Some(position),
+            &member_token,
+            position,
         )
         .await;
     assert_eq!(team_view.status, StatusCode::OK, "{:?}", team_view.body);
     assert_eq!(team_view.body["members"][0]["user_id"], user_id.to_string());
     assert_eq!(team_view.body["member_count"], 1);
     let listed = app
-        .query(
+        .query_caught_up(
             &format!("{}?status=accepted", invitations_path(&tenant)),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);

@@ -88,10 +88,10 @@ async fn a_scheduled_deletion_locks_the_account_out_hides_it_and_an_admin_restor
     assert_eq!(taken.status, StatusCode::CONFLICT);
     // Hidden from lists and search; an admin still sees it by id, with its purge time.
     let list = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/users?q=soon", tenant.tenant_id),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(
@@ -101,7 +101,7 @@ async fn a_scheduled_deletion_locks_the_account_out_hides_it_and_an_admin_restor
         list.body
     );
     let one = app
-        .query(&path, Some(&tenant.admin_token), Some(position))
+        .query_caught_up(&path, &tenant.admin_token, position)
         .await;
     assert_eq!(one.body["status"], "deletion_scheduled", "{:?}", one.body);
     assert!(one.body["purge_at"].is_string());
@@ -120,10 +120,10 @@ async fn a_scheduled_deletion_locks_the_account_out_hides_it_and_an_admin_restor
     let again = app.log_in(tenant.tenant_id, &user.email, PASSWORD).await;
     assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
     let list = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/users?q=soon", tenant.tenant_id),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(
@@ -525,7 +525,7 @@ async fn a_user_sees_their_sessions_and_ends_the_others_with_one_email() {
     let position = phone.body["position"].as_i64().expect("position");
     let token = laptop.str("access_token");
     let listed = app
-        .query("/v1/me/sessions", Some(&token), Some(position))
+        .query_caught_up("/v1/me/sessions", &token, position)
         .await;
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
     let items = listed.body["items"].as_array().expect("items");
@@ -557,7 +557,7 @@ async fn a_user_sees_their_sessions_and_ends_the_others_with_one_email() {
     .await;
     let position = ended.body["position"].as_i64().expect("position");
     let left = app
-        .query("/v1/me/sessions", Some(&token), Some(position))
+        .query_caught_up("/v1/me/sessions", &token, position)
         .await;
     let ids: Vec<&str> = left.body["items"]
         .as_array()

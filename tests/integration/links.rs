@@ -354,18 +354,18 @@ async fn signup_sends_a_verification_link_and_a_tenant_can_require_it() {
     assert_eq!(again.status, StatusCode::GONE);
     let position = confirmed.body["position"].as_i64().expect("position");
     let shown = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/users/{user_id}", tenant.tenant_id),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(shown.body["email_verified"], true, "{:?}", shown.body);
     let settings = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}", tenant.tenant_id),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(settings.body["require_verified_email"], true);
@@ -459,14 +459,14 @@ async fn an_address_change_is_confirmed_from_the_new_address_and_moves_the_reser
         .await;
     assert_eq!(reuse.status, StatusCode::CREATED, "{:?}", reuse.body);
     let position = confirmed.body["position"].as_i64().expect("position");
-    let me = app.query("/v1/me", Some(&user.token), Some(position)).await;
+    let me = app.query_caught_up("/v1/me", &user.token, position).await;
     assert_eq!(me.str("email"), new_email);
     assert_eq!(me.body["email_verified"], true);
     let found = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/users?q={}", tenant.tenant_id, new_email),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(

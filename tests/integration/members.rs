@@ -55,10 +55,10 @@ async fn a_removed_member_is_locked_out_at_once_hidden_from_lists_and_told() {
     );
     // Gone from the member list and its search; the read model says why.
     let list = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/users", tenant.tenant_id),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
@@ -71,10 +71,10 @@ async fn a_removed_member_is_locked_out_at_once_hidden_from_lists_and_told() {
     assert!(!ids.contains(&user.user_id.to_string().as_str()), "{ids:?}");
     assert!(ids.contains(&stays.user_id.to_string().as_str()), "{ids:?}");
     let one = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/users/{}", tenant.tenant_id, user.user_id),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(one.body["status"], "removed", "{:?}", one.body);
@@ -116,13 +116,13 @@ async fn a_member_leaves_but_the_last_admin_cannot_and_nobody_removes_them() {
     assert_eq!(event.data["removed_by"], user.user_id.to_string());
     let position = left.body["position"].as_i64().expect("position");
     let audit = app
-        .query(
+        .query_caught_up(
             &format!(
                 "/v1/tenants/{}/audit?type=tenant.member_removed",
                 tenant.tenant_id
             ),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(

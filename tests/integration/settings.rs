@@ -164,7 +164,7 @@ async fn the_query_api_shows_the_settings_to_admins_and_audits_the_change() {
     let position = changed.body["position"].as_i64().expect("position");
     let path = format!("/v1/tenants/{}", tenant.tenant_id);
     let shown = app
-        .query(&path, Some(&tenant.admin_token), Some(position))
+        .query_caught_up(&path, &tenant.admin_token, position)
         .await;
     assert_eq!(shown.status, StatusCode::OK, "{:?}", shown.body);
     assert_eq!(shown.body["name"], "Shown Renamed");
@@ -174,13 +174,13 @@ async fn the_query_api_shows_the_settings_to_admins_and_audits_the_change() {
     let hidden = app.query(&path, Some(&member.token), None).await;
     assert_eq!(hidden.status, StatusCode::FORBIDDEN);
     let audit = app
-        .query(
+        .query_caught_up(
             &format!(
                 "/v1/tenants/{}/audit?type=tenant.settings_changed",
                 tenant.tenant_id
             ),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(audit.status, StatusCode::OK, "{:?}", audit.body);

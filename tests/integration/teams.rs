@@ -143,10 +143,10 @@ async fn members_are_added_once_strangers_refuse_the_whole_request_and_removal_c
     assert_eq!(last.1["user_ids"], json!([ada.user_id]));
 
     let team = app
-        .query(
+        .query_caught_up(
             &format!("{}/{team_id}", teams_path(&tenant)),
-            Some(&bob.token),
-            Some(position),
+            &bob.token,
+            position,
         )
         .await;
     assert_eq!(team.status, StatusCode::OK, "{:?}", team.body);
@@ -162,10 +162,10 @@ async fn members_are_added_once_strangers_refuse_the_whole_request_and_removal_c
 
     // Users by team: only the team's members.
     let users = app
-        .query(
+        .query_caught_up(
             &format!("/v1/tenants/{}/users?team_id={team_id}", tenant.tenant_id),
-            Some(&tenant.admin_token),
-            Some(position),
+            &tenant.admin_token,
+            position,
         )
         .await;
     assert_eq!(users.status, StatusCode::OK, "{:?}", users.body);
@@ -229,10 +229,10 @@ async fn teams_are_renamed_found_by_name_deleted_and_hidden_from_other_tenants()
     }
     let position = renamed.body["position"].as_i64().expect("position");
     let found = app
-        .query(
+        .query_caught_up(
             &format!("{}?q=pastry", teams_path(&tenant)),
-            Some(&member.token),
-            Some(position),
+            &member.token,
+            position,
         )
         .await;
     assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
@@ -245,10 +245,10 @@ async fn teams_are_renamed_found_by_name_deleted_and_hidden_from_other_tenants()
     assert_eq!(names, ["Pastry kitchen"]);
     assert!(found.body["items"][0]["description"].is_null(), "cleared");
     let paged = app
-        .query(
+        .query_caught_up(
             &format!("{}?limit=1", teams_path(&tenant)),
-            Some(&member.token),
-            Some(position),
+            &member.token,
+            position,
         )
         .await;
     let cursor = paged.str("next_cursor");
