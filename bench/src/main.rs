@@ -6,11 +6,14 @@ mod api;
 mod baselines;
 mod cpu;
 mod generate;
+mod held;
 mod import;
 mod load;
 mod plan;
+mod reads;
 mod replay;
 mod report;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use api::{Api, PASSWORD, is, status_of, uuid_of};
 use clap::Parser;
 use eventstore::EventStore;
 use infra::crypto::{KeyRing, MasterKey};
-use load::{Summary, round};
+use load::round;
 use plan::{Args, Plan};
 use report::{Report, open_files_limit, ratio};
 use serde_json::{Value, json};
@@ -106,74 +109,28 @@ async fn main() -> anyhow::Result<()> {
     let writers = Arc::new(writers);
 
     // Writes: PATCH /v1/me by distinct users.
-    let mut write_c64 = None;
-    for concurrency in [1usize, 8, 64] {
-        say(&format!("writes at concurrency {concurrency}"));
-        let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
-        let summary = load::closed(
-            concurrency,
-            seconds,
-            move |worker, n| {
-                let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
-                async move {
-                    let token = &writers[worker % writers.len()];
-                    let locale = if n % 2 == 0 { "en" } else { "de" };
-                    status_of(
-                        api.http
-                            .patch(format!("{}/v1/me", api.command))
-                            .bearer_auth(token)
-                            .json(&json!({"locale": locale}))
-                            .send()
-                            .await,
-                    )
-                }
-            },
-            is(200),
-        )
-        .await;
-        if concurrency == 64 {
-            write_c64 = Some(summary.clone());
-        }
-        scenarios.insert(format!("write_patch_me_c{concurrency}"), json!(summary));
-    }
-    let write_c64 = write_c64.unwrap_or_else(|| Summary::of(Vec::new(), BTreeMap::new(), 1.0));
+    let write_c64 = writes::patch_me(&api, &writers, seconds, &mut scenarios, &say).await;
 
-    // Reads and the HTTP ceiling at the same concurrency.
-    let mut read_rates = BTreeMap::new();
-    for (name, concurrency) in [("c64", 64usize), ("big", plan.big_connections)] {
-        for (target, base, path) in [
-            ("me", api.query.clone(), "/v1/me"),
-            ("health", api.query.clone(), "/health"),
-        ] {
-            say(&format!("GET {path} with {concurrency} connections"));
-            let (http, writers) = (http.clone(), Arc::clone(&writers));
-            let url = format!("{base}{path}");
-            let summary = load::closed(
-                concurrency,
-                seconds,
-                move |worker, _| {
-                    let (http, writers, url) = (http.clone(), Arc::clone(&writers), url.clone());
-                    async move {
-                        status_of(
-                            http.get(url)
-                                .bearer_auth(&writers[worker % writers.len()])
-                                .send()
-                                .await,
-                        )
-                    }
-                },
-                is(200),
-            )
-            .await;
-            read_rates.insert(format!("{target}_{name}"), summary.clone());
-            let key = if name == "big" {
-                format!("read_{target}_{concurrency}conn")
-            } else {
-                format!("read_{target}_c64")
-            };
-            scenarios.insert(key, json!(summary));
-        }
-    }
+    // Reads and the HTTP ceiling at the same concurrency, then many held connections.
+    let read_rates = reads::closed(
+        &api,
+        &writers,
+        plan.big_connections,
+        seconds,
+        &mut scenarios,
+        &say,
+    )
+    .await;
+    let (held, held_connections) = reads::held(
+        &api,
+        &writers,
+        plan.held_connections,
+        plan.held_rate,
+        seconds,
+        &mut scenarios,
+        &say,
+    )
+    .await?;
 
     // Signup and login at concurrency 8: bounded by password hashing.
     say("signup at concurrency 8");
@@ -341,104 +298,20 @@ async fn main() -> anyhow::Result<()> {
     // Freshness at half the measured write rate: command answer → read model / index.
     let rate = (write_c64.per_second / 2.0).max(1.0);
     say(&format!("freshness at {rate:.0} writes/s"));
-    let (fresh_writes, freshness) = {
-        let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
-        load::open(rate, seconds, move |n| {
-            let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
-            async move {
-                let token = writers[n as usize % writers.len()].clone();
-                let answer = api
-                    .http
-                    .patch(format!("{}/v1/me", api.command))
-                    .bearer_auth(&token)
-                    .json(&json!({"locale": if n % 2 == 0 { "en" } else { "de" }}))
-                    .send()
-                    .await;
-                let Ok(answer) = answer else {
-                    return (false, 0, None);
-                };
-                let status = answer.status().as_u16();
-                let body: Value = answer.json().await.unwrap_or(Value::Null);
-                let Some(position) = body["position"].as_i64() else {
-                    return (false, status, None);
-                };
-                let answered = Instant::now();
-                let read = api
-                    .http
-                    .get(format!("{}/v1/me", api.query))
-                    .bearer_auth(&token)
-                    .header("X-Min-Position", position.to_string())
-                    .send()
-                    .await;
-                let read_status = status_of(read);
-                if read_status != 200 {
-                    return (false, read_status, None);
-                }
-                (
-                    true,
-                    status,
-                    Some(answered.elapsed().as_secs_f64() * 1000.0),
-                )
-            }
-        })
-        .await
-    };
-    let freshness = Summary::of(freshness, BTreeMap::new(), fresh_writes.seconds);
+    let (fresh_writes, freshness) = writes::freshness(&api, &writers, rate, seconds).await;
     scenarios.insert("freshness_writes".into(), json!(fresh_writes));
     scenarios.insert("freshness_read_model".into(), json!(freshness));
     let search_rate = rate.min(20.0);
     say(&format!("search visibility at {search_rate:.0} writes/s"));
-    let (_, visible) = {
-        let (api, writers, admin) = (Arc::clone(&api), Arc::clone(&writers), admin_token.clone());
-        load::open(search_rate, seconds, move |n| {
-            let (api, writers, admin) = (Arc::clone(&api), Arc::clone(&writers), admin.clone());
-            async move {
-                let token = writers[n as usize % writers.len()].clone();
-                let word = format!("zq{}", Uuid::new_v4().simple());
-                let answer = api
-                    .http
-                    .patch(format!("{}/v1/me", api.command))
-                    .bearer_auth(&token)
-                    .json(&json!({"display_name": format!("Writer {word}")}))
-                    .send()
-                    .await;
-                let Ok(answer) = answer else {
-                    return (false, 0, None);
-                };
-                let status = answer.status().as_u16();
-                let body: Value = answer.json().await.unwrap_or(Value::Null);
-                let Some(position) = body["position"].as_i64() else {
-                    return (false, status, None);
-                };
-                let answered = Instant::now();
-                let found = api
-                    .http
-                    .get(format!(
-                        "{}/v1/tenants/{tenant_id}/users?q={word}",
-                        api.query
-                    ))
-                    .bearer_auth(&admin)
-                    .header("X-Min-Position", position.to_string())
-                    .send()
-                    .await;
-                let Ok(found) = found else {
-                    return (false, 0, None);
-                };
-                let status = found.status().as_u16();
-                let items: Value = found.json().await.unwrap_or(Value::Null);
-                if status != 200 || items["items"].as_array().is_none_or(|i| i.is_empty()) {
-                    return (false, status, None);
-                }
-                (
-                    true,
-                    status,
-                    Some(answered.elapsed().as_secs_f64() * 1000.0),
-                )
-            }
-        })
-        .await
-    };
-    let visible = Summary::of(visible, BTreeMap::new(), plan.seconds as f64);
+    let visible = writes::search_visible(
+        &api,
+        &writers,
+        &admin_token,
+        tenant_id,
+        search_rate,
+        seconds,
+    )
+    .await;
     scenarios.insert("search_visible".into(), json!(visible));
 
     // Raw appends at the write scenario's concurrencies (measured before the services
@@ -529,6 +402,7 @@ async fn main() -> anyhow::Result<()> {
         format!("me_get_p99_ms_{}conn", plan.big_connections),
         read_rates.get("me_big").map_or(0.0, |s| s.p99_ms),
     );
+    figures.insert(format!("me_get_p99_ms_{held_connections}conn"), held.p99_ms);
     let report = Report {
         started_at: started_at.to_rfc3339(),
         quick: args.quick,

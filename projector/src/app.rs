@@ -163,16 +163,18 @@ pub async fn run(
     };
     let relay_shutdown = shutdown.clone();
     tasks.spawn(async move { relay.run(relay_shutdown).await });
-    for projection in projections {
-        let runner = Runner {
-            projection,
-            pool: pool.clone(),
-            keys: Arc::clone(&keys),
-            js: js.clone(),
-            stream: settings.stream.clone(),
-            batch_size: settings.batch_size,
-            email: settings.email_policy,
-        };
+    // Every projection but the search index, from one consumer, in one transaction per
+    // batch (ADR 32).
+    if !projections.is_empty() {
+        let runner = Runner::new(
+            projections,
+            pool.clone(),
+            Arc::clone(&keys),
+            js.clone(),
+            settings.stream.clone(),
+            settings.batch_size,
+            settings.email_policy,
+        );
         let runner_shutdown = shutdown.clone();
         tasks.spawn(async move { runner.run(runner_shutdown).await });
     }

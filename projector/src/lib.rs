@@ -3,6 +3,7 @@
 //! scheduler that fires durable timers, and the operator commands.
 
 pub mod app;
+pub mod batch;
 pub mod checkpoint;
 pub mod dead_letters;
 pub mod email;

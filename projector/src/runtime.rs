@@ -1,57 +1,103 @@
-//! The projection runtime: one durable pull consumer per projection, messages applied in
-//! order in batches, each batch in one transaction together with the projection's
-//! checkpoint, acknowledged only after commit.
+//! The projection runtime: one durable pull consumer for a group of projections (every
+//! projection a process runs but the search index; ADR 32), messages applied in order in
+//! batches, each batch in one transaction together with every projection's checkpoint,
+//! acknowledged only after commit.
 //!
-//! Exactly-once effect: a message at or below the checkpoint is a duplicate and changes
-//! nothing. No skipping: each message names the event published before it; if the
-//! projection has not reached that one (a message lost, given up on after `max_deliver`,
-//! or a stream that was purged), the missing events are read from the event store first.
-//! Poison: an event that cannot be applied is dead-lettered with its error and the
-//! projection moves on; a database failure is retried with backoff and never skips.
+//! Exactly-once effect: a message at or below a projection's checkpoint is a duplicate for
+//! it and changes nothing. No skipping: each message names the event published before it;
+//! if a projection has not reached that one (a message lost, given up on after
+//! `max_deliver`, a stream that was purged, or the projection left behind), the missing
+//! events are read from the event store first. Poison: an event that cannot be applied is
+//! dead-lettered with its error and the projection moves on. A database failure of the
+//! whole batch is retried with backoff and never skips; a failure of one projection's own
+//! statements leaves that projection behind, caught up from the event store with backoff
+//! while the others go on.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, Message};
-use deadpool_postgres::{Object, Pool};
-use eventstore::RecordedEvent;
-use eventstore::{Order, ReadRange, StoreError, decrypt_personal_data, read_in_order};
+use deadpool_postgres::Pool;
+use eventstore::{ReadRange, RecordedEvent, read_in_order};
 use futures_util::StreamExt as _;
 use infra::crypto::KeyRing;
 use infra::db::PgTransaction;
 use tokio::sync::watch;
 
-use crate::checkpoint::{dead_letter_event, lock_checkpoint, save_checkpoint};
+pub use crate::batch::BatchError;
+use crate::batch::{Incoming, apply_group};
+use crate::checkpoint::{lock_checkpoint, save_checkpoint};
 use crate::email::projection::EmailPolicy;
 use crate::page::{Applier, apply_page};
 use crate::projections::{Env, Projecting as _, Projection};
 use crate::settings::StreamSettings;
 use crate::stream::{
     PREVIOUS_HEADER, STORE_HEADER, TRANSACTION_ID_HEADER, ensure_consumer, parse_order,
+    remove_replaced_consumers,
 };
 
+#[derive(Clone)]
 pub struct Runner {
-    pub projection: Projection,
+    /// The group: applied together, from one consumer.
+    pub projections: Vec<Projection>,
     pub pool: Pool,
     pub keys: Arc<KeyRing>,
     pub js: jetstream::Context,
     pub stream: StreamSettings,
     pub batch_size: usize,
     pub email: EmailPolicy,
+    /// The projections left behind, caught up by a task of their own until they rejoin.
+    pub behind: Arc<Mutex<HashSet<Projection>>>,
 }
 
-/// A message as received: the event it carries, or why it could not be read.
-struct Incoming {
-    message: Message,
-    event: Result<(RecordedEvent, Order), String>,
-    /// Published by another event store (a stream left over from another database).
-    foreign: bool,
+/// The consumer's name for a group: a single projection's own name, or `projections-` and
+/// a stable hash of the sorted names (a JetStream name has a bounded length).
+pub fn group_name(projections: &[Projection]) -> String {
+    if let [single] = projections {
+        return single.name().to_owned();
+    }
+    let mut names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    names.sort_unstable();
+    // FNV-1a: stable across builds and platforms, unlike the standard hasher.
+    let hash = names
+        .join(",")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("projections-{hash:016x}")
 }
 
 impl Runner {
+    pub fn new(
+        projections: Vec<Projection>,
+        pool: Pool,
+        keys: Arc<KeyRing>,
+        js: jetstream::Context,
+        stream: StreamSettings,
+        batch_size: usize,
+        email: EmailPolicy,
+    ) -> Runner {
+        let mut projections = projections;
+        projections.sort_unstable_by_key(|p| p.name());
+        projections.dedup();
+        Runner {
+            projections,
+            pool,
+            keys,
+            js,
+            stream,
+            batch_size,
+            email,
+            behind: Arc::default(),
+        }
+    }
+
     /// Consumes until `shutdown` turns true; the batch in hand is finished first.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
-        let name = self.projection.name();
+        let name = group_name(&self.projections);
+        let name = name.as_str();
         let mut failures = 0u32;
         while !*shutdown.borrow() {
             let consumer = match ensure_consumer(&self.js, &self.stream, name).await {
@@ -59,7 +105,7 @@ impl Runner {
                 Err(error) => {
                     failures += 1;
                     tracing::warn!(
-                        projection = name,
+                        consumer = name,
                         error = format!("{error:#}"),
                         "no consumer yet; retrying"
                     );
@@ -71,38 +117,24 @@ impl Runner {
                 Ok(store_id) => store_id,
                 Err(error) => {
                     failures += 1;
-                    tracing::warn!(projection = name, %error, "reading the store identity failed; retrying");
+                    tracing::warn!(consumer = name, %error, "reading the store identity failed; retrying");
                     pause(failures, &mut shutdown).await;
                     continue;
                 }
             };
             failures = 0;
-            tracing::debug!(projection = name, "consumer ready");
+            tracing::debug!(consumer = name, "consumer ready");
+            let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+            remove_replaced_consumers(&self.js, &self.stream, name, &names).await;
             // Whatever the stream holds or lost, start from the event store: after a crash
-            // the messages this projection had in hand wait out their ack deadline, and a
-            // recreated stream starts empty.
-            loop {
-                match self.catch_up().await {
-                    Ok(applied) => {
-                        if applied > 0 {
-                            tracing::info!(
-                                projection = name,
-                                applied,
-                                "caught up from the event store"
-                            );
-                        }
-                        break;
-                    }
-                    Err(error) => {
-                        failures += 1;
-                        tracing::warn!(projection = name, %error, "catching up failed; retrying");
-                        if pause(failures, &mut shutdown).await {
-                            return;
-                        }
-                    }
+            // the messages this group had in hand wait out their ack deadline, and a
+            // recreated stream starts empty. A projection that cannot catch up now is left
+            // behind and caught up by a task of its own.
+            for projection in self.active() {
+                if let Err(error) = self.catch_up(projection).await {
+                    self.leave_behind(projection, &error.to_string(), &shutdown);
                 }
             }
-            failures = 0;
             while !*shutdown.borrow() {
                 let batch = consumer
                     .fetch()
@@ -113,11 +145,11 @@ impl Runner {
                 let mut messages = match batch {
                     Ok(messages) => messages,
                     Err(error) => {
-                        tracing::warn!(projection = name, %error, "fetching failed; recreating the consumer");
+                        tracing::warn!(consumer = name, %error, "fetching failed; recreating the consumer");
                         break;
                     }
                 };
-                tracing::trace!(projection = name, "fetched");
+                tracing::trace!(consumer = name, "fetched");
                 // The server ends a pull after its expiry; if that answer is lost (the
                 // consumer vanished mid-request), stop waiting and recreate the consumer.
                 let (incoming, broken) = match tokio::time::timeout(
@@ -129,7 +161,7 @@ impl Runner {
                     Ok(received) => received,
                     Err(_) => {
                         tracing::warn!(
-                            projection = name,
+                            consumer = name,
                             "a fetch was never answered; recreating the consumer"
                         );
                         break;
@@ -142,15 +174,15 @@ impl Runner {
                     // Idle: make sure the consumer (and its stream) still exist; a deleted
                     // stream answers no fetch and raises no error.
                     if let Err(error) = consumer.get_info().await {
-                        tracing::warn!(projection = name, %error, "the consumer is gone; recreating it");
+                        tracing::warn!(consumer = name, %error, "the consumer is gone; recreating it");
                         break;
                     }
                 } else {
-                    self.handle_batch(incoming, &mut shutdown).await;
+                    self.handle_batch(name, incoming, &mut shutdown).await;
                 }
             }
         }
-        tracing::info!(projection = name, "projection stopped");
+        tracing::info!(consumer = name, "projections stopped");
     }
 
     fn env(&self) -> Env<'_> {
@@ -160,18 +192,82 @@ impl Runner {
         }
     }
 
+    /// The projections of the group that are not behind.
+    fn active(&self) -> Vec<Projection> {
+        let behind = self.behind.lock().map(|b| b.clone()).unwrap_or_default();
+        self.projections
+            .iter()
+            .copied()
+            .filter(|p| !behind.contains(p))
+            .collect()
+    }
+
+    /// Takes `projection` out of the group's batches and catches it up from the event store
+    /// with backoff until it succeeds; then it rejoins (and catches up once more, for the
+    /// batches acknowledged meanwhile).
+    fn leave_behind(&self, projection: Projection, error: &str, shutdown: &watch::Receiver<bool>) {
+        let Ok(mut behind) = self.behind.lock() else {
+            return;
+        };
+        if !behind.insert(projection) {
+            return;
+        }
+        drop(behind);
+        tracing::warn!(projection = projection.name(), %error, "a projection failed on its own; it catches up from the event store");
+        metrics::counter!("eventra_projection_left_behind_total", "projection" => projection.name())
+            .increment(1);
+        let runner = self.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut attempt = 0u32;
+            loop {
+                if pause(attempt, &mut shutdown).await {
+                    return;
+                }
+                attempt += 1;
+                match runner.catch_up(projection).await {
+                    Ok(_) => {
+                        if let Ok(mut behind) = runner.behind.lock() {
+                            behind.remove(&projection);
+                        }
+                        // Batches acknowledged before the group took it back in.
+                        match runner.catch_up(projection).await {
+                            Ok(_) => {
+                                tracing::info!(
+                                    projection = projection.name(),
+                                    "caught up; back in the group"
+                                );
+                                return;
+                            }
+                            Err(error) => {
+                                if let Ok(mut behind) = runner.behind.lock() {
+                                    behind.insert(projection);
+                                }
+                                tracing::warn!(projection = projection.name(), attempt, %error, "catching up failed; retrying");
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(projection = projection.name(), attempt, %error, "catching up failed; retrying");
+                    }
+                }
+            }
+        });
+    }
+
     async fn store_id(&self) -> Result<String, BatchError> {
         let client = self.pool.get().await.map_err(infra::db::BeginError::from)?;
         Ok(infra::migrate::store_id(&client).await?.to_string())
     }
 
-    /// Applies every committed event after the checkpoint straight from the event store.
-    pub async fn catch_up(&self) -> Result<u64, BatchError> {
+    /// Applies every committed event after the projection's checkpoint straight from the
+    /// event store.
+    pub async fn catch_up(&self, projection: Projection) -> Result<u64, BatchError> {
         let mut total = 0;
         loop {
             let transaction = PgTransaction::begin(&self.pool).await?;
             let client = transaction.client();
-            let checkpoint = lock_checkpoint(client, self.projection).await?;
+            let checkpoint = lock_checkpoint(client, projection).await?;
             let events = read_in_order(
                 client,
                 &self.keys,
@@ -180,17 +276,24 @@ impl Runner {
                     limit: 500,
                     ..Default::default()
                 },
-                self.projection.needs_personal_data(),
+                projection.needs_personal_data(),
             )
             .await?;
             let Some(last) = events.last() else {
                 transaction.rollback().await;
+                if total > 0 {
+                    tracing::info!(
+                        projection = projection.name(),
+                        applied = total,
+                        "caught up from the event store"
+                    );
+                }
                 return Ok(total);
             };
             apply_page(
                 client,
                 self.env(),
-                self.projection,
+                projection,
                 &events,
                 "",
                 Applier::Statements,
@@ -199,7 +302,7 @@ impl Runner {
             .await?;
             save_checkpoint(
                 client,
-                self.projection,
+                projection,
                 last.order(),
                 events.len() as i64,
                 Some(last.occurred_at),
@@ -211,33 +314,43 @@ impl Runner {
     }
 
     /// Applies a batch, retrying database failures with backoff, then acknowledges it.
-    async fn handle_batch(&self, batch: Vec<Incoming>, shutdown: &mut watch::Receiver<bool>) {
-        let name = self.projection.name();
+    async fn handle_batch(
+        &self,
+        name: &str,
+        batch: Vec<Incoming>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
         let redelivered = batch
             .iter()
             .filter(|i| i.message.info().is_ok_and(|info| info.delivered > 1))
             .count();
         if redelivered > 0 {
-            metrics::counter!("eventra_projection_redeliveries_total", "projection" => name)
+            metrics::counter!("eventra_projection_redeliveries_total", "projection" => name.to_owned())
                 .increment(redelivered as u64);
         }
         let mut attempt = 0u32;
         loop {
-            match apply_batch(self.projection, &self.pool, self.env(), &batch).await {
-                Ok(checkpoint) => {
-                    metrics::gauge!("eventra_projection_position", "projection" => name)
-                        .set(checkpoint.position as f64);
+            let active = self.active();
+            match apply_group(&active, &self.pool, self.env(), &batch).await {
+                Ok(outcome) => {
+                    for applied in &outcome.applied {
+                        metrics::gauge!("eventra_projection_position", "projection" => applied.projection.name())
+                            .set(applied.checkpoint.position as f64);
+                    }
+                    for (projection, error) in &outcome.behind {
+                        self.leave_behind(*projection, error, shutdown);
+                    }
                     for incoming in &batch {
                         if let Err(error) = incoming.message.ack().await {
                             // Redelivered later and recognised as a duplicate.
-                            tracing::warn!(projection = name, %error, "acknowledgement failed");
+                            tracing::warn!(consumer = name, %error, "acknowledgement failed");
                         }
                     }
                     return;
                 }
                 Err(error) => {
                     attempt += 1;
-                    tracing::warn!(projection = name, attempt, %error, "applying a batch failed; retrying");
+                    tracing::warn!(consumer = name, attempt, %error, "applying a batch failed; retrying");
                     for incoming in &batch {
                         let _ = incoming.message.ack_with(AckKind::Progress).await;
                     }
@@ -310,161 +423,4 @@ fn parse(message: Message, store_id: &str) -> Incoming {
         event,
         foreign,
     }
-}
-
-/// A failure of the infrastructure (never of an event): retried, never skipped.
-#[derive(Debug, thiserror::Error)]
-pub enum BatchError {
-    #[error(transparent)]
-    Begin(#[from] infra::db::BeginError),
-    #[error("database error: {0}")]
-    Database(#[from] tokio_postgres::Error),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Applies a batch in one transaction; returns the new checkpoint.
-async fn apply_batch(
-    projection: Projection,
-    pool: &Pool,
-    env: Env<'_>,
-    batch: &[Incoming],
-) -> Result<Order, BatchError> {
-    let keys = env.keys;
-    let transaction = PgTransaction::begin(pool).await?;
-    let client = transaction.client();
-    let mut checkpoint = lock_checkpoint(client, projection).await?;
-    let mut applied = 0i64;
-    let mut last_event_at = None;
-    // The events to apply, in order, as stored (personal data still sealed), each with how
-    // often it was delivered.
-    let mut events = Vec::with_capacity(batch.len());
-    let mut deliveries = Vec::with_capacity(batch.len());
-    for incoming in batch {
-        if incoming.foreign {
-            tracing::warn!(
-                projection = projection.name(),
-                subject = %incoming.message.subject,
-                "ignoring a message published by another event store"
-            );
-            continue;
-        }
-        let delivered = incoming
-            .message
-            .info()
-            .map(|info| info.delivered)
-            .unwrap_or(1);
-        let (event, previous) = match &incoming.event {
-            Ok(parsed) => parsed,
-            Err(reason) => {
-                dead_letter_message(client, projection, &incoming.message, reason, delivered)
-                    .await?;
-                continue;
-            }
-        };
-        if event.order() <= checkpoint {
-            continue; // Already applied: a redelivery or a re-publish.
-        }
-        if *previous > checkpoint {
-            // Something between the checkpoint and this event never arrived: take it from
-            // the event store, which is the truth.
-            let mut after = checkpoint;
-            loop {
-                let missing = read_in_order(
-                    client,
-                    keys,
-                    ReadRange {
-                        after,
-                        up_to: Some(*previous),
-                        tenant_id: None,
-                        limit: 1000,
-                    },
-                    false,
-                )
-                .await?;
-                let Some(last) = missing.last() else { break };
-                after = last.order();
-                tracing::warn!(
-                    projection = projection.name(),
-                    count = missing.len(),
-                    "filling a gap from the event store"
-                );
-                applied += missing.len() as i64;
-                deliveries.extend(std::iter::repeat_n(1, missing.len()));
-                events.extend(missing);
-            }
-        }
-        checkpoint = event.order();
-        last_event_at = Some(event.occurred_at);
-        applied += 1;
-        events.push(event.clone());
-        deliveries.push(delivered);
-    }
-    // Every subject's key in one query; an event that cannot be opened is dead-lettered.
-    let opened = if projection.needs_personal_data() {
-        decrypt_personal_data(client, keys, &mut events).await?
-    } else {
-        events.iter().map(|_| Ok(())).collect()
-    };
-    let mut ready = Vec::with_capacity(events.len());
-    let mut ready_deliveries = Vec::with_capacity(events.len());
-    for ((event, delivered), result) in events.into_iter().zip(deliveries).zip(opened) {
-        match result {
-            Ok(()) => {
-                ready.push(event);
-                ready_deliveries.push(delivered);
-            }
-            Err(error) => {
-                dead_letter_event(client, projection, &event, &error.to_string(), delivered).await?
-            }
-        }
-    }
-    apply_page(
-        client,
-        env,
-        projection,
-        &ready,
-        "",
-        Applier::Statements,
-        &|i| ready_deliveries.get(i).copied().unwrap_or(1),
-    )
-    .await?;
-    save_checkpoint(client, projection, checkpoint, applied, last_event_at).await?;
-    transaction.commit().await?;
-    metrics::counter!("eventra_projection_events_applied_total", "projection" => projection.name())
-        .increment(applied as u64);
-    Ok(checkpoint)
-}
-
-async fn dead_letter_message(
-    client: &Object,
-    projection: Projection,
-    message: &Message,
-    reason: &str,
-    deliveries: i64,
-) -> Result<(), tokio_postgres::Error> {
-    tracing::error!(projection = projection.name(), subject = %message.subject, error = %reason, "malformed message dead-lettered");
-    metrics::counter!("eventra_projection_dead_letters_total", "projection" => projection.name())
-        .increment(1);
-    let payload = String::from_utf8_lossy(&message.payload).into_owned();
-    let event_id = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Nats-Msg-Id"))
-        .and_then(|v| uuid::Uuid::try_parse(v.as_str()).ok());
-    client
-        .execute(
-            "INSERT INTO dead_letters (projection, event_id, subject, payload, error, deliveries)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &projection.name(),
-                &event_id,
-                &message.subject.as_str(),
-                &payload,
-                &reason,
-                &deliveries,
-            ],
-        )
-        .await?;
-    Ok(())
 }

@@ -45,19 +45,25 @@ pub async fn ensure_stream(
     .with_context(|| format!("creating or reading the stream {}", settings.name))
 }
 
-/// The durable pull consumer of a projection: explicit acknowledgement, bounded redelivery
-/// with exponential backoff. Only the relay creates the stream (one creator, no races when
-/// it is recreated); until it exists this fails and the caller retries.
+/// The durable pull consumer of a projection group: explicit acknowledgement, bounded
+/// redelivery with exponential backoff. Only the relay creates the stream (one creator, no
+/// races when it is recreated); until it exists this fails and the caller retries.
+///
+/// A new consumer starts with the messages published after it was created: its runner
+/// catches up from the event store right after creating it (which covers everything
+/// before), and the first message it gets names the event before it, so a window between
+/// the two is filled from the store too. Starting from the stream's first message would
+/// deliver the whole history again, every message a duplicate.
 pub async fn ensure_consumer(
     js: &jetstream::Context,
     settings: &StreamSettings,
-    projection: &str,
+    group: &str,
 ) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
     let stream = js
         .get_stream(&settings.name)
         .await
         .with_context(|| format!("the stream {} does not exist yet", settings.name))?;
-    let name = settings.consumer_name(projection);
+    let name = settings.consumer_name(group);
     let max_deliver = settings.max_deliver.max(2);
     // JetStream needs fewer backoff steps than deliveries.
     let steps = usize::try_from(max_deliver - 1).unwrap_or(1).min(8);
@@ -76,7 +82,7 @@ pub async fn ensure_consumer(
                 max_deliver,
                 backoff,
                 max_ack_pending: 4096,
-                deliver_policy: consumer::DeliverPolicy::All,
+                deliver_policy: consumer::DeliverPolicy::New,
                 ..Default::default()
             },
         )
@@ -95,4 +101,23 @@ pub fn parse_order(text: &str) -> Option<eventstore::Order> {
         transaction_id.parse().ok()?,
         position.parse().ok()?,
     ))
+}
+
+/// Deletes the consumers an earlier version kept per projection (`<prefix>-<projection>`)
+/// for the projections now consumed as `group`; best effort (a missing one is fine).
+pub async fn remove_replaced_consumers(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+    group: &str,
+    projections: &[&str],
+) {
+    let Ok(stream) = js.get_stream(&settings.name).await else {
+        return;
+    };
+    for projection in projections.iter().filter(|p| **p != group) {
+        let name = settings.consumer_name(projection);
+        if stream.delete_consumer(&name).await.is_ok() {
+            tracing::info!(consumer = %name, group, "removed a consumer replaced by the group's");
+        }
+    }
 }

@@ -22,6 +22,7 @@ mod links;
 mod mail_abuse;
 mod members;
 mod openapi;
+mod projection_group;
 mod projector;
 mod queries;
 mod schema;

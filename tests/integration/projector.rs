@@ -246,11 +246,9 @@ async fn a_duplicate_delivery_changes_nothing() {
     // anything is compared.
     integration_tests::wait_until("every projection to acknowledge the duplicates", || async {
         let mut consumed = true;
-        for projection in Projection::ALL {
-            let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
-                .get_consumer(&pipeline.settings.stream.consumer_name(projection.name()))
-                .await
-                .expect("consumer");
+        let consumers = pipeline.consumers().await;
+        consumed &= !consumers.is_empty();
+        for mut consumer in consumers {
             let info = consumer.info().await.expect("info");
             consumed &= info.ack_floor.stream_sequence == stream_total
                 && info.num_pending == 0
@@ -361,18 +359,11 @@ async fn a_poison_message_and_a_poison_event_are_dead_lettered_and_later_events_
 
 /// Whether any projection's consumer holds messages delivered and not yet acknowledged.
 async fn a_batch_is_in_flight(pipeline: &Pipeline) -> bool {
-    let Ok(stream) = pipeline.js.get_stream(&pipeline.settings.stream.name).await else {
-        return false;
-    };
-    for projection in Projection::ALL {
-        let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> = stream
-            .get_consumer(&pipeline.settings.stream.consumer_name(projection.name()))
-            .await;
-        if let Ok(mut consumer) = consumer
-            && consumer
-                .info()
-                .await
-                .is_ok_and(|info| info.num_ack_pending > 0)
+    for mut consumer in pipeline.consumers().await {
+        if consumer
+            .info()
+            .await
+            .is_ok_and(|info| info.num_ack_pending > 0)
         {
             return true;
         }

@@ -871,6 +871,26 @@ impl Pipeline {
         messages
     }
 
+    /// Every consumer of the stream (one per projection group a projector runs).
+    pub async fn consumers(&self) -> Vec<async_nats::jetstream::consumer::PullConsumer> {
+        use futures_util::StreamExt as _;
+        let Ok(stream) = self.js.get_stream(&self.settings.stream.name).await else {
+            return Vec::new();
+        };
+        let names: Vec<String> = stream
+            .consumer_names()
+            .filter_map(|name| async move { name.ok() })
+            .collect()
+            .await;
+        let mut consumers = Vec::new();
+        for name in names {
+            if let Ok(consumer) = stream.get_consumer(&name).await {
+                consumers.push(consumer);
+            }
+        }
+        consumers
+    }
+
     /// Runs the whole projector (relay and all projections) in the background.
     pub fn spawn_projector(&self) -> RunningProjector {
         self.spawn_projector_of(projector::projections::Projection::EVERY.to_vec())
@@ -935,24 +955,18 @@ impl Pipeline {
         }
         let client = self.pool.get().await.expect("connection");
         let mut consumers = Vec::new();
-        if let Ok(stream) = self.js.get_stream(&self.settings.stream.name).await {
-            for projection in projector::projections::Projection::ALL {
-                let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> = stream
-                    .get_consumer(&self.settings.stream.consumer_name(projection.name()))
-                    .await;
-                if let Ok(consumer) = consumer {
-                    consumers.push(format!(
-                        "{:?}",
-                        consumer.get_info().await.map(|i| (
-                            i.num_pending,
-                            i.num_ack_pending,
-                            i.delivered,
-                            i.ack_floor,
-                            i.created
-                        ))
-                    ));
-                }
-            }
+        for mut consumer in self.consumers().await {
+            consumers.push(format!(
+                "{:?}",
+                consumer.info().await.map(|i| (
+                    i.name.clone(),
+                    i.num_pending,
+                    i.num_ack_pending,
+                    i.delivered,
+                    i.ack_floor,
+                    i.created
+                ))
+            ));
         }
         panic!(
             "projections did not catch up: {:?}\nstream messages: {}\nconsumers: {consumers:#?}",
