@@ -34,6 +34,10 @@ pub trait Command: Sync {
     /// The answer carries credentials (tokens): it is never stored for an idempotency key,
     /// and a replay gets a problem instead (ADR 0022).
     const ANSWER_HOLDS_CREDENTIALS: bool = false;
+    /// The command decides first on the states kept by earlier commands without reading
+    /// their streams (ADR 33): worth it only for a command that appends to the streams it
+    /// loads (a profile update), as any other outcome decides again after reading them.
+    const DECIDES_ON_KEPT_STATES: bool = false;
 
     fn load(&self, unit: &Self::Unit)
     -> impl Future<Output = Result<Self::State, ApiError>> + Send;
@@ -210,6 +214,7 @@ pub async fn execute<C: Command>(
     command: &C,
 ) -> Result<Answer, ApiError> {
     let mut attempt = 0;
+    let mut trusting = C::DECIDES_ON_KEPT_STATES;
     loop {
         attempt += 1;
         let unit = match request.idempotency {
@@ -242,70 +247,112 @@ pub async fn execute<C: Command>(
                     }
                 }
             }
+            None if trusting => C::Unit::begin_trusting_kept(store).await?,
             None => C::Unit::begin(store).await?,
         };
         match attempt_once(command, unit, request).await {
-            Err(ApiError::ConcurrentModification) if attempt <= retries => {
-                tracing::debug!(attempt, "version conflict; deciding again");
+            Attempt::Unproven => {
+                // Decided on a kept state the outcome could not prove current: decide
+                // again on the streams as they are (not a conflict; counts no retry).
+                metrics::counter!("eventra_kept_state_decisions_total", "result" => "unproven")
+                    .increment(1);
+                tracing::debug!("a kept state was not proven current; deciding again");
+                trusting = false;
+                attempt -= 1;
             }
-            outcome => return outcome,
+            Attempt::Done(Err(ApiError::ConcurrentModification)) if attempt <= retries => {
+                tracing::debug!(attempt, "version conflict; deciding again");
+                trusting = false;
+            }
+            Attempt::Done(outcome) => return outcome,
         }
     }
 }
 
+/// How one attempt ended.
+enum Attempt {
+    Done(Result<Answer, ApiError>),
+    /// It decided on a kept state taken without reading its stream, and its outcome did not
+    /// prove that state current (it appended nothing there, at another version, refused, or
+    /// its append found the stream moved on): nothing was written.
+    Unproven,
+}
+
 /// One attempt: load, decide, append, write beside, answer, record the answer, commit.
 /// Whatever fails rolls the unit back.
-async fn attempt_once<C: Command>(
-    command: &C,
-    unit: C::Unit,
-    request: &Request<'_>,
-) -> Result<Answer, ApiError> {
+async fn attempt_once<C: Command>(command: &C, unit: C::Unit, request: &Request<'_>) -> Attempt {
     let state = match command.load(&unit).await {
         Ok(state) => state,
         Err(error) => {
             unit.rollback().await;
-            return Err(error);
+            return Attempt::Done(Err(error));
         }
     };
     let context = Context {
         now: Utc::now(),
         actor: request.actor,
     };
-    let Decision { changes, outcome } = match command.decide(&state, &context) {
+    let decision = command.decide(&state, &context);
+    // A decision on kept states taken without their streams stands only if it appends to
+    // each of those streams at the version it saw: the append then proves nothing came
+    // after (or fails on the stream's sequence, and the command decides again).
+    let unverified = unit.unverified();
+    let trusted = !unverified.is_empty();
+    if trusted
+        && !decision.as_ref().is_ok_and(|decision| {
+            unverified
+                .iter()
+                .all(|&(id, version)| decision.changes.appends_at(id, version))
+        })
+    {
+        unit.rollback().await;
+        return Attempt::Unproven;
+    }
+    let Decision { changes, outcome } = match decision {
         Ok(decision) => decision,
         Err(error) => {
             unit.rollback().await;
-            return Err(error);
+            return Attempt::Done(Err(error));
         }
     };
     let metadata = EventMetadata {
         actor_id: changes.actor_id,
         ..request.metadata.clone()
     };
-    let (appended, transaction) = unit.append(changes, &metadata).await?;
+    let (appended, transaction) = match unit.append(changes, &metadata).await {
+        Ok(appended) => appended,
+        Err(eventstore::StoreError::Conflict { .. }) if trusted => return Attempt::Unproven,
+        Err(error) => return Attempt::Done(Err(error.into())),
+    };
+    if trusted {
+        metrics::counter!("eventra_kept_state_decisions_total", "result" => "proven").increment(1);
+    }
     let Some(transaction) = transaction else {
         // Committed by the group commit: nothing is left to write.
-        return command.answer(&state, outcome, &appended);
+        return Attempt::Done(command.answer(&state, outcome, &appended));
     };
-    match finish(
-        command,
-        &transaction,
-        request,
-        (&state, &context),
-        outcome,
-        &appended,
+    Attempt::Done(
+        match finish(
+            command,
+            &transaction,
+            request,
+            (&state, &context),
+            outcome,
+            &appended,
+        )
+        .await
+        {
+            Ok(answer) => transaction
+                .commit()
+                .await
+                .map(|()| answer)
+                .map_err(Into::into),
+            Err(error) => {
+                transaction.rollback().await;
+                Err(error)
+            }
+        },
     )
-    .await
-    {
-        Ok(answer) => {
-            transaction.commit().await?;
-            Ok(answer)
-        }
-        Err(error) => {
-            transaction.rollback().await;
-            Err(error)
-        }
-    }
 }
 
 /// What follows the append in a transaction: the command's own writes, the answer, and the

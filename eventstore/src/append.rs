@@ -137,6 +137,13 @@ impl Changes {
         self.append(&Loaded::<A>::new(id), events);
     }
 
+    /// Whether these changes append to the stream `aggregate_id` expecting `version`.
+    pub fn appends_at(&self, aggregate_id: Uuid, version: i64) -> bool {
+        self.expected
+            .iter()
+            .any(|expected| expected.aggregate_id == aggregate_id && expected.version == version)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }

@@ -10,6 +10,8 @@
 //! failure; the others commit. A failure of the transaction itself (the connection, the
 //! commit) answers every command of the batch with it. See docs/adr/0010-group-commit.md.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use domain::DomainEvent;
@@ -24,6 +26,13 @@ use crate::error::StoreError;
 
 /// The most commands one transaction takes.
 pub const MAX_BATCH: usize = 256;
+
+/// How many batches may be in flight at once. With one, the next batch could only start
+/// after the previous one's commit (and its WAL flush) came back, and the machine idled
+/// meanwhile; with two, one batch gathers and inserts while the other commits. Two batches
+/// never both append to one stream: the second insert waits for the first's commit and
+/// then fails its sequence, a conflict for that command alone (see `LOCK_TIMEOUT`).
+pub const WRITERS: usize = 2;
 
 /// How long an insert may wait for a row lock held by another transaction (a command in
 /// its own transaction appending to the same stream) before it counts as a conflict; a
@@ -46,10 +55,13 @@ pub struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts the writer on the current Tokio runtime.
+    /// Starts the writers on the current Tokio runtime.
     pub fn start(pool: Pool) -> Self {
         let (queue, submissions) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, submissions));
+        let submissions = Arc::new(tokio::sync::Mutex::new(submissions));
+        for _ in 0..WRITERS {
+            tokio::spawn(run(pool.clone(), Arc::clone(&submissions)));
+        }
         GroupWriter { queue }
     }
 
@@ -84,9 +96,18 @@ impl GroupWriter {
     }
 }
 
-async fn run(pool: Pool, mut submissions: mpsc::Receiver<Submission>) {
+/// One writer: takes everything waiting (while it waits, the other writers wait for the
+/// queue behind it), writes it as one batch, and answers each command.
+async fn run(pool: Pool, submissions: Arc<tokio::sync::Mutex<mpsc::Receiver<Submission>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while submissions.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = {
+            let mut queue = submissions.lock().await;
+            queue.recv_many(&mut batch, MAX_BATCH).await
+        };
+        if received == 0 {
+            break;
+        }
         let size = batch.len();
         metrics::histogram!("eventra_group_commit_commands").record(size as f64);
         match write(&pool, &batch).await {

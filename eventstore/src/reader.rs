@@ -22,6 +22,10 @@ pub(crate) struct Shared {
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) kept: Arc<KeptStates>,
     pub(crate) opened: OpenedKeys,
+    /// Whether kept states are taken without reading their streams (ADR 33).
+    pub(crate) trust_kept: bool,
+    /// The kept states taken so, as `(aggregate, version)`: still to be proven current.
+    pub(crate) unverified: std::sync::Mutex<Vec<(Uuid, i64)>>,
 }
 
 impl Shared {
@@ -30,6 +34,8 @@ impl Shared {
             keys,
             kept,
             opened: OpenedKeys::default(),
+            trust_kept: false,
+            unverified: std::sync::Mutex::default(),
         }
     }
 }
@@ -101,13 +107,23 @@ impl Reader<'_> {
     }
 
     /// The aggregate `id`, folded from the state an earlier command of this process kept
-    /// (if its type is kept) and the events appended to the stream since.
+    /// (if its type is kept) and the events appended to the stream since. A unit that
+    /// trusts kept states (ADR 33) takes a kept one as it is and notes it as unverified:
+    /// the executor proves it current by appending at its version, or decides again.
     #[tracing::instrument(skip(self), fields(aggregate_type = A::TYPE))]
     pub async fn load<A: Aggregate>(&self, id: Uuid) -> Result<Loaded<A>, StoreError> {
         let cache = A::cache(&self.shared.kept);
         let mut loaded = cache
             .and_then(|cache| cache.get(id))
             .unwrap_or_else(|| Loaded::new(id));
+        if self.shared.trust_kept && loaded.version > 0 {
+            self.shared
+                .unverified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((id, loaded.version));
+            return Ok(loaded);
+        }
         let events = self.load_stream_after(A::TYPE, id, loaded.version).await?;
         for recorded in &events {
             if let Some(event) = decode(recorded)?.and_then(A::unwrap) {

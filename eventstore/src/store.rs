@@ -60,6 +60,18 @@ impl EventStore {
     /// Starts a grouped unit of work: reads on pooled connections as they come, and one
     /// [`Grouped::append`] that joins the next group commit (see [`crate::group_commit`]).
     pub fn begin_grouped(&self) -> Grouped {
+        self.grouped(self.shared())
+    }
+
+    /// A grouped unit that takes kept states without reading their streams (ADR 33); what
+    /// it took so is [`Unit::unverified`].
+    pub fn begin_grouped_trusting_kept(&self) -> Grouped {
+        let mut shared = self.shared();
+        shared.trust_kept = true;
+        self.grouped(shared)
+    }
+
+    fn grouped(&self, shared: Shared) -> Grouped {
         let writer = {
             let mut writer = self
                 .writer
@@ -70,7 +82,7 @@ impl EventStore {
                 _ => writer.insert(GroupWriter::start(self.pool.clone())).clone(),
             }
         };
-        Grouped::group_commit(self.pool.clone(), writer, self.shared())
+        Grouped::group_commit(self.pool.clone(), writer, shared)
     }
 
     /// Loads one stream outside any command (for reads).
@@ -98,8 +110,23 @@ pub trait Unit: Sized + Send + Sync {
     /// A unit for one command: a [`Grouped`] one joins the group commit.
     fn begin(store: &EventStore) -> impl Future<Output = Result<Self, StoreError>> + Send;
 
+    /// A unit for one command that takes kept states without reading their streams
+    /// (ADR 33); a unit in a transaction of its own always reads them.
+    fn begin_trusting_kept(
+        store: &EventStore,
+    ) -> impl Future<Output = Result<Self, StoreError>> + Send {
+        Self::begin(store)
+    }
+
     /// A unit inside `transaction` (for a command whose answer is recorded with its events).
     fn within(transaction: Transaction) -> Self;
+
+    /// The kept states this unit took without reading their streams, as `(aggregate,
+    /// version)`: a decision may rest on them only if it appends to each of those streams
+    /// at that version (the append then proves nothing came after).
+    fn unverified(&self) -> Vec<(Uuid, i64)> {
+        Vec::new()
+    }
 
     fn reader(&self) -> crate::reader::Reader<'_>;
 
@@ -147,6 +174,14 @@ impl Unit for Grouped {
 
     async fn begin(store: &EventStore) -> Result<Self, StoreError> {
         Ok(store.begin_grouped())
+    }
+
+    async fn begin_trusting_kept(store: &EventStore) -> Result<Self, StoreError> {
+        Ok(store.begin_grouped_trusting_kept())
+    }
+
+    fn unverified(&self) -> Vec<(Uuid, i64)> {
+        Grouped::unverified(self)
     }
 
     fn within(transaction: Transaction) -> Self {

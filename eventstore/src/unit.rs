@@ -248,6 +248,18 @@ impl Grouped {
         }
     }
 
+    /// The kept states this unit took without reading their streams (ADR 33).
+    pub fn unverified(&self) -> Vec<(Uuid, i64)> {
+        match &self.0 {
+            GroupedBy::GroupCommit { shared, .. } => shared
+                .unverified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            GroupedBy::Transaction(_) => Vec::new(),
+        }
+    }
+
     pub fn keys(&self) -> &KeyRing {
         match &self.0 {
             GroupedBy::GroupCommit { shared, .. } => &shared.keys,

@@ -61,8 +61,7 @@ pub async fn replay(
             bail!("the search index is rebuilt whole; leave out --tenant");
         }
         let started = Instant::now();
-        let (generation, events) =
-            crate::projections::search::request_rebuild(pool, Duration::from_secs(3600)).await?;
+        let (generation, events) = request_search_rebuild(pool, Duration::from_secs(3600)).await?;
         return Ok(ReplayReport {
             projection,
             tenant_id,
@@ -244,4 +243,36 @@ async fn apply_range(
         count: events.len() as u64,
         last_pair: events.last().map(|e| e.order()),
     })
+}
+
+/// Asks the running projector to rebuild the search index beside the live one, and waits
+/// until it has switched; returns the new generation and the events indexed.
+async fn request_search_rebuild(pool: &Pool, timeout: Duration) -> anyhow::Result<(i64, i64)> {
+    let client = pool.get().await?;
+    let id: i64 = client
+        .query_one(
+            "INSERT INTO search_rebuilds DEFAULT VALUES RETURNING id",
+            &[],
+        )
+        .await?
+        .get(0);
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let row = client
+            .query_one("SELECT finished_at IS NOT NULL, generation, events FROM search_rebuilds WHERE id = $1", &[&id])
+            .await?;
+        if row.get::<_, bool>(0) {
+            return Ok((
+                row.get::<_, Option<i64>>(1).unwrap_or(0),
+                row.get::<_, Option<i64>>(2).unwrap_or(0),
+            ));
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "the rebuild was requested (request {id}) but no running projector has done it yet; \
+                 it happens when `projector run` is running"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -15,6 +15,7 @@ mod idempotency;
 mod imports;
 mod invitations;
 mod isolation;
+mod kept_states;
 mod keys;
 mod lifecycle;
 mod limits;

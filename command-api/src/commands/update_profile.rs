@@ -19,6 +19,7 @@ impl Command for UpdateProfile {
     type Unit = Grouped;
     type State = Loaded<User>;
     type Outcome = ();
+    const DECIDES_ON_KEPT_STATES: bool = true;
 
     async fn load(&self, unit: &Grouped) -> Result<Loaded<User>, ApiError> {
         Ok(unit.reader().load::<User>(self.user_id).await?)

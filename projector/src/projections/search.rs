@@ -233,7 +233,14 @@ impl SearchProjection {
         let mut waited = 0u32;
         let writer: IndexWriter = loop {
             let candidate = index.clone();
-            match tokio::task::spawn_blocking(move || candidate.writer(50_000_000)).await? {
+            // One indexing thread: each commit makes one segment (two threads made two, and
+            // merging them again was a fifth of the projector's time under writes), and the
+            // other core serves the rest of the system.
+            match tokio::task::spawn_blocking(move || {
+                candidate.writer_with_num_threads(1, 50_000_000)
+            })
+            .await?
+            {
                 Ok(writer) => break writer,
                 Err(tantivy::TantivyError::LockFailure(..)) => {
                     waited += 1;
@@ -514,36 +521,4 @@ fn load_user(
             .and_then(|v| v.as_i64())
             .unwrap_or_default(),
     }))
-}
-
-/// Asks the running projector to rebuild the search index beside the live one, and waits
-/// until it has switched; returns the new generation and the events indexed.
-pub async fn request_rebuild(pool: &Pool, timeout: Duration) -> anyhow::Result<(i64, i64)> {
-    let client = pool.get().await?;
-    let id: i64 = client
-        .query_one(
-            "INSERT INTO search_rebuilds DEFAULT VALUES RETURNING id",
-            &[],
-        )
-        .await?
-        .get(0);
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let row = client
-            .query_one("SELECT finished_at IS NOT NULL, generation, events FROM search_rebuilds WHERE id = $1", &[&id])
-            .await?;
-        if row.get::<_, bool>(0) {
-            return Ok((
-                row.get::<_, Option<i64>>(1).unwrap_or(0),
-                row.get::<_, Option<i64>>(2).unwrap_or(0),
-            ));
-        }
-        if std::time::Instant::now() >= deadline {
-            anyhow::bail!(
-                "the rebuild was requested (request {id}) but no running projector has done it yet; \
-                 it happens when `projector run` is running"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
