@@ -15,6 +15,37 @@ pub struct Api {
 }
 
 impl Api {
+    /// `PATCH /v1/me` switching the locale (`en` for even `n`, `de` for odd): the status.
+    pub async fn patch_locale(&self, token: &str, n: u64) -> Outcome {
+        let locale = if n.is_multiple_of(2) { "en" } else { "de" };
+        status_of(
+            self.http
+                .patch(format!("{}/v1/me", self.command))
+                .bearer_auth(token)
+                .json(&json!({"locale": locale}))
+                .send()
+                .await,
+        )
+    }
+
+    /// `PATCH /v1/me` with `body`: the status, and the position of what it appended (none
+    /// for a failure).
+    pub async fn patch_me(&self, token: &str, body: Value) -> (u16, Option<i64>) {
+        let answer = self
+            .http
+            .patch(format!("{}/v1/me", self.command))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await;
+        let Ok(answer) = answer else {
+            return (0, None);
+        };
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        (status, body["position"].as_i64())
+    }
+
     pub async fn post(
         &self,
         path: &str,

@@ -13,7 +13,7 @@ use anyhow::bail;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::api::{Api, PASSWORD, is, status_of, uuid_of};
+use crate::api::{Api, PASSWORD, is, uuid_of};
 use crate::load::{self, Summary};
 
 pub struct ImportRun {
@@ -63,16 +63,8 @@ pub async fn measure(
                         move |worker, n| {
                             let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
                             async move {
-                                let token = &writers[worker % writers.len()];
-                                let locale = if n % 2 == 0 { "en" } else { "de" };
-                                status_of(
-                                    api.http
-                                        .patch(format!("{}/v1/me", api.command))
-                                        .bearer_auth(token)
-                                        .json(&json!({"locale": locale}))
-                                        .send()
-                                        .await,
-                                )
+                                api.patch_locale(&writers[worker % writers.len()], n)
+                                    .await
                             }
                         },
                         is(200),

@@ -29,18 +29,7 @@ pub async fn patch_me(
             seconds,
             move |worker, n| {
                 let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
-                async move {
-                    let token = &writers[worker % writers.len()];
-                    let locale = if n % 2 == 0 { "en" } else { "de" };
-                    status_of(
-                        api.http
-                            .patch(format!("{}/v1/me", api.command))
-                            .bearer_auth(token)
-                            .json(&json!({"locale": locale}))
-                            .send()
-                            .await,
-                    )
-                }
+                async move { api.patch_locale(&writers[worker % writers.len()], n).await }
             },
             is(200),
         )
@@ -67,19 +56,9 @@ pub async fn freshness(
             let (api, writers) = (Arc::clone(&api), Arc::clone(&writers));
             async move {
                 let token = writers[n as usize % writers.len()].clone();
-                let answer = api
-                    .http
-                    .patch(format!("{}/v1/me", api.command))
-                    .bearer_auth(&token)
-                    .json(&json!({"locale": if n % 2 == 0 { "en" } else { "de" }}))
-                    .send()
-                    .await;
-                let Ok(answer) = answer else {
-                    return (false, 0, None);
-                };
-                let status = answer.status().as_u16();
-                let body: Value = answer.json().await.unwrap_or(Value::Null);
-                let Some(position) = body["position"].as_i64() else {
+                let locale = if n % 2 == 0 { "en" } else { "de" };
+                let (status, position) = api.patch_me(&token, json!({"locale": locale})).await;
+                let Some(position) = position else {
                     return (false, status, None);
                 };
                 let answered = Instant::now();
@@ -124,19 +103,9 @@ pub async fn search_visible(
             async move {
                 let token = writers[n as usize % writers.len()].clone();
                 let word = format!("zq{}", Uuid::new_v4().simple());
-                let answer = api
-                    .http
-                    .patch(format!("{}/v1/me", api.command))
-                    .bearer_auth(&token)
-                    .json(&json!({"display_name": format!("Writer {word}")}))
-                    .send()
-                    .await;
-                let Ok(answer) = answer else {
-                    return (false, 0, None);
-                };
-                let status = answer.status().as_u16();
-                let body: Value = answer.json().await.unwrap_or(Value::Null);
-                let Some(position) = body["position"].as_i64() else {
+                let name = format!("Writer {word}");
+                let (status, position) = api.patch_me(&token, json!({"display_name": name})).await;
+                let Some(position) = position else {
                     return (false, status, None);
                 };
                 let answered = Instant::now();

@@ -31,7 +31,9 @@ pub const MAX_BATCH: usize = 256;
 /// after the previous one's commit (and its WAL flush) came back, and the machine idled
 /// meanwhile; with two, one batch gathers and inserts while the other commits. Two batches
 /// never both append to one stream: the second insert waits for the first's commit and
-/// then fails its sequence, a conflict for that command alone (see `LOCK_TIMEOUT`).
+/// then fails its sequence, a conflict for that command alone (see `LOCK_TIMEOUT`), and a
+/// batch inserts in the order of its streams' ids, so that two batches waiting for each
+/// other's rows cannot wait in a circle.
 pub const WRITERS: usize = 2;
 
 /// How long an insert may wait for a row lock held by another transaction (a command in
@@ -110,6 +112,8 @@ async fn run(pool: Pool, submissions: Arc<tokio::sync::Mutex<mpsc::Receiver<Subm
         }
         let size = batch.len();
         metrics::histogram!("eventra_group_commit_commands").record(size as f64);
+        // Streams in one order in every batch (stable: one stream's commands keep theirs).
+        batch.sort_by_key(|submission| submission.rows.first().map(|row| row.aggregate_id));
         match write(&pool, &batch).await {
             Ok(outcomes) => {
                 for (submission, outcome) in batch.drain(..).zip(outcomes) {

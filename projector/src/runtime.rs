@@ -150,21 +150,33 @@ impl Runner {
                     }
                 };
                 tracing::trace!(consumer = name, "fetched");
-                // The server ends a pull after its expiry; if that answer is lost (the
-                // consumer vanished mid-request), stop waiting and recreate the consumer.
-                let (incoming, broken) = match tokio::time::timeout(
+                // The server ends a pull at its expiry, or at once when it has nothing more
+                // to give; that end is sometimes never sent (a race in the server). Go on
+                // with what the fetch brought by its deadline; if it brought nothing and the
+                // consumer is gone, recreate it. Messages of the abandoned pull come again
+                // after their ack wait, duplicates by then, and a later message's `previous`
+                // header fills the gap from the event store at once.
+                let mut incoming = Vec::new();
+                let broken = match tokio::time::timeout(
                     FETCH_DEADLINE,
-                    receive(&mut messages, name, &store_id),
+                    receive(&mut messages, &mut incoming, name, &store_id),
                 )
                 .await
                 {
-                    Ok(received) => received,
+                    Ok(broken) => broken,
                     Err(_) => {
+                        metrics::counter!("eventra_projection_fetch_deadlines_total", "consumer" => name.to_owned())
+                            .increment(1);
                         tracing::warn!(
                             consumer = name,
-                            "a fetch was never answered; recreating the consumer"
+                            received = incoming.len(),
+                            "a fetch did not end by its deadline; going on with what it brought"
                         );
-                        break;
+                        if incoming.is_empty() && consumer.get_info().await.is_err() {
+                            tracing::warn!(consumer = name, "the consumer is gone; recreating it");
+                            break;
+                        }
+                        false
                     }
                 };
                 if broken {
@@ -363,26 +375,27 @@ impl Runner {
     }
 }
 
-/// How long one fetch may take before the consumer is considered lost.
-const FETCH_DEADLINE: Duration = Duration::from_secs(5);
+/// How long one fetch may take (its expiry is half a second) before the runner goes on
+/// without its end.
+const FETCH_DEADLINE: Duration = Duration::from_millis(1_000);
 
-/// Collects one fetch's messages; the flag says the fetch ended in an error.
+/// Collects one fetch's messages into `incoming`; true when the fetch ended in an error.
 async fn receive(
     messages: &mut async_nats::jetstream::consumer::pull::Batch,
+    incoming: &mut Vec<Incoming>,
     projection: &str,
     store_id: &str,
-) -> (Vec<Incoming>, bool) {
-    let mut incoming = Vec::new();
+) -> bool {
     while let Some(message) = messages.next().await {
         match message {
             Ok(message) => incoming.push(parse(message, store_id)),
             Err(error) => {
                 tracing::warn!(projection, %error, "receiving failed");
-                return (incoming, true);
+                return true;
             }
         }
     }
-    (incoming, false)
+    false
 }
 
 /// Sleeps an exponential backoff (capped at 5 s); true when shutting down.

@@ -69,13 +69,7 @@ async fn the_projections_of_a_projector_share_one_consumer_and_each_message_is_d
     // Every message once, for all the projections together.
     assert_eq!(info.delivered.stream_sequence, messages);
     assert_eq!(info.num_redelivered, 0);
-    let events: i64 = pipeline
-        .app
-        .db
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let events = pipeline.app.event_count().await;
     for (projection, applied) in pipeline.applied().await {
         assert_eq!(applied, events, "{projection} applied each event once");
     }
