@@ -151,11 +151,11 @@ impl Runner {
                 };
                 tracing::trace!(consumer = name, "fetched");
                 // The server ends a pull at its expiry, or at once when it has nothing more
-                // to give; that end is sometimes never sent (a race in the server). Go on
-                // with what the fetch brought by its deadline; if it brought nothing and the
-                // consumer is gone, recreate it. Messages of the abandoned pull come again
-                // after their ack wait, duplicates by then, and a later message's `previous`
-                // header fills the gap from the event store at once.
+                // to give; that end is sometimes never sent (a race in the server). By the
+                // deadline, apply what the fetch brought, then start over: the consumer is
+                // checked (recreated if gone) and every projection catches up from the event
+                // store, so nothing the abandoned pull was still delivering waits for its
+                // redelivery.
                 let mut incoming = Vec::new();
                 let broken = match tokio::time::timeout(
                     FETCH_DEADLINE,
@@ -170,27 +170,26 @@ impl Runner {
                         tracing::warn!(
                             consumer = name,
                             received = incoming.len(),
-                            "a fetch did not end by its deadline; going on with what it brought"
+                            "a fetch did not end by its deadline; applying what it brought and starting over"
                         );
-                        if incoming.is_empty() && consumer.get_info().await.is_err() {
-                            tracing::warn!(consumer = name, "the consumer is gone; recreating it");
-                            break;
-                        }
-                        false
+                        true
                     }
                 };
+                if !incoming.is_empty() {
+                    self.handle_batch(name, incoming, &mut shutdown).await;
+                    if broken {
+                        break;
+                    }
+                    continue;
+                }
                 if broken {
                     break;
                 }
-                if incoming.is_empty() {
-                    // Idle: make sure the consumer (and its stream) still exist; a deleted
-                    // stream answers no fetch and raises no error.
-                    if let Err(error) = consumer.get_info().await {
-                        tracing::warn!(consumer = name, %error, "the consumer is gone; recreating it");
-                        break;
-                    }
-                } else {
-                    self.handle_batch(name, incoming, &mut shutdown).await;
+                // Idle: make sure the consumer (and its stream) still exist; a deleted stream
+                // answers no fetch and raises no error.
+                if let Err(error) = consumer.get_info().await {
+                    tracing::warn!(consumer = name, %error, "the consumer is gone; recreating it");
+                    break;
                 }
             }
         }
